@@ -1,0 +1,84 @@
+//! Typed configuration: defaults, overridden by environment variables.
+//! Bad values stop the service before it binds anything, with the variable's
+//! name in the message. Tests build the structs directly and never touch the
+//! environment.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    name: String,
+    value: String,
+    reason: String,
+}
+
+/// Reads `name` from the environment, or `default` when unset.
+///
+/// # Errors
+/// When the variable is set but does not parse as `T`.
+pub fn env_or<T>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e: T::Err| ConfigError {
+            name: name.to_owned(),
+            value,
+            reason: e.to_string(),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// Reads a duration given in milliseconds.
+///
+/// # Errors
+/// When the variable is set but is not a whole number.
+pub fn env_millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let millis = env_or(name, u64::try_from(default.as_millis()).unwrap_or(u64::MAX))?;
+    Ok(Duration::from_millis(millis))
+}
+
+/// What every service needs: where to listen, its store, its broker.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The gRPC listen address (`GRPC_ADDR`); port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    /// The service's own store (`DATABASE_URL`): a SQLite path or a postgres:// URL.
+    pub database_url: String,
+    /// The NATS server (`NATS_URL`).
+    pub nats_url: String,
+    /// How long a stopping service may take to drain (`SHUTDOWN_GRACE_MS`).
+    pub shutdown_grace: Duration,
+}
+
+impl ServiceConfig {
+    /// Defaults for `service` listening on `port`, with the store in `data/`.
+    pub fn local(service: &str, port: u16) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            database_url: format!("data/{service}.sqlite"),
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+
+    /// The defaults of [`ServiceConfig::local`], overridden by the environment.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn from_env(service: &str, default_port: u16) -> Result<Self, ConfigError> {
+        let defaults = Self::local(service, default_port);
+        Ok(Self {
+            grpc_addr: env_or("GRPC_ADDR", defaults.grpc_addr)?,
+            database_url: env_or("DATABASE_URL", defaults.database_url)?,
+            nats_url: env_or("NATS_URL", defaults.nats_url)?,
+            shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+        })
+    }
+}

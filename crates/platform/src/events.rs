@@ -1,0 +1,230 @@
+//! The published language on NATS JetStream: which stream holds which
+//! subjects, which protobuf message travels on which subject, and the headers
+//! every event carries.
+
+use std::time::Duration;
+
+use api::game::{gift, mission, reward, settlement, wallet};
+use async_nats::jetstream::{self, stream};
+
+/// JetStream's de-duplication header: always the event id.
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+/// The fully qualified protobuf name of the payload.
+pub const EVENT_TYPE_HEADER: &str = "Event-Type";
+/// The correlation key of a mission's life, on every event of that life.
+pub const MISSION_ID_HEADER: &str = "Mission-Id";
+/// The player every view is keyed by.
+pub const CUSTOMER_ID_HEADER: &str = "Customer-Id";
+/// W3C trace context, carried from the outbox row to every consumer.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// One JetStream stream per producing context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDef {
+    /// The stream's name, e.g. `MISSION`.
+    pub name: &'static str,
+    /// Subjects captured by the stream, e.g. `mission.>`.
+    pub subjects: &'static str,
+}
+
+pub const MISSION_STREAM: StreamDef = StreamDef {
+    name: "MISSION",
+    subjects: "mission.>",
+};
+pub const REWARD_STREAM: StreamDef = StreamDef {
+    name: "REWARD",
+    subjects: "reward.>",
+};
+pub const WALLET_STREAM: StreamDef = StreamDef {
+    name: "WALLET",
+    subjects: "wallet.>",
+};
+pub const GIFT_STREAM: StreamDef = StreamDef {
+    name: "GIFT",
+    subjects: "gift.>",
+};
+pub const SETTLEMENT_STREAM: StreamDef = StreamDef {
+    name: "SETTLEMENT",
+    subjects: "settlement.>",
+};
+
+impl StreamDef {
+    /// The stream configuration. Producers and consumers both create the
+    /// stream at start (whoever comes first), so there is exactly one
+    /// definition, here: a differing config would make the second create fail.
+    pub fn config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.to_owned(),
+            subjects: vec![self.subjects.to_owned()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            // A consumer that was down for up to a week still finds every event.
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            // The outbox relay re-publishes after a crash with the same
+            // Nats-Msg-Id; inside this window JetStream drops the copy (and
+            // past it, the consumers' inbox does).
+            duplicate_window: Duration::from_secs(10 * 60),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream, or leaves the existing one as it is.
+    ///
+    /// # Errors
+    /// When JetStream is unreachable or refuses the configuration.
+    pub async fn ensure(&self, js: &jetstream::Context) -> Result<stream::Stream, async_nats::Error> {
+        match js.get_stream(self.name).await {
+            Ok(existing) => Ok(existing),
+            Err(_) => Ok(js.get_or_create_stream(self.config()).await?),
+        }
+    }
+}
+
+/// Who an event is about: the correlation keys carried as headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correlation {
+    pub mission_id: String,
+    pub customer_id: String,
+}
+
+/// A protobuf message that is published as a domain event.
+pub trait Event: prost::Message + Default + Sized {
+    /// The subject the event is published on.
+    const SUBJECT: &'static str;
+    /// The fully qualified protobuf name, carried in the `Event-Type` header.
+    const TYPE: &'static str;
+    /// The stream the subject belongs to.
+    const STREAM: StreamDef;
+
+    /// The event's unique id, used as `Nats-Msg-Id` and inbox key.
+    fn event_id(&self) -> &str;
+    /// The correlation keys of the event.
+    fn correlation(&self) -> Correlation;
+}
+
+macro_rules! published_event {
+    ($ty:ty, $type_name:literal, $subject:literal, $stream:expr) => {
+        impl Event for $ty {
+            const SUBJECT: &'static str = $subject;
+            const TYPE: &'static str = $type_name;
+            const STREAM: StreamDef = $stream;
+
+            fn event_id(&self) -> &str {
+                &self.event_id
+            }
+
+            fn correlation(&self) -> Correlation {
+                Correlation {
+                    mission_id: self.mission_id.clone(),
+                    customer_id: self.customer_id.clone(),
+                }
+            }
+        }
+    };
+}
+
+published_event!(
+    mission::v1::MissionAchieved,
+    "game.mission.v1.MissionAchieved",
+    "mission.achieved",
+    MISSION_STREAM
+);
+published_event!(
+    reward::v1::RewardAllocated,
+    "game.reward.v1.RewardAllocated",
+    "reward.allocated",
+    REWARD_STREAM
+);
+published_event!(
+    wallet::v1::RewardIssued,
+    "game.wallet.v1.RewardIssued",
+    "wallet.reward_issued",
+    WALLET_STREAM
+);
+published_event!(
+    wallet::v1::RewardExchanged,
+    "game.wallet.v1.RewardExchanged",
+    "wallet.reward_exchanged",
+    WALLET_STREAM
+);
+published_event!(
+    gift::v1::GiftExchanged,
+    "game.gift.v1.GiftExchanged",
+    "gift.exchanged",
+    GIFT_STREAM
+);
+published_event!(
+    settlement::v1::SettlementRecorded,
+    "game.settlement.v1.SettlementRecorded",
+    "settlement.recorded",
+    SETTLEMENT_STREAM
+);
+
+/// Converts stored milliseconds into a protobuf timestamp.
+pub fn timestamp(millis: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: i32::try_from(millis.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// Converts a protobuf timestamp into milliseconds; a missing one is 0.
+pub fn millis(timestamp: Option<&prost_types::Timestamp>) -> i64 {
+    timestamp.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subject_belongs_to_its_stream() {
+        fn check<E: Event>() {
+            let prefix = E::STREAM.subjects.trim_end_matches('>');
+            assert!(
+                E::SUBJECT.starts_with(prefix),
+                "{} not in {}",
+                E::SUBJECT,
+                E::STREAM.name
+            );
+        }
+        check::<mission::v1::MissionAchieved>();
+        check::<reward::v1::RewardAllocated>();
+        check::<wallet::v1::RewardIssued>();
+        check::<wallet::v1::RewardExchanged>();
+        check::<gift::v1::GiftExchanged>();
+        check::<settlement::v1::SettlementRecorded>();
+    }
+
+    #[test]
+    fn event_types_are_declared_in_the_contracts() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(api::FILE_DESCRIPTOR_SET).expect("valid descriptor set");
+        let declared: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| {
+                f.message_type
+                    .iter()
+                    .map(move |m| format!("{}.{}", f.package(), m.name()))
+            })
+            .collect();
+        for ty in [
+            <mission::v1::MissionAchieved as Event>::TYPE,
+            <reward::v1::RewardAllocated as Event>::TYPE,
+            <wallet::v1::RewardIssued as Event>::TYPE,
+            <wallet::v1::RewardExchanged as Event>::TYPE,
+            <gift::v1::GiftExchanged as Event>::TYPE,
+            <settlement::v1::SettlementRecorded as Event>::TYPE,
+        ] {
+            assert!(declared.iter().any(|d| d == ty), "{ty} is not in proto/");
+        }
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_millis() {
+        for ms in [0, 1, 999, 1_764_000_000_123, -1] {
+            assert_eq!(millis(Some(&timestamp(ms))), ms);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The shared kernel every context speaks of: who a player is, how ids look,
+//! and what points are. Parsed once at the edge of a service, so the domain
+//! never sees a malformed value.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// Why a value is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {max} characters")]
+    TooLong { max: usize },
+    #[error("may only contain letters, digits, '-', '_' and '.'")]
+    BadCharacter,
+    #[error("must be a UUID")]
+    NotUuid,
+}
+
+/// A player, as the game identifies them: 1 to 64 letters, digits, `-`, `_` or `.`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    /// The longest customer id accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a customer id.
+    ///
+    /// # Errors
+    /// When `value` is empty, too long or has other characters.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        if value.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(IdError::TooLong { max: Self::MAX_LEN });
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(IdError::BadCharacter);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses an id this system generated (a UUID), in its canonical form.
+///
+/// # Errors
+/// When `value` is empty or not a UUID.
+pub fn parse_uuid(value: &str) -> Result<Uuid, IdError> {
+    if value.is_empty() {
+        return Err(IdError::Empty);
+    }
+    Uuid::parse_str(value).map_err(|_| IdError::NotUuid)
+}
+
+/// An amount of reward points: whole, never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Points(i64);
+
+/// Why a number is not an amount of points.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("points must not be negative, got {0}")]
+pub struct NegativePoints(pub i64);
+
+impl Points {
+    /// Points from a stored or transmitted number.
+    ///
+    /// # Errors
+    /// When `value` is negative.
+    pub fn new(value: i64) -> Result<Self, NegativePoints> {
+        if value < 0 {
+            Err(NegativePoints(value))
+        } else {
+            Ok(Self(value))
+        }
+    }
+
+    /// The number of points.
+    pub fn value(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Points {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} points", self.0)
+    }
+}
+
+/// Declares a UUID-backed id newtype of a context.
+#[macro_export]
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            /// A new random id.
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::new_v4())
+            }
+
+            /// Wraps an existing UUID.
+            pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// Parses the canonical text form.
+            ///
+            /// # Errors
+            /// When `value` is empty or not a UUID.
+            pub fn parse(value: &str) -> Result<Self, $crate::kernel::IdError> {
+                $crate::kernel::parse_uuid(value).map(Self)
+            }
+
+            /// The underlying UUID.
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_accept_game_style_names() {
+        for ok in ["player-42", "a", "P_1.x", &"x".repeat(64)] {
+            assert_eq!(CustomerId::parse(ok).map(|c| c.to_string()), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn customer_ids_reject_empty_long_and_odd_values() {
+        assert_eq!(CustomerId::parse(""), Err(IdError::Empty));
+        assert_eq!(CustomerId::parse(&"x".repeat(65)), Err(IdError::TooLong { max: 64 }));
+        assert_eq!(CustomerId::parse("a b"), Err(IdError::BadCharacter));
+        assert_eq!(CustomerId::parse("é"), Err(IdError::BadCharacter));
+    }
+
+    #[test]
+    fn points_are_never_negative() {
+        assert_eq!(Points::new(-1), Err(NegativePoints(-1)));
+        assert_eq!(Points::new(0).map(Points::value), Ok(0));
+        assert!(Points::new(5).unwrap() > Points::new(3).unwrap());
+    }
+
+    #[test]
+    fn uuids_must_be_uuids() {
+        assert_eq!(parse_uuid(""), Err(IdError::Empty));
+        assert_eq!(parse_uuid("nope"), Err(IdError::NotUuid));
+        assert!(parse_uuid("67e55044-10b1-426f-9247-bb680e5fe0c8").is_ok());
+    }
+}

@@ -1,0 +1,79 @@
+//! The platform every service of the game rewards mesh stands on.
+//!
+//! - [`config`]: typed configuration from defaults and the environment.
+//! - [`telemetry`]: structured logs (readable locally, JSON in production).
+//! - [`db`]: the service's own diesel store, SQLite or PostgreSQL.
+//! - [`events`]: streams, subjects and headers of the published language.
+//! - [`outbox`]: the transactional outbox and the relay that publishes it.
+//! - [`consumer`]: idempotent policies on durable JetStream consumers.
+//! - [`kernel`]: the shared kernel: customer ids, UUID ids, points.
+//! - [`grpc`]: request parsing and error mapping shared by the gRPC adapters.
+//! - [`host`]: starting, serving (health, reflection) and draining a service.
+//! - [`nats`]: the connection to NATS, with logged reconnects.
+
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod events;
+pub mod grpc;
+pub mod host;
+pub mod kernel;
+pub mod nats;
+pub mod outbox;
+pub mod telemetry;
+
+use std::time::Duration;
+
+pub use tokio_util::sync::CancellationToken;
+
+/// Exponential back-off with full jitter: attempt 1 waits up to `base`,
+/// each further attempt doubles that, never beyond `max`.
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(20);
+    let ceiling = base.saturating_mul(1u32 << exponent).min(max);
+    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+    // Never below half the ceiling, so a retry storm still spreads out.
+    Duration::from_millis(rand::random_range(millis / 2..=millis))
+}
+
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops this process");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for attempt in 0..40 {
+            let delay = backoff(attempt, base, max);
+            assert!(delay <= max, "attempt {attempt}: {delay:?}");
+            assert!(delay >= Duration::from_millis(50), "attempt {attempt}: {delay:?}");
+        }
+        assert!(backoff(10, base, max) >= Duration::from_secs(1));
+    }
+}

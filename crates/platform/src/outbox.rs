@@ -1,0 +1,300 @@
+//! The transactional outbox and its relay.
+//!
+//! A use case never publishes: it stages the event in the `outbox` table in
+//! the same transaction as the aggregate change ([`stage`]). The [`Relay`]
+//! publishes staged rows in order, waits for JetStream's PubAck, then marks
+//! them published. A crash anywhere in between re-publishes with the same
+//! `Nats-Msg-Id`, which JetStream drops as a duplicate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, message::PublishMessage};
+use diesel::prelude::*;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Database, DbConnection, DbError, now_millis};
+use crate::events::{self, Event, StreamDef};
+
+diesel::table! {
+    outbox (seq) {
+        seq -> BigInt,
+        event_id -> Text,
+        subject -> Text,
+        payload -> Binary,
+        headers -> Text,
+        created_at -> BigInt,
+        published_at -> Nullable<BigInt>,
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox)]
+struct NewOutboxRow<'a> {
+    event_id: &'a str,
+    subject: &'a str,
+    payload: Vec<u8>,
+    headers: String,
+    created_at: i64,
+}
+
+#[derive(Debug, Queryable)]
+struct OutboxRow {
+    seq: i64,
+    event_id: String,
+    subject: String,
+    payload: Vec<u8>,
+    headers: String,
+}
+
+/// Stages `event` for publication, inside the caller's transaction.
+///
+/// # Errors
+/// When the insert fails; the caller's transaction then rolls back with it.
+pub fn stage<E: Event>(conn: &mut DbConnection, event: &E) -> Result<(), DbError> {
+    let correlation = event.correlation();
+    let headers: BTreeMap<&str, &str> = BTreeMap::from([
+        (events::EVENT_TYPE_HEADER, E::TYPE),
+        (events::MISSION_ID_HEADER, correlation.mission_id.as_str()),
+        (events::CUSTOMER_ID_HEADER, correlation.customer_id.as_str()),
+    ]);
+    let headers = serde_json::to_string(&headers).unwrap_or_else(|_| "{}".to_owned());
+    diesel::insert_into(outbox::table)
+        .values(NewOutboxRow {
+            event_id: event.event_id(),
+            subject: E::SUBJECT,
+            payload: event.encode_to_vec(),
+            headers,
+            created_at: now_millis(),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How many staged events are waiting to be published, and the age of the oldest.
+///
+/// # Errors
+/// When the query fails.
+pub fn backlog(conn: &mut DbConnection) -> Result<(i64, Option<i64>), DbError> {
+    let (count, oldest): (i64, Option<i64>) = outbox::table
+        .filter(outbox::published_at.is_null())
+        .select((diesel::dsl::count_star(), diesel::dsl::min(outbox::created_at)))
+        .first(conn)?;
+    Ok((count, oldest.map(|created| now_millis() - created)))
+}
+
+/// Wakes the relay as soon as a transaction staged something, so events
+/// leave within milliseconds instead of at the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    /// Tells the relay there is something to publish.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Tuning of the relay.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows published per round trip batch.
+    pub batch_size: i64,
+    /// Poll interval, for rows staged by other replicas or left by a crash.
+    pub poll_interval: Duration,
+    /// Published rows are kept this long for diagnosis, then pruned.
+    pub retention: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(250),
+            retention: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Publishes staged outbox rows to JetStream, in order, at least once.
+#[derive(Debug)]
+pub struct Relay {
+    db: Database,
+    jetstream: jetstream::Context,
+    signal: OutboxSignal,
+    config: RelayConfig,
+    /// The streams this service publishes to, created before the first publish.
+    streams: &'static [StreamDef],
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("publish to JetStream failed: {0}")]
+    Publish(String),
+}
+
+impl Relay {
+    /// A relay over `db`'s outbox into `streams`, woken by `signal`.
+    pub fn new(
+        db: Database,
+        jetstream: jetstream::Context,
+        signal: OutboxSignal,
+        config: RelayConfig,
+        streams: &'static [StreamDef],
+    ) -> Self {
+        Self {
+            db,
+            jetstream,
+            signal,
+            config,
+            streams,
+        }
+    }
+
+    async fn ensure_streams(&self) -> Result<(), RelayError> {
+        for stream in self.streams {
+            stream
+                .ensure(&self.jetstream)
+                .await
+                .map_err(|e| RelayError::Publish(format!("stream {}: {e}", stream.name)))?;
+        }
+        Ok(())
+    }
+
+    /// Publishes until `shutdown` is cancelled, then makes one last pass so
+    /// events staged before the shutdown leave with this process.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        let mut last_prune = tokio::time::Instant::now();
+        let mut streams_ready = false;
+        loop {
+            let round = async {
+                if !streams_ready {
+                    self.ensure_streams().await?;
+                    streams_ready = true;
+                }
+                self.publish_pending().await
+            };
+            match round.await {
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    // The stream may have been deleted or the broker replaced:
+                    // create it again before the next attempt.
+                    streams_ready = false;
+                    failures = failures.saturating_add(1);
+                    let delay = crate::backoff(failures, Duration::from_millis(200), Duration::from_secs(5));
+                    tracing::warn!(%error, retry_in = ?delay, "outbox relay could not publish");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            }
+            if last_prune.elapsed() > Duration::from_secs(60) {
+                last_prune = tokio::time::Instant::now();
+                if let Err(error) = self.prune().await {
+                    tracing::warn!(%error, "pruning published outbox rows failed");
+                }
+            }
+            tokio::select! {
+                () = self.signal.0.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = shutdown.cancelled() => {
+                    if let Err(error) = tokio::time::timeout(Duration::from_secs(5), self.publish_pending()).await {
+                        tracing::warn!(%error, "outbox not flushed before shutdown");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Publishes every pending row; returns how many were published.
+    async fn publish_pending(&self) -> Result<usize, RelayError> {
+        let mut total = 0;
+        loop {
+            let limit = self.config.batch_size;
+            let rows: Vec<OutboxRow> = self
+                .db
+                .read(move |conn| {
+                    outbox::table
+                        .filter(outbox::published_at.is_null())
+                        .order(outbox::seq.asc())
+                        .limit(limit)
+                        .select((
+                            outbox::seq,
+                            outbox::event_id,
+                            outbox::subject,
+                            outbox::payload,
+                            outbox::headers,
+                        ))
+                        .load(conn)
+                        .map_err(DbError::from)
+                })
+                .await?;
+            if rows.is_empty() {
+                return Ok(total);
+            }
+            // Pipelined: every publish goes out before the first ack is awaited;
+            // one connection keeps them in order.
+            let mut acks = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let ack = self
+                    .jetstream
+                    .send_publish(row.subject.clone(), publish_of(row))
+                    .await
+                    .map_err(|e| RelayError::Publish(e.to_string()))?;
+                acks.push(ack);
+            }
+            let mut published = Vec::with_capacity(rows.len());
+            for (row, ack) in rows.iter().zip(acks) {
+                let ack = ack.await.map_err(|e| RelayError::Publish(e.to_string()))?;
+                if ack.duplicate {
+                    tracing::debug!(event_id = %row.event_id, "JetStream already had this event");
+                }
+                published.push(row.seq);
+            }
+            let count = published.len();
+            self.db
+                .write(move |conn| {
+                    diesel::update(outbox::table.filter(outbox::seq.eq_any(published)))
+                        .set(outbox::published_at.eq(now_millis()))
+                        .execute(conn)
+                        .map_err(DbError::from)
+                })
+                .await?;
+            tracing::debug!(count, "published outbox events");
+            total += count;
+        }
+    }
+
+    async fn prune(&self) -> Result<(), DbError> {
+        let cutoff = now_millis() - i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+        self.db
+            .write(move |conn| {
+                diesel::delete(outbox::table.filter(outbox::published_at.lt(cutoff)))
+                    .execute(conn)
+                    .map_err(DbError::from)
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn publish_of(row: &OutboxRow) -> PublishMessage {
+    let mut headers = HeaderMap::new();
+    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, String>>(&row.headers) {
+        for (name, value) in stored {
+            headers.insert(name.as_str(), value.as_str());
+        }
+    }
+    PublishMessage::build()
+        .payload(row.payload.clone().into())
+        .headers(headers)
+        .message_id(&row.event_id)
+}

@@ -1,0 +1,150 @@
+//! Test support that talks to real parts, never stand-ins:
+//!
+//! - [`NatsServer`]: a real `nats-server` with JetStream on a free port and
+//!   its own store, which a test can stop, kill and restart; killed on drop.
+//! - [`postgres_schema`]: a fresh schema on the local PostgreSQL server.
+//! - [`free_port`]: a port nobody listens on.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// A port that was free a moment ago.
+///
+/// # Panics
+/// When the OS has no free port to give.
+pub fn free_port() -> u16 {
+    #[allow(clippy::unwrap_used)] // a test machine without a free loopback port cannot run tests anyway
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    #[allow(clippy::unwrap_used)] // a bound listener has an address
+    listener.local_addr().unwrap().port()
+}
+
+/// The workspace root, where `.tools/` lives.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Finds `nats-server`: `$NATS_SERVER_BIN`, then the project's `.tools/`, then `PATH`.
+///
+/// # Errors
+/// When none is installed; `./dev test` installs one.
+pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let local = workspace_root().join(".tools/bin/nats-server");
+    if local.exists() {
+        return Ok(local);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.exists())
+        .context("nats-server not found: run ./dev test (it installs it into .tools/) or set NATS_SERVER_BIN")
+}
+
+/// A real nats-server with JetStream, owned by one test.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port with a fresh file store.
+    ///
+    /// # Errors
+    /// When nats-server is missing or does not come up.
+    pub fn start() -> anyhow::Result<Self> {
+        let store = tempfile::Builder::new().prefix("nats-test-").tempdir()?;
+        let mut server = Self {
+            port: free_port(),
+            store,
+            child: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the server on the same port and store; JetStream state survives.
+    ///
+    /// # Errors
+    /// When it does not accept connections within 10 seconds.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let child = Command::new(nats_server_binary()?)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot spawn nats-server")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("nats-server did not listen on port {} within 10 s", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The local PostgreSQL server tests may use (`TEST_POSTGRES_URL`).
+pub fn postgres_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A fresh schema on the local PostgreSQL server, as a URL whose
+/// `search_path` points at it, or `None` when no server is reachable.
+///
+/// # Panics
+/// When `REQUIRE_POSTGRES=1` (as in CI) and the server cannot be reached, so
+/// that a missing database fails the run instead of skipping tests quietly.
+pub fn postgres_schema(prefix: &str) -> Option<String> {
+    use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
+    let base = postgres_url();
+    let mut conn = match PgConnection::establish(&base) {
+        Ok(conn) => conn,
+        Err(error) => {
+            assert!(
+                std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "REQUIRE_POSTGRES=1 but {base} is unreachable: {error}"
+            );
+            eprintln!("PostgreSQL at {base} unreachable ({error}); skipping the PostgreSQL variant");
+            return None;
+        }
+    };
+    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    #[allow(clippy::unwrap_used)] // a reachable server that refuses CREATE SCHEMA is a broken test setup
+    diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))
+}
