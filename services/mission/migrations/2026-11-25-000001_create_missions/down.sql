@@ -1,0 +1,2 @@
+DROP TABLE missions;
+DROP TABLE mission_definitions;

@@ -1,0 +1,113 @@
+//! The gRPC adapter: requests parsed into domain values, use cases called,
+//! results and errors mapped to the contract of `game.mission.v1`.
+
+use api::game::mission::v1::{self as pb, mission_service_server::MissionService};
+use platform::events::timestamp;
+use platform::grpc::{field, invalid, storage_failure};
+use platform::kernel::CustomerId;
+use tonic::{Request, Response, Status};
+
+use crate::app::{MissionError, Missions};
+use crate::domain::{Mission, MissionCode, MissionDefinition, MissionId, MissionStatus};
+
+/// Serves `game.mission.v1.MissionService`.
+#[derive(Debug, Clone)]
+pub struct MissionGrpc {
+    missions: Missions,
+}
+
+impl MissionGrpc {
+    /// The adapter over the use cases.
+    pub fn new(missions: Missions) -> Self {
+        Self { missions }
+    }
+}
+
+impl From<MissionError> for Status {
+    fn from(error: MissionError) -> Self {
+        match error {
+            MissionError::UnknownMissionCode(code) => {
+                Status::not_found(format!("mission code {code} is not in the catalogue"))
+            }
+            MissionError::MissionNotFound(id) => Status::not_found(format!("mission {id} does not exist")),
+            MissionError::Rule(violation) => Status::failed_precondition(violation.to_string()),
+            MissionError::Storage(error) => storage_failure(&error),
+        }
+    }
+}
+
+fn mission_code(value: &str) -> Result<MissionCode, Status> {
+    MissionCode::parse(value).map_err(|e| invalid("mission_code", e))
+}
+
+fn to_pb(mission: Mission) -> pb::Mission {
+    pb::Mission {
+        mission_id: mission.id.to_string(),
+        customer_id: mission.customer_id.to_string(),
+        mission_code: mission.code.to_string(),
+        status: match mission.status {
+            MissionStatus::Achieved => pb::MissionStatus::Achieved,
+            MissionStatus::Rewarded => pb::MissionStatus::Rewarded,
+        }
+        .into(),
+        reward_id: mission.reward_id.map(|r| r.to_string()).unwrap_or_default(),
+        achieved_at: Some(timestamp(mission.achieved_at)),
+        reward_points: mission.reward_points.value(),
+    }
+}
+
+fn definition_to_pb(definition: MissionDefinition) -> pb::MissionDefinition {
+    pb::MissionDefinition {
+        mission_code: definition.code.to_string(),
+        title: definition.title,
+        reward_points: definition.reward_points.value(),
+    }
+}
+
+#[tonic::async_trait]
+impl MissionService for MissionGrpc {
+    async fn list_mission_definitions(
+        &self,
+        _request: Request<pb::ListMissionDefinitionsRequest>,
+    ) -> Result<Response<pb::ListMissionDefinitionsResponse>, Status> {
+        let definitions = self.missions.definitions().await?;
+        Ok(Response::new(pb::ListMissionDefinitionsResponse {
+            definitions: definitions.into_iter().map(definition_to_pb).collect(),
+        }))
+    }
+
+    async fn achieve_mission(
+        &self,
+        request: Request<pb::AchieveMissionRequest>,
+    ) -> Result<Response<pb::AchieveMissionResponse>, Status> {
+        let request = request.into_inner();
+        let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
+        let code = mission_code(&request.mission_code)?;
+        let mission = self.missions.achieve(customer, code).await?;
+        Ok(Response::new(pb::AchieveMissionResponse {
+            mission: Some(to_pb(mission)),
+        }))
+    }
+
+    async fn get_mission(
+        &self,
+        request: Request<pb::GetMissionRequest>,
+    ) -> Result<Response<pb::GetMissionResponse>, Status> {
+        let id = field("mission_id", &request.get_ref().mission_id, MissionId::parse)?;
+        let mission = self.missions.get(id).await?;
+        Ok(Response::new(pb::GetMissionResponse {
+            mission: Some(to_pb(mission)),
+        }))
+    }
+
+    async fn list_missions(
+        &self,
+        request: Request<pb::ListMissionsRequest>,
+    ) -> Result<Response<pb::ListMissionsResponse>, Status> {
+        let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        let missions = self.missions.list(customer).await?;
+        Ok(Response::new(pb::ListMissionsResponse {
+            missions: missions.into_iter().map(to_pb).collect(),
+        }))
+    }
+}

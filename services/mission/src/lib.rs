@@ -1,0 +1,69 @@
+//! The mission context: players achieve missions from the event's catalogue.
+//!
+//! - [`domain`]: the Mission aggregate and its rules, pure.
+//! - [`app`]: the use cases, one store transaction each, events via the outbox.
+//! - [`adapters`]: gRPC in, the diesel store, the policy on RewardAllocated.
+//!
+//! Publishes `MissionAchieved`; reacts to `RewardAllocated` by recording the
+//! reward on the mission.
+
+pub mod adapters;
+pub mod app;
+pub mod domain;
+
+use std::future::Future;
+
+use api::game::mission::v1::mission_service_server::MissionServiceServer;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use platform::config::ServiceConfig;
+use platform::host::{ServiceHost, ServiceSpec, StartError};
+use tonic::service::RoutesBuilder;
+
+static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How the mission service presents itself.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "mission",
+    grpc_service: "game.mission.v1.MissionService",
+    migrations: &MIGRATIONS,
+    publishes: &[platform::events::MISSION_STREAM],
+};
+
+/// The default gRPC port of the mission service.
+pub const DEFAULT_PORT: u16 = 50051;
+
+/// The mission service, wired and ready to serve.
+#[derive(Debug)]
+pub struct App {
+    host: ServiceHost,
+    routes: RoutesBuilder,
+}
+
+impl App {
+    /// Opens the store, connects to NATS and wires the use cases.
+    ///
+    /// # Errors
+    /// When the service cannot start; see [`StartError`].
+    pub async fn build(config: ServiceConfig) -> Result<Self, StartError> {
+        let mut host = ServiceHost::start(SPEC, &config).await?;
+        let missions = app::Missions::new(host.db().clone(), host.outbox().clone());
+        host.spawn_relay();
+        host.spawn_policy(adapters::policies::RecordReward);
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions)));
+        Ok(Self { host, routes })
+    }
+
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.host.port()
+    }
+
+    /// Serves until `stop` resolves, then drains.
+    ///
+    /// # Errors
+    /// When the gRPC server fails.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        self.host.serve(self.routes, stop).await
+    }
+}

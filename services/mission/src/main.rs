@@ -1,0 +1,12 @@
+//! The mission service binary: configuration, telemetry, then the app.
+
+use platform::config::ServiceConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::telemetry::init(mission::SPEC.name);
+    let config = ServiceConfig::from_env(mission::SPEC.name, mission::DEFAULT_PORT)?;
+    let app = mission::App::build(config).await?;
+    app.run_until_stopped(platform::shutdown_signal()).await?;
+    Ok(())
+}

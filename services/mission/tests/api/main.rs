@@ -1,0 +1,7 @@
+//! The mission service against a real nats-server and a real store.
+
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
+
+mod achieve;
+mod helpers;
+mod record_reward;
