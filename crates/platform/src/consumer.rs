@@ -34,6 +34,10 @@ pub struct ReceivedEvent {
     pub event_id: String,
     /// The `Event-Type` header, when present.
     pub event_type: Option<String>,
+    /// The `Customer-Id` correlation header, when present.
+    pub customer_id: Option<String>,
+    /// The `Mission-Id` correlation header, when present.
+    pub mission_id: Option<String>,
     /// The protobuf payload.
     pub payload: bytes::Bytes,
     /// How many times JetStream delivered it (1 on the first delivery).
@@ -323,6 +327,8 @@ fn received(message: &jetstream::Message) -> Result<ReceivedEvent, String> {
         subject: message.subject.to_string(),
         event_id,
         event_type: header(events::EVENT_TYPE_HEADER),
+        customer_id: header(events::CUSTOMER_ID_HEADER),
+        mission_id: header(events::MISSION_ID_HEADER),
         payload: message.payload.clone(),
         delivered,
     })
