@@ -1,0 +1,237 @@
+//! The edge gateway: the one entry point for players and tools.
+//!
+//! - [`upstream`]: which gRPC package is served where.
+//! - [`proxy`]: forwards every call to the service owning its package.
+//!
+//! Beside the proxy it serves gRPC reflection for every service (so
+//! `grpcurl -plaintext 127.0.0.1:8080 list` works with no proto files) and
+//! `grpc.health.v1`, whose entry per service tells what the gateway sees of
+//! that upstream.
+
+pub mod proxy;
+pub mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use platform::config::{ConfigError, env_millis, env_or};
+use platform::host::{add_reflection, server_builder};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_health::server::HealthReporter;
+
+use crate::upstream::{InvalidUpstream, Upstream};
+
+/// The default listen address: the one address players and tools use.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// Where each service listens by default, and the variable that overrides it.
+pub const UPSTREAMS: [(&str, &str, &str); 6] = [
+    (
+        "game.mission.v1.MissionService",
+        "MISSION_URL",
+        "http://127.0.0.1:50051",
+    ),
+    ("game.reward.v1.RewardService", "REWARD_URL", "http://127.0.0.1:50052"),
+    ("game.wallet.v1.WalletService", "WALLET_URL", "http://127.0.0.1:50053"),
+    ("game.gift.v1.GiftService", "GIFT_URL", "http://127.0.0.1:50054"),
+    ("game.mypage.v1.MyPageService", "MYPAGE_URL", "http://127.0.0.1:50055"),
+    (
+        "game.settlement.v1.SettlementService",
+        "SETTLEMENT_URL",
+        "http://127.0.0.1:50056",
+    ),
+];
+
+/// The gateway's configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Listen address (`GATEWAY_ADDR`).
+    pub addr: SocketAddr,
+    /// (gRPC service, URL) of every upstream (`MISSION_URL`, `WALLET_URL`, …).
+    pub upstreams: Vec<(&'static str, String)>,
+    /// How long a stopping gateway lets calls in flight finish (`SHUTDOWN_GRACE_MS`).
+    pub shutdown_grace: Duration,
+}
+
+impl GatewayConfig {
+    /// The local defaults.
+    ///
+    /// # Panics
+    /// Never: the default address is a constant that parses.
+    pub fn local() -> Self {
+        Self {
+            #[allow(clippy::expect_used)] // a constant, checked by a test
+            addr: DEFAULT_ADDR.parse().expect("DEFAULT_ADDR parses"),
+            upstreams: UPSTREAMS.iter().map(|(service, _, url)| (*service, (*url).to_owned())).collect(),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+
+    /// The local defaults, overridden by the environment.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::local();
+        let mut upstreams = Vec::with_capacity(UPSTREAMS.len());
+        for (service, variable, url) in UPSTREAMS {
+            upstreams.push((service, env_or(variable, url.to_owned())?));
+        }
+        Ok(Self {
+            addr: env_or("GATEWAY_ADDR", defaults.addr)?,
+            upstreams,
+            shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+        })
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Upstream(#[from] InvalidUpstream),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The gateway, bound and ready to serve.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    upstreams: Vec<Upstream>,
+    grace: Duration,
+}
+
+impl App {
+    /// Binds the listener and prepares a lazy channel to every upstream.
+    ///
+    /// # Errors
+    /// When an upstream URL is invalid or the address is taken.
+    pub async fn build(config: GatewayConfig) -> Result<Self, GatewayError> {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(service, url)| Upstream::new(service, url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            upstreams,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// The port the gateway listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Serves until `stop` resolves, then drains within the grace period.
+    ///
+    /// # Errors
+    /// When the gRPC server fails.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
+        let Self {
+            listener,
+            upstreams,
+            grace,
+        } = self;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        add_reflection(&mut routes, &services);
+        let router = routes
+            .routes()
+            .into_axum_router()
+            .fallback_service(proxy::Proxy::new(upstreams.clone()));
+
+        let watcher = tokio::spawn(watch_upstreams(reporter.clone(), upstreams));
+        let drained = platform::CancellationToken::new();
+        let stop_serving = {
+            let drained = drained.clone();
+            async move {
+                stop.await;
+                tracing::info!("gateway draining");
+                watcher.abort();
+                reporter.set_service_status("", ServingStatus::NotServing).await;
+                drained.cancel();
+            }
+        };
+        tracing::info!(addr = ?listener.local_addr().ok(), "gateway serving");
+        let server = server_builder()
+            .add_routes(Routes::from(router))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
+        tokio::select! {
+            served = server => served?,
+            () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("calls in flight outlived the grace period");
+            }
+        }
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+/// Mirrors each upstream's own health into the gateway's entry for it.
+async fn watch_upstreams(reporter: HealthReporter, upstreams: Vec<Upstream>) {
+    loop {
+        for upstream in &upstreams {
+            let mut client = HealthClient::new(upstream.channel.clone());
+            let mut request = tonic::Request::new(HealthCheckRequest {
+                service: upstream.service.to_owned(),
+            });
+            request.set_timeout(Duration::from_secs(1));
+            let serving = matches!(
+                client.check(request).await.map(|r| r.into_inner().status()),
+                Ok(WireStatus::Serving)
+            );
+            let status = if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter.set_service_status(upstream.service, status).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_address_parses() {
+        assert_eq!(GatewayConfig::local().addr.port(), 8080);
+    }
+
+    #[test]
+    fn every_contract_service_is_routed() {
+        let routed: Vec<&str> = UPSTREAMS.iter().map(|(service, _, _)| *service).collect();
+        assert_eq!(routed, api::SERVICE_NAMES);
+    }
+
+    #[tokio::test]
+    async fn packages_map_to_path_prefixes() {
+        let upstream = Upstream::new("game.mission.v1.MissionService", "http://127.0.0.1:1").unwrap();
+        assert_eq!(upstream.path_prefix, "/game.mission.v1.");
+    }
+}

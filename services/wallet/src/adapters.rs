@@ -1,0 +1,7 @@
+//! Adapters named by technology: gRPC in, the gift gRPC client out, the
+//! diesel store, JetStream policies in.
+
+pub mod gift_client;
+pub mod grpc;
+pub mod policies;
+pub mod store;

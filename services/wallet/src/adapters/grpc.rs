@@ -1,0 +1,104 @@
+//! The gRPC adapter: requests parsed into domain values, use cases called,
+//! results and errors mapped to the contract of `game.wallet.v1`.
+
+use api::game::wallet::v1::{self as pb, wallet_service_server::WalletService};
+use platform::events::timestamp;
+use platform::grpc::{field, invalid, storage_failure};
+use platform::kernel::CustomerId;
+use tonic::{Request, Response, Status};
+
+use crate::adapters::gift_client::GiftRefusal;
+use crate::app::{WalletError, Wallets};
+use crate::domain::{EntryId, EntryStatus, ExchangeRefused, ProductSku, WalletEntry};
+
+/// Serves `game.wallet.v1.WalletService`.
+#[derive(Debug, Clone)]
+pub struct WalletGrpc {
+    wallets: Wallets,
+}
+
+impl WalletGrpc {
+    /// The adapter over the use cases.
+    pub fn new(wallets: Wallets) -> Self {
+        Self { wallets }
+    }
+}
+
+/// The player-facing answer when gift cannot take the exchange now.
+pub const GIFT_BUSY: &str = "the gift exchange is busy; your reward is unchanged, try again later";
+
+impl From<WalletError> for Status {
+    fn from(error: WalletError) -> Self {
+        match error {
+            WalletError::EntryNotFound(id) => Status::not_found(format!("wallet entry {id} does not exist")),
+            WalletError::Refused(refused @ ExchangeRefused::NotYours { .. }) => {
+                Status::permission_denied(refused.to_string())
+            }
+            WalletError::Refused(refused) => Status::failed_precondition(refused.to_string()),
+            WalletError::Gift(GiftRefusal::UnknownProduct(message)) => Status::not_found(message),
+            WalletError::Gift(GiftRefusal::Rejected(message)) => Status::failed_precondition(message),
+            WalletError::Gift(GiftRefusal::Invalid(message)) => Status::invalid_argument(message),
+            WalletError::Gift(GiftRefusal::Busy(_)) => Status::unavailable(GIFT_BUSY),
+            WalletError::Unsettled(id) => Status::unavailable(format!(
+                "the gift exchange did not confirm in time; wallet entry {id} stays pending and will be \
+                 completed or released shortly"
+            )),
+            WalletError::Storage(error) => storage_failure(&error),
+        }
+    }
+}
+
+fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
+    let (status, product_sku, gift_order_id) = match entry.status {
+        EntryStatus::Available => (pb::WalletEntryStatus::Available, String::new(), String::new()),
+        EntryStatus::ExchangePending { product, .. } => (
+            pb::WalletEntryStatus::ExchangePending,
+            product.to_string(),
+            String::new(),
+        ),
+        EntryStatus::Exchanged {
+            product, gift_order_id, ..
+        } => (pb::WalletEntryStatus::Exchanged, product.to_string(), gift_order_id),
+    };
+    pb::WalletEntry {
+        entry_id: entry.id.to_string(),
+        reward_id: entry.reward_id.to_string(),
+        mission_id: entry.mission_id.to_string(),
+        points: entry.points.value(),
+        status: status.into(),
+        gift_order_id,
+        product_sku,
+        issued_at: Some(timestamp(entry.issued_at)),
+    }
+}
+
+#[tonic::async_trait]
+impl WalletService for WalletGrpc {
+    async fn get_wallet(
+        &self,
+        request: Request<pb::GetWalletRequest>,
+    ) -> Result<Response<pb::GetWalletResponse>, Status> {
+        let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        let entries = self.wallets.wallet(customer.clone()).await?;
+        Ok(Response::new(pb::GetWalletResponse {
+            wallet: Some(pb::Wallet {
+                customer_id: customer.to_string(),
+                entries: entries.into_iter().map(to_pb).collect(),
+            }),
+        }))
+    }
+
+    async fn exchange_reward(
+        &self,
+        request: Request<pb::ExchangeRewardRequest>,
+    ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
+        let request = request.into_inner();
+        let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
+        let entry_id = field("entry_id", &request.entry_id, EntryId::parse)?;
+        let product = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
+        let entry = self.wallets.exchange(customer, entry_id, product).await?;
+        Ok(Response::new(pb::ExchangeRewardResponse {
+            entry: Some(to_pb(entry)),
+        }))
+    }
+}

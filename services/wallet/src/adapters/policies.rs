@@ -1,0 +1,39 @@
+//! The wallet context's reactions to other contexts' events.
+
+use api::game::reward::v1::RewardAllocated;
+use platform::consumer::{Policy, PolicyError, ReceivedEvent};
+use platform::db::DbConnection;
+use platform::events::{Event as _, REWARD_STREAM, StreamDef};
+use platform::kernel::{CustomerId, Points};
+
+use crate::app;
+use crate::domain::{MissionId, RewardId};
+
+/// On RewardAllocated: put the reward in the player's wallet (RewardIssued).
+#[derive(Debug, Default)]
+pub struct IssueReward;
+
+impl Policy for IssueReward {
+    fn name(&self) -> &'static str {
+        "wallet-issue-reward"
+    }
+
+    fn stream(&self) -> StreamDef {
+        REWARD_STREAM
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        vec![RewardAllocated::SUBJECT.to_owned()]
+    }
+
+    fn apply(&self, conn: &mut DbConnection, event: &ReceivedEvent) -> Result<(), PolicyError> {
+        let allocated: RewardAllocated = event.decode()?;
+        let malformed = |field: &str, e: &dyn std::fmt::Display| PolicyError::Malformed(format!("{field} {e}"));
+        let reward_id = RewardId::parse(&allocated.reward_id).map_err(|e| malformed("reward_id", &e))?;
+        let mission_id = MissionId::parse(&allocated.mission_id).map_err(|e| malformed("mission_id", &e))?;
+        let customer = CustomerId::parse(&allocated.customer_id).map_err(|e| malformed("customer_id", &e))?;
+        let points = Points::new(allocated.points).map_err(|e| malformed("points", &e))?;
+        app::issue(conn, reward_id, mission_id, customer, points)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! The wallet store on diesel (SQLite or PostgreSQL): rows to aggregates and
+//! back, with optimistic concurrency on every update.
+
+use diesel::prelude::*;
+use platform::db::{CorruptRow, DbConnection, DbError};
+use platform::kernel::{CustomerId, Points};
+
+use crate::domain::{EntryId, EntryStatus, MissionId, ProductSku, RewardId, WalletEntry};
+
+diesel::table! {
+    wallet_entries (entry_id) {
+        entry_id -> Text,
+        reward_id -> Text,
+        mission_id -> Text,
+        customer_id -> Text,
+        points -> BigInt,
+        status -> Integer,
+        product_sku -> Nullable<Text>,
+        gift_order_id -> Nullable<Text>,
+        exchange_attempt -> BigInt,
+        pending_since -> Nullable<BigInt>,
+        issued_at -> BigInt,
+        exchanged_at -> Nullable<BigInt>,
+        version -> BigInt,
+    }
+}
+
+const AVAILABLE: i32 = 1;
+const EXCHANGE_PENDING: i32 = 2;
+const EXCHANGED: i32 = 3;
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = wallet_entries, treat_none_as_null = true)]
+struct EntryRow {
+    entry_id: String,
+    reward_id: String,
+    mission_id: String,
+    customer_id: String,
+    points: i64,
+    status: i32,
+    product_sku: Option<String>,
+    gift_order_id: Option<String>,
+    exchange_attempt: i64,
+    pending_since: Option<i64>,
+    issued_at: i64,
+    exchanged_at: Option<i64>,
+    version: i64,
+}
+
+impl TryFrom<EntryRow> for WalletEntry {
+    type Error = CorruptRow;
+
+    fn try_from(row: EntryRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("wallet entry", &row.entry_id, reason);
+        let product = || -> Result<ProductSku, CorruptRow> {
+            let sku = row
+                .product_sku
+                .as_deref()
+                .ok_or_else(|| corrupt("product_sku missing".into()))?;
+            ProductSku::parse(sku).map_err(|e| corrupt(format!("product_sku {e}")))
+        };
+        let status = match row.status {
+            AVAILABLE => EntryStatus::Available,
+            EXCHANGE_PENDING => EntryStatus::ExchangePending {
+                product: product()?,
+                since: row
+                    .pending_since
+                    .ok_or_else(|| corrupt("pending_since missing".into()))?,
+            },
+            EXCHANGED => EntryStatus::Exchanged {
+                product: product()?,
+                gift_order_id: row
+                    .gift_order_id
+                    .clone()
+                    .ok_or_else(|| corrupt("gift_order_id missing".into()))?,
+                at: row.exchanged_at.ok_or_else(|| corrupt("exchanged_at missing".into()))?,
+            },
+            other => return Err(corrupt(format!("status {other}"))),
+        };
+        Ok(Self {
+            id: EntryId::parse(&row.entry_id).map_err(|e| corrupt(format!("entry_id {e}")))?,
+            reward_id: RewardId::parse(&row.reward_id).map_err(|e| corrupt(format!("reward_id {e}")))?,
+            mission_id: MissionId::parse(&row.mission_id).map_err(|e| corrupt(format!("mission_id {e}")))?,
+            customer_id: CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?,
+            points: Points::new(row.points).map_err(|e| corrupt(e.to_string()))?,
+            status,
+            exchange_attempt: row.exchange_attempt,
+            issued_at: row.issued_at,
+            version: row.version,
+        })
+    }
+}
+
+impl From<&WalletEntry> for EntryRow {
+    fn from(entry: &WalletEntry) -> Self {
+        let (status, product_sku, gift_order_id, pending_since, exchanged_at) = match &entry.status {
+            EntryStatus::Available => (AVAILABLE, None, None, None, None),
+            EntryStatus::ExchangePending { product, since } => {
+                (EXCHANGE_PENDING, Some(product.to_string()), None, Some(*since), None)
+            }
+            EntryStatus::Exchanged {
+                product,
+                gift_order_id,
+                at,
+            } => (
+                EXCHANGED,
+                Some(product.to_string()),
+                Some(gift_order_id.clone()),
+                None,
+                Some(*at),
+            ),
+        };
+        Self {
+            entry_id: entry.id.to_string(),
+            reward_id: entry.reward_id.to_string(),
+            mission_id: entry.mission_id.to_string(),
+            customer_id: entry.customer_id.to_string(),
+            points: entry.points.value(),
+            status,
+            product_sku,
+            gift_order_id,
+            exchange_attempt: entry.exchange_attempt,
+            pending_since,
+            issued_at: entry.issued_at,
+            exchanged_at,
+            version: entry.version,
+        }
+    }
+}
+
+fn parse_rows(rows: Vec<EntryRow>) -> Result<Vec<WalletEntry>, DbError> {
+    Ok(rows.into_iter().map(WalletEntry::try_from).collect::<Result<_, _>>()?)
+}
+
+/// The entry with this id.
+pub fn find(conn: &mut DbConnection, id: EntryId) -> Result<Option<WalletEntry>, DbError> {
+    let row: Option<EntryRow> = wallet_entries::table
+        .filter(wallet_entries::entry_id.eq(id.to_string()))
+        .select(EntryRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(WalletEntry::try_from).transpose()?)
+}
+
+/// Whether the reward is already in a wallet.
+pub fn holds_reward(conn: &mut DbConnection, reward_id: RewardId) -> Result<bool, DbError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        wallet_entries::table.filter(wallet_entries::reward_id.eq(reward_id.to_string())),
+    ))
+    .get_result(conn)?)
+}
+
+/// Every entry of a player, newest first.
+pub fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<WalletEntry>, DbError> {
+    let rows = wallet_entries::table
+        .filter(wallet_entries::customer_id.eq(customer.as_str()))
+        .order((wallet_entries::issued_at.desc(), wallet_entries::entry_id.asc()))
+        .select(EntryRow::as_select())
+        .load(conn)?;
+    parse_rows(rows)
+}
+
+/// Entries pending since before `cutoff`, oldest first: the re-driver's work.
+pub fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) -> Result<Vec<WalletEntry>, DbError> {
+    let rows = wallet_entries::table
+        .filter(wallet_entries::status.eq(EXCHANGE_PENDING))
+        .filter(wallet_entries::pending_since.lt(cutoff))
+        .order(wallet_entries::pending_since.asc())
+        .limit(limit)
+        .select(EntryRow::as_select())
+        .load(conn)?;
+    parse_rows(rows)
+}
+
+/// Inserts a newly issued entry.
+pub fn insert(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbError> {
+    diesel::insert_into(wallet_entries::table)
+        .values(EntryRow::from(entry))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Saves a changed entry if nobody changed it since it was loaded at `version - 1`.
+pub fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbError> {
+    let row = EntryRow::from(entry);
+    let updated = diesel::update(
+        wallet_entries::table
+            .filter(wallet_entries::entry_id.eq(&row.entry_id))
+            .filter(wallet_entries::version.eq(entry.version - 1)),
+    )
+    .set(&row)
+    .execute(conn)?;
+    if updated == 0 {
+        return Err(DbError::Conflict {
+            entity: "wallet entry",
+            key: row.entry_id,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,439 @@
+//! The wallet domain, pure: the WalletEntry aggregate and the exchange saga's
+//! rules. An exchange reserves the entry (EXCHANGE_PENDING), asks the gift
+//! context, then completes it (EXCHANGED) or, on a definite refusal, releases
+//! it (AVAILABLE again) — an indeterminate answer leaves it pending until a
+//! re-drive with the same idempotency key settles it.
+
+use platform::kernel::{CustomerId, Points};
+
+platform::uuid_id!(
+    /// One issued reward held in a player's wallet.
+    EntryId
+);
+platform::uuid_id!(
+    /// The reward the entry holds.
+    RewardId
+);
+platform::uuid_id!(
+    /// The mission the reward was earned for: the correlation key.
+    MissionId
+);
+
+/// A gift product's stock-keeping unit: 1 to 64 of `A-Z`, `0-9`, `-`, `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProductSku(String);
+
+/// Why a text is not a product sku.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkuError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most 64 characters")]
+    TooLong,
+    #[error("may only contain A-Z, 0-9, '-' and '_'")]
+    BadCharacter,
+}
+
+impl ProductSku {
+    /// Parses a sku.
+    ///
+    /// # Errors
+    /// When `value` is empty, too long, or has other characters.
+    pub fn parse(value: &str) -> Result<Self, SkuError> {
+        if value.is_empty() {
+            return Err(SkuError::Empty);
+        }
+        if value.len() > 64 {
+            return Err(SkuError::TooLong);
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(SkuError::BadCharacter);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The sku as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProductSku {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an entry is in the exchange saga.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryStatus {
+    /// Can be exchanged.
+    Available,
+    /// Reserved for an exchange whose outcome is not known yet.
+    ExchangePending { product: ProductSku, since: i64 },
+    /// Exchanged for a gift order: final.
+    Exchanged {
+        product: ProductSku,
+        gift_order_id: String,
+        at: i64,
+    },
+}
+
+/// The WalletEntry aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletEntry {
+    pub id: EntryId,
+    pub reward_id: RewardId,
+    pub mission_id: MissionId,
+    pub customer_id: CustomerId,
+    pub points: Points,
+    pub status: EntryStatus,
+    /// How many exchanges were begun; names the current attempt's key.
+    pub exchange_attempt: i64,
+    /// Milliseconds since the Unix epoch.
+    pub issued_at: i64,
+    /// Optimistic-concurrency version, bumped on every change.
+    pub version: i64,
+}
+
+/// An exchange in flight: what to ask the gift context for, under which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeTicket {
+    pub entry_id: EntryId,
+    pub attempt: i64,
+    pub product: ProductSku,
+}
+
+impl ExchangeTicket {
+    /// The idempotency key of this attempt: gift places at most one order per key.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.entry_id, self.attempt)
+    }
+}
+
+/// Why an entry cannot be exchanged now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeRefused {
+    #[error("wallet entry {entry_id} does not belong to customer {customer_id}")]
+    NotYours { entry_id: EntryId, customer_id: CustomerId },
+    #[error("wallet entry {entry_id} was already exchanged (gift order {gift_order_id})")]
+    AlreadyExchanged { entry_id: EntryId, gift_order_id: String },
+    #[error("wallet entry {entry_id} is being exchanged for {product}; wait for that exchange to settle")]
+    PendingForAnotherProduct { entry_id: EntryId, product: ProductSku },
+}
+
+/// What the gift context answered to one exchange attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GiftAnswer {
+    /// An order was placed (now or by an earlier call with the same key).
+    Placed { gift_order_id: String },
+    /// Definitely no order for this attempt (unknown product, not enough
+    /// points, out of stock, gift unreachable before the call was sent…).
+    Refused,
+    /// Unknown: the call may or may not have placed an order (timeout,
+    /// connection lost mid-call). Only a re-drive with the same key can tell.
+    Unknown,
+}
+
+/// What settling an attempt did to the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// EXCHANGED now: RewardExchanged must be published.
+    Completed,
+    /// AVAILABLE again: the reward is untouched.
+    Released,
+    /// Still pending: re-drive later with the same key.
+    StillPending,
+    /// The attempt was already settled (another call or the re-driver won): nothing changed.
+    Stale,
+}
+
+/// The entry was exchanged for a gift order: other contexts must learn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewardExchanged {
+    pub gift_order_id: String,
+    pub product: ProductSku,
+    pub at: i64,
+}
+
+impl WalletEntry {
+    /// A reward allocated for a player enters their wallet (RewardIssued).
+    pub fn issue(
+        reward_id: RewardId,
+        mission_id: MissionId,
+        customer_id: CustomerId,
+        points: Points,
+        now: i64,
+    ) -> Self {
+        Self {
+            // One entry per reward, whoever computes it.
+            id: EntryId::from_uuid(uuid::Uuid::new_v5(&reward_id.as_uuid(), b"WalletEntry")),
+            reward_id,
+            mission_id,
+            customer_id,
+            points,
+            status: EntryStatus::Available,
+            exchange_attempt: 0,
+            issued_at: now,
+            version: 1,
+        }
+    }
+
+    /// The player asks to exchange this entry for `product`: reserves it.
+    ///
+    /// Asking again for the same product while the entry is pending resumes
+    /// the same attempt (same key), so a player's retry settles the exchange
+    /// instead of being turned away, and two concurrent calls place one order.
+    ///
+    /// # Errors
+    /// See [`ExchangeRefused`].
+    pub fn begin_exchange(
+        &mut self,
+        customer_id: &CustomerId,
+        product: ProductSku,
+        now: i64,
+    ) -> Result<ExchangeTicket, ExchangeRefused> {
+        if &self.customer_id != customer_id {
+            return Err(ExchangeRefused::NotYours {
+                entry_id: self.id,
+                customer_id: customer_id.clone(),
+            });
+        }
+        match &self.status {
+            EntryStatus::Exchanged { gift_order_id, .. } => Err(ExchangeRefused::AlreadyExchanged {
+                entry_id: self.id,
+                gift_order_id: gift_order_id.clone(),
+            }),
+            EntryStatus::ExchangePending { product: pending, .. } if *pending != product => {
+                Err(ExchangeRefused::PendingForAnotherProduct {
+                    entry_id: self.id,
+                    product: pending.clone(),
+                })
+            }
+            EntryStatus::ExchangePending { .. } => Ok(self.ticket(product)),
+            EntryStatus::Available => {
+                self.exchange_attempt += 1;
+                self.status = EntryStatus::ExchangePending {
+                    product: product.clone(),
+                    since: now,
+                };
+                self.version += 1;
+                Ok(self.ticket(product))
+            }
+        }
+    }
+
+    fn ticket(&self, product: ProductSku) -> ExchangeTicket {
+        ExchangeTicket {
+            entry_id: self.id,
+            attempt: self.exchange_attempt,
+            product,
+        }
+    }
+
+    /// Applies the gift context's answer to the attempt `ticket` began.
+    pub fn settle(
+        &mut self,
+        ticket: &ExchangeTicket,
+        answer: GiftAnswer,
+        now: i64,
+    ) -> (Settlement, Option<RewardExchanged>) {
+        let current = matches!(&self.status, EntryStatus::ExchangePending { product, .. } if *product == ticket.product)
+            && self.exchange_attempt == ticket.attempt;
+        if !current {
+            return (Settlement::Stale, None);
+        }
+        match answer {
+            GiftAnswer::Placed { gift_order_id } => {
+                self.status = EntryStatus::Exchanged {
+                    product: ticket.product.clone(),
+                    gift_order_id: gift_order_id.clone(),
+                    at: now,
+                };
+                self.version += 1;
+                let event = RewardExchanged {
+                    gift_order_id,
+                    product: ticket.product.clone(),
+                    at: now,
+                };
+                (Settlement::Completed, Some(event))
+            }
+            GiftAnswer::Refused => {
+                self.status = EntryStatus::Available;
+                self.version += 1;
+                (Settlement::Released, None)
+            }
+            GiftAnswer::Unknown => (Settlement::StillPending, None),
+        }
+    }
+
+    /// The attempt to re-drive, when the entry is pending.
+    pub fn pending_ticket(&self) -> Option<ExchangeTicket> {
+        match &self.status {
+            EntryStatus::ExchangePending { product, .. } => Some(self.ticket(product.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer() -> CustomerId {
+        CustomerId::parse("player-1").unwrap()
+    }
+
+    fn sku(value: &str) -> ProductSku {
+        ProductSku::parse(value).unwrap()
+    }
+
+    fn issued() -> WalletEntry {
+        let points = Points::new(300).unwrap();
+        WalletEntry::issue(RewardId::generate(), MissionId::generate(), customer(), points, 10)
+    }
+
+    #[test]
+    fn an_issued_reward_is_available_and_its_entry_id_follows_from_the_reward() {
+        let reward = RewardId::generate();
+        let mission = MissionId::generate();
+        let entry = WalletEntry::issue(reward, mission, customer(), Points::new(5).unwrap(), 10);
+        assert_eq!(entry.status, EntryStatus::Available);
+        let again = WalletEntry::issue(reward, mission, customer(), Points::new(5).unwrap(), 99);
+        assert_eq!(entry.id, again.id);
+    }
+
+    #[test]
+    fn beginning_an_exchange_reserves_the_entry_under_a_new_key() {
+        let mut entry = issued();
+        let ticket = entry.begin_exchange(&customer(), sku("AVATAR-FRAME"), 20).unwrap();
+        assert_eq!(ticket.attempt, 1);
+        assert_eq!(ticket.idempotency_key(), format!("{}:1", entry.id));
+        assert_eq!(
+            entry.status,
+            EntryStatus::ExchangePending {
+                product: sku("AVATAR-FRAME"),
+                since: 20
+            }
+        );
+    }
+
+    #[test]
+    fn another_players_entry_cannot_be_exchanged() {
+        let mut entry = issued();
+        let before = entry.clone();
+        let intruder = CustomerId::parse("player-2").unwrap();
+        assert!(matches!(
+            entry.begin_exchange(&intruder, sku("X"), 20),
+            Err(ExchangeRefused::NotYours { .. })
+        ));
+        assert_eq!(entry, before);
+    }
+
+    #[test]
+    fn a_placed_order_completes_the_exchange_and_publishes_reward_exchanged() {
+        let mut entry = issued();
+        let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        let (settlement, event) = entry.settle(
+            &ticket,
+            GiftAnswer::Placed {
+                gift_order_id: "o-1".into(),
+            },
+            30,
+        );
+        assert_eq!(settlement, Settlement::Completed);
+        assert_eq!(
+            event,
+            Some(RewardExchanged {
+                gift_order_id: "o-1".into(),
+                product: sku("X"),
+                at: 30
+            })
+        );
+        assert_eq!(
+            entry.status,
+            EntryStatus::Exchanged {
+                product: sku("X"),
+                gift_order_id: "o-1".into(),
+                at: 30
+            }
+        );
+    }
+
+    #[test]
+    fn a_refusal_releases_the_entry_as_it_was() {
+        let mut entry = issued();
+        let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        assert_eq!(
+            entry.settle(&ticket, GiftAnswer::Refused, 30),
+            (Settlement::Released, None)
+        );
+        assert_eq!(entry.status, EntryStatus::Available);
+        // The next attempt gets a new key.
+        assert_eq!(entry.begin_exchange(&customer(), sku("Y"), 40).unwrap().attempt, 2);
+    }
+
+    #[test]
+    fn an_unknown_outcome_leaves_the_entry_pending_for_a_re_drive_with_the_same_key() {
+        let mut entry = issued();
+        let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        assert_eq!(
+            entry.settle(&ticket, GiftAnswer::Unknown, 30),
+            (Settlement::StillPending, None)
+        );
+        assert_eq!(entry.pending_ticket(), Some(ticket));
+    }
+
+    #[test]
+    fn asking_again_for_the_same_product_resumes_the_pending_attempt() {
+        let mut entry = issued();
+        let first = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        let second = entry.begin_exchange(&customer(), sku("X"), 25).unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_pending_entry_cannot_be_exchanged_for_another_product() {
+        let mut entry = issued();
+        entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        assert!(matches!(
+            entry.begin_exchange(&customer(), sku("Y"), 25),
+            Err(ExchangeRefused::PendingForAnotherProduct { product, .. }) if product == sku("X")
+        ));
+    }
+
+    #[test]
+    fn an_exchanged_entry_is_final() {
+        let mut entry = issued();
+        let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        entry.settle(
+            &ticket,
+            GiftAnswer::Placed {
+                gift_order_id: "o-1".into(),
+            },
+            30,
+        );
+        let before = entry.clone();
+        assert!(matches!(
+            entry.begin_exchange(&customer(), sku("X"), 40),
+            Err(ExchangeRefused::AlreadyExchanged { .. })
+        ));
+        // A late answer to the same attempt changes nothing either.
+        assert_eq!(
+            entry.settle(&ticket, GiftAnswer::Refused, 50),
+            (Settlement::Stale, None)
+        );
+        assert_eq!(entry, before);
+    }
+
+    #[test]
+    fn skus_are_upper_case_codes() {
+        assert!(ProductSku::parse("PLUSH-MASCOT_2").is_ok());
+        assert_eq!(ProductSku::parse(""), Err(SkuError::Empty));
+        assert_eq!(ProductSku::parse("plush"), Err(SkuError::BadCharacter));
+        assert_eq!(ProductSku::parse(&"A".repeat(65)), Err(SkuError::TooLong));
+    }
+}

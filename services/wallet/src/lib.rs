@@ -1,0 +1,127 @@
+//! The wallet context: holds each player's issued rewards and exchanges them
+//! for gifts.
+//!
+//! - [`domain`]: the WalletEntry aggregate and the exchange saga's rules, pure.
+//! - [`app`]: the use cases and the re-driver of unsettled exchanges.
+//! - [`adapters`]: gRPC in, the gift client out, the diesel store, the
+//!   policy on RewardAllocated.
+//!
+//! Publishes `RewardIssued` and `RewardExchanged`; calls gift's `Exchange`,
+//! the mesh's only synchronous service-to-service call.
+
+pub mod adapters;
+pub mod app;
+pub mod domain;
+
+use std::future::Future;
+use std::time::Duration;
+
+use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use platform::config::{ConfigError, ServiceConfig, env_millis, env_or};
+use platform::host::{ServiceHost, ServiceSpec, StartError};
+use tonic::service::RoutesBuilder;
+
+static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How the wallet service presents itself.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "wallet",
+    grpc_service: "game.wallet.v1.WalletService",
+    migrations: &MIGRATIONS,
+    publishes: &[platform::events::WALLET_STREAM],
+};
+
+/// The default gRPC port of the wallet service.
+pub const DEFAULT_PORT: u16 = 50053;
+
+/// The wallet service's configuration.
+#[derive(Debug, Clone)]
+pub struct WalletConfig {
+    pub service: ServiceConfig,
+    /// The gift service (`GIFT_URL`).
+    pub gift_url: String,
+    /// Deadline of one exchange call to gift (`GIFT_TIMEOUT_MS`).
+    pub gift_timeout: Duration,
+    /// How the re-driver settles exchanges left pending
+    /// (`EXCHANGE_REDRIVE_INTERVAL_MS`, `EXCHANGE_REDRIVE_AFTER_MS`).
+    pub redrive: app::RedriveConfig,
+}
+
+impl WalletConfig {
+    /// Local defaults, for `service`.
+    pub fn local(service: ServiceConfig) -> Self {
+        Self {
+            service,
+            gift_url: "http://127.0.0.1:50054".to_owned(),
+            gift_timeout: Duration::from_secs(2),
+            redrive: app::RedriveConfig::default(),
+        }
+    }
+
+    /// The local defaults, overridden by the environment.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::local(ServiceConfig::from_env(SPEC.name, DEFAULT_PORT)?);
+        Ok(Self {
+            gift_url: env_or("GIFT_URL", defaults.gift_url)?,
+            gift_timeout: env_millis("GIFT_TIMEOUT_MS", defaults.gift_timeout)?,
+            redrive: app::RedriveConfig {
+                interval: env_millis("EXCHANGE_REDRIVE_INTERVAL_MS", defaults.redrive.interval)?,
+                after: env_millis("EXCHANGE_REDRIVE_AFTER_MS", defaults.redrive.after)?,
+            },
+            service: defaults.service,
+        })
+    }
+}
+
+/// Why the wallet service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletStartError {
+    #[error(transparent)]
+    Host(#[from] StartError),
+    #[error("GIFT_URL is not a valid URI")]
+    GiftUrl(#[from] tonic::transport::Error),
+}
+
+/// The wallet service, wired and ready to serve.
+#[derive(Debug)]
+pub struct App {
+    host: ServiceHost,
+    routes: RoutesBuilder,
+}
+
+impl App {
+    /// Opens the store, connects to NATS, prepares the gift client and wires
+    /// the use cases, the policy and the re-driver.
+    ///
+    /// # Errors
+    /// When the service cannot start.
+    pub async fn build(config: WalletConfig) -> Result<Self, WalletStartError> {
+        let gift = adapters::gift_client::GiftClient::new(&config.gift_url, config.gift_timeout)?;
+        let mut host = ServiceHost::start(SPEC, &config.service).await?;
+        let wallets = app::Wallets::new(host.db().clone(), host.outbox().clone(), gift);
+        host.spawn_relay();
+        host.spawn_policy(adapters::policies::IssueReward);
+        let redriver = wallets.clone();
+        host.spawn(|stopping| redriver.run_redriver(config.redrive, stopping));
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(WalletServiceServer::new(adapters::grpc::WalletGrpc::new(wallets)));
+        Ok(Self { host, routes })
+    }
+
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.host.port()
+    }
+
+    /// Serves until `stop` resolves, then drains.
+    ///
+    /// # Errors
+    /// When the gRPC server fails.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        self.host.serve(self.routes, stop).await
+    }
+}

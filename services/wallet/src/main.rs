@@ -1,0 +1,10 @@
+//! The wallet service binary: configuration, telemetry, then the app.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::telemetry::init(wallet::SPEC.name);
+    let config = wallet::WalletConfig::from_env()?;
+    let app = wallet::App::build(config).await?;
+    app.run_until_stopped(platform::shutdown_signal()).await?;
+    Ok(())
+}
