@@ -1,0 +1,124 @@
+//! The gRPC adapter: requests parsed into domain values, use cases called,
+//! pages and errors mapped to the contract of `game.mypage.v1`.
+
+use std::pin::Pin;
+
+use api::game::mission::v1::MissionStatus as PbMissionStatus;
+use api::game::mypage::v1::{self as pb, my_page_service_server::MyPageService};
+use api::game::reward::v1::RewardStatus as PbRewardStatus;
+use api::game::wallet::v1::WalletEntryStatus as PbEntryStatus;
+use futures::{Stream, StreamExt as _};
+use platform::CancellationToken;
+use platform::events::timestamp;
+use platform::grpc::{field, storage_failure};
+use platform::kernel::{CustomerId, Points};
+use tonic::{Request, Response, Status};
+
+use crate::app::{MyPageError, MyPages};
+use crate::domain::{EntryStatus, MissionLine, MissionStatus, PlayerPage, RewardStatus, WalletLine};
+
+/// Serves `game.mypage.v1.MyPageService`.
+#[derive(Debug, Clone)]
+pub struct MyPageGrpc {
+    pages: MyPages,
+    /// Cancelled when the service stops, so that open watches end and never
+    /// hold the drain.
+    stopping: CancellationToken,
+}
+
+impl MyPageGrpc {
+    /// The adapter over the use cases; watches end when `stopping` is cancelled.
+    pub fn new(pages: MyPages, stopping: CancellationToken) -> Self {
+        Self { pages, stopping }
+    }
+}
+
+impl From<MyPageError> for Status {
+    fn from(error: MyPageError) -> Self {
+        match error {
+            MyPageError::Storage(error) => storage_failure(&error),
+        }
+    }
+}
+
+fn to_pb(page: PlayerPage) -> pb::MyPage {
+    pb::MyPage {
+        customer_id: page.customer_id.to_string(),
+        missions: page.page.missions().iter().map(mission_to_pb).collect(),
+        wallet: page.page.wallet().iter().map(entry_to_pb).collect(),
+        available_points: page.page.available_points().value(),
+        version: page.version,
+    }
+}
+
+fn mission_to_pb(line: &MissionLine) -> pb::MyPageMission {
+    pb::MyPageMission {
+        mission_id: line.mission_id.to_string(),
+        mission_code: line.mission_code.clone().unwrap_or_default(),
+        status: match line.status {
+            MissionStatus::Achieved => PbMissionStatus::Achieved,
+            MissionStatus::Rewarded => PbMissionStatus::Rewarded,
+        }
+        .into(),
+        reward_id: line.reward_id.map(|id| id.to_string()).unwrap_or_default(),
+        reward_status: match line.reward_status {
+            None => PbRewardStatus::Unspecified,
+            Some(RewardStatus::Allocated) => PbRewardStatus::Allocated,
+            Some(RewardStatus::Issued) => PbRewardStatus::Issued,
+            Some(RewardStatus::Exchanged) => PbRewardStatus::Exchanged,
+        }
+        .into(),
+        reward_points: line.points().map(Points::value).unwrap_or_default(),
+        achieved_at: line.achieved_at.map(timestamp),
+    }
+}
+
+fn entry_to_pb(line: &WalletLine) -> pb::MyPageWalletEntry {
+    pb::MyPageWalletEntry {
+        entry_id: line.entry_id.to_string(),
+        reward_id: line.reward_id.to_string(),
+        mission_id: line.mission_id.to_string(),
+        points: line.points.map(Points::value).unwrap_or_default(),
+        status: match line.status {
+            EntryStatus::Available => PbEntryStatus::Available,
+            EntryStatus::Exchanged => PbEntryStatus::Exchanged,
+        }
+        .into(),
+        gift_order_id: line.gift_order_id.clone().unwrap_or_default(),
+        product_sku: line.product_sku.clone().unwrap_or_default(),
+    }
+}
+
+/// The pages of one watch, as sent to the caller.
+type PageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchMyPageResponse, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl MyPageService for MyPageGrpc {
+    async fn get_my_page(
+        &self,
+        request: Request<pb::GetMyPageRequest>,
+    ) -> Result<Response<pb::GetMyPageResponse>, Status> {
+        let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        let page = self.pages.get(customer).await?;
+        Ok(Response::new(pb::GetMyPageResponse {
+            my_page: Some(to_pb(page)),
+        }))
+    }
+
+    type WatchMyPageStream = PageStream;
+
+    async fn watch_my_page(
+        &self,
+        request: Request<pb::WatchMyPageRequest>,
+    ) -> Result<Response<Self::WatchMyPageStream>, Status> {
+        let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        let pages = self.pages.watch(customer, self.stopping.clone()).await?;
+        let responses = pages.map(|page| {
+            page.map(|page| pb::WatchMyPageResponse {
+                my_page: Some(to_pb(page)),
+            })
+            .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(responses)))
+    }
+}

@@ -1,0 +1,291 @@
+//! The my page store on diesel (SQLite or PostgreSQL): one JSON document per
+//! player, with an optimistic `version` guarding every change.
+//!
+//! The document has its own serde shape, kept apart from the domain types so
+//! that the stored format changes only on purpose; a document that does not
+//! parse back into the domain is a [`CorruptRow`].
+
+use diesel::prelude::*;
+use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation, now_millis};
+use platform::kernel::{CustomerId, Points};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    EntryId, EntryStatus, MissionId, MissionLine, MissionStatus, MyPage, PlayerPage, RewardId, RewardStatus, WalletLine,
+};
+
+diesel::table! {
+    my_pages (customer_id) {
+        customer_id -> Text,
+        version -> BigInt,
+        document -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = my_pages)]
+struct PageRow {
+    customer_id: String,
+    version: i64,
+    document: String,
+    updated_at: i64,
+}
+
+/// The stored form of a page.
+#[derive(Debug, Serialize, Deserialize)]
+struct Document {
+    missions: Vec<MissionDoc>,
+    wallet: Vec<EntryDoc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MissionDoc {
+    mission_id: String,
+    mission_code: Option<String>,
+    status: MissionStatusDoc,
+    reward_id: Option<String>,
+    reward_status: Option<RewardStatusDoc>,
+    promised_points: Option<i64>,
+    reward_points: Option<i64>,
+    achieved_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EntryDoc {
+    entry_id: String,
+    reward_id: String,
+    mission_id: String,
+    points: Option<i64>,
+    status: EntryStatusDoc,
+    gift_order_id: Option<String>,
+    product_sku: Option<String>,
+    issued_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum MissionStatusDoc {
+    Achieved,
+    Rewarded,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum RewardStatusDoc {
+    Allocated,
+    Issued,
+    Exchanged,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum EntryStatusDoc {
+    Available,
+    Exchanged,
+}
+
+impl From<&MyPage> for Document {
+    fn from(page: &MyPage) -> Self {
+        Self {
+            missions: page.missions().iter().map(MissionDoc::from).collect(),
+            wallet: page.wallet().iter().map(EntryDoc::from).collect(),
+        }
+    }
+}
+
+impl From<&MissionLine> for MissionDoc {
+    fn from(line: &MissionLine) -> Self {
+        Self {
+            mission_id: line.mission_id.to_string(),
+            mission_code: line.mission_code.clone(),
+            status: match line.status {
+                MissionStatus::Achieved => MissionStatusDoc::Achieved,
+                MissionStatus::Rewarded => MissionStatusDoc::Rewarded,
+            },
+            reward_id: line.reward_id.map(|id| id.to_string()),
+            reward_status: line.reward_status.map(|status| match status {
+                RewardStatus::Allocated => RewardStatusDoc::Allocated,
+                RewardStatus::Issued => RewardStatusDoc::Issued,
+                RewardStatus::Exchanged => RewardStatusDoc::Exchanged,
+            }),
+            promised_points: line.promised_points.map(Points::value),
+            reward_points: line.reward_points.map(Points::value),
+            achieved_at: line.achieved_at,
+        }
+    }
+}
+
+impl From<&WalletLine> for EntryDoc {
+    fn from(line: &WalletLine) -> Self {
+        Self {
+            entry_id: line.entry_id.to_string(),
+            reward_id: line.reward_id.to_string(),
+            mission_id: line.mission_id.to_string(),
+            points: line.points.map(Points::value),
+            status: match line.status {
+                EntryStatus::Available => EntryStatusDoc::Available,
+                EntryStatus::Exchanged => EntryStatusDoc::Exchanged,
+            },
+            gift_order_id: line.gift_order_id.clone(),
+            product_sku: line.product_sku.clone(),
+            issued_at: line.issued_at,
+        }
+    }
+}
+
+impl TryFrom<MissionDoc> for MissionLine {
+    type Error = String;
+
+    fn try_from(doc: MissionDoc) -> Result<Self, String> {
+        let bad = |what: &str, reason: String| format!("mission {}: {what} {reason}", doc.mission_id);
+        Ok(Self {
+            mission_id: MissionId::parse(&doc.mission_id).map_err(|e| bad("mission_id", e.to_string()))?,
+            mission_code: doc.mission_code.clone(),
+            status: match &doc.status {
+                MissionStatusDoc::Achieved => MissionStatus::Achieved,
+                MissionStatusDoc::Rewarded => MissionStatus::Rewarded,
+            },
+            reward_id: doc
+                .reward_id
+                .as_deref()
+                .map(RewardId::parse)
+                .transpose()
+                .map_err(|e| bad("reward_id", e.to_string()))?,
+            reward_status: doc.reward_status.as_ref().map(|status| match status {
+                RewardStatusDoc::Allocated => RewardStatus::Allocated,
+                RewardStatusDoc::Issued => RewardStatus::Issued,
+                RewardStatusDoc::Exchanged => RewardStatus::Exchanged,
+            }),
+            promised_points: doc
+                .promised_points
+                .map(Points::new)
+                .transpose()
+                .map_err(|e| bad("promised_points", e.to_string()))?,
+            reward_points: doc
+                .reward_points
+                .map(Points::new)
+                .transpose()
+                .map_err(|e| bad("reward_points", e.to_string()))?,
+            achieved_at: doc.achieved_at,
+        })
+    }
+}
+
+impl TryFrom<EntryDoc> for WalletLine {
+    type Error = String;
+
+    fn try_from(doc: EntryDoc) -> Result<Self, String> {
+        let bad = |what: &str, reason: String| format!("entry {}: {what} {reason}", doc.entry_id);
+        Ok(Self {
+            entry_id: EntryId::parse(&doc.entry_id).map_err(|e| bad("entry_id", e.to_string()))?,
+            reward_id: RewardId::parse(&doc.reward_id).map_err(|e| bad("reward_id", e.to_string()))?,
+            mission_id: MissionId::parse(&doc.mission_id).map_err(|e| bad("mission_id", e.to_string()))?,
+            points: doc
+                .points
+                .map(Points::new)
+                .transpose()
+                .map_err(|e| bad("points", e.to_string()))?,
+            status: match &doc.status {
+                EntryStatusDoc::Available => EntryStatus::Available,
+                EntryStatusDoc::Exchanged => EntryStatus::Exchanged,
+            },
+            gift_order_id: doc.gift_order_id.clone(),
+            product_sku: doc.product_sku.clone(),
+            issued_at: doc.issued_at,
+        })
+    }
+}
+
+impl TryFrom<PageRow> for PlayerPage {
+    type Error = CorruptRow;
+
+    fn try_from(row: PageRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("my page", &row.customer_id, reason);
+        let customer_id = CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?;
+        let document: Document =
+            serde_json::from_str(&row.document).map_err(|e| corrupt(format!("document does not parse: {e}")))?;
+        let missions = document
+            .missions
+            .into_iter()
+            .map(MissionLine::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        let wallet = document
+            .wallet
+            .into_iter()
+            .map(WalletLine::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        Ok(Self {
+            customer_id,
+            version: row.version,
+            page: MyPage::from_lines(missions, wallet),
+        })
+    }
+}
+
+impl TryFrom<&PlayerPage> for PageRow {
+    type Error = DbError;
+
+    fn try_from(page: &PlayerPage) -> Result<Self, DbError> {
+        let document = serde_json::to_string(&Document::from(&page.page))
+            .map_err(|e| CorruptRow::new("my page", page.customer_id.as_str(), e))?;
+        Ok(Self {
+            customer_id: page.customer_id.to_string(),
+            version: page.version,
+            document,
+            updated_at: now_millis(),
+        })
+    }
+}
+
+/// The stored page of a player, if any event mentioned them.
+pub fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<PlayerPage>, DbError> {
+    let row: Option<PageRow> = my_pages::table
+        .filter(my_pages::customer_id.eq(customer.as_str()))
+        .select(PageRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(PlayerPage::try_from).transpose()?)
+}
+
+/// Stores the first page of a player. Another transaction storing it first
+/// is a [`DbError::Conflict`]: the event is retried on the stored page.
+pub fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
+    let inserted = diesel::insert_into(my_pages::table)
+        .values(PageRow::try_from(page)?)
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error) => Err(conflict(page)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Saves a changed page if nobody changed it since it was read at `version - 1`.
+pub fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
+    let row = PageRow::try_from(page)?;
+    let updated = diesel::update(
+        my_pages::table
+            .filter(my_pages::customer_id.eq(&row.customer_id))
+            .filter(my_pages::version.eq(page.version - 1)),
+    )
+    .set((
+        my_pages::version.eq(row.version),
+        my_pages::document.eq(&row.document),
+        my_pages::updated_at.eq(row.updated_at),
+    ))
+    .execute(conn)?;
+    if updated == 0 {
+        return Err(conflict(page));
+    }
+    Ok(())
+}
+
+fn conflict(page: &PlayerPage) -> DbError {
+    DbError::Conflict {
+        entity: "my page",
+        key: page.customer_id.to_string(),
+    }
+}

@@ -1,0 +1,79 @@
+//! The my page read model (CQRS): each player's view of their missions and
+//! wallet, built from events alone; it never calls or reads another service.
+//!
+//! - [`domain`]: the page and its merge of events, pure.
+//! - [`app`]: reading and watching a page; merging an event into it.
+//! - [`adapters`]: gRPC in, the diesel store, the policies on the MISSION,
+//!   REWARD and WALLET streams.
+//!
+//! Publishes nothing; reacts to MissionAchieved, RewardAllocated,
+//! RewardIssued and RewardExchanged, in whatever order they arrive.
+
+pub mod adapters;
+pub mod app;
+pub mod domain;
+
+use std::future::Future;
+
+use api::game::mypage::v1::my_page_service_server::MyPageServiceServer;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use platform::config::ServiceConfig;
+use platform::host::{ServiceHost, ServiceSpec, StartError};
+use tonic::service::RoutesBuilder;
+
+use crate::adapters::policies::{MergeIntoPage, Source};
+
+static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How the my page service presents itself.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "mypage",
+    grpc_service: "game.mypage.v1.MyPageService",
+    migrations: &MIGRATIONS,
+    publishes: &[],
+};
+
+/// The default gRPC port of the my page service.
+pub const DEFAULT_PORT: u16 = 50055;
+
+/// The my page service, wired and ready to serve.
+#[derive(Debug)]
+pub struct App {
+    host: ServiceHost,
+    routes: RoutesBuilder,
+}
+
+impl App {
+    /// Opens the store, connects to NATS and wires the policies and the API.
+    ///
+    /// # Errors
+    /// When the service cannot start; see [`StartError`].
+    pub async fn build(config: ServiceConfig) -> Result<Self, StartError> {
+        let mut host = ServiceHost::start(SPEC, &config).await?;
+        let changes = app::PageChanges::default();
+        // No relay: the read model publishes nothing.
+        for source in Source::ALL {
+            host.spawn_policy(MergeIntoPage::new(source, changes.clone()));
+        }
+        let pages = app::MyPages::new(host.db().clone(), changes);
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(MyPageServiceServer::new(adapters::grpc::MyPageGrpc::new(
+            pages,
+            host.stopping(),
+        )));
+        Ok(Self { host, routes })
+    }
+
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.host.port()
+    }
+
+    /// Serves until `stop` resolves, then drains.
+    ///
+    /// # Errors
+    /// When the gRPC server fails.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        self.host.serve(self.routes, stop).await
+    }
+}

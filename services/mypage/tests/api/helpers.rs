@@ -1,0 +1,266 @@
+//! Spawns the real my page service on a free port with a fresh store, and
+//! publishes the events it is built from as their producers would.
+
+use std::future::Future;
+use std::time::Duration;
+
+use api::game::mission::v1::MissionAchieved;
+use api::game::mypage::v1::{self as pb, my_page_service_client::MyPageServiceClient};
+use api::game::reward::v1::RewardAllocated;
+use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use async_nats::jetstream;
+use platform::CancellationToken;
+use platform::config::ServiceConfig;
+use platform::events::Event;
+use testkit::NatsServer;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub struct TestApp {
+    /// Kept alive for the test; killed on drop.
+    _nats: NatsServer,
+    pub js: jetstream::Context,
+    pub client: MyPageServiceClient<Channel>,
+    /// The service's store, for tests that play another replica.
+    pub database_url: String,
+    pub stop: CancellationToken,
+    /// The running service; it ends once `stop` is cancelled and it drained.
+    pub served: JoinHandle<Result<(), platform::host::StartError>>,
+    _store: tempfile_dir::Dir,
+}
+
+/// A temporary directory for the SQLite file, removed at the end of the test.
+pub mod tempfile_dir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let nats = NatsServer::start().expect("nats-server starts");
+    let dir = std::env::temp_dir().join(format!("mypage-test-{}", uuid::Uuid::new_v4().simple()));
+    let database_url = dir.join("mypage.sqlite").display().to_string();
+    let config = ServiceConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+        nats_url: nats.url(),
+        shutdown_grace: Duration::from_secs(2),
+    };
+    let app = mypage::App::build(config).await.expect("mypage service starts");
+    let port = app.port();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let served = tokio::spawn(async move { app.run_until_stopped(stopped.cancelled_owned()).await });
+    let client = MyPageServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connects");
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    TestApp {
+        _nats: nats,
+        js,
+        client,
+        database_url,
+        stop,
+        served,
+        _store: tempfile_dir::Dir(dir),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TestApp {
+    /// Publishes `event` on its stream under its event id, as the producer's
+    /// outbox relay would; returns its stream sequence.
+    pub async fn publish<E: Event>(&self, event: &E) -> u64 {
+        E::STREAM.ensure(&self.js).await.unwrap();
+        let ack = self
+            .js
+            .send_publish(
+                E::SUBJECT,
+                jetstream::message::PublishMessage::build()
+                    .payload(event.encode_to_vec().into())
+                    .message_id(event.event_id()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(!ack.duplicate, "{} was published before", event.event_id());
+        ack.sequence
+    }
+
+    /// The player's page as GetMyPage answers it.
+    pub async fn page(&self, customer: &str) -> pb::MyPage {
+        self.client
+            .clone()
+            .get_my_page(pb::GetMyPageRequest {
+                customer_id: customer.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .my_page
+            .unwrap()
+    }
+
+    /// Waits until the player's page is `expected`, whatever its version.
+    pub async fn page_becomes(&self, customer: &str, expected: &pb::MyPage) -> pb::MyPage {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self.page(customer).await;
+            let unversioned = pb::MyPage {
+                version: expected.version,
+                ..page.clone()
+            };
+            if unversioned == *expected {
+                return page;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page never became {expected:#?}; last seen {page:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the policy `consumer` of `stream` has acknowledged every
+    /// event up to stream sequence `sequence`, i.e. applied or discarded it.
+    pub async fn consumed(&self, stream: &str, consumer: &str, sequence: u64) {
+        eventually(&format!("{consumer} to settle event {sequence}"), || async move {
+            let stream = self.js.get_stream(stream).await.ok()?;
+            let info = stream.consumer_info(consumer).await.ok()?;
+            (info.ack_floor.stream_sequence >= sequence).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most 10 seconds.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The four events of one mission's life, for one player.
+#[derive(Debug, Clone)]
+pub struct MissionLife {
+    pub customer_id: String,
+    pub mission_id: String,
+    pub reward_id: String,
+    pub entry_id: String,
+    pub gift_order_id: String,
+}
+
+/// When the mission was achieved, in milliseconds since the Unix epoch.
+pub const ACHIEVED_AT: i64 = 1_764_000_000_000;
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl MissionLife {
+    pub fn new(customer: &str) -> Self {
+        Self {
+            customer_id: customer.into(),
+            mission_id: new_id(),
+            reward_id: new_id(),
+            entry_id: new_id(),
+            gift_order_id: new_id(),
+        }
+    }
+
+    pub fn achieved(&self) -> MissionAchieved {
+        MissionAchieved {
+            event_id: new_id(),
+            mission_id: self.mission_id.clone(),
+            customer_id: self.customer_id.clone(),
+            mission_code: "FIRST_WIN".into(),
+            reward_points: 300,
+            achieved_at: Some(platform::events::timestamp(ACHIEVED_AT)),
+        }
+    }
+
+    pub fn allocated(&self) -> RewardAllocated {
+        RewardAllocated {
+            event_id: new_id(),
+            reward_id: self.reward_id.clone(),
+            mission_id: self.mission_id.clone(),
+            customer_id: self.customer_id.clone(),
+            mission_code: "FIRST_WIN".into(),
+            points: 300,
+            allocated_at: Some(platform::events::timestamp(ACHIEVED_AT + 1_000)),
+        }
+    }
+
+    pub fn issued(&self) -> RewardIssued {
+        RewardIssued {
+            event_id: new_id(),
+            entry_id: self.entry_id.clone(),
+            reward_id: self.reward_id.clone(),
+            mission_id: self.mission_id.clone(),
+            customer_id: self.customer_id.clone(),
+            points: 300,
+            issued_at: Some(platform::events::timestamp(ACHIEVED_AT + 2_000)),
+        }
+    }
+
+    pub fn exchanged(&self) -> RewardExchanged {
+        RewardExchanged {
+            event_id: new_id(),
+            entry_id: self.entry_id.clone(),
+            reward_id: self.reward_id.clone(),
+            mission_id: self.mission_id.clone(),
+            customer_id: self.customer_id.clone(),
+            gift_order_id: self.gift_order_id.clone(),
+            product_sku: "COFFEE_VOUCHER".into(),
+            exchanged_at: Some(platform::events::timestamp(ACHIEVED_AT + 3_000)),
+        }
+    }
+
+    /// The page once all four events were applied (version left at 0).
+    pub fn exchanged_page(&self) -> pb::MyPage {
+        use api::game::mission::v1::MissionStatus;
+        use api::game::reward::v1::RewardStatus;
+        use api::game::wallet::v1::WalletEntryStatus;
+        pb::MyPage {
+            customer_id: self.customer_id.clone(),
+            missions: vec![pb::MyPageMission {
+                mission_id: self.mission_id.clone(),
+                mission_code: "FIRST_WIN".into(),
+                status: MissionStatus::Rewarded.into(),
+                reward_id: self.reward_id.clone(),
+                reward_status: RewardStatus::Exchanged.into(),
+                reward_points: 300,
+                achieved_at: Some(platform::events::timestamp(ACHIEVED_AT)),
+            }],
+            wallet: vec![pb::MyPageWalletEntry {
+                entry_id: self.entry_id.clone(),
+                reward_id: self.reward_id.clone(),
+                mission_id: self.mission_id.clone(),
+                points: 300,
+                status: WalletEntryStatus::Exchanged.into(),
+                gift_order_id: self.gift_order_id.clone(),
+                product_sku: "COFFEE_VOUCHER".into(),
+            }],
+            available_points: 0,
+            version: 0,
+        }
+    }
+}
