@@ -1,0 +1,87 @@
+//! The reward context's reactions to other contexts' events: allocating a
+//! reward for each achieved mission, and following the wallet's moves.
+
+use api::game::mission::v1::MissionAchieved;
+use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use platform::consumer::{Policy, PolicyError, ReceivedEvent};
+use platform::db::DbConnection;
+use platform::events::{Event as _, MISSION_STREAM, StreamDef, WALLET_STREAM};
+use platform::kernel::{CustomerId, Points};
+
+use crate::app::{self, RewardError, WalletStep};
+use crate::domain::{AchievedMission, MissionId, RewardId};
+
+fn malformed(field: &str, error: impl std::fmt::Display) -> PolicyError {
+    PolicyError::Malformed(format!("{field} {error}"))
+}
+
+/// How a use case's outcome tells the consumer what to do with the event.
+fn policy_error(error: RewardError) -> PolicyError {
+    match error {
+        RewardError::RewardNotFound(id) => PolicyError::NotYet(format!("reward {id} is not allocated yet")),
+        RewardError::Rule(violation) => PolicyError::Malformed(violation.to_string()),
+        RewardError::Storage(error) => PolicyError::Db(error),
+    }
+}
+
+/// On MissionAchieved: allocate the mission's one reward.
+#[derive(Debug, Default)]
+pub struct AllocateReward;
+
+impl Policy for AllocateReward {
+    fn name(&self) -> &'static str {
+        "reward-allocate"
+    }
+
+    fn stream(&self) -> StreamDef {
+        MISSION_STREAM
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        vec![MissionAchieved::SUBJECT.to_owned()]
+    }
+
+    fn apply(&self, conn: &mut DbConnection, event: &ReceivedEvent) -> Result<(), PolicyError> {
+        let achieved: MissionAchieved = event.decode()?;
+        if achieved.mission_code.is_empty() {
+            return Err(malformed("mission_code", "must not be empty"));
+        }
+        let mission = AchievedMission {
+            mission_id: MissionId::parse(&achieved.mission_id).map_err(|e| malformed("mission_id", e))?,
+            customer_id: CustomerId::parse(&achieved.customer_id).map_err(|e| malformed("customer_id", e))?,
+            promised_points: Points::new(achieved.reward_points).map_err(|e| malformed("reward_points", e))?,
+            mission_code: achieved.mission_code,
+        };
+        app::allocate(conn, mission).map_err(policy_error)?;
+        Ok(())
+    }
+}
+
+/// On RewardIssued and RewardExchanged: move the reward's status forward.
+#[derive(Debug, Default)]
+pub struct TrackWallet;
+
+impl Policy for TrackWallet {
+    fn name(&self) -> &'static str {
+        "reward-track-wallet"
+    }
+
+    fn stream(&self) -> StreamDef {
+        WALLET_STREAM
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        vec![RewardIssued::SUBJECT.to_owned(), RewardExchanged::SUBJECT.to_owned()]
+    }
+
+    fn apply(&self, conn: &mut DbConnection, event: &ReceivedEvent) -> Result<(), PolicyError> {
+        let (reward_id, step) = if event.subject == RewardExchanged::SUBJECT {
+            (event.decode::<RewardExchanged>()?.reward_id, WalletStep::Exchanged)
+        } else {
+            (event.decode::<RewardIssued>()?.reward_id, WalletStep::Issued)
+        };
+        let reward_id = RewardId::parse(&reward_id).map_err(|e| malformed("reward_id", e))?;
+        app::follow_wallet(conn, reward_id, step).map_err(policy_error)?;
+        Ok(())
+    }
+}

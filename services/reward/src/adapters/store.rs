@@ -1,0 +1,157 @@
+//! The reward store on diesel (SQLite or PostgreSQL): rows to aggregates and
+//! back, with optimistic concurrency on every update.
+
+use diesel::prelude::*;
+use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation};
+use platform::kernel::{CustomerId, Points};
+
+use crate::domain::{MissionId, Reward, RewardId, RewardStatus};
+
+diesel::table! {
+    rewards (reward_id) {
+        reward_id -> Text,
+        mission_id -> Text,
+        customer_id -> Text,
+        mission_code -> Text,
+        points -> BigInt,
+        status -> Integer,
+        allocated_at -> BigInt,
+        version -> BigInt,
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = rewards)]
+struct RewardRow {
+    reward_id: String,
+    mission_id: String,
+    customer_id: String,
+    mission_code: String,
+    points: i64,
+    status: i32,
+    allocated_at: i64,
+    version: i64,
+}
+
+const ALLOCATED: i32 = 1;
+const ISSUED: i32 = 2;
+const EXCHANGED: i32 = 3;
+
+impl TryFrom<RewardRow> for Reward {
+    type Error = CorruptRow;
+
+    fn try_from(row: RewardRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("reward", &row.reward_id, reason);
+        let points = Points::new(row.points).map_err(|e| corrupt(e.to_string()))?;
+        if points.value() == 0 {
+            return Err(corrupt("points 0".into()));
+        }
+        Ok(Self {
+            id: RewardId::parse(&row.reward_id).map_err(|e| corrupt(format!("reward_id {e}")))?,
+            mission_id: MissionId::parse(&row.mission_id).map_err(|e| corrupt(format!("mission_id {e}")))?,
+            customer_id: CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?,
+            status: match row.status {
+                ALLOCATED => RewardStatus::Allocated,
+                ISSUED => RewardStatus::Issued,
+                EXCHANGED => RewardStatus::Exchanged,
+                other => return Err(corrupt(format!("status {other}"))),
+            },
+            mission_code: row.mission_code,
+            points,
+            allocated_at: row.allocated_at,
+            version: row.version,
+        })
+    }
+}
+
+impl From<&Reward> for RewardRow {
+    fn from(reward: &Reward) -> Self {
+        Self {
+            reward_id: reward.id.to_string(),
+            mission_id: reward.mission_id.to_string(),
+            customer_id: reward.customer_id.to_string(),
+            mission_code: reward.mission_code.clone(),
+            points: reward.points.value(),
+            status: status_code(reward.status),
+            allocated_at: reward.allocated_at,
+            version: reward.version,
+        }
+    }
+}
+
+fn status_code(status: RewardStatus) -> i32 {
+    match status {
+        RewardStatus::Allocated => ALLOCATED,
+        RewardStatus::Issued => ISSUED,
+        RewardStatus::Exchanged => EXCHANGED,
+    }
+}
+
+/// The reward with this id.
+///
+/// # Errors
+/// When the query fails or the row is corrupt.
+pub fn find(conn: &mut DbConnection, id: RewardId) -> Result<Option<Reward>, DbError> {
+    let row: Option<RewardRow> = rewards::table
+        .filter(rewards::reward_id.eq(id.to_string()))
+        .select(RewardRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(Reward::try_from).transpose()?)
+}
+
+/// The reward allocated for this mission, if any.
+///
+/// # Errors
+/// When the query fails or the row is corrupt.
+pub fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result<Option<Reward>, DbError> {
+    let row: Option<RewardRow> = rewards::table
+        .filter(rewards::mission_id.eq(mission_id.to_string()))
+        .select(RewardRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(Reward::try_from).transpose()?)
+}
+
+/// Inserts a newly allocated reward.
+///
+/// # Errors
+/// [`DbError::Conflict`] when another transaction allocated the mission's
+/// reward first (the unique keys held); the retry then finds it.
+pub fn insert(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
+    match diesel::insert_into(rewards::table)
+        .values(RewardRow::from(reward))
+        .execute(conn)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error) => Err(DbError::Conflict {
+            entity: "reward for mission",
+            key: reward.mission_id.to_string(),
+        }),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Saves a changed reward if nobody changed it since it was loaded at `version - 1`.
+///
+/// # Errors
+/// [`DbError::Conflict`] when it was changed concurrently, or a query failure.
+pub fn update(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
+    let updated = diesel::update(
+        rewards::table
+            .filter(rewards::reward_id.eq(reward.id.to_string()))
+            .filter(rewards::version.eq(reward.version - 1)),
+    )
+    .set((
+        rewards::status.eq(status_code(reward.status)),
+        rewards::version.eq(reward.version),
+    ))
+    .execute(conn)?;
+    if updated == 0 {
+        return Err(DbError::Conflict {
+            entity: "reward",
+            key: reward.id.to_string(),
+        });
+    }
+    Ok(())
+}

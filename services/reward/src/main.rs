@@ -1,0 +1,12 @@
+//! The reward service binary: configuration, telemetry, then the app.
+
+use platform::config::ServiceConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::telemetry::init(reward::SPEC.name);
+    let config = ServiceConfig::from_env(reward::SPEC.name, reward::DEFAULT_PORT)?;
+    let app = reward::App::build(config).await?;
+    app.run_until_stopped(platform::shutdown_signal()).await?;
+    Ok(())
+}

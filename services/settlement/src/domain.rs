@@ -1,0 +1,299 @@
+//! The settlement domain, pure: what a gift exchange costs, the Settlement
+//! aggregate that records it once per gift order, and the values it is made
+//! of. No I/O, no async, no framework types.
+
+use platform::kernel::CustomerId;
+
+platform::uuid_id!(
+    /// What is owed to the gift vendor for one gift order.
+    SettlementId
+);
+platform::uuid_id!(
+    /// One gift order, as the gift context names it.
+    OrderId
+);
+platform::uuid_id!(
+    /// The mission the exchanged reward was earned for (the correlation key).
+    MissionId
+);
+
+impl SettlementId {
+    /// The one settlement id a gift order can ever have. Derived from the
+    /// order id, so recording the same order again can only name the same
+    /// settlement.
+    pub fn for_order(order_id: OrderId) -> Self {
+        Self::from_uuid(uuid::Uuid::new_v5(&order_id.as_uuid(), b"Settlement"))
+    }
+}
+
+/// A product of the gift catalogue: 1 to 64 of `A-Z`, `0-9`, `-` and `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProductSku(String);
+
+/// Why a text is not a product sku.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductSkuError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most 64 characters")]
+    TooLong,
+    #[error("may only contain A-Z, 0-9, '-' and '_'")]
+    BadCharacter,
+}
+
+impl ProductSku {
+    /// The longest sku accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a product sku.
+    ///
+    /// # Errors
+    /// When `value` is empty, longer than 64 characters, or has other characters.
+    pub fn parse(value: &str) -> Result<Self, ProductSkuError> {
+        if value.is_empty() {
+            return Err(ProductSkuError::Empty);
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(ProductSkuError::TooLong);
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
+        {
+            return Err(ProductSkuError::BadCharacter);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The sku as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProductSku {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An ISO 4217 style currency code: three upper-case letters, e.g. `JPY`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency(String);
+
+/// Why a text is not a currency code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 3 upper-case letters")]
+pub struct CurrencyError;
+
+impl Currency {
+    /// Parses a currency code.
+    ///
+    /// # Errors
+    /// When `value` is not exactly three ASCII upper-case letters.
+    pub fn parse(value: &str) -> Result<Self, CurrencyError> {
+        if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(CurrencyError)
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An amount of money in minor units of its currency (e.g. yen, cents);
+/// integer, so sums are exact; never negative, since a vendor never owes us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Money {
+    minor_units: i64,
+    currency: Currency,
+}
+
+/// Why an amount is not money owed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must not be negative, got {0}")]
+pub struct NegativeAmount(pub i64);
+
+impl Money {
+    /// `minor_units` of `currency`.
+    ///
+    /// # Errors
+    /// [`NegativeAmount`] when `minor_units` is below zero.
+    pub fn new(minor_units: i64, currency: Currency) -> Result<Self, NegativeAmount> {
+        if minor_units < 0 {
+            return Err(NegativeAmount(minor_units));
+        }
+        Ok(Self { minor_units, currency })
+    }
+
+    /// The amount in minor units of [`Money::currency`].
+    pub fn minor_units(&self) -> i64 {
+        self.minor_units
+    }
+
+    /// The currency of the amount.
+    pub fn currency(&self) -> &Currency {
+        &self.currency
+    }
+}
+
+/// A gift order the vendor fulfilled, as far as settling it is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftExchange {
+    pub order_id: OrderId,
+    pub mission_id: MissionId,
+    pub customer_id: CustomerId,
+    pub product_sku: ProductSku,
+    /// What the vendor bills for the product.
+    pub vendor_cost: Money,
+}
+
+/// Where a settlement sits in the ledger: settlements are numbered 1, 2, 3,
+/// ... in the order they were recorded, which is the order they are listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LedgerPosition(i64);
+
+impl LedgerPosition {
+    /// The first place in an empty ledger.
+    pub const FIRST: Self = Self(1);
+
+    /// A position from its number; `None` for numbers below 1, which no
+    /// settlement ever has.
+    pub fn new(value: i64) -> Option<Self> {
+        (value >= 1).then_some(Self(value))
+    }
+
+    /// The place after this one.
+    #[must_use]
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// The position's number.
+    pub fn value(self) -> i64 {
+        self.0
+    }
+}
+
+/// The Settlement aggregate: what is owed to the vendor for one gift order.
+/// Recorded once and never changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub id: SettlementId,
+    pub order_id: OrderId,
+    pub mission_id: MissionId,
+    pub customer_id: CustomerId,
+    pub product_sku: ProductSku,
+    /// What is owed: the vendor's cost of the product.
+    pub amount: Money,
+    /// Milliseconds since the Unix epoch.
+    pub recorded_at: i64,
+}
+
+/// What happened to a settlement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettlementEvent {
+    Recorded { settlement: Settlement },
+}
+
+impl Settlement {
+    /// Records what a gift exchange costs: the vendor's bill for the product.
+    pub fn record(exchange: GiftExchange, now: i64) -> (Self, SettlementEvent) {
+        let settlement = Self {
+            id: SettlementId::for_order(exchange.order_id),
+            order_id: exchange.order_id,
+            mission_id: exchange.mission_id,
+            customer_id: exchange.customer_id,
+            product_sku: exchange.product_sku,
+            amount: exchange.vendor_cost,
+            recorded_at: now,
+        };
+        let event = SettlementEvent::Recorded {
+            settlement: settlement.clone(),
+        };
+        (settlement, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(order_id: OrderId) -> GiftExchange {
+        GiftExchange {
+            order_id,
+            mission_id: MissionId::generate(),
+            customer_id: CustomerId::parse("player-1").unwrap(),
+            product_sku: ProductSku::parse("COFFEE-S").unwrap(),
+            vendor_cost: Money::new(350, Currency::parse("JPY").unwrap()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_gift_exchange_is_settled_at_the_vendors_cost() {
+        let exchange = exchange(OrderId::generate());
+        let (settlement, event) = Settlement::record(exchange.clone(), 1_000);
+        assert_eq!(settlement.id, SettlementId::for_order(exchange.order_id));
+        assert_eq!(settlement.order_id, exchange.order_id);
+        assert_eq!(settlement.mission_id, exchange.mission_id);
+        assert_eq!(settlement.customer_id, exchange.customer_id);
+        assert_eq!(settlement.product_sku.as_str(), "COFFEE-S");
+        assert_eq!(settlement.amount.minor_units(), 350);
+        assert_eq!(settlement.amount.currency().as_str(), "JPY");
+        assert_eq!(settlement.recorded_at, 1_000);
+        assert_eq!(event, SettlementEvent::Recorded { settlement });
+    }
+
+    #[test]
+    fn a_gift_order_always_gets_the_same_settlement_id() {
+        let order = OrderId::generate();
+        let first = Settlement::record(exchange(order), 1_000).0;
+        let again = Settlement::record(exchange(order), 2_000).0;
+        assert_eq!(first.id, again.id);
+        assert_ne!(first.id, SettlementId::for_order(OrderId::generate()));
+    }
+
+    #[test]
+    fn money_owed_is_never_negative() {
+        let yen = Currency::parse("JPY").unwrap();
+        assert_eq!(Money::new(-1, yen.clone()), Err(NegativeAmount(-1)));
+        assert_eq!(Money::new(0, yen).map(|m| m.minor_units()), Ok(0));
+    }
+
+    #[test]
+    fn currencies_are_three_upper_case_letters() {
+        assert!(Currency::parse("JPY").is_ok());
+        for bad in ["", "jpy", "JP", "JPYX", "J1Y", "ÉUR"] {
+            assert_eq!(Currency::parse(bad), Err(CurrencyError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn product_skus_are_upper_case_with_dashes_and_underscores() {
+        assert!(ProductSku::parse("COFFEE-S").is_ok());
+        assert!(ProductSku::parse("GIFT_CARD_1000").is_ok());
+        assert!(ProductSku::parse(&"A".repeat(64)).is_ok());
+        assert_eq!(ProductSku::parse(""), Err(ProductSkuError::Empty));
+        assert_eq!(ProductSku::parse(&"A".repeat(65)), Err(ProductSkuError::TooLong));
+        assert_eq!(ProductSku::parse("coffee"), Err(ProductSkuError::BadCharacter));
+        assert_eq!(ProductSku::parse("COFFEE S"), Err(ProductSkuError::BadCharacter));
+    }
+
+    #[test]
+    fn ledger_positions_start_at_one_and_count_up() {
+        assert_eq!(LedgerPosition::new(0), None);
+        assert_eq!(LedgerPosition::new(-3), None);
+        assert_eq!(LedgerPosition::new(1), Some(LedgerPosition::FIRST));
+        assert_eq!(LedgerPosition::FIRST.next().value(), 2);
+    }
+}

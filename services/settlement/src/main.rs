@@ -1,0 +1,12 @@
+//! The settlement service binary: configuration, telemetry, then the app.
+
+use platform::config::ServiceConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::telemetry::init(settlement::SPEC.name);
+    let config = ServiceConfig::from_env(settlement::SPEC.name, settlement::DEFAULT_PORT)?;
+    let app = settlement::App::build(config).await?;
+    app.run_until_stopped(platform::shutdown_signal()).await?;
+    Ok(())
+}
