@@ -120,6 +120,82 @@ pub fn postgres_url() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// A fresh schema on the local PostgreSQL server, dropped (with everything
+/// in it) when the value is dropped.
+#[derive(Debug)]
+pub struct PostgresSchema {
+    schema: String,
+    url: String,
+}
+
+impl PostgresSchema {
+    /// Creates `<prefix>_<random>`, or returns `None` when no server is reachable.
+    ///
+    /// # Panics
+    /// When `REQUIRE_POSTGRES=1` (as in CI) and the server cannot be reached, so
+    /// that a missing database fails the run instead of skipping tests quietly.
+    pub fn create(prefix: &str) -> Option<Self> {
+        use diesel::RunQueryDsl as _;
+        let mut conn = connect_or_skip()?;
+        let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        #[allow(clippy::unwrap_used)] // a reachable server that refuses CREATE SCHEMA is a broken test setup
+        diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut conn).unwrap();
+        let base = postgres_url();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        Some(Self { schema, url })
+    }
+
+    /// A URL whose `search_path` is this schema.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        if let Ok(mut conn) = diesel::PgConnection::establish(&postgres_url()) {
+            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)).execute(&mut conn);
+        }
+    }
+}
+
+fn connect_or_skip() -> Option<diesel::PgConnection> {
+    use diesel::Connection as _;
+    let base = postgres_url();
+    match diesel::PgConnection::establish(&base) {
+        Ok(conn) => Some(conn),
+        Err(error) => {
+            assert!(
+                std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "REQUIRE_POSTGRES=1 but {base} is unreachable: {error}"
+            );
+            eprintln!("PostgreSQL at {base} unreachable ({error}); skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `within`.
+///
+/// # Panics
+/// When it never does: the test fails, naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// A fresh schema on the local PostgreSQL server, as a URL whose
 /// `search_path` points at it, or `None` when no server is reachable.
 ///

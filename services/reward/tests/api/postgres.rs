@@ -5,10 +5,10 @@ use crate::helpers::{mission_achieved, reward_exchanged, reward_id_for, reward_i
 
 #[tokio::test]
 async fn on_postgresql_a_reward_is_allocated_once_and_follows_the_wallet() {
-    let Some(url) = testkit::postgres_schema("reward") else {
+    let Some(schema) = testkit::PostgresSchema::create("reward") else {
         return;
     };
-    let app = spawn_app(Some(url)).await;
+    let app = spawn_app(Some(schema.url().to_owned())).await;
     let achieved = mission_achieved("player-7", 300);
     app.publish(&achieved).await;
     let reward_id = reward_id_for(&achieved);

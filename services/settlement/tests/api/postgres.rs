@@ -4,10 +4,10 @@ use crate::helpers::{gift_exchanged, list, spawn_app};
 
 #[tokio::test]
 async fn on_postgresql_settlements_are_recorded_once_and_page_oldest_first() {
-    let Some(url) = testkit::postgres_schema("settlement") else {
+    let Some(schema) = testkit::PostgresSchema::create("settlement") else {
         return;
     };
-    let mut app = spawn_app(Some(url)).await;
+    let mut app = spawn_app(Some(schema.url().to_owned())).await;
     let mut orders = Vec::new();
     for sku in ["COFFEE-S", "CAKE_L", "COFFEE-S", "COFFEE-S"] {
         let exchanged = gift_exchanged(sku, 500);
