@@ -2,7 +2,8 @@
 //!
 //! - [`NatsServer`]: a real `nats-server` with JetStream on a free port and
 //!   its own store, which a test can stop, kill and restart; killed on drop.
-//! - [`postgres_schema`]: a fresh schema on the local PostgreSQL server.
+//! - [`PostgresSchema`]: a fresh schema on the local PostgreSQL server, dropped after the test.
+//! - [`eventually`]: polls until an asynchronous effect is visible.
 //! - [`free_port`]: a port nobody listens on.
 
 use std::net::TcpListener;
@@ -196,31 +197,3 @@ where
     }
 }
 
-/// A fresh schema on the local PostgreSQL server, as a URL whose
-/// `search_path` points at it, or `None` when no server is reachable.
-///
-/// # Panics
-/// When `REQUIRE_POSTGRES=1` (as in CI) and the server cannot be reached, so
-/// that a missing database fails the run instead of skipping tests quietly.
-pub fn postgres_schema(prefix: &str) -> Option<String> {
-    use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
-    let base = postgres_url();
-    let mut conn = match PgConnection::establish(&base) {
-        Ok(conn) => conn,
-        Err(error) => {
-            assert!(
-                std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "REQUIRE_POSTGRES=1 but {base} is unreachable: {error}"
-            );
-            eprintln!("PostgreSQL at {base} unreachable ({error}); skipping the PostgreSQL variant");
-            return None;
-        }
-    };
-    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-    #[allow(clippy::unwrap_used)] // a reachable server that refuses CREATE SCHEMA is a broken test setup
-    diesel::sql_query(format!("CREATE SCHEMA {schema}"))
-        .execute(&mut conn)
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))
-}

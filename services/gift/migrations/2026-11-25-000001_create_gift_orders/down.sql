@@ -1,0 +1,2 @@
+DROP TABLE gift_orders;
+DROP TABLE products;

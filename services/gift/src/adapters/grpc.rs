@@ -1,0 +1,122 @@
+//! The gRPC adapter: requests parsed into domain values, use cases called,
+//! results and errors mapped to the contract of `game.gift.v1`.
+
+use api::game::gift::v1::{self as pb, gift_service_server::GiftService};
+use platform::events::timestamp;
+use platform::grpc::{field, invalid, storage_failure};
+use platform::kernel::{CustomerId, Points};
+use tonic::{Request, Response, Status};
+
+use crate::app::{GiftError, Gifts};
+use crate::domain::{
+    Exchange, ExchangeRefused, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku,
+    RewardId,
+};
+
+/// Serves `game.gift.v1.GiftService`.
+#[derive(Debug, Clone)]
+pub struct GiftGrpc {
+    gifts: Gifts,
+}
+
+impl GiftGrpc {
+    /// The adapter over the use cases.
+    pub fn new(gifts: Gifts) -> Self {
+        Self { gifts }
+    }
+}
+
+impl From<GiftError> for Status {
+    fn from(error: GiftError) -> Self {
+        match error {
+            GiftError::UnknownProduct(sku) => Status::not_found(format!("product {sku} does not exist")),
+            GiftError::OrderNotFound(id) => Status::not_found(format!("gift order {id} does not exist")),
+            // Retrying a reused key would be wrong: it names another exchange.
+            GiftError::Refused(refused @ ExchangeRefused::KeyReused { .. }) => {
+                Status::already_exists(refused.to_string())
+            }
+            GiftError::Refused(
+                refused @ (ExchangeRefused::NotEnoughPoints { .. }
+                | ExchangeRefused::OutOfStock { .. }
+                | ExchangeRefused::RewardAlreadyExchanged { .. }),
+            ) => Status::failed_precondition(refused.to_string()),
+            GiftError::Storage(error) => storage_failure(&error),
+        }
+    }
+}
+
+/// Parses an Exchange request, field by field in the contract's order.
+fn exchange_of(request: &pb::ExchangeRequest) -> Result<Exchange, Status> {
+    let key = IdempotencyKey::parse(&request.idempotency_key).map_err(|e| invalid("idempotency_key", e))?;
+    let customer_id = field("customer_id", &request.customer_id, CustomerId::parse)?;
+    let reward_id = field("reward_id", &request.reward_id, RewardId::parse)?;
+    let mission_id = field("mission_id", &request.mission_id, MissionId::parse)?;
+    let sku = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
+    // A reward is always worth something; zero or less is a broken caller.
+    let points = Points::new(request.points)
+        .ok()
+        .filter(|p| p.value() > 0)
+        .ok_or_else(|| invalid("points", format!("must be greater than 0, got {}", request.points)))?;
+    Ok(Exchange {
+        key,
+        customer_id,
+        reward_id,
+        mission_id,
+        sku,
+        points,
+    })
+}
+
+fn order_to_pb(order: GiftOrder) -> pb::GiftOrder {
+    pb::GiftOrder {
+        order_id: order.id.to_string(),
+        customer_id: order.customer_id.to_string(),
+        reward_id: order.reward_id.to_string(),
+        product_sku: order.product_sku.to_string(),
+        status: match order.status {
+            GiftOrderStatus::Placed => pb::GiftOrderStatus::Placed,
+        }
+        .into(),
+        idempotency_key: order.idempotency_key.to_string(),
+        points: order.points.value(),
+        placed_at: Some(timestamp(order.placed_at)),
+    }
+}
+
+fn product_to_pb(product: Product) -> pb::Product {
+    pb::Product {
+        sku: product.sku.to_string(),
+        name: product.name,
+        price_points: product.price.value(),
+        stock: i64::from(product.stock),
+    }
+}
+
+#[tonic::async_trait]
+impl GiftService for GiftGrpc {
+    async fn list_products(
+        &self,
+        _request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let products = self.gifts.products().await?;
+        Ok(Response::new(pb::ListProductsResponse {
+            products: products.into_iter().map(product_to_pb).collect(),
+        }))
+    }
+
+    async fn exchange(&self, request: Request<pb::ExchangeRequest>) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let exchange = exchange_of(request.get_ref())?;
+        let order = self.gifts.exchange(exchange).await?;
+        Ok(Response::new(pb::ExchangeResponse {
+            order: Some(order_to_pb(order)),
+        }))
+    }
+
+    async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::GetOrderResponse>, Status> {
+        let id = field("order_id", &request.get_ref().order_id, GiftOrderId::parse)?;
+        let order = self.gifts.order(id).await?;
+        Ok(Response::new(pb::GetOrderResponse {
+            order: Some(order_to_pb(order)),
+        }))
+    }
+}

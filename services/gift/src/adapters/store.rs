@@ -1,0 +1,211 @@
+//! The gift store on diesel (SQLite or PostgreSQL): rows to aggregates and
+//! back, with optimistic concurrency on every product update.
+
+use diesel::prelude::*;
+use platform::db::{CorruptRow, DbConnection, DbError};
+use platform::kernel::{CustomerId, Points};
+
+use crate::domain::{
+    Currency, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku, RewardId,
+};
+
+diesel::table! {
+    products (sku) {
+        sku -> Text,
+        name -> Text,
+        price_points -> BigInt,
+        stock -> BigInt,
+        vendor_cost -> BigInt,
+        currency -> Text,
+        position -> Integer,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    gift_orders (order_id) {
+        order_id -> Text,
+        idempotency_key -> Text,
+        customer_id -> Text,
+        reward_id -> Text,
+        mission_id -> Text,
+        product_sku -> Text,
+        points -> BigInt,
+        status -> Integer,
+        placed_at -> BigInt,
+        version -> BigInt,
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = products)]
+struct ProductRow {
+    sku: String,
+    name: String,
+    price_points: i64,
+    stock: i64,
+    vendor_cost: i64,
+    currency: String,
+    version: i64,
+}
+
+impl TryFrom<ProductRow> for Product {
+    type Error = CorruptRow;
+
+    fn try_from(row: ProductRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("product", &row.sku, reason);
+        if row.vendor_cost < 0 {
+            return Err(corrupt(format!("vendor_cost {}", row.vendor_cost)));
+        }
+        Ok(Self {
+            sku: ProductSku::parse(&row.sku).map_err(|e| corrupt(format!("sku {e}")))?,
+            price: Points::new(row.price_points).map_err(|e| corrupt(format!("price_points {e}")))?,
+            stock: u32::try_from(row.stock).map_err(|_| corrupt(format!("stock {}", row.stock)))?,
+            vendor_cost: row.vendor_cost,
+            currency: Currency::parse(&row.currency).map_err(|e| corrupt(format!("currency {e}")))?,
+            name: row.name,
+            version: row.version,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = gift_orders)]
+struct GiftOrderRow {
+    order_id: String,
+    idempotency_key: String,
+    customer_id: String,
+    reward_id: String,
+    mission_id: String,
+    product_sku: String,
+    points: i64,
+    status: i32,
+    placed_at: i64,
+    version: i64,
+}
+
+const PLACED: i32 = 1;
+
+impl TryFrom<GiftOrderRow> for GiftOrder {
+    type Error = CorruptRow;
+
+    fn try_from(row: GiftOrderRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("gift order", &row.order_id, reason);
+        Ok(Self {
+            id: GiftOrderId::parse(&row.order_id).map_err(|e| corrupt(format!("order_id {e}")))?,
+            idempotency_key: IdempotencyKey::parse(&row.idempotency_key)
+                .map_err(|e| corrupt(format!("idempotency_key {e}")))?,
+            customer_id: CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?,
+            reward_id: RewardId::parse(&row.reward_id).map_err(|e| corrupt(format!("reward_id {e}")))?,
+            mission_id: MissionId::parse(&row.mission_id).map_err(|e| corrupt(format!("mission_id {e}")))?,
+            product_sku: ProductSku::parse(&row.product_sku).map_err(|e| corrupt(format!("product_sku {e}")))?,
+            points: Points::new(row.points).map_err(|e| corrupt(format!("points {e}")))?,
+            status: match row.status {
+                PLACED => GiftOrderStatus::Placed,
+                other => return Err(corrupt(format!("status {other}"))),
+            },
+            placed_at: row.placed_at,
+            version: row.version,
+        })
+    }
+}
+
+impl From<&GiftOrder> for GiftOrderRow {
+    fn from(order: &GiftOrder) -> Self {
+        Self {
+            order_id: order.id.to_string(),
+            idempotency_key: order.idempotency_key.to_string(),
+            customer_id: order.customer_id.to_string(),
+            reward_id: order.reward_id.to_string(),
+            mission_id: order.mission_id.to_string(),
+            product_sku: order.product_sku.to_string(),
+            points: order.points.value(),
+            status: match order.status {
+                GiftOrderStatus::Placed => PLACED,
+            },
+            placed_at: order.placed_at,
+            version: order.version,
+        }
+    }
+}
+
+/// The catalogue, in display order.
+pub fn products(conn: &mut DbConnection) -> Result<Vec<Product>, DbError> {
+    let rows: Vec<ProductRow> = products::table
+        .order((products::position.asc(), products::sku.asc()))
+        .select(ProductRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(Product::try_from).collect::<Result<_, _>>()?)
+}
+
+/// One product of the catalogue.
+pub fn product(conn: &mut DbConnection, sku: &ProductSku) -> Result<Option<Product>, DbError> {
+    let row: Option<ProductRow> = products::table
+        .filter(products::sku.eq(sku.as_str()))
+        .select(ProductRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(Product::try_from).transpose()?)
+}
+
+/// Saves a product's new stock if nobody changed the product since it was
+/// loaded at `version - 1`.
+pub fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), DbError> {
+    let updated = diesel::update(
+        products::table
+            .filter(products::sku.eq(product.sku.as_str()))
+            .filter(products::version.eq(product.version - 1)),
+    )
+    .set((
+        products::stock.eq(i64::from(product.stock)),
+        products::version.eq(product.version),
+    ))
+    .execute(conn)?;
+    if updated == 0 {
+        return Err(DbError::Conflict {
+            entity: "product",
+            key: product.sku.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The order with this id.
+pub fn find_order(conn: &mut DbConnection, id: GiftOrderId) -> Result<Option<GiftOrder>, DbError> {
+    let row: Option<GiftOrderRow> = gift_orders::table
+        .filter(gift_orders::order_id.eq(id.to_string()))
+        .select(GiftOrderRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(GiftOrder::try_from).transpose()?)
+}
+
+/// The order placed under this idempotency key, if any.
+pub fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Option<GiftOrder>, DbError> {
+    let row: Option<GiftOrderRow> = gift_orders::table
+        .filter(gift_orders::idempotency_key.eq(key.as_str()))
+        .select(GiftOrderRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(GiftOrder::try_from).transpose()?)
+}
+
+/// The order this reward paid for, if any.
+pub fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Option<GiftOrder>, DbError> {
+    let row: Option<GiftOrderRow> = gift_orders::table
+        .filter(gift_orders::reward_id.eq(reward.to_string()))
+        .select(GiftOrderRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(GiftOrder::try_from).transpose()?)
+}
+
+/// Inserts a new order. A unique violation means a concurrent exchange
+/// placed an order under the same key or for the same reward; the caller
+/// decides again.
+pub fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), diesel::result::Error> {
+    diesel::insert_into(gift_orders::table)
+        .values(GiftOrderRow::from(order))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,602 @@
+//! The gift domain, pure: the product catalogue, the GiftOrder aggregate and
+//! the exchange rules. No I/O, no async, no framework types.
+
+use platform::kernel::{CustomerId, Points};
+
+platform::uuid_id!(
+    /// One product handed out for one reward.
+    GiftOrderId
+);
+platform::uuid_id!(
+    /// The reward whose points pay for an order; at most one order each.
+    RewardId
+);
+platform::uuid_id!(
+    /// The mission the reward was earned for: the correlation key of its life.
+    MissionId
+);
+
+/// The namespace of order ids derived from idempotency keys. Fixed forever:
+/// changing it would give a replayed key a different order id.
+const ORDER_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x123a_8de6_af92_4df5_95ce_dfd1_f94b_4884);
+
+impl GiftOrderId {
+    /// The id of the order placed under `key`.
+    ///
+    /// Derived rather than random, so that whatever path an exchange takes
+    /// (first call, replay, retried transaction) one key names one order, and
+    /// the primary key refuses a second order for a key even if the unique
+    /// index on the key were ever lost.
+    pub fn for_key(key: &IdempotencyKey) -> Self {
+        Self::from_uuid(uuid::Uuid::new_v5(&ORDER_ID_NAMESPACE, key.as_str().as_bytes()))
+    }
+}
+
+/// A product's stock-keeping unit: 1 to 64 of `A-Z`, `0-9`, `-` and `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProductSku(String);
+
+/// Why a text is not a product SKU.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductSkuError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("may only contain A-Z, 0-9, '-' and '_'")]
+    BadCharacter,
+    #[error("must be at most {max} characters", max = ProductSku::MAX_LEN)]
+    TooLong,
+}
+
+impl ProductSku {
+    /// The longest SKU accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a SKU.
+    ///
+    /// # Errors
+    /// When `value` is empty, has other characters, or is longer than 64.
+    pub fn parse(value: &str) -> Result<Self, ProductSkuError> {
+        if value.is_empty() {
+            return Err(ProductSkuError::Empty);
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
+        {
+            return Err(ProductSkuError::BadCharacter);
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(ProductSkuError::TooLong);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The SKU as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProductSku {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The caller's name for one exchange: 1 to 128 printable ASCII characters,
+/// no spaces. At most one order is ever placed under a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdempotencyKey(String);
+
+/// Why a text is not an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdempotencyKeyError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("may only contain printable ASCII characters other than space")]
+    BadCharacter,
+    #[error("must be at most {max} characters", max = IdempotencyKey::MAX_LEN)]
+    TooLong,
+}
+
+impl IdempotencyKey {
+    /// The longest key accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Parses an idempotency key.
+    ///
+    /// # Errors
+    /// When `value` is empty, has spaces or non-printable or non-ASCII
+    /// characters, or is longer than 128.
+    pub fn parse(value: &str) -> Result<Self, IdempotencyKeyError> {
+        if value.is_empty() {
+            return Err(IdempotencyKeyError::Empty);
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(IdempotencyKeyError::BadCharacter);
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(IdempotencyKeyError::TooLong);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An ISO 4217 currency code: three upper-case letters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Currency(String);
+
+/// Why a text is not a currency code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 3 upper-case letters")]
+pub struct CurrencyError;
+
+impl Currency {
+    /// Parses a currency code.
+    ///
+    /// # Errors
+    /// When `value` is not exactly three ASCII upper-case letters.
+    pub fn parse(value: &str) -> Result<Self, CurrencyError> {
+        if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(CurrencyError)
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One product of the catalogue, with the units left to hand out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub sku: ProductSku,
+    pub name: String,
+    /// What a reward must be worth to buy one unit.
+    pub price: Points,
+    /// Units left; an exchange reserves one.
+    pub stock: u32,
+    /// What the vendor bills us per unit, in minor units of `currency`;
+    /// the settlement context records it for every order.
+    pub vendor_cost: i64,
+    pub currency: Currency,
+    /// Optimistic-concurrency version, bumped on every change.
+    pub version: i64,
+}
+
+/// What the wallet asks for: one reward's points for one product, under the
+/// caller's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub key: IdempotencyKey,
+    pub customer_id: CustomerId,
+    pub reward_id: RewardId,
+    pub mission_id: MissionId,
+    pub sku: ProductSku,
+    /// What the reward is worth.
+    pub points: Points,
+}
+
+/// Where an order is in its life. The vendor's fulfilment is not modelled,
+/// so an order is placed and stays so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GiftOrderStatus {
+    Placed,
+}
+
+/// The GiftOrder aggregate: one product handed out for one reward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftOrder {
+    pub id: GiftOrderId,
+    pub idempotency_key: IdempotencyKey,
+    pub customer_id: CustomerId,
+    pub reward_id: RewardId,
+    pub mission_id: MissionId,
+    pub product_sku: ProductSku,
+    /// What the reward paid.
+    pub points: Points,
+    pub status: GiftOrderStatus,
+    /// Milliseconds since the Unix epoch.
+    pub placed_at: i64,
+    /// Optimistic-concurrency version, bumped on every change.
+    pub version: i64,
+}
+
+/// What happened in the gift context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GiftEvent {
+    /// An order was placed; the vendor bills `vendor_cost` in `currency` for it,
+    /// as priced at the moment of the exchange.
+    Exchanged {
+        order: GiftOrder,
+        vendor_cost: i64,
+        currency: Currency,
+    },
+}
+
+/// Why an exchange places no order. Each is definite: retrying the same
+/// request gets the same answer, and nothing was reserved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeRefused {
+    #[error(
+        "not enough points: {sku} costs {} points, the reward is worth {}",
+        .price.value(),
+        .points.value()
+    )]
+    NotEnoughPoints {
+        sku: ProductSku,
+        price: Points,
+        points: Points,
+    },
+    #[error("{sku} is out of stock")]
+    OutOfStock { sku: ProductSku },
+    /// The key already names an exchange of another reward, product or player.
+    #[error("idempotency key {key} was already used for a different exchange")]
+    KeyReused { key: IdempotencyKey },
+    /// The reward already paid for another product (or another player's order).
+    #[error("reward {reward_id} was already exchanged (order {order_id})")]
+    RewardAlreadyExchanged { reward_id: RewardId, order_id: GiftOrderId },
+}
+
+impl Product {
+    /// Reserves one unit for `exchange` and places its order.
+    ///
+    /// The caller loads the product `exchange.sku` names; the order is for
+    /// this product.
+    ///
+    /// # Errors
+    /// [`ExchangeRefused::NotEnoughPoints`] when the reward is worth less than
+    /// the price, [`ExchangeRefused::OutOfStock`] when no unit is left; the
+    /// product is then unchanged.
+    pub fn exchange(&mut self, exchange: &Exchange, now: i64) -> Result<(GiftOrder, GiftEvent), ExchangeRefused> {
+        if exchange.points < self.price {
+            return Err(ExchangeRefused::NotEnoughPoints {
+                sku: self.sku.clone(),
+                price: self.price,
+                points: exchange.points,
+            });
+        }
+        let Some(left) = self.stock.checked_sub(1) else {
+            return Err(ExchangeRefused::OutOfStock { sku: self.sku.clone() });
+        };
+        self.stock = left;
+        self.version += 1;
+        let order = GiftOrder {
+            id: GiftOrderId::for_key(&exchange.key),
+            idempotency_key: exchange.key.clone(),
+            customer_id: exchange.customer_id.clone(),
+            reward_id: exchange.reward_id,
+            mission_id: exchange.mission_id,
+            product_sku: self.sku.clone(),
+            points: exchange.points,
+            status: GiftOrderStatus::Placed,
+            placed_at: now,
+            version: 1,
+        };
+        let event = GiftEvent::Exchanged {
+            order: order.clone(),
+            vendor_cost: self.vendor_cost,
+            currency: self.currency.clone(),
+        };
+        Ok((order, event))
+    }
+}
+
+impl GiftOrder {
+    /// Answers an exchange under this order's idempotency key: the same
+    /// exchange (player, reward, product) is a replay and gets this order.
+    ///
+    /// # Errors
+    /// [`ExchangeRefused::KeyReused`] when the key now names another exchange.
+    pub fn replay_for_key(&self, exchange: &Exchange) -> Result<(), ExchangeRefused> {
+        let same_exchange = self.customer_id == exchange.customer_id
+            && self.reward_id == exchange.reward_id
+            && self.product_sku == exchange.sku;
+        if same_exchange {
+            Ok(())
+        } else {
+            Err(ExchangeRefused::KeyReused {
+                key: exchange.key.clone(),
+            })
+        }
+    }
+
+    /// Answers an exchange of this order's reward under another key: the
+    /// reward was already exchanged for this product, so the caller completes
+    /// with this order rather than getting a second one.
+    ///
+    /// # Errors
+    /// [`ExchangeRefused::RewardAlreadyExchanged`] when the exchange asks for
+    /// another product, or comes from another player.
+    pub fn replay_for_reward(&self, exchange: &Exchange) -> Result<(), ExchangeRefused> {
+        if self.product_sku == exchange.sku && self.customer_id == exchange.customer_id {
+            Ok(())
+        } else {
+            Err(ExchangeRefused::RewardAlreadyExchanged {
+                reward_id: self.reward_id,
+                order_id: self.id,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku(value: &str) -> ProductSku {
+        ProductSku::parse(value).unwrap()
+    }
+
+    fn points(value: i64) -> Points {
+        Points::new(value).unwrap()
+    }
+
+    fn plush(stock: u32) -> Product {
+        Product {
+            sku: sku("PLUSH-MASCOT"),
+            name: "Plush mascot".into(),
+            price: points(800),
+            stock,
+            vendor_cost: 1250,
+            currency: Currency::parse("EUR").unwrap(),
+            version: 7,
+        }
+    }
+
+    fn exchange_of(points_worth: i64) -> Exchange {
+        Exchange {
+            key: IdempotencyKey::parse("entry-1:1").unwrap(),
+            customer_id: CustomerId::parse("player-1").unwrap(),
+            reward_id: RewardId::generate(),
+            mission_id: MissionId::generate(),
+            sku: sku("PLUSH-MASCOT"),
+            points: points(points_worth),
+        }
+    }
+
+    fn placed(exchange: &Exchange) -> GiftOrder {
+        plush(5).exchange(exchange, 1_000).unwrap().0
+    }
+
+    #[test]
+    fn a_reward_worth_the_price_reserves_one_unit_and_places_an_order() {
+        // Given a product with 5 units and a reward worth exactly its price
+        let mut product = plush(5);
+        let exchange = exchange_of(800);
+        // When it is exchanged
+        let (order, event) = product.exchange(&exchange, 1_000).unwrap();
+        // Then one unit is reserved and the order records the exchange
+        assert_eq!((product.stock, product.version), (4, 8));
+        assert_eq!(order.id, GiftOrderId::for_key(&exchange.key));
+        assert_eq!(order.idempotency_key, exchange.key);
+        assert_eq!(order.customer_id, exchange.customer_id);
+        assert_eq!(order.reward_id, exchange.reward_id);
+        assert_eq!(order.mission_id, exchange.mission_id);
+        assert_eq!(order.product_sku, sku("PLUSH-MASCOT"));
+        assert_eq!(order.points, points(800));
+        assert_eq!(order.status, GiftOrderStatus::Placed);
+        assert_eq!((order.placed_at, order.version), (1_000, 1));
+        // And the event carries what the vendor bills for it
+        assert_eq!(
+            event,
+            GiftEvent::Exchanged {
+                order,
+                vendor_cost: 1250,
+                currency: Currency::parse("EUR").unwrap(),
+            }
+        );
+    }
+
+    #[test]
+    fn the_last_unit_can_be_exchanged() {
+        let mut product = plush(1);
+        assert!(product.exchange(&exchange_of(2000), 1_000).is_ok());
+        assert_eq!(product.stock, 0);
+    }
+
+    #[test]
+    fn a_reward_worth_less_than_the_price_is_refused_and_reserves_nothing() {
+        // Given a product that costs 800 points
+        let mut product = plush(5);
+        // When a reward worth 500 asks for it
+        let refused = product.exchange(&exchange_of(500), 1_000).unwrap_err();
+        // Then it is refused with both amounts, and the stock is unchanged
+        assert_eq!(
+            refused,
+            ExchangeRefused::NotEnoughPoints {
+                sku: sku("PLUSH-MASCOT"),
+                price: points(800),
+                points: points(500),
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            "not enough points: PLUSH-MASCOT costs 800 points, the reward is worth 500"
+        );
+        assert_eq!(product, plush(5));
+    }
+
+    #[test]
+    fn a_product_without_stock_is_refused_and_stays_at_zero() {
+        // Given a product with no unit left
+        let mut product = plush(0);
+        // When a reward worth enough asks for it
+        let refused = product.exchange(&exchange_of(800), 1_000).unwrap_err();
+        // Then it is out of stock, and nothing changed
+        assert_eq!(
+            refused,
+            ExchangeRefused::OutOfStock {
+                sku: sku("PLUSH-MASCOT")
+            }
+        );
+        assert_eq!(refused.to_string(), "PLUSH-MASCOT is out of stock");
+        assert_eq!(product, plush(0));
+    }
+
+    #[test]
+    fn too_few_points_are_reported_before_an_empty_stock() {
+        let refused = plush(0).exchange(&exchange_of(100), 1_000).unwrap_err();
+        assert!(matches!(refused, ExchangeRefused::NotEnoughPoints { .. }));
+    }
+
+    #[test]
+    fn the_same_exchange_under_the_same_key_is_a_replay_of_its_order() {
+        // Given an order placed under a key
+        let exchange = exchange_of(800);
+        let order = placed(&exchange);
+        // When the same exchange comes again under that key
+        // Then the existing order answers it
+        assert_eq!(order.replay_for_key(&exchange), Ok(()));
+    }
+
+    #[test]
+    fn a_key_reused_for_another_reward_product_or_player_is_refused() {
+        // Given an order placed under a key
+        let exchange = exchange_of(800);
+        let order = placed(&exchange);
+        let other_reward = Exchange {
+            reward_id: RewardId::generate(),
+            ..exchange.clone()
+        };
+        let other_product = Exchange {
+            sku: sku("STICKER-PACK"),
+            ..exchange.clone()
+        };
+        let other_player = Exchange {
+            customer_id: CustomerId::parse("player-2").unwrap(),
+            ..exchange.clone()
+        };
+        // When the key comes with a different exchange
+        for different in [other_reward, other_product, other_player] {
+            // Then it is refused, naming the key
+            let refused = order.replay_for_key(&different).unwrap_err();
+            assert_eq!(
+                refused,
+                ExchangeRefused::KeyReused {
+                    key: exchange.key.clone()
+                }
+            );
+            assert_eq!(
+                refused.to_string(),
+                "idempotency key entry-1:1 was already used for a different exchange"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reward_exchanged_for_the_same_product_under_another_key_answers_with_its_order() {
+        // Given a reward exchanged under one key
+        let exchange = exchange_of(800);
+        let order = placed(&exchange);
+        // When the same player asks for the same product under a new key
+        let again = Exchange {
+            key: IdempotencyKey::parse("entry-1:2").unwrap(),
+            ..exchange
+        };
+        // Then the existing order answers it: no second order for the reward
+        assert_eq!(order.replay_for_reward(&again), Ok(()));
+    }
+
+    #[test]
+    fn a_reward_exchanged_for_another_product_or_by_another_player_is_refused() {
+        // Given a reward exchanged under one key
+        let exchange = exchange_of(800);
+        let order = placed(&exchange);
+        let key = IdempotencyKey::parse("entry-1:2").unwrap();
+        let other_product = Exchange {
+            key: key.clone(),
+            sku: sku("STICKER-PACK"),
+            ..exchange.clone()
+        };
+        let other_player = Exchange {
+            key,
+            customer_id: CustomerId::parse("player-2").unwrap(),
+            ..exchange.clone()
+        };
+        for different in [other_product, other_player] {
+            // When it is asked for again, differently
+            let refused = order.replay_for_reward(&different).unwrap_err();
+            // Then it is refused, naming the order that has it
+            assert_eq!(
+                refused,
+                ExchangeRefused::RewardAlreadyExchanged {
+                    reward_id: exchange.reward_id,
+                    order_id: order.id,
+                }
+            );
+            assert_eq!(
+                refused.to_string(),
+                format!(
+                    "reward {} was already exchanged (order {})",
+                    exchange.reward_id, order.id
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn one_key_always_names_the_same_order_and_two_keys_two_orders() {
+        let key = IdempotencyKey::parse("entry-1:1").unwrap();
+        assert_eq!(GiftOrderId::for_key(&key), GiftOrderId::for_key(&key.clone()));
+        let other = IdempotencyKey::parse("entry-1:2").unwrap();
+        assert_ne!(GiftOrderId::for_key(&key), GiftOrderId::for_key(&other));
+    }
+
+    #[test]
+    fn skus_are_upper_case_with_dashes_and_underscores() {
+        assert!(ProductSku::parse("PLUSH-MASCOT").is_ok());
+        assert!(ProductSku::parse("CAKE_L2").is_ok());
+        assert!(ProductSku::parse(&"A".repeat(64)).is_ok());
+        assert_eq!(ProductSku::parse(""), Err(ProductSkuError::Empty));
+        assert_eq!(ProductSku::parse("plush"), Err(ProductSkuError::BadCharacter));
+        assert_eq!(ProductSku::parse("PLUSH MASCOT"), Err(ProductSkuError::BadCharacter));
+        assert_eq!(ProductSku::parse(&"A".repeat(65)), Err(ProductSkuError::TooLong));
+    }
+
+    #[test]
+    fn idempotency_keys_are_printable_ascii_without_spaces() {
+        assert!(IdempotencyKey::parse("b6c2:1").is_ok());
+        assert!(IdempotencyKey::parse("~!#$%&'()*+,-./:;<=>?@[]^_`{|}").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(128)).is_ok());
+        assert_eq!(IdempotencyKey::parse(""), Err(IdempotencyKeyError::Empty));
+        assert_eq!(IdempotencyKey::parse("a b"), Err(IdempotencyKeyError::BadCharacter));
+        assert_eq!(IdempotencyKey::parse("a\tb"), Err(IdempotencyKeyError::BadCharacter));
+        assert_eq!(IdempotencyKey::parse("clé"), Err(IdempotencyKeyError::BadCharacter));
+        assert_eq!(
+            IdempotencyKey::parse(&"k".repeat(129)),
+            Err(IdempotencyKeyError::TooLong)
+        );
+        assert_eq!(
+            IdempotencyKeyError::TooLong.to_string(),
+            "must be at most 128 characters"
+        );
+    }
+
+    #[test]
+    fn currencies_are_three_upper_case_letters() {
+        assert!(Currency::parse("EUR").is_ok());
+        assert_eq!(Currency::parse("eur"), Err(CurrencyError));
+        assert_eq!(Currency::parse("EURO"), Err(CurrencyError));
+    }
+}
