@@ -9,6 +9,17 @@ export PATH := justfile_directory() / ".tools/bin" + ":" + env("PATH")
 default:
     @just --list
 
+# Run the whole system locally: nats-server and every service, supervised, with
+# SQLite files under .run/. `just up --demo` also plays the player's story. Ctrl-C stops it.
+up *args:
+    cargo build --workspace --bins
+    "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" up {{args}}
+
+# Play the player's story against a running system (see `just up`).
+demo *args:
+    cargo build -p rewardsctl
+    "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" demo {{args}}
+
 # Run every test: unit, integration (real nats-server, SQLite, PostgreSQL when reachable).
 test:
     cargo test --workspace --all-targets

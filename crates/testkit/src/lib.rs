@@ -140,7 +140,9 @@ impl PostgresSchema {
         let mut conn = connect_or_skip()?;
         let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
         #[allow(clippy::unwrap_used)] // a reachable server that refuses CREATE SCHEMA is a broken test setup
-        diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut conn).unwrap();
+        diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .unwrap();
         let base = postgres_url();
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
@@ -192,8 +194,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
-

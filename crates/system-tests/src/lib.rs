@@ -1,0 +1,240 @@
+//! The whole mesh in one test process: a real nats-server, every service
+//! with its own store (SQLite files, or PostgreSQL schemas where asked), and
+//! the gateway in front, each on a port of its own that survives a restart.
+//! Tests drive it through the gateway like any client would, and stop and
+//! start services to show what survives.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use platform::CancellationToken;
+use platform::config::ServiceConfig;
+use testkit::{NatsServer, free_port};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// The services of the mesh, by their short names.
+pub const SERVICES: [&str; 6] = ["mission", "reward", "wallet", "gift", "mypage", "settlement"];
+
+/// Where each service keeps its store.
+#[derive(Debug, Clone, Default)]
+pub struct MeshOptions {
+    /// Services whose store is a fresh PostgreSQL schema (URL per service);
+    /// the others use SQLite files.
+    pub postgres: HashMap<&'static str, String>,
+}
+
+struct Running {
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// A running mesh. Everything stops when it is dropped.
+pub struct Mesh {
+    pub nats: NatsServer,
+    dir: PathBuf,
+    ports: HashMap<&'static str, u16>,
+    gateway_port: u16,
+    options: MeshOptions,
+    running: HashMap<&'static str, Running>,
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("ports", &self.ports)
+            .field("gateway_port", &self.gateway_port)
+            .finish()
+    }
+}
+
+impl Mesh {
+    /// Starts nats-server, every service and the gateway.
+    ///
+    /// # Panics
+    /// When a part does not start: the test cannot proceed.
+    pub async fn start(options: MeshOptions) -> Self {
+        let nats = NatsServer::start().expect("nats-server starts");
+        let dir = std::env::temp_dir().join(format!("mesh-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ports = SERVICES.iter().map(|s| (*s, free_port())).collect();
+        let mut mesh = Self {
+            nats,
+            dir,
+            ports,
+            gateway_port: free_port(),
+            options,
+            running: HashMap::new(),
+        };
+        for service in SERVICES {
+            mesh.start_service(service).await;
+        }
+        mesh.start_gateway().await;
+        mesh
+    }
+
+    /// The gateway's URL.
+    pub fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_port)
+    }
+
+    /// A channel to the gateway: every client of the tests goes through it.
+    ///
+    /// # Panics
+    /// When the gateway cannot be reached.
+    pub async fn gateway(&self) -> Channel {
+        Channel::from_shared(self.gateway_url())
+            .expect("valid URL")
+            .connect()
+            .await
+            .expect("gateway reachable")
+    }
+
+    fn config(&self, service: &'static str) -> ServiceConfig {
+        let database_url = self
+            .options
+            .postgres
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| self.dir.join(format!("{service}.sqlite")).display().to_string());
+        ServiceConfig {
+            grpc_addr: ([127, 0, 0, 1], self.ports[service]).into(),
+            database_url,
+            nats_url: self.nats.url(),
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+
+    /// Starts (or restarts) one service on its port with its store.
+    ///
+    /// # Panics
+    /// When it does not start.
+    pub async fn start_service(&mut self, service: &'static str) {
+        assert!(!self.running.contains_key(service), "{service} is already running");
+        let config = self.config(service);
+        let stop = CancellationToken::new();
+        let stopping = stop.clone().cancelled_owned();
+        let handle = match service {
+            "mission" => spawn(
+                mission::App::build(config)
+                    .await
+                    .expect("mission starts")
+                    .run_until_stopped(stopping),
+            ),
+            "reward" => spawn(
+                reward::App::build(config)
+                    .await
+                    .expect("reward starts")
+                    .run_until_stopped(stopping),
+            ),
+            "wallet" => {
+                let mut wallet_config = wallet::WalletConfig::local(config);
+                wallet_config.gift_url = format!("http://127.0.0.1:{}", self.ports["gift"]);
+                wallet_config.gift_timeout = Duration::from_secs(2);
+                wallet_config.redrive.interval = Duration::from_millis(200);
+                wallet_config.redrive.after = Duration::from_millis(500);
+                spawn(
+                    wallet::App::build(wallet_config)
+                        .await
+                        .expect("wallet starts")
+                        .run_until_stopped(stopping),
+                )
+            }
+            "gift" => spawn(
+                gift::App::build(config)
+                    .await
+                    .expect("gift starts")
+                    .run_until_stopped(stopping),
+            ),
+            "mypage" => spawn(
+                mypage::App::build(config)
+                    .await
+                    .expect("mypage starts")
+                    .run_until_stopped(stopping),
+            ),
+            "settlement" => spawn(
+                settlement::App::build(config)
+                    .await
+                    .expect("settlement starts")
+                    .run_until_stopped(stopping),
+            ),
+            other => panic!("no service called {other}"),
+        };
+        self.running.insert(service, Running { stop, handle });
+    }
+
+    async fn start_gateway(&mut self) {
+        let mut config = gateway::GatewayConfig::local();
+        config.addr = ([127, 0, 0, 1], self.gateway_port).into();
+        config.upstreams = gateway::UPSTREAMS
+            .iter()
+            .map(|(grpc_service, _, _)| {
+                let short = SERVICES
+                    .iter()
+                    .find(|s| grpc_service.starts_with(&format!("game.{s}.")))
+                    .expect("every upstream is a service of the mesh");
+                (*grpc_service, format!("http://127.0.0.1:{}", self.ports[short]))
+            })
+            .collect();
+        config.shutdown_grace = Duration::from_secs(3);
+        let stop = CancellationToken::new();
+        let app = gateway::App::build(config).await.expect("gateway starts");
+        let handle = spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+        self.running.insert("gateway", Running { stop, handle });
+    }
+
+    /// Stops one service (graceful drain) and waits until it is gone.
+    ///
+    /// # Panics
+    /// When it was not running.
+    pub async fn stop_service(&mut self, service: &'static str) {
+        let running = self
+            .running
+            .remove(service)
+            .unwrap_or_else(|| panic!("{service} is not running"));
+        running.stop.cancel();
+        let _ = running.handle.await;
+    }
+}
+
+fn spawn<E: std::fmt::Debug>(serving: impl Future<Output = Result<(), E>> + Send + 'static) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            eprintln!("service stopped with an error: {error:?}");
+        }
+    })
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for running in self.running.values() {
+            running.stop.cancel();
+            running.handle.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `within`.
+///
+/// # Panics
+/// When it never does: the test fails naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

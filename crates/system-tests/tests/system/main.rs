@@ -1,0 +1,9 @@
+//! The player's story and the mesh's promises, through the gateway, against
+//! every real service, a real nats-server and real stores.
+
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
+
+mod bad_input;
+mod clients;
+mod fault_isolation;
+mod story;
