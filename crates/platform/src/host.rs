@@ -8,6 +8,7 @@
 //! health NOT_SERVING, no new calls, in-flight calls finished, consumers
 //! stopped, outbox flushed — all within the grace period.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -166,6 +168,24 @@ impl ServiceHost {
         self.tasks.spawn(task(self.background.clone()));
     }
 
+    /// The service ready to serve `service`, the context's gRPC API, beside
+    /// health and reflection.
+    pub fn serving<S>(self, service: S) -> ServiceApp
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(service);
+        ServiceApp { host: self, routes }
+    }
+
     /// Serves `routes` (plus health and reflection) until `stop` resolves, then drains.
     ///
     /// # Errors
@@ -239,6 +259,28 @@ impl ServiceHost {
         }
         tracing::info!(service = spec.name, "stopped");
         served.map_err(StartError::from)
+    }
+}
+
+/// A service wired and ready: what every service's `build` returns.
+#[derive(Debug)]
+pub struct ServiceApp {
+    host: ServiceHost,
+    routes: RoutesBuilder,
+}
+
+impl ServiceApp {
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.host.port()
+    }
+
+    /// Serves until `stop` resolves, then drains.
+    ///
+    /// # Errors
+    /// When the gRPC server fails.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        self.host.serve(self.routes, stop).await
     }
 }
 

@@ -118,13 +118,13 @@ impl Mesh {
         let stopping = stop.clone().cancelled_owned();
         let handle = match service {
             "mission" => spawn(
-                mission::App::build(config)
+                mission::build(config)
                     .await
                     .expect("mission starts")
                     .run_until_stopped(stopping),
             ),
             "reward" => spawn(
-                reward::App::build(config)
+                reward::build(config)
                     .await
                     .expect("reward starts")
                     .run_until_stopped(stopping),
@@ -136,26 +136,26 @@ impl Mesh {
                 wallet_config.redrive.interval = Duration::from_millis(200);
                 wallet_config.redrive.after = Duration::from_millis(500);
                 spawn(
-                    wallet::App::build(wallet_config)
+                    wallet::build(wallet_config)
                         .await
                         .expect("wallet starts")
                         .run_until_stopped(stopping),
                 )
             }
             "gift" => spawn(
-                gift::App::build(config)
+                gift::build(config)
                     .await
                     .expect("gift starts")
                     .run_until_stopped(stopping),
             ),
             "mypage" => spawn(
-                mypage::App::build(config)
+                mypage::build(config)
                     .await
                     .expect("mypage starts")
                     .run_until_stopped(stopping),
             ),
             "settlement" => spawn(
-                settlement::App::build(config)
+                settlement::build(config)
                     .await
                     .expect("settlement starts")
                     .run_until_stopped(stopping),

@@ -2,6 +2,10 @@
 //!
 //! - [`NatsServer`]: a real `nats-server` with JetStream on a free port and
 //!   its own store, which a test can stop, kill and restart; killed on drop.
+//! - [`Broker`]: that server plus a JetStream client, to publish the events of
+//!   other contexts and to watch streams and consumers settle.
+//! - [`TempStore`], [`service_config`], [`Running`]: a service under test on
+//!   a free port with a fresh SQLite file, stopped when dropped.
 //! - [`PostgresSchema`]: a fresh schema on the local PostgreSQL server, dropped after the test.
 //! - [`eventually`]: polls until an asynchronous effect is visible.
 //! - [`free_port`]: a port nobody listens on.
@@ -199,5 +203,196 @@ where
             "timed out after {within:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A real nats-server and a JetStream client of it: how tests play the
+/// other contexts (publishing their events) and watch a service's streams
+/// and consumers.
+#[derive(Debug)]
+pub struct Broker {
+    pub server: NatsServer,
+    pub js: async_nats::jetstream::Context,
+}
+
+impl Broker {
+    /// Starts a nats-server and connects to it.
+    ///
+    /// # Panics
+    /// When it does not start: no test can proceed without it.
+    pub async fn start() -> Self {
+        #[allow(clippy::expect_used)] // no broker, no test
+        let server = NatsServer::start().expect("nats-server starts");
+        #[allow(clippy::expect_used)] // it was just seen listening
+        let client = async_nats::connect(server.url())
+            .await
+            .expect("connects to nats-server");
+        Self {
+            server,
+            js: async_nats::jetstream::new(client),
+        }
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Publishes `event` as its producing context would: on its subject, its
+    /// id as `Nats-Msg-Id`, with the correlation headers; returns its stream
+    /// sequence once JetStream acknowledged it.
+    ///
+    /// # Panics
+    /// When JetStream refuses it, or drops it as a duplicate of an earlier id.
+    pub async fn publish<E: platform::events::Event>(&self, event: &E) -> u64 {
+        use platform::events::{CUSTOMER_ID_HEADER, EVENT_TYPE_HEADER, MISSION_ID_HEADER};
+        #[allow(clippy::expect_used)] // a broker that refuses a stream breaks the test setup
+        E::STREAM.ensure(&self.js).await.expect("stream exists");
+        let correlation = event.correlation();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(EVENT_TYPE_HEADER, E::TYPE);
+        headers.insert(MISSION_ID_HEADER, correlation.mission_id.as_str());
+        headers.insert(CUSTOMER_ID_HEADER, correlation.customer_id.as_str());
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(event.encode_to_vec().into())
+            .headers(headers)
+            .message_id(event.event_id());
+        #[allow(clippy::expect_used)] // as above
+        let ack = self
+            .js
+            .send_publish(E::SUBJECT, message)
+            .await
+            .expect("published")
+            .await
+            .expect("acknowledged");
+        assert!(!ack.duplicate, "{} was published before", event.event_id());
+        ack.sequence
+    }
+
+    /// Waits until the durable `consumer` of `stream` has settled every event
+    /// so far (applied, found already applied, or terminated): the way to
+    /// show that "nothing more happened" without sleeping.
+    pub async fn settled(&self, stream: platform::events::StreamDef, consumer: &str) {
+        eventually(
+            &format!("{consumer} to settle"),
+            Duration::from_secs(10),
+            || async move {
+                let stream = self.js.get_stream(stream.name).await.ok()?;
+                let info = stream.consumer_info(consumer).await.ok()?;
+                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Every message on `stream`, once at least `at_least` are there.
+    ///
+    /// # Panics
+    /// When they cannot be read.
+    pub async fn published(
+        &self,
+        stream: platform::events::StreamDef,
+        at_least: u64,
+    ) -> Vec<async_nats::jetstream::Message> {
+        use futures::StreamExt as _;
+        let what = format!("{at_least} messages on {}", stream.name);
+        let stream = eventually(&what, Duration::from_secs(10), || async move {
+            let stream = self.js.get_stream(stream.name).await.ok()?;
+            let info = stream.get_info().await.ok()?;
+            (info.state.messages >= at_least).then_some(stream)
+        })
+        .await;
+        #[allow(clippy::expect_used)] // a stream that exists takes an ephemeral consumer
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            .await
+            .expect("ephemeral consumer");
+        #[allow(clippy::expect_used)] // as above
+        let mut batch = consumer
+            .fetch()
+            .max_messages(10_000)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("fetch");
+        let mut seen = Vec::new();
+        while let Some(Ok(message)) = batch.next().await {
+            seen.push(message);
+        }
+        seen
+    }
+}
+
+/// A directory for a service's SQLite file, removed at the end of the test.
+#[derive(Debug)]
+pub struct TempStore(tempfile::TempDir);
+
+impl TempStore {
+    /// A fresh, empty directory.
+    ///
+    /// # Panics
+    /// When the OS cannot create one.
+    pub fn new() -> Self {
+        #[allow(clippy::expect_used)] // a test machine without a temp dir cannot run tests
+        Self(tempfile::Builder::new().prefix("store-").tempdir().expect("temp dir"))
+    }
+
+    /// The SQLite URL of `service`'s store in this directory.
+    pub fn sqlite_url(&self, service: &str) -> String {
+        self.0.path().join(format!("{service}.sqlite")).display().to_string()
+    }
+}
+
+impl Default for TempStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The configuration of a service under test: a free port, `database_url`, the broker.
+pub fn service_config(broker: &Broker, database_url: String) -> platform::config::ServiceConfig {
+    platform::config::ServiceConfig {
+        grpc_addr: ([127, 0, 0, 1], 0).into(),
+        database_url,
+        nats_url: broker.url(),
+        shutdown_grace: Duration::from_secs(2),
+    }
+}
+
+/// A service serving in the background of a test; it stops (drains) when dropped.
+#[derive(Debug)]
+pub struct Running {
+    port: u16,
+    stop: platform::CancellationToken,
+}
+
+impl Running {
+    /// Serves `app` until the returned value is dropped.
+    pub fn serve(app: platform::host::ServiceApp) -> Self {
+        let port = app.port();
+        let stop = platform::CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+        Self { port, stop }
+    }
+
+    /// Its URL, for a client.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops it now (the drain continues in the background).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }

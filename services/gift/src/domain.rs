@@ -1,6 +1,7 @@
 //! The gift domain, pure: the product catalogue, the GiftOrder aggregate and
 //! the exchange rules. No I/O, no async, no framework types.
 
+pub use platform::kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
 use platform::kernel::{CustomerId, Points};
 
 platform::uuid_id!(
@@ -29,57 +30,6 @@ impl GiftOrderId {
     /// index on the key were ever lost.
     pub fn for_key(key: &IdempotencyKey) -> Self {
         Self::from_uuid(uuid::Uuid::new_v5(&ORDER_ID_NAMESPACE, key.as_str().as_bytes()))
-    }
-}
-
-/// A product's stock-keeping unit: 1 to 64 of `A-Z`, `0-9`, `-` and `_`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProductSku(String);
-
-/// Why a text is not a product SKU.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProductSkuError {
-    #[error("must not be empty")]
-    Empty,
-    #[error("may only contain A-Z, 0-9, '-' and '_'")]
-    BadCharacter,
-    #[error("must be at most {max} characters", max = ProductSku::MAX_LEN)]
-    TooLong,
-}
-
-impl ProductSku {
-    /// The longest SKU accepted.
-    pub const MAX_LEN: usize = 64;
-
-    /// Parses a SKU.
-    ///
-    /// # Errors
-    /// When `value` is empty, has other characters, or is longer than 64.
-    pub fn parse(value: &str) -> Result<Self, ProductSkuError> {
-        if value.is_empty() {
-            return Err(ProductSkuError::Empty);
-        }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
-        {
-            return Err(ProductSkuError::BadCharacter);
-        }
-        if value.len() > Self::MAX_LEN {
-            return Err(ProductSkuError::TooLong);
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    /// The SKU as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for ProductSku {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -128,40 +78,6 @@ impl IdempotencyKey {
 }
 
 impl std::fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An ISO 4217 currency code: three upper-case letters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Currency(String);
-
-/// Why a text is not a currency code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 3 upper-case letters")]
-pub struct CurrencyError;
-
-impl Currency {
-    /// Parses a currency code.
-    ///
-    /// # Errors
-    /// When `value` is not exactly three ASCII upper-case letters.
-    pub fn parse(value: &str) -> Result<Self, CurrencyError> {
-        if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(CurrencyError)
-        }
-    }
-
-    /// The code as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Currency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }

@@ -13,13 +13,10 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
-use std::future::Future;
-
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
-use platform::host::{ServiceHost, ServiceSpec, StartError};
-use tonic::service::RoutesBuilder;
+use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 use crate::adapters::grpc::GiftGrpc;
 
@@ -37,38 +34,17 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 pub const DEFAULT_PORT: u16 = 50054;
 
 /// The gift service, wired and ready to serve.
-#[derive(Debug)]
-pub struct App {
-    host: ServiceHost,
-    routes: RoutesBuilder,
-}
+pub type App = ServiceApp;
 
-impl App {
-    /// Opens the store, connects to NATS and wires the use cases.
-    ///
-    /// # Errors
-    /// When the service cannot start; see [`StartError`].
-    pub async fn build(config: ServiceConfig) -> Result<Self, StartError> {
-        let mut host = ServiceHost::start(SPEC, &config).await?;
-        let gifts = app::Gifts::new(host.db().clone(), host.outbox().clone());
-        host.spawn_relay();
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(vendor_behaviour(GiftGrpc::new(gifts)));
-        Ok(Self { host, routes })
-    }
-
-    /// The port the service listens on.
-    pub fn port(&self) -> u16 {
-        self.host.port()
-    }
-
-    /// Serves until `stop` resolves, then drains.
-    ///
-    /// # Errors
-    /// When the gRPC server fails.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        self.host.serve(self.routes, stop).await
-    }
+/// Opens the store, connects to NATS and wires the use cases.
+///
+/// # Errors
+/// When the service cannot start; see [`StartError`].
+pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
+    let mut host = ServiceHost::start(SPEC, &config).await?;
+    let gifts = app::Gifts::new(host.db().clone(), host.outbox().clone());
+    host.spawn_relay();
+    Ok(host.serving(vendor_behaviour(GiftGrpc::new(gifts))))
 }
 
 /// SEAM (later issue, deliberately not implemented yet): how the gift

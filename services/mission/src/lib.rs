@@ -11,13 +11,10 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
-use std::future::Future;
-
 use api::game::mission::v1::mission_service_server::MissionServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
-use platform::host::{ServiceHost, ServiceSpec, StartError};
-use tonic::service::RoutesBuilder;
+use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -33,37 +30,16 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 pub const DEFAULT_PORT: u16 = 50051;
 
 /// The mission service, wired and ready to serve.
-#[derive(Debug)]
-pub struct App {
-    host: ServiceHost,
-    routes: RoutesBuilder,
-}
+pub type App = ServiceApp;
 
-impl App {
-    /// Opens the store, connects to NATS and wires the use cases.
-    ///
-    /// # Errors
-    /// When the service cannot start; see [`StartError`].
-    pub async fn build(config: ServiceConfig) -> Result<Self, StartError> {
-        let mut host = ServiceHost::start(SPEC, &config).await?;
-        let missions = app::Missions::new(host.db().clone(), host.outbox().clone());
-        host.spawn_relay();
-        host.spawn_policy(adapters::policies::RecordReward);
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions)));
-        Ok(Self { host, routes })
-    }
-
-    /// The port the service listens on.
-    pub fn port(&self) -> u16 {
-        self.host.port()
-    }
-
-    /// Serves until `stop` resolves, then drains.
-    ///
-    /// # Errors
-    /// When the gRPC server fails.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        self.host.serve(self.routes, stop).await
-    }
+/// Opens the store, connects to NATS and wires the use cases.
+///
+/// # Errors
+/// When the service cannot start; see [`StartError`].
+pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
+    let mut host = ServiceHost::start(SPEC, &config).await?;
+    let missions = app::Missions::new(host.db().clone(), host.outbox().clone());
+    host.spawn_relay();
+    host.spawn_policy(adapters::policies::RecordReward);
+    Ok(host.serving(MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions))))
 }

@@ -6,7 +6,7 @@ use platform::config::ServiceConfig;
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(mission::SPEC.name);
     let config = ServiceConfig::from_env(mission::SPEC.name, mission::DEFAULT_PORT)?;
-    let app = mission::App::build(config).await?;
+    let app = mission::build(config).await?;
     app.run_until_stopped(platform::shutdown_signal()).await?;
     Ok(())
 }

@@ -13,13 +13,10 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
-use std::future::Future;
-
 use api::game::mypage::v1::my_page_service_server::MyPageServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
-use platform::host::{ServiceHost, ServiceSpec, StartError};
-use tonic::service::RoutesBuilder;
+use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 use crate::adapters::policies::{MergeIntoPage, Source};
 
@@ -37,43 +34,20 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 pub const DEFAULT_PORT: u16 = 50055;
 
 /// The my page service, wired and ready to serve.
-#[derive(Debug)]
-pub struct App {
-    host: ServiceHost,
-    routes: RoutesBuilder,
-}
+pub type App = ServiceApp;
 
-impl App {
-    /// Opens the store, connects to NATS and wires the policies and the API.
-    ///
-    /// # Errors
-    /// When the service cannot start; see [`StartError`].
-    pub async fn build(config: ServiceConfig) -> Result<Self, StartError> {
-        let mut host = ServiceHost::start(SPEC, &config).await?;
-        let changes = app::PageChanges::default();
-        // No relay: the read model publishes nothing.
-        for source in Source::ALL {
-            host.spawn_policy(MergeIntoPage::new(source, changes.clone()));
-        }
-        let pages = app::MyPages::new(host.db().clone(), changes);
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(MyPageServiceServer::new(adapters::grpc::MyPageGrpc::new(
-            pages,
-            host.stopping(),
-        )));
-        Ok(Self { host, routes })
+/// Opens the store, connects to NATS and wires the policies and the API.
+///
+/// # Errors
+/// When the service cannot start; see [`StartError`].
+pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
+    let mut host = ServiceHost::start(SPEC, &config).await?;
+    let changes = app::PageChanges::default();
+    // No relay: the read model publishes nothing.
+    for source in Source::ALL {
+        host.spawn_policy(MergeIntoPage::new(source, changes.clone()));
     }
-
-    /// The port the service listens on.
-    pub fn port(&self) -> u16 {
-        self.host.port()
-    }
-
-    /// Serves until `stop` resolves, then drains.
-    ///
-    /// # Errors
-    /// When the gRPC server fails.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        self.host.serve(self.routes, stop).await
-    }
+    let pages = app::MyPages::new(host.db().clone(), changes);
+    let grpc = adapters::grpc::MyPageGrpc::new(pages, host.stopping());
+    Ok(host.serving(MyPageServiceServer::new(grpc)))
 }

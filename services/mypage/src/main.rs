@@ -6,7 +6,7 @@ use platform::config::ServiceConfig;
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(mypage::SPEC.name);
     let config = ServiceConfig::from_env(mypage::SPEC.name, mypage::DEFAULT_PORT)?;
-    let app = mypage::App::build(config).await?;
+    let app = mypage::build(config).await?;
     app.run_until_stopped(platform::shutdown_signal()).await?;
     Ok(())
 }

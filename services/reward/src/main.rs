@@ -6,7 +6,7 @@ use platform::config::ServiceConfig;
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(reward::SPEC.name);
     let config = ServiceConfig::from_env(reward::SPEC.name, reward::DEFAULT_PORT)?;
-    let app = reward::App::build(config).await?;
+    let app = reward::build(config).await?;
     app.run_until_stopped(platform::shutdown_signal()).await?;
     Ok(())
 }

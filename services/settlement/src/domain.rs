@@ -3,6 +3,7 @@
 //! of. No I/O, no async, no framework types.
 
 use platform::kernel::CustomerId;
+pub use platform::kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
 
 platform::uuid_id!(
     /// What is owed to the gift vendor for one gift order.
@@ -23,91 +24,6 @@ impl SettlementId {
     /// settlement.
     pub fn for_order(order_id: OrderId) -> Self {
         Self::from_uuid(uuid::Uuid::new_v5(&order_id.as_uuid(), b"Settlement"))
-    }
-}
-
-/// A product of the gift catalogue: 1 to 64 of `A-Z`, `0-9`, `-` and `_`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProductSku(String);
-
-/// Why a text is not a product sku.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProductSkuError {
-    #[error("must not be empty")]
-    Empty,
-    #[error("must be at most 64 characters")]
-    TooLong,
-    #[error("may only contain A-Z, 0-9, '-' and '_'")]
-    BadCharacter,
-}
-
-impl ProductSku {
-    /// The longest sku accepted.
-    pub const MAX_LEN: usize = 64;
-
-    /// Parses a product sku.
-    ///
-    /// # Errors
-    /// When `value` is empty, longer than 64 characters, or has other characters.
-    pub fn parse(value: &str) -> Result<Self, ProductSkuError> {
-        if value.is_empty() {
-            return Err(ProductSkuError::Empty);
-        }
-        if value.len() > Self::MAX_LEN {
-            return Err(ProductSkuError::TooLong);
-        }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
-        {
-            return Err(ProductSkuError::BadCharacter);
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    /// The sku as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for ProductSku {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An ISO 4217 style currency code: three upper-case letters, e.g. `JPY`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Currency(String);
-
-/// Why a text is not a currency code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 3 upper-case letters")]
-pub struct CurrencyError;
-
-impl Currency {
-    /// Parses a currency code.
-    ///
-    /// # Errors
-    /// When `value` is not exactly three ASCII upper-case letters.
-    pub fn parse(value: &str) -> Result<Self, CurrencyError> {
-        if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(CurrencyError)
-        }
-    }
-
-    /// The code as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Currency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -6,7 +6,7 @@ use platform::config::ServiceConfig;
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(settlement::SPEC.name);
     let config = ServiceConfig::from_env(settlement::SPEC.name, settlement::DEFAULT_PORT)?;
-    let app = settlement::App::build(config).await?;
+    let app = settlement::build(config).await?;
     app.run_until_stopped(platform::shutdown_signal()).await?;
     Ok(())
 }

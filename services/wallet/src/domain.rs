@@ -4,6 +4,7 @@
 //! it (AVAILABLE again) — an indeterminate answer leaves it pending until a
 //! re-drive with the same idempotency key settles it.
 
+pub use platform::kernel::ProductSku;
 use platform::kernel::{CustomerId, Points};
 
 platform::uuid_id!(
@@ -18,54 +19,6 @@ platform::uuid_id!(
     /// The mission the reward was earned for: the correlation key.
     MissionId
 );
-
-/// A gift product's stock-keeping unit: 1 to 64 of `A-Z`, `0-9`, `-`, `_`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProductSku(String);
-
-/// Why a text is not a product sku.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SkuError {
-    #[error("must not be empty")]
-    Empty,
-    #[error("must be at most 64 characters")]
-    TooLong,
-    #[error("may only contain A-Z, 0-9, '-' and '_'")]
-    BadCharacter,
-}
-
-impl ProductSku {
-    /// Parses a sku.
-    ///
-    /// # Errors
-    /// When `value` is empty, too long, or has other characters.
-    pub fn parse(value: &str) -> Result<Self, SkuError> {
-        if value.is_empty() {
-            return Err(SkuError::Empty);
-        }
-        if value.len() > 64 {
-            return Err(SkuError::TooLong);
-        }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(SkuError::BadCharacter);
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    /// The sku as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for ProductSku {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Where an entry is in the exchange saga.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,13 +380,5 @@ mod tests {
             (Settlement::Stale, None)
         );
         assert_eq!(entry, before);
-    }
-
-    #[test]
-    fn skus_are_upper_case_codes() {
-        assert!(ProductSku::parse("PLUSH-MASCOT_2").is_ok());
-        assert_eq!(ProductSku::parse(""), Err(SkuError::Empty));
-        assert_eq!(ProductSku::parse("plush"), Err(SkuError::BadCharacter));
-        assert_eq!(ProductSku::parse(&"A".repeat(65)), Err(SkuError::TooLong));
     }
 }

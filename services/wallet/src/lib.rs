@@ -13,14 +13,12 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
-use std::future::Future;
 use std::time::Duration;
 
 use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::{ConfigError, ServiceConfig, env_millis, env_or};
-use platform::host::{ServiceHost, ServiceSpec, StartError};
-use tonic::service::RoutesBuilder;
+use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -87,41 +85,20 @@ pub enum WalletStartError {
 }
 
 /// The wallet service, wired and ready to serve.
-#[derive(Debug)]
-pub struct App {
-    host: ServiceHost,
-    routes: RoutesBuilder,
-}
+pub type App = ServiceApp;
 
-impl App {
-    /// Opens the store, connects to NATS, prepares the gift client and wires
-    /// the use cases, the policy and the re-driver.
-    ///
-    /// # Errors
-    /// When the service cannot start.
-    pub async fn build(config: WalletConfig) -> Result<Self, WalletStartError> {
-        let gift = adapters::gift_client::GiftClient::new(&config.gift_url, config.gift_timeout)?;
-        let mut host = ServiceHost::start(SPEC, &config.service).await?;
-        let wallets = app::Wallets::new(host.db().clone(), host.outbox().clone(), gift);
-        host.spawn_relay();
-        host.spawn_policy(adapters::policies::IssueReward);
-        let redriver = wallets.clone();
-        host.spawn(|stopping| redriver.run_redriver(config.redrive, stopping));
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(WalletServiceServer::new(adapters::grpc::WalletGrpc::new(wallets)));
-        Ok(Self { host, routes })
-    }
-
-    /// The port the service listens on.
-    pub fn port(&self) -> u16 {
-        self.host.port()
-    }
-
-    /// Serves until `stop` resolves, then drains.
-    ///
-    /// # Errors
-    /// When the gRPC server fails.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        self.host.serve(self.routes, stop).await
-    }
+/// Opens the store, connects to NATS, prepares the gift client and wires
+/// the use cases, the policy and the re-driver.
+///
+/// # Errors
+/// When the service cannot start.
+pub async fn build(config: WalletConfig) -> Result<App, WalletStartError> {
+    let gift = adapters::gift_client::GiftClient::new(&config.gift_url, config.gift_timeout)?;
+    let mut host = ServiceHost::start(SPEC, &config.service).await?;
+    let wallets = app::Wallets::new(host.db().clone(), host.outbox().clone(), gift);
+    host.spawn_relay();
+    host.spawn_policy(adapters::policies::IssueReward);
+    let redriver = wallets.clone();
+    host.spawn(|stopping| redriver.run_redriver(config.redrive, stopping));
+    Ok(host.serving(WalletServiceServer::new(adapters::grpc::WalletGrpc::new(wallets))))
 }

@@ -4,7 +4,7 @@
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(wallet::SPEC.name);
     let config = wallet::WalletConfig::from_env()?;
-    let app = wallet::App::build(config).await?;
+    let app = wallet::build(config).await?;
     app.run_until_stopped(platform::shutdown_signal()).await?;
     Ok(())
 }

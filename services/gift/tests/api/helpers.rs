@@ -1,57 +1,41 @@
 //! Spawns the real gift service on a free port with a fresh store, and
 //! plays the wallet by calling Exchange.
 
-use std::future::Future;
-use std::time::Duration;
+use std::ops::Deref;
 
 use api::game::gift::v1::{self as pb, gift_service_client::GiftServiceClient};
-use async_nats::jetstream;
-use futures::StreamExt as _;
-use platform::CancellationToken;
-use platform::config::ServiceConfig;
 use platform::events::GIFT_STREAM;
-use testkit::NatsServer;
+use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
 pub struct TestApp {
-    _nats: NatsServer,
+    pub broker: Broker,
     pub client: GiftServiceClient<Channel>,
-    pub js: jetstream::Context,
-    stop: CancellationToken,
-    dir: std::path::PathBuf,
+    _service: Running,
+    _store: TempStore,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// The broker's helpers (`publish`, `settled`, `published`, `js`) on the app.
+impl Deref for TestApp {
+    type Target = Broker;
+
+    fn deref(&self) -> &Broker {
+        &self.broker
     }
 }
 
 /// The service on a fresh SQLite file, or on `database_url` when given.
 pub async fn spawn_app(database_url: Option<String>) -> TestApp {
-    let nats = NatsServer::start().expect("nats-server starts");
-    let dir = std::env::temp_dir().join(format!("gift-test-{}", uuid::Uuid::new_v4().simple()));
-    let config = ServiceConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url.unwrap_or_else(|| dir.join("gift.sqlite").display().to_string()),
-        nats_url: nats.url(),
-        shutdown_grace: Duration::from_secs(2),
-    };
-    let app = gift::App::build(config).await.expect("gift service starts");
-    let port = app.port();
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
-    let client = GiftServiceClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("connects");
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let broker = Broker::start().await;
+    let store = TempStore::new();
+    let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("gift")));
+    let service = Running::serve(gift::build(config).await.expect("gift service starts"));
+    let client = GiftServiceClient::connect(service.url()).await.expect("connects");
     TestApp {
-        _nats: nats,
+        broker,
         client,
-        js,
-        stop,
-        dir,
+        _service: service,
+        _store: store,
     }
 }
 
@@ -106,29 +90,8 @@ impl TestApp {
     /// Every message on the GIFT stream so far, once at least `at_least`
     /// are there. The relay publishes in commit order, so waiting for a later
     /// event proves that nothing staged before it is still on its way.
-    pub async fn published(&self, at_least: u64) -> Vec<jetstream::Message> {
-        let stream = eventually(&format!("{at_least} messages on GIFT"), || async move {
-            let stream = self.js.get_stream(GIFT_STREAM.name).await.ok()?;
-            let info = stream.get_info().await.ok()?;
-            (info.state.messages >= at_least).then_some(stream)
-        })
-        .await;
-        let consumer: jetstream::consumer::PullConsumer = stream
-            .create_consumer(jetstream::consumer::pull::Config::default())
-            .await
-            .unwrap();
-        let mut messages = consumer
-            .fetch()
-            .max_messages(100)
-            .expires(Duration::from_secs(1))
-            .messages()
-            .await
-            .unwrap();
-        let mut seen = Vec::new();
-        while let Some(message) = messages.next().await {
-            seen.push(message.unwrap());
-        }
-        seen
+    pub async fn published(&self, at_least: u64) -> Vec<async_nats::jetstream::Message> {
+        self.broker.published(GIFT_STREAM, at_least).await
     }
 
     /// The GiftExchanged events on the GIFT stream, once at least `at_least` are there.
@@ -138,21 +101,5 @@ impl TestApp {
             .iter()
             .map(|m| prost::Message::decode(m.payload.as_ref()).unwrap())
             .collect()
-    }
-}
-
-/// Polls `check` until it returns `Some`, for at most 10 seconds.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

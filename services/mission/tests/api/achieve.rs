@@ -1,6 +1,5 @@
 use api::game::mission::v1::{self as pb, MissionStatus};
-use async_nats::jetstream;
-use futures::StreamExt as _;
+use platform::events::MISSION_STREAM;
 use tonic::Code;
 
 use crate::helpers::spawn_app;
@@ -37,30 +36,7 @@ async fn achieving_a_mission_returns_it_achieved_and_publishes_mission_achieved_
     assert_eq!(again.mission.unwrap().mission_id, mission.mission_id);
 
     // Exactly one MissionAchieved reached the stream, with its headers.
-    let js = jetstream::new(async_nats::connect(app.nats.url()).await.unwrap());
-    let stream = crate::helpers::eventually("the MISSION stream", || {
-        let js = js.clone();
-        async move { js.get_stream("MISSION").await.ok() }
-    })
-    .await;
-    let consumer: jetstream::consumer::PullConsumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: None,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(std::time::Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    while let Some(message) = messages.next().await {
-        seen.push(message.unwrap());
-    }
+    let seen = app.published(MISSION_STREAM, 1).await;
     assert_eq!(seen.len(), 1, "exactly one MissionAchieved");
     let headers = seen[0].headers.as_ref().unwrap();
     assert_eq!(headers.get("Mission-Id").unwrap().as_str(), mission.mission_id);

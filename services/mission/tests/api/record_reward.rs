@@ -1,24 +1,8 @@
 use api::game::mission::v1::{self as pb, MissionStatus};
 use api::game::reward::v1::RewardAllocated;
-use async_nats::jetstream;
-use platform::events::{Event as _, REWARD_STREAM};
-use prost::Message as _;
+use platform::events::REWARD_STREAM;
 
 use crate::helpers::{eventually, spawn_app};
-
-async fn publish_allocated(js: &jetstream::Context, event: &RewardAllocated) {
-    REWARD_STREAM.ensure(js).await.unwrap();
-    js.send_publish(
-        RewardAllocated::SUBJECT,
-        jetstream::message::PublishMessage::build()
-            .payload(event.encode_to_vec().into())
-            .message_id(&event.event_id),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
-}
 
 async fn mission_achieved(
     client: &mut pb::mission_service_client::MissionServiceClient<tonic::transport::Channel>,
@@ -40,7 +24,6 @@ async fn mission_achieved(
 async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivered_twice() {
     let mut app = spawn_app(None).await;
     let mission = mission_achieved(&mut app.client).await;
-    let js = jetstream::new(async_nats::connect(app.nats.url()).await.unwrap());
     let reward_id = uuid::Uuid::new_v4().to_string();
     let event = RewardAllocated {
         event_id: uuid::Uuid::new_v4().to_string(),
@@ -51,7 +34,7 @@ async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivere
         points: 100,
         allocated_at: None,
     };
-    publish_allocated(&js, &event).await;
+    app.publish(&event).await;
 
     let mut client = app.client.clone();
     let rewarded = eventually("the mission to be rewarded", || {
@@ -74,8 +57,8 @@ async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivere
     // the inbox and the aggregate make it a no-op.
     let mut again = event.clone();
     again.event_id = uuid::Uuid::new_v4().to_string();
-    publish_allocated(&js, &again).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.publish(&again).await;
+    app.settled(REWARD_STREAM, "mission-record-reward").await;
     let after = client
         .get_mission(pb::GetMissionRequest {
             mission_id: mission.mission_id,

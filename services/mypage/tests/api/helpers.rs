@@ -2,70 +2,57 @@
 //! publishes the events it is built from as their producers would.
 
 use std::future::Future;
+use std::ops::Deref;
 use std::time::Duration;
 
 use api::game::mission::v1::MissionAchieved;
 use api::game::mypage::v1::{self as pb, my_page_service_client::MyPageServiceClient};
 use api::game::reward::v1::RewardAllocated;
 use api::game::wallet::v1::{RewardExchanged, RewardIssued};
-use async_nats::jetstream;
 use platform::CancellationToken;
-use platform::config::ServiceConfig;
-use platform::events::Event;
-use testkit::NatsServer;
+use testkit::{Broker, TempStore, service_config};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub struct TestApp {
-    /// Kept alive for the test; killed on drop.
-    _nats: NatsServer,
-    pub js: jetstream::Context,
+    pub broker: Broker,
     pub client: MyPageServiceClient<Channel>,
     /// The service's store, for tests that play another replica.
     pub database_url: String,
     pub stop: CancellationToken,
     /// The running service; it ends once `stop` is cancelled and it drained.
     pub served: JoinHandle<Result<(), platform::host::StartError>>,
-    _store: tempfile_dir::Dir,
+    _store: TempStore,
 }
 
-/// A temporary directory for the SQLite file, removed at the end of the test.
-pub mod tempfile_dir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+/// The broker's helpers (`publish`, `settled`, `published`, `js`) on the app.
+impl Deref for TestApp {
+    type Target = Broker;
+
+    fn deref(&self) -> &Broker {
+        &self.broker
     }
 }
 
 pub async fn spawn_app() -> TestApp {
-    let nats = NatsServer::start().expect("nats-server starts");
-    let dir = std::env::temp_dir().join(format!("mypage-test-{}", uuid::Uuid::new_v4().simple()));
-    let database_url = dir.join("mypage.sqlite").display().to_string();
-    let config = ServiceConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url.clone(),
-        nats_url: nats.url(),
-        shutdown_grace: Duration::from_secs(2),
-    };
-    let app = mypage::App::build(config).await.expect("mypage service starts");
-    let port = app.port();
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    let served = tokio::spawn(async move { app.run_until_stopped(stopped.cancelled_owned()).await });
-    let client = MyPageServiceClient::connect(format!("http://127.0.0.1:{port}"))
+    let broker = Broker::start().await;
+    let store = TempStore::new();
+    let database_url = store.sqlite_url("mypage");
+    let app = mypage::build(service_config(&broker, database_url.clone()))
+        .await
+        .expect("mypage service starts");
+    let client = MyPageServiceClient::connect(format!("http://127.0.0.1:{}", app.port()))
         .await
         .expect("connects");
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stop = CancellationToken::new();
+    let served = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
     TestApp {
-        _nats: nats,
-        js,
+        broker,
         client,
         database_url,
         stop,
         served,
-        _store: tempfile_dir::Dir(dir),
+        _store: store,
     }
 }
 
@@ -76,26 +63,6 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    /// Publishes `event` on its stream under its event id, as the producer's
-    /// outbox relay would; returns its stream sequence.
-    pub async fn publish<E: Event>(&self, event: &E) -> u64 {
-        E::STREAM.ensure(&self.js).await.unwrap();
-        let ack = self
-            .js
-            .send_publish(
-                E::SUBJECT,
-                jetstream::message::PublishMessage::build()
-                    .payload(event.encode_to_vec().into())
-                    .message_id(event.event_id()),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        assert!(!ack.duplicate, "{} was published before", event.event_id());
-        ack.sequence
-    }
-
     /// The player's page as GetMyPage answers it.
     pub async fn page(&self, customer: &str) -> pb::MyPage {
         self.client
@@ -143,19 +110,12 @@ impl TestApp {
 }
 
 /// Polls `check` until it returns `Some`, for at most 10 seconds.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    testkit::eventually(what, Duration::from_secs(10), check).await
 }
 
 /// The four events of one mission's life, for one player.

@@ -1,58 +1,43 @@
 //! Spawns the real wallet service on a free port with a fresh store.
 
 use std::future::Future;
+use std::ops::Deref;
 use std::time::Duration;
 
 use api::game::reward::v1::RewardAllocated;
 use api::game::wallet::v1::{self as pb, wallet_service_client::WalletServiceClient};
-use async_nats::jetstream;
-use platform::CancellationToken;
-use platform::config::ServiceConfig;
-use platform::events::{Event as _, REWARD_STREAM};
-use prost::Message as _;
-use testkit::NatsServer;
+use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
 pub struct TestApp {
-    _nats: NatsServer,
+    pub broker: Broker,
     pub client: WalletServiceClient<Channel>,
-    pub js: jetstream::Context,
-    stop: CancellationToken,
-    dir: std::path::PathBuf,
+    _service: Running,
+    _store: TempStore,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// The broker's helpers (`publish`, `settled`, `published`, `js`) on the app.
+impl Deref for TestApp {
+    type Target = Broker;
+
+    fn deref(&self) -> &Broker {
+        &self.broker
     }
 }
 
 /// The wallet with gift expected at a port where nothing listens.
 pub async fn spawn_app() -> TestApp {
-    let nats = NatsServer::start().unwrap();
-    let dir = std::env::temp_dir().join(format!("wallet-test-{}", uuid::Uuid::new_v4().simple()));
-    let mut config = wallet::WalletConfig::local(ServiceConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: dir.join("wallet.sqlite").display().to_string(),
-        nats_url: nats.url(),
-        shutdown_grace: Duration::from_secs(2),
-    });
+    let broker = Broker::start().await;
+    let store = TempStore::new();
+    let mut config = wallet::WalletConfig::local(service_config(&broker, store.sqlite_url("wallet")));
     config.gift_url = format!("http://127.0.0.1:{}", testkit::free_port());
-    let app = wallet::App::build(config).await.unwrap();
-    let port = app.port();
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
-    let client = WalletServiceClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap();
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let service = Running::serve(wallet::build(config).await.unwrap());
+    let client = WalletServiceClient::connect(service.url()).await.unwrap();
     TestApp {
-        _nats: nats,
+        broker,
         client,
-        js,
-        stop,
-        dir,
+        _service: service,
+        _store: store,
     }
 }
 
@@ -70,19 +55,6 @@ impl TestApp {
         };
         self.publish(&event).await;
         event
-    }
-
-    pub async fn publish(&self, event: &RewardAllocated) {
-        REWARD_STREAM.ensure(&self.js).await.unwrap();
-        let message = jetstream::message::PublishMessage::build()
-            .payload(event.encode_to_vec().into())
-            .message_id(&event.event_id);
-        self.js
-            .send_publish(RewardAllocated::SUBJECT, message)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
     }
 
     pub async fn wallet(&self, customer: &str) -> Vec<pb::WalletEntry> {
@@ -112,17 +84,10 @@ impl TestApp {
 }
 
 /// Polls `check` until it returns `Some`, for at most 10 seconds.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    testkit::eventually(what, Duration::from_secs(10), check).await
 }

@@ -1,9 +1,8 @@
 use api::game::wallet::v1::{self as pb, RewardIssued, WalletEntryStatus};
-use async_nats::jetstream;
-use futures::StreamExt as _;
+use platform::events::{REWARD_STREAM, WALLET_STREAM};
 use tonic::Code;
 
-use crate::helpers::{eventually, spawn_app};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn an_allocated_reward_is_issued_into_the_players_wallet_once() {
@@ -25,26 +24,14 @@ async fn an_allocated_reward_is_issued_into_the_players_wallet_once() {
     assert_eq!(app.wallet("player-1").await.len(), 2);
 
     // Exactly one RewardIssued per entry reached the WALLET stream.
-    let stream = eventually("the WALLET stream", || async { app.js.get_stream("WALLET").await.ok() }).await;
-    let consumer: jetstream::consumer::PullConsumer = stream
-        .create_consumer(jetstream::consumer::pull::Config::default())
+    app.settled(REWARD_STREAM, "wallet-issue-reward").await;
+    let issued: Vec<RewardIssued> = app
+        .published(WALLET_STREAM, 2)
         .await
-        .unwrap();
-    let issued: Vec<RewardIssued> = eventually("two RewardIssued", || async {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(10)
-            .expires(std::time::Duration::from_millis(300))
-            .messages()
-            .await
-            .ok()?;
-        let mut seen = Vec::new();
-        while let Some(Ok(message)) = batch.next().await {
-            seen.push(prost::Message::decode(message.payload.as_ref()).unwrap());
-        }
-        (seen.len() == 2).then_some(seen)
-    })
-    .await;
+        .iter()
+        .map(|m| prost::Message::decode(m.payload.as_ref()).unwrap())
+        .collect();
+    assert_eq!(issued.len(), 2);
     assert!(
         issued
             .iter()
