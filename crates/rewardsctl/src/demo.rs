@@ -48,13 +48,71 @@ impl Options {
 /// How long an asynchronous step may take before the demo gives up.
 const SETTLE_WITHIN: Duration = Duration::from_secs(15);
 
-struct Clients {
+/// The generated clients, all pointed at the gateway, and the queries the
+/// story polls until the events have done their work.
+#[derive(Clone)]
+struct Player {
+    customer_id: String,
     missions: MissionServiceClient<Channel>,
     rewards: RewardServiceClient<Channel>,
     wallets: WalletServiceClient<Channel>,
     gifts: GiftServiceClient<Channel>,
     my_pages: MyPageServiceClient<Channel>,
     settlements: SettlementServiceClient<Channel>,
+}
+
+impl Player {
+    async fn mission(mut self, mission_id: String) -> Option<mission::Mission> {
+        let request = mission::GetMissionRequest { mission_id };
+        self.missions.get_mission(request).await.ok()?.into_inner().mission
+    }
+
+    async fn reward(mut self, reward_id: String) -> Option<reward::Reward> {
+        self.rewards
+            .get_reward(reward::GetRewardRequest { reward_id })
+            .await
+            .ok()?
+            .into_inner()
+            .reward
+    }
+
+    async fn wallet(mut self) -> Option<Vec<wallet::WalletEntry>> {
+        let request = wallet::GetWalletRequest {
+            customer_id: self.customer_id,
+        };
+        Some(
+            self.wallets
+                .get_wallet(request)
+                .await
+                .ok()?
+                .into_inner()
+                .wallet?
+                .entries,
+        )
+    }
+
+    async fn settlements(mut self, product_sku: String) -> Option<Vec<settlement::Settlement>> {
+        let request = settlement::ListSettlementsRequest {
+            product_sku,
+            page_size: 500,
+            page_token: String::new(),
+        };
+        Some(
+            self.settlements
+                .list_settlements(request)
+                .await
+                .ok()?
+                .into_inner()
+                .settlements,
+        )
+    }
+
+    async fn my_page(mut self) -> Option<mypage::MyPage> {
+        let request = mypage::GetMyPageRequest {
+            customer_id: self.customer_id,
+        };
+        self.my_pages.get_my_page(request).await.ok()?.into_inner().my_page
+    }
 }
 
 /// Plays the story once.
@@ -66,7 +124,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("cannot reach the gateway at {}", options.gateway))?;
-    let mut c = Clients {
+    let mut p = Player {
+        customer_id: format!("player-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         missions: MissionServiceClient::new(channel.clone()),
         rewards: RewardServiceClient::new(channel.clone()),
         wallets: WalletServiceClient::new(channel.clone()),
@@ -74,18 +133,18 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         my_pages: MyPageServiceClient::new(channel.clone()),
         settlements: SettlementServiceClient::new(channel),
     };
+    let customer = p.customer_id.clone();
     let story = Instant::now();
-    let customer = format!("player-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     println!(
         "\n== The player's story, through the gateway at {} ==\n",
         options.gateway
     );
 
-    let definitions = c
+    let catalogue = p
         .missions
         .list_mission_definitions(mission::ListMissionDefinitionsRequest {})
         .await?;
-    let definition = definitions
+    let definition = catalogue
         .into_inner()
         .definitions
         .into_iter()
@@ -100,73 +159,46 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let achieved = c
+    let request = mission::AchieveMissionRequest {
+        customer_id: customer.clone(),
+        mission_code: definition.mission_code,
+    };
+    let achieved = p
         .missions
-        .achieve_mission(mission::AchieveMissionRequest {
-            customer_id: customer.clone(),
-            mission_code: definition.mission_code.clone(),
-        })
+        .achieve_mission(request)
         .await?
         .into_inner()
         .mission
-        .context("AchieveMission returned no mission")?;
-    timed(
-        2,
-        format!(
-            "{customer} achieves {}: mission {} is {}",
-            achieved.mission_code,
-            achieved.mission_id,
-            mission_status(&achieved)
-        ),
-        t,
+        .context("no mission returned")?;
+    let line = format!(
+        "{customer} achieves {}: mission {} is {}",
+        achieved.mission_code,
+        achieved.mission_id,
+        name(&achieved)
     );
+    timed(2, line, t);
 
     let t = Instant::now();
     let rewarded = settle("the mission to carry its reward", || {
-        let mut missions = c.missions.clone();
-        let mission_id = achieved.mission_id.clone();
-        async move {
-            let m = missions
-                .get_mission(mission::GetMissionRequest { mission_id })
-                .await
-                .ok()?
-                .into_inner()
-                .mission?;
-            (m.status() == mission::MissionStatus::Rewarded).then_some(m)
-        }
+        let query = p.clone().mission(achieved.mission_id.clone());
+        async { query.await.filter(|m| m.status() == mission::MissionStatus::Rewarded) }
     })
     .await?;
-    timed(
-        3,
-        format!(
-            "the reward {} is allocated and the mission is {}",
-            rewarded.reward_id,
-            mission_status(&rewarded)
-        ),
-        t,
+    let line = format!(
+        "the reward {} is allocated and the mission is {}",
+        rewarded.reward_id,
+        name(&rewarded)
     );
+    timed(3, line, t);
 
     let t = Instant::now();
-    let issued = settle("the reward to be issued", || {
-        let mut rewards = c.rewards.clone();
-        let reward_id = rewarded.reward_id.clone();
-        async move {
-            let r = rewards
-                .get_reward(reward::GetRewardRequest { reward_id })
-                .await
-                .ok()?
-                .into_inner()
-                .reward?;
-            (r.status() >= reward::RewardStatus::Issued).then_some(r)
-        }
-    })
-    .await?;
+    let issued = reward_reaching(&p, &rewarded.reward_id, reward::RewardStatus::Issued).await?;
     timed(
         4,
         format!(
             "reward {} is {} ({} points)",
             issued.reward_id,
-            reward_status(&issued),
+            reward_name(&issued),
             issued.points
         ),
         t,
@@ -174,31 +206,19 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let entry = settle("the reward to reach the wallet", || {
-        let mut wallets = c.wallets.clone();
-        let (customer_id, reward_id) = (customer.clone(), rewarded.reward_id.clone());
-        async move {
-            let w = wallets
-                .get_wallet(wallet::GetWalletRequest { customer_id })
-                .await
-                .ok()?
-                .into_inner()
-                .wallet?;
-            w.entries.into_iter().find(|e| e.reward_id == reward_id)
-        }
+        let query = p.clone().wallet();
+        async { query.await?.into_iter().find(|e| e.reward_id == rewarded.reward_id) }
     })
     .await?;
-    timed(
-        5,
-        format!(
-            "the wallet holds entry {} worth {} points: {}",
-            entry.entry_id,
-            entry.points,
-            entry_status(&entry)
-        ),
-        t,
+    let line = format!(
+        "the wallet holds entry {} worth {} points: {}",
+        entry.entry_id,
+        entry.points,
+        entry_name(&entry)
     );
+    timed(5, line, t);
 
-    let products = c
+    let products = p
         .gifts
         .list_products(gift::ListProductsRequest {})
         .await?
@@ -206,49 +226,37 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         .products;
     let product = products
         .iter()
-        .filter(|p| p.price_points <= entry.points && p.stock > 0)
-        .max_by_key(|p| p.price_points)
+        .filter(|product| product.price_points <= entry.points && product.stock > 0)
+        .max_by_key(|product| product.price_points)
         .context("no product in stock is affordable with this reward")?;
-    step(
-        6,
-        format!(
-            "the gift catalogue has {} for {} points ({} in stock)",
-            product.sku, product.price_points, product.stock
-        ),
+    let line = format!(
+        "the gift catalogue has {} for {} points ({} in stock)",
+        product.sku, product.price_points, product.stock
     );
+    step(6, line);
 
+    let exchange = wallet::ExchangeRewardRequest {
+        customer_id: customer.clone(),
+        entry_id: entry.entry_id.clone(),
+        product_sku: product.sku.clone(),
+    };
     let t = Instant::now();
-    let exchanged = c
+    let exchanged = p
         .wallets
-        .exchange_reward(wallet::ExchangeRewardRequest {
-            customer_id: customer.clone(),
-            entry_id: entry.entry_id.clone(),
-            product_sku: product.sku.clone(),
-        })
+        .exchange_reward(exchange.clone())
         .await?
         .into_inner()
         .entry
-        .context("ExchangeReward returned no entry")?;
-    timed(
-        7,
-        format!(
-            "exchanging it for {}: entry is {}, gift order {}",
-            product.sku,
-            entry_status(&exchanged),
-            exchanged.gift_order_id
-        ),
-        t,
+        .context("no entry returned")?;
+    let line = format!(
+        "exchanging it for {}: entry is {}, gift order {}",
+        product.sku,
+        entry_name(&exchanged),
+        exchanged.gift_order_id
     );
+    timed(7, line, t);
 
-    let again = c
-        .wallets
-        .exchange_reward(wallet::ExchangeRewardRequest {
-            customer_id: customer.clone(),
-            entry_id: entry.entry_id.clone(),
-            product_sku: product.sku.clone(),
-        })
-        .await;
-    match again {
+    match p.wallets.exchange_reward(exchange).await {
         Err(status) => step(
             8,
             format!(
@@ -261,39 +269,19 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     }
 
     let t = Instant::now();
-    let reward_exchanged = settle("the reward to be exchanged", || {
-        let mut rewards = c.rewards.clone();
-        let reward_id = rewarded.reward_id.clone();
-        async move {
-            let r = rewards
-                .get_reward(reward::GetRewardRequest { reward_id })
-                .await
-                .ok()?
-                .into_inner()
-                .reward?;
-            (r.status() == reward::RewardStatus::Exchanged).then_some(r)
-        }
-    })
-    .await?;
-    timed(
-        9,
-        format!(
-            "reward {} is {}",
-            reward_exchanged.reward_id,
-            reward_status(&reward_exchanged)
-        ),
-        t,
-    );
+    let done = reward_reaching(&p, &rewarded.reward_id, reward::RewardStatus::Exchanged).await?;
+    timed(9, format!("reward {} is {}", done.reward_id, reward_name(&done)), t);
 
-    let order = c
+    let request = gift::GetOrderRequest {
+        order_id: exchanged.gift_order_id.clone(),
+    };
+    let order = p
         .gifts
-        .get_order(gift::GetOrderRequest {
-            order_id: exchanged.gift_order_id.clone(),
-        })
+        .get_order(request)
         .await?
         .into_inner()
         .order
-        .context("GetOrder returned no order")?;
+        .context("no order returned")?;
     step(
         10,
         format!(
@@ -306,51 +294,31 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let recorded = settle("the settlement", || {
-        let mut settlements = c.settlements.clone();
-        let (sku, order_id) = (product.sku.clone(), order.order_id.clone());
-        async move {
-            let request = settlement::ListSettlementsRequest {
-                product_sku: sku,
-                page_size: 500,
-                page_token: String::new(),
-            };
-            let page = settlements.list_settlements(request).await.ok()?.into_inner();
-            page.settlements.into_iter().find(|s| s.order_id == order_id)
-        }
+        let query = p.clone().settlements(product.sku.clone());
+        async { query.await?.into_iter().find(|s| s.order_id == order.order_id) }
     })
     .await?;
-    timed(
-        11,
-        format!(
-            "settlement {} records {} {} owed for order {}",
-            recorded.settlement_id,
-            format_amount(recorded.amount),
-            recorded.currency,
-            recorded.order_id
-        ),
-        t,
+    let line = format!(
+        "settlement {} records {} {} owed for order {}",
+        recorded.settlement_id,
+        format_amount(recorded.amount),
+        recorded.currency,
+        recorded.order_id
     );
+    timed(11, line, t);
 
     let t = Instant::now();
     let page = settle("my page to show it all", || {
-        let mut my_pages = c.my_pages.clone();
-        let customer_id = customer.clone();
-        let mission_id = achieved.mission_id.clone();
-        async move {
-            let page = my_pages
-                .get_my_page(mypage::GetMyPageRequest { customer_id })
-                .await
-                .ok()?
-                .into_inner()
-                .my_page?;
-            let m = page.missions.iter().find(|m| m.mission_id == mission_id)?;
-            let done = m.status() == mission::MissionStatus::Rewarded
-                && m.reward_status() == reward::RewardStatus::Exchanged
+        let query = p.clone().my_page();
+        async {
+            let page = query.await?;
+            let m = page.missions.iter().find(|m| m.mission_id == achieved.mission_id)?;
+            let shown = m.reward_status() == reward::RewardStatus::Exchanged
                 && page
                     .wallet
                     .iter()
                     .any(|e| e.status() == wallet::WalletEntryStatus::Exchanged);
-            done.then_some(page)
+            shown.then_some(page)
         }
     })
     .await?;
@@ -360,13 +328,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         t,
     );
     for m in &page.missions {
+        let (status, reward_status) = (m.status(), m.reward_status());
+        let points = m.reward_points;
         println!(
-            "       mission {} {:?}, reward {} {:?} ({} points)",
-            m.mission_code,
-            m.status(),
-            m.reward_id,
-            m.reward_status(),
-            m.reward_points
+            "       mission {} {status:?}, reward {} {reward_status:?} ({points} points)",
+            m.mission_code, m.reward_id
         );
     }
     for e in &page.wallet {
@@ -382,6 +348,15 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the reward has reached `status` (or gone past it).
+async fn reward_reaching(p: &Player, reward_id: &str, status: reward::RewardStatus) -> anyhow::Result<reward::Reward> {
+    settle(&format!("reward {reward_id} to be {}", status.as_str_name()), || {
+        let query = p.clone().reward(reward_id.to_owned());
+        async move { query.await.filter(|r| r.status() >= status) }
+    })
+    .await
+}
+
 fn step(n: u32, text: String) {
     println!("  {n:>2}. {text}");
 }
@@ -390,15 +365,15 @@ fn timed(n: u32, text: String, since: Instant) {
     println!("  {n:>2}. {text}  [{} ms]", since.elapsed().as_millis());
 }
 
-fn mission_status(m: &mission::Mission) -> &'static str {
+fn name(m: &mission::Mission) -> &'static str {
     m.status().as_str_name()
 }
 
-fn reward_status(r: &reward::Reward) -> &'static str {
+fn reward_name(r: &reward::Reward) -> &'static str {
     r.status().as_str_name()
 }
 
-fn entry_status(e: &wallet::WalletEntry) -> &'static str {
+fn entry_name(e: &wallet::WalletEntry) -> &'static str {
     e.status().as_str_name()
 }
 
