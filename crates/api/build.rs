@@ -20,9 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("descriptor.bin"), descriptors.encode_to_vec())?;
 
-    tonic_prost_build::configure()
-        .include_file("contracts.rs")
-        .compile_fds(descriptors)?;
+    tonic_prost_build::configure().include_file("contracts.rs").compile_fds(descriptors)?;
     Ok(())
 }
 

@@ -35,6 +35,25 @@ where
     }
 }
 
+/// Reads `name` from the environment, `None` when unset or empty.
+///
+/// # Errors
+/// When the variable is set but does not parse as `T`.
+pub fn env_optional<T>(name: &str) -> Result<Option<T>, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value.trim().parse().map(Some).map_err(|e: T::Err| ConfigError {
+            name: name.to_owned(),
+            value,
+            reason: e.to_string(),
+        }),
+        _ => Ok(None),
+    }
+}
+
 /// Reads a duration given in milliseconds.
 ///
 /// # Errors
@@ -55,6 +74,8 @@ pub struct ServiceConfig {
     pub nats_url: String,
     /// How long a stopping service may take to drain (`SHUTDOWN_GRACE_MS`).
     pub shutdown_grace: Duration,
+    /// Where Prometheus scrapes `/metrics` (`METRICS_ADDR`); none when unset.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServiceConfig {
@@ -65,6 +86,7 @@ impl ServiceConfig {
             database_url: format!("data/{service}.sqlite"),
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             shutdown_grace: Duration::from_secs(20),
+            metrics_addr: None,
         }
     }
 
@@ -79,6 +101,7 @@ impl ServiceConfig {
             database_url: env_or("DATABASE_URL", defaults.database_url)?,
             nats_url: env_or("NATS_URL", defaults.nats_url)?,
             shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+            metrics_addr: env_optional("METRICS_ADDR")?,
         })
     }
 }

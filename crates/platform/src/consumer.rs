@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, AckKind, consumer::pull};
+use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage};
 use diesel::prelude::*;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::db::{Database, DbConnection, DbError, is_unique_violation, now_millis};
-use crate::events::{self, Event, StreamDef};
+use crate::events::{self, DEAD_LETTER_STREAM, Event, StreamDef};
+use crate::failpoint;
+use crate::metrics::{self, metrics};
 use crate::outbox::OutboxSignal;
 
 diesel::table! {
@@ -51,11 +53,7 @@ impl ReceivedEvent {
     /// [`PolicyError::Malformed`] when the subject or the bytes do not match.
     pub fn decode<E: Event>(&self) -> Result<E, PolicyError> {
         if self.subject != E::SUBJECT {
-            return Err(PolicyError::Malformed(format!(
-                "expected subject {}, got {}",
-                E::SUBJECT,
-                self.subject
-            )));
+            return Err(PolicyError::Malformed(format!("expected subject {}, got {}", E::SUBJECT, self.subject)));
         }
         E::decode(self.payload.as_ref())
             .map_err(|e| PolicyError::Malformed(format!("{} payload does not decode: {e}", E::TYPE)))
@@ -109,6 +107,14 @@ pub struct ConsumerConfig {
     pub batch: usize,
     /// Unacked messages across all replicas before JetStream stops delivering.
     pub max_ack_pending: i64,
+    /// Deliveries after which an event that still fails is dead-lettered.
+    pub max_deliveries: i64,
+    /// Back-off before a failed event is delivered again: the first retry
+    /// waits about `retry_base`, each further one twice as long, at most `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How often the consumer's lag is read from JetStream.
+    pub lag_interval: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -117,6 +123,10 @@ impl Default for ConsumerConfig {
             ack_wait: Duration::from_secs(30),
             batch: 64,
             max_ack_pending: 1024,
+            max_deliveries: 8,
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(10),
+            lag_interval: Duration::from_secs(2),
         }
     }
 }
@@ -151,13 +161,7 @@ impl<P: Policy> Consumer<P> {
     /// A consumer applying `policy` to `db`, waking the outbox relay when an
     /// effect staged events.
     pub fn new(policy: P, db: Database, jetstream: jetstream::Context, signal: OutboxSignal) -> Self {
-        Self {
-            policy: Arc::new(policy),
-            db,
-            jetstream,
-            signal,
-            config: ConsumerConfig::default(),
-        }
+        Self { policy: Arc::new(policy), db, jetstream, signal, config: ConsumerConfig::default() }
     }
 
     /// Overrides the default tuning.
@@ -190,8 +194,9 @@ impl<P: Policy> Consumer<P> {
 
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), async_nats::Error> {
         let stream = self.policy.stream().ensure(&self.jetstream).await?;
+        DEAD_LETTER_STREAM.ensure(&self.jetstream).await?;
         let name = self.policy.name();
-        let consumer: jetstream::consumer::PullConsumer = stream
+        let mut consumer: jetstream::consumer::PullConsumer = stream
             .get_or_create_consumer(
                 name,
                 pull::Config {
@@ -200,6 +205,10 @@ impl<P: Policy> Consumer<P> {
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     ack_wait: self.config.ack_wait,
                     max_ack_pending: self.config.max_ack_pending,
+                    // Unlimited on the server: this consumer counts deliveries
+                    // itself and dead-letters, so JetStream never drops an
+                    // event silently when a limit is reached.
+                    max_deliver: -1,
                     ..Default::default()
                 },
             )
@@ -211,9 +220,17 @@ impl<P: Policy> Consumer<P> {
             .messages()
             .await?;
         tracing::info!(consumer = name, "consuming");
+        let mut lag = tokio::time::interval(self.config.lag_interval);
         loop {
             let message = tokio::select! {
                 next = messages.next() => next,
+                _ = lag.tick() => {
+                    if let Ok(info) = consumer.info().await {
+                        let pending = i64::try_from(info.num_pending).unwrap_or(i64::MAX);
+                        metrics().consumer_lag.get_or_create(&metrics::consumer(name)).set(pending);
+                    }
+                    continue;
+                }
                 () = shutdown.cancelled() => return Ok(()),
             };
             let Some(message) = message else {
@@ -227,10 +244,17 @@ impl<P: Policy> Consumer<P> {
     async fn handle(&self, message: jetstream::Message) {
         let name = self.policy.name();
         let event = match received(&message) {
-            Ok(event) => event,
-            Err(reason) => {
-                tracing::error!(consumer = name, subject = %message.subject, %reason, "event without id rejected");
-                ack(&message, AckKind::Term).await;
+            (event, true) => event,
+            (unidentified, false) => {
+                // Nothing to key an inbox row by: dead-letter it, never drop it.
+                let failure = PolicyError::Malformed("the event has no id".into());
+                match self.dead_letter(&message, &unidentified, &failure).await {
+                    Ok(()) => ack(&message, AckKind::Term).await,
+                    Err(error) => {
+                        tracing::error!(consumer = name, %error, "dead-lettering failed; will retry");
+                        ack(&message, AckKind::Nak(Some(self.config.retry_max))).await;
+                    }
+                }
                 return;
             }
         };
@@ -241,54 +265,94 @@ impl<P: Policy> Consumer<P> {
 
     /// Applies the event once and tells JetStream what became of it.
     async fn settle(&self, message: &jetstream::Message, event: ReceivedEvent) {
+        let name = self.policy.name();
+        let count = |outcome: &str| {
+            metrics()
+                .consumer_events
+                .get_or_create(&[("consumer", name.to_owned()), ("outcome", outcome.to_owned())])
+                .inc();
+        };
+        if event.delivered > 1 {
+            metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
+        }
         let policy = Arc::clone(&self.policy);
         let applied_event = event.clone();
-        let result = self
-            .db
-            .write(move |conn| apply_once(policy.as_ref(), conn, &applied_event))
-            .await;
-        let retry_in = || {
-            crate::backoff(
-                u32::try_from(event.delivered).unwrap_or(u32::MAX),
-                Duration::from_millis(100),
-                Duration::from_secs(10),
-            )
-        };
-        match result {
+        let result = self.db.write(move |conn| apply_once(policy.as_ref(), conn, &applied_event)).await;
+        let failure = match result {
             Ok(()) => {
-                ack(message, AckKind::Ack).await;
                 self.signal.wake();
+                failpoint::reached(failpoint::CONSUMER_BEFORE_ACK).await;
+                ack(message, AckKind::Ack).await;
                 self.policy.applied(&event);
+                count("applied");
                 tracing::debug!("event applied");
+                return;
             }
             Err(NotApplied::AlreadyApplied) => {
                 ack(message, AckKind::Ack).await;
+                count("duplicate");
                 tracing::debug!("event already applied");
+                return;
             }
-            Err(NotApplied::Policy(PolicyError::Malformed(reason))) => {
-                tracing::error!(%reason, "event can never be applied; terminated");
-                ack(message, AckKind::Term).await;
-            }
-            Err(NotApplied::Policy(PolicyError::NotYet(reason))) => {
-                let delay = retry_in();
-                tracing::info!(%reason, retry_in = ?delay, "event not yet applicable");
-                ack(message, AckKind::Nak(Some(delay))).await;
-            }
-            Err(NotApplied::Policy(PolicyError::Db(error))) => {
-                let delay = retry_in();
-                tracing::warn!(%error, transient = error.is_transient(), retry_in = ?delay, "event not applied");
-                ack(message, AckKind::Nak(Some(delay))).await;
+            Err(NotApplied::Policy(failure)) => failure,
+        };
+        let hopeless = matches!(failure, PolicyError::Malformed(_)) || event.delivered >= self.config.max_deliveries;
+        if hopeless {
+            match self.dead_letter(message, &event, &failure).await {
+                Ok(()) => {
+                    tracing::error!(reason = %failure, deliveries = event.delivered, "event dead-lettered");
+                    metrics().dead_letters.get_or_create(&metrics::consumer(name)).inc();
+                    count("dead_lettered");
+                    ack(message, AckKind::Term).await;
+                    return;
+                }
+                // Never drop it: it stays on the stream and comes back.
+                Err(error) => tracing::error!(%error, reason = %failure, "dead-lettering failed; will retry"),
             }
         }
+        let attempt = u32::try_from(event.delivered).unwrap_or(u32::MAX);
+        let delay = crate::backoff(attempt, self.config.retry_base, self.config.retry_max);
+        match &failure {
+            PolicyError::NotYet(reason) => tracing::info!(%reason, retry_in = ?delay, "event not yet applicable"),
+            other => {
+                tracing::warn!(error = %other, retry_in = ?delay, deliveries = event.delivered, "event not applied")
+            }
+        }
+        count("retried");
+        ack(message, AckKind::Nak(Some(delay))).await;
+    }
+
+    /// Moves the event to `deadletter.<consumer>` with its original headers
+    /// and why, and waits for JetStream to have it.
+    async fn dead_letter(
+        &self,
+        message: &jetstream::Message,
+        event: &ReceivedEvent,
+        failure: &PolicyError,
+    ) -> Result<(), async_nats::Error> {
+        let name = self.policy.name();
+        let mut headers = message.headers.clone().unwrap_or_default();
+        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or_default();
+        headers.insert(events::EVENT_ID_HEADER, event.event_id.as_str());
+        headers.insert(events::DEAD_LETTER_REASON_HEADER, failure.to_string().as_str());
+        headers.insert(events::DEAD_LETTER_CONSUMER_HEADER, name);
+        headers.insert(events::DEAD_LETTER_SUBJECT_HEADER, event.subject.as_str());
+        headers.insert(events::DEAD_LETTER_SEQUENCE_HEADER, sequence.to_string().as_str());
+        headers.insert(events::DEAD_LETTER_DELIVERIES_HEADER, event.delivered.to_string().as_str());
+        let publish = PublishMessage::build()
+            .payload(event.payload.clone())
+            .headers(headers)
+            // One dead letter per consumer and event, however often this runs.
+            .message_id(format!("{name}:{}", event.event_id));
+        self.jetstream.send_publish(format!("deadletter.{name}"), publish).await?.await?;
+        Ok(())
     }
 }
 
 /// Records the event in the inbox, then applies it; both or neither commit.
 fn apply_once<P: Policy>(policy: &P, conn: &mut DbConnection, event: &ReceivedEvent) -> Result<(), NotApplied> {
     let seen = diesel::select(diesel::dsl::exists(
-        inbox::table
-            .filter(inbox::consumer.eq(policy.name()))
-            .filter(inbox::event_id.eq(&event.event_id)),
+        inbox::table.filter(inbox::consumer.eq(policy.name())).filter(inbox::event_id.eq(&event.event_id)),
     ))
     .get_result::<bool>(conn)
     .map_err(PolicyError::from)?;
@@ -314,24 +378,26 @@ fn apply_once<P: Policy>(policy: &P, conn: &mut DbConnection, event: &ReceivedEv
     Ok(())
 }
 
-fn received(message: &jetstream::Message) -> Result<ReceivedEvent, String> {
+/// The event as a policy sees it, and whether it carries an id; one without
+/// must be dead-lettered, under an id naming its stream position.
+fn received(message: &jetstream::Message) -> (ReceivedEvent, bool) {
     let headers = message.headers.as_ref();
-    let header = |name: &str| -> Option<String> {
-        headers
-            .and_then(|h: &HeaderMap| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
-    let event_id = header(events::MSG_ID_HEADER).ok_or_else(|| format!("no {} header", events::MSG_ID_HEADER))?;
-    let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
-    Ok(ReceivedEvent {
+    let header =
+        |name: &str| -> Option<String> { headers.and_then(|h: &HeaderMap| h.get(name)).map(|v| v.as_str().to_owned()) };
+    let info = message.info().ok();
+    let event_id = header(events::EVENT_ID_HEADER).or_else(|| header(events::MSG_ID_HEADER));
+    let event = ReceivedEvent {
         subject: message.subject.to_string(),
-        event_id,
+        event_id: event_id.clone().unwrap_or_else(|| {
+            format!("unidentified:{}:{}", info.as_ref().map_or("", |i| i.stream), info.map_or(0, |i| i.stream_sequence))
+        }),
         event_type: header(events::EVENT_TYPE_HEADER),
         customer_id: header(events::CUSTOMER_ID_HEADER),
         mission_id: header(events::MISSION_ID_HEADER),
         payload: message.payload.clone(),
-        delivered,
-    })
+        delivered: message.info().map(|info| info.delivered).unwrap_or(1),
+    };
+    (event, event_id.is_some())
 }
 
 async fn ack(message: &jetstream::Message, kind: AckKind) {

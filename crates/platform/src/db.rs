@@ -75,11 +75,7 @@ pub struct CorruptRow {
 impl CorruptRow {
     /// A corrupt `entity` row identified by `key`.
     pub fn new(entity: &'static str, key: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Self {
-            entity,
-            key: key.into(),
-            reason: reason.to_string(),
-        }
+        Self { entity, key: key.into(), reason: reason.to_string() }
     }
 }
 
@@ -91,10 +87,8 @@ impl DbError {
         match self {
             Self::Pool(_) | Self::Cancelled(_) | Self::Conflict { .. } => true,
             Self::Query(Error::DatabaseError(kind, info)) => {
-                matches!(
-                    kind,
-                    DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection
-                ) || info.message().contains("database is locked")
+                matches!(kind, DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection)
+                    || info.message().contains("database is locked")
                     || info.message().contains("database is busy")
             }
             Self::InvalidUrl(_) | Self::Migration(_) | Self::Query(_) | Self::Corrupt(_) => false,
@@ -108,10 +102,7 @@ fn backend_of(url: &str) -> Result<(Backend, String), DbError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Backend::Postgres, url.to_owned()));
     }
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     if path.is_empty() {
         return Err(DbError::InvalidUrl("the SQLite path is empty".into()));
     }
@@ -142,9 +133,9 @@ impl ManageConnection for Connector {
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         match self.backend {
-            Backend::Postgres => PgConnection::establish(&self.url)
-                .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                PgConnection::establish(&self.url).map(DbConnection::Postgres).map_err(r2d2::Error::ConnectionError)
+            }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
                 // WAL lets readers run beside the writer; NORMAL sync is durable
@@ -199,9 +190,7 @@ pub struct Database {
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Database")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("Database").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
@@ -219,10 +208,7 @@ impl Database {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::InvalidUrl(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let connector = Connector {
-            backend,
-            url: target.clone(),
-        };
+        let connector = Connector { backend, url: target.clone() };
         let pool = tokio::task::spawn_blocking(move || {
             Pool::builder()
                 .max_size(match backend {
@@ -237,8 +223,7 @@ impl Database {
         .await??;
         let db = Self { pool, backend };
         let lock_path = (backend == Backend::Sqlite).then(|| PathBuf::from(format!("{target}.migrate.lock")));
-        db.with_conn(move |conn| run_migrations(conn, migrations, lock_path.as_deref()))
-            .await?;
+        db.with_conn(move |conn| run_migrations(conn, migrations, lock_path.as_deref())).await?;
         Ok(db)
     }
 
@@ -282,8 +267,7 @@ impl Database {
     /// # Errors
     /// When the database cannot be reached.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.read(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
-            .await
+        self.read(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await
     }
 
     async fn with_conn<T, E, F>(&self, work: F) -> Result<T, E>
@@ -341,13 +325,8 @@ fn run_migrations(
     match conn {
         DbConnection::Postgres(pg) => {
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(pg)?;
-            let source = ServiceMigrations {
-                platform: &PLATFORM_POSTGRES,
-                service,
-            };
-            let result = MigrationHarness::<Pg>::run_pending_migrations(pg, source)
-                .map(drop)
-                .map_err(migration_error);
+            let source = ServiceMigrations { platform: &PLATFORM_POSTGRES, service };
+            let result = MigrationHarness::<Pg>::run_pending_migrations(pg, source).map(drop).map_err(migration_error);
             diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(pg)?;
             result
         }
@@ -362,38 +341,27 @@ fn run_migrations(
                         .write(true)
                         .open(path)
                         .map_err(|e| DbError::Migration(format!("cannot open {}: {e}", path.display())))?;
-                    file.lock()
-                        .map_err(|e| DbError::Migration(format!("cannot lock {}: {e}", path.display())))?;
+                    file.lock().map_err(|e| DbError::Migration(format!("cannot lock {}: {e}", path.display())))?;
                     Some(file)
                 }
                 None => None,
             };
-            let source = ServiceMigrations {
-                platform: &PLATFORM_SQLITE,
-                service,
-            };
-            MigrationHarness::<Sqlite>::run_pending_migrations(sqlite, source)
-                .map(drop)
-                .map_err(migration_error)
+            let source = ServiceMigrations { platform: &PLATFORM_SQLITE, service };
+            MigrationHarness::<Sqlite>::run_pending_migrations(sqlite, source).map(drop).map_err(migration_error)
         }
     }
 }
 
 /// Milliseconds since the Unix epoch, the one time representation every store uses.
 pub fn now_millis() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Whether a diesel error is a unique-constraint violation, which adapters
 /// turn into a domain outcome (a duplicate) rather than a failure.
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
+    matches!(error, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
 
 #[cfg(test)]
@@ -404,10 +372,7 @@ mod tests {
     fn urls_choose_their_backend() {
         assert_eq!(backend_of("postgres://u@h/db").unwrap().0, Backend::Postgres);
         assert_eq!(backend_of("postgresql://h/db").unwrap().0, Backend::Postgres);
-        assert_eq!(
-            backend_of("sqlite://data/a.db").unwrap(),
-            (Backend::Sqlite, "data/a.db".into())
-        );
+        assert_eq!(backend_of("sqlite://data/a.db").unwrap(), (Backend::Sqlite, "data/a.db".into()));
         assert_eq!(backend_of("data/a.db").unwrap(), (Backend::Sqlite, "data/a.db".into()));
     }
 

@@ -7,8 +7,12 @@ use std::time::Duration;
 use api::game::{gift, mission, reward, settlement, wallet};
 use async_nats::jetstream::{self, stream};
 
-/// JetStream's de-duplication header: always the event id.
+/// JetStream's de-duplication header: the event id when first published.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+/// The event id, which the inbox is keyed by. Equals `Nats-Msg-Id` except on
+/// a dead letter re-driven by an operator, which needs a fresh `Nats-Msg-Id`
+/// to get past JetStream's de-duplication while staying the same event.
+pub const EVENT_ID_HEADER: &str = "Event-Id";
 /// The fully qualified protobuf name of the payload.
 pub const EVENT_TYPE_HEADER: &str = "Event-Type";
 /// The correlation key of a mission's life, on every event of that life.
@@ -18,6 +22,17 @@ pub const CUSTOMER_ID_HEADER: &str = "Customer-Id";
 /// W3C trace context, carried from the outbox row to every consumer.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
+/// Why an event was dead-lettered.
+pub const DEAD_LETTER_REASON_HEADER: &str = "Dead-Letter-Reason";
+/// The durable consumer that gave up on it.
+pub const DEAD_LETTER_CONSUMER_HEADER: &str = "Dead-Letter-Consumer";
+/// The subject it was published on.
+pub const DEAD_LETTER_SUBJECT_HEADER: &str = "Dead-Letter-Subject";
+/// Its sequence in its original stream.
+pub const DEAD_LETTER_SEQUENCE_HEADER: &str = "Dead-Letter-Sequence";
+/// How many times it was delivered before the consumer gave up.
+pub const DEAD_LETTER_DELIVERIES_HEADER: &str = "Dead-Letter-Deliveries";
+
 /// One JetStream stream per producing context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamDef {
@@ -25,28 +40,22 @@ pub struct StreamDef {
     pub name: &'static str,
     /// Subjects captured by the stream, e.g. `mission.>`.
     pub subjects: &'static str,
+    /// How long events are kept: how long a consumer may be down and still
+    /// catch up on everything it missed.
+    pub keep_for: Duration,
 }
 
-pub const MISSION_STREAM: StreamDef = StreamDef {
-    name: "MISSION",
-    subjects: "mission.>",
-};
-pub const REWARD_STREAM: StreamDef = StreamDef {
-    name: "REWARD",
-    subjects: "reward.>",
-};
-pub const WALLET_STREAM: StreamDef = StreamDef {
-    name: "WALLET",
-    subjects: "wallet.>",
-};
-pub const GIFT_STREAM: StreamDef = StreamDef {
-    name: "GIFT",
-    subjects: "gift.>",
-};
-pub const SETTLEMENT_STREAM: StreamDef = StreamDef {
-    name: "SETTLEMENT",
-    subjects: "settlement.>",
-};
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub const MISSION_STREAM: StreamDef = StreamDef { name: "MISSION", subjects: "mission.>", keep_for: WEEK };
+pub const REWARD_STREAM: StreamDef = StreamDef { name: "REWARD", subjects: "reward.>", keep_for: WEEK };
+pub const WALLET_STREAM: StreamDef = StreamDef { name: "WALLET", subjects: "wallet.>", keep_for: WEEK };
+pub const GIFT_STREAM: StreamDef = StreamDef { name: "GIFT", subjects: "gift.>", keep_for: WEEK };
+pub const SETTLEMENT_STREAM: StreamDef = StreamDef { name: "SETTLEMENT", subjects: "settlement.>", keep_for: WEEK };
+/// Events a consumer gave up on, on `deadletter.<consumer>`, kept for a
+/// month for an operator to inspect and re-drive.
+pub const DEAD_LETTER_STREAM: StreamDef =
+    StreamDef { name: "DEADLETTER", subjects: "deadletter.>", keep_for: Duration::from_secs(30 * 24 * 3600) };
 
 impl StreamDef {
     /// The stream configuration. Producers and consumers both create the
@@ -58,8 +67,7 @@ impl StreamDef {
             subjects: vec![self.subjects.to_owned()],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
-            // A consumer that was down for up to a week still finds every event.
-            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_age: self.keep_for,
             // The outbox relay re-publishes after a crash with the same
             // Nats-Msg-Id; inside this window JetStream drops the copy (and
             // past it, the consumers' inbox does).
@@ -114,45 +122,22 @@ macro_rules! published_event {
             }
 
             fn correlation(&self) -> Correlation {
-                Correlation {
-                    mission_id: self.mission_id.clone(),
-                    customer_id: self.customer_id.clone(),
-                }
+                Correlation { mission_id: self.mission_id.clone(), customer_id: self.customer_id.clone() }
             }
         }
     };
 }
 
-published_event!(
-    mission::v1::MissionAchieved,
-    "game.mission.v1.MissionAchieved",
-    "mission.achieved",
-    MISSION_STREAM
-);
-published_event!(
-    reward::v1::RewardAllocated,
-    "game.reward.v1.RewardAllocated",
-    "reward.allocated",
-    REWARD_STREAM
-);
-published_event!(
-    wallet::v1::RewardIssued,
-    "game.wallet.v1.RewardIssued",
-    "wallet.reward_issued",
-    WALLET_STREAM
-);
+published_event!(mission::v1::MissionAchieved, "game.mission.v1.MissionAchieved", "mission.achieved", MISSION_STREAM);
+published_event!(reward::v1::RewardAllocated, "game.reward.v1.RewardAllocated", "reward.allocated", REWARD_STREAM);
+published_event!(wallet::v1::RewardIssued, "game.wallet.v1.RewardIssued", "wallet.reward_issued", WALLET_STREAM);
 published_event!(
     wallet::v1::RewardExchanged,
     "game.wallet.v1.RewardExchanged",
     "wallet.reward_exchanged",
     WALLET_STREAM
 );
-published_event!(
-    gift::v1::GiftExchanged,
-    "game.gift.v1.GiftExchanged",
-    "gift.exchanged",
-    GIFT_STREAM
-);
+published_event!(gift::v1::GiftExchanged, "game.gift.v1.GiftExchanged", "gift.exchanged", GIFT_STREAM);
 published_event!(
     settlement::v1::SettlementRecorded,
     "game.settlement.v1.SettlementRecorded",
@@ -181,12 +166,7 @@ mod tests {
     fn every_subject_belongs_to_its_stream() {
         fn check<E: Event>() {
             let prefix = E::STREAM.subjects.trim_end_matches('>');
-            assert!(
-                E::SUBJECT.starts_with(prefix),
-                "{} not in {}",
-                E::SUBJECT,
-                E::STREAM.name
-            );
+            assert!(E::SUBJECT.starts_with(prefix), "{} not in {}", E::SUBJECT, E::STREAM.name);
         }
         check::<mission::v1::MissionAchieved>();
         check::<reward::v1::RewardAllocated>();
@@ -203,11 +183,7 @@ mod tests {
         let declared: Vec<String> = set
             .file
             .iter()
-            .flat_map(|f| {
-                f.message_type
-                    .iter()
-                    .map(move |m| format!("{}.{}", f.package(), m.name()))
-            })
+            .flat_map(|f| f.message_type.iter().map(move |m| format!("{}.{}", f.package(), m.name())))
             .collect();
         for ty in [
             <mission::v1::MissionAchieved as Event>::TYPE,

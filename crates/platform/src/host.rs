@@ -98,12 +98,18 @@ impl ServiceHost {
     pub async fn start(spec: ServiceSpec, config: &ServiceConfig) -> Result<Self, StartError> {
         let listener = TcpListener::bind(config.grpc_addr)
             .await
-            .map_err(|source| StartError::Bind {
-                addr: config.grpc_addr,
-                source,
-            })?;
+            .map_err(|source| StartError::Bind { addr: config.grpc_addr, source })?;
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(crate::metrics::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?),
+            None => None,
+        };
         let db = Database::connect(&config.database_url, spec.migrations).await?;
         let (nats, jetstream) = crate::nats::connect(&config.nats_url, spec.name).await?;
+        let background = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        if let Some(listener) = metrics {
+            tasks.spawn(crate::metrics::serve(listener, background.clone()));
+        }
         Ok(Self {
             spec,
             listener,
@@ -111,8 +117,8 @@ impl ServiceHost {
             nats,
             jetstream,
             outbox: OutboxSignal::default(),
-            background: CancellationToken::new(),
-            tasks: JoinSet::new(),
+            background,
+            tasks,
             grace: config.shutdown_grace,
         })
     }
@@ -191,29 +197,15 @@ impl ServiceHost {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn serve(self, routes: RoutesBuilder, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        let Self {
-            spec,
-            listener,
-            db,
-            nats,
-            background,
-            mut tasks,
-            grace,
-            ..
-        } = self;
+        let Self { spec, listener, db, nats, background, mut tasks, grace, .. } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut routes = routes;
         routes.add_service(health_service);
         add_reflection(&mut routes, &[spec.grpc_service]);
 
         let health_stop = CancellationToken::new();
-        let watcher = tokio::spawn(watch_dependencies(
-            reporter.clone(),
-            spec.grpc_service,
-            db,
-            nats,
-            health_stop.clone(),
-        ));
+        let watcher =
+            tokio::spawn(watch_dependencies(reporter.clone(), spec.grpc_service, db, nats, health_stop.clone()));
 
         let drained = CancellationToken::new();
         let stop_serving = {
@@ -250,10 +242,7 @@ impl ServiceHost {
             }
         };
         background.cancel();
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
             tracing::warn!(service = spec.name, "background tasks outlived the grace period");
             tasks.abort_all();
         }
@@ -340,20 +329,14 @@ async fn watch_dependencies(
 ) {
     let mut last: Option<(bool, bool)> = None;
     loop {
-        let db_ok = tokio::time::timeout(Duration::from_secs(3), db.ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let db_ok = tokio::time::timeout(Duration::from_secs(3), db.ping()).await.is_ok_and(|r| r.is_ok());
         let nats_ok = crate::nats::is_connected(&nats);
         if stopping.is_cancelled() {
             return;
         }
         if last != Some((db_ok, nats_ok)) {
             let status = |ok| {
-                if ok {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                }
+                if ok { ServingStatus::Serving } else { ServingStatus::NotServing }
             };
             reporter.set_service_status(DATABASE_HEALTH, status(db_ok)).await;
             reporter.set_service_status(NATS_HEALTH, status(nats_ok)).await;

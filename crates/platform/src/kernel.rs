@@ -38,10 +38,7 @@ impl CustomerId {
         if value.len() > Self::MAX_LEN {
             return Err(IdError::TooLong { max: Self::MAX_LEN });
         }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
             return Err(IdError::BadCharacter);
         }
         Ok(Self(value.to_owned()))
@@ -85,11 +82,7 @@ impl Points {
     /// # Errors
     /// When `value` is negative.
     pub fn new(value: i64) -> Result<Self, NegativePoints> {
-        if value < 0 {
-            Err(NegativePoints(value))
-        } else {
-            Ok(Self(value))
-        }
+        if value < 0 { Err(NegativePoints(value)) } else { Ok(Self(value)) }
     }
 
     /// The number of points.
@@ -132,10 +125,7 @@ impl ProductSku {
         if value.is_empty() {
             return Err(ProductSkuError::Empty);
         }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
-        {
+        if !value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_')) {
             return Err(ProductSkuError::BadCharacter);
         }
         if value.len() > Self::MAX_LEN {

@@ -10,14 +10,18 @@
 //! - [`grpc`]: request parsing and error mapping shared by the gRPC adapters.
 //! - [`host`]: starting, serving (health, reflection) and draining a service.
 //! - [`nats`]: the connection to NATS, with logged reconnects.
+//! - [`metrics`]: Prometheus metrics of the process, served on `/metrics`.
+//! - [`failpoint`]: named crash points for tests that kill a process mid-step.
 
 pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod events;
+pub mod failpoint;
 pub mod grpc;
 pub mod host;
 pub mod kernel;
+pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod telemetry;

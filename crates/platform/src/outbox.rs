@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{Database, DbConnection, DbError, now_millis};
 use crate::events::{self, Event, StreamDef};
+use crate::failpoint;
+use crate::metrics::metrics;
 
 diesel::table! {
     outbox (seq) {
@@ -58,6 +60,7 @@ pub fn stage<E: Event>(conn: &mut DbConnection, event: &E) -> Result<(), DbError
     let correlation = event.correlation();
     let headers: BTreeMap<&str, &str> = BTreeMap::from([
         (events::EVENT_TYPE_HEADER, E::TYPE),
+        (events::EVENT_ID_HEADER, event.event_id()),
         (events::MISSION_ID_HEADER, correlation.mission_id.as_str()),
         (events::CUSTOMER_ID_HEADER, correlation.customer_id.as_str()),
     ]);
@@ -111,11 +114,7 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self {
-            batch_size: 256,
-            poll_interval: Duration::from_millis(250),
-            retention: Duration::from_secs(3600),
-        }
+        Self { batch_size: 256, poll_interval: Duration::from_millis(250), retention: Duration::from_secs(3600) }
     }
 }
 
@@ -147,13 +146,7 @@ impl Relay {
         config: RelayConfig,
         streams: &'static [StreamDef],
     ) -> Self {
-        Self {
-            db,
-            jetstream,
-            signal,
-            config,
-            streams,
-        }
+        Self { db, jetstream, signal, config, streams }
     }
 
     async fn ensure_streams(&self) -> Result<(), RelayError> {
@@ -180,7 +173,9 @@ impl Relay {
                 }
                 self.publish_pending().await
             };
-            match round.await {
+            let published = round.await;
+            self.measure_backlog().await;
+            match published {
                 Ok(_) => failures = 0,
                 Err(error) => {
                     // The stream may have been deleted or the broker replaced:
@@ -226,13 +221,7 @@ impl Relay {
                         .filter(outbox::published_at.is_null())
                         .order(outbox::seq.asc())
                         .limit(limit)
-                        .select((
-                            outbox::seq,
-                            outbox::event_id,
-                            outbox::subject,
-                            outbox::payload,
-                            outbox::headers,
-                        ))
+                        .select((outbox::seq, outbox::event_id, outbox::subject, outbox::payload, outbox::headers))
                         .load(conn)
                         .map_err(DbError::from)
                 })
@@ -240,6 +229,7 @@ impl Relay {
             if rows.is_empty() {
                 return Ok(total);
             }
+            failpoint::reached(failpoint::RELAY_BEFORE_PUBLISH).await;
             // Pipelined: every publish goes out before the first ack is awaited;
             // one connection keeps them in order.
             let mut acks = Vec::with_capacity(rows.len());
@@ -260,6 +250,7 @@ impl Relay {
                 published.push(row.seq);
             }
             let count = published.len();
+            failpoint::reached(failpoint::RELAY_BEFORE_MARK_PUBLISHED).await;
             self.db
                 .write(move |conn| {
                     diesel::update(outbox::table.filter(outbox::seq.eq_any(published)))
@@ -268,8 +259,18 @@ impl Relay {
                         .map_err(DbError::from)
                 })
                 .await?;
+            metrics().outbox_published.inc_by(u64::try_from(count).unwrap_or_default());
             tracing::debug!(count, "published outbox events");
             total += count;
+        }
+    }
+
+    /// Publishes the backlog gauges; a failure only leaves them stale.
+    async fn measure_backlog(&self) {
+        if let Ok((count, oldest)) = self.db.read(backlog).await {
+            metrics().outbox_backlog.set(count);
+            #[allow(clippy::cast_precision_loss)] // milliseconds of age fit an f64 exactly for 285 000 years
+            metrics().outbox_oldest_age.set(oldest.map_or(0.0, |ms| ms as f64 / 1000.0));
         }
     }
 
@@ -293,8 +294,5 @@ fn publish_of(row: &OutboxRow) -> PublishMessage {
             headers.insert(name.as_str(), value.as_str());
         }
     }
-    PublishMessage::build()
-        .payload(row.payload.clone().into())
-        .headers(headers)
-        .message_id(&row.event_id)
+    PublishMessage::build().payload(row.payload.clone().into()).headers(headers).message_id(&row.event_id)
 }

@@ -21,9 +21,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            gateway: "http://127.0.0.1:8080".into(),
-        }
+        Self { gateway: "http://127.0.0.1:8080".into() }
     }
 }
 
@@ -68,49 +66,21 @@ impl Player {
     }
 
     async fn reward(mut self, reward_id: String) -> Option<reward::Reward> {
-        self.rewards
-            .get_reward(reward::GetRewardRequest { reward_id })
-            .await
-            .ok()?
-            .into_inner()
-            .reward
+        self.rewards.get_reward(reward::GetRewardRequest { reward_id }).await.ok()?.into_inner().reward
     }
 
     async fn wallet(mut self) -> Option<Vec<wallet::WalletEntry>> {
-        let request = wallet::GetWalletRequest {
-            customer_id: self.customer_id,
-        };
-        Some(
-            self.wallets
-                .get_wallet(request)
-                .await
-                .ok()?
-                .into_inner()
-                .wallet?
-                .entries,
-        )
+        let request = wallet::GetWalletRequest { customer_id: self.customer_id };
+        Some(self.wallets.get_wallet(request).await.ok()?.into_inner().wallet?.entries)
     }
 
     async fn settlements(mut self, product_sku: String) -> Option<Vec<settlement::Settlement>> {
-        let request = settlement::ListSettlementsRequest {
-            product_sku,
-            page_size: 500,
-            page_token: String::new(),
-        };
-        Some(
-            self.settlements
-                .list_settlements(request)
-                .await
-                .ok()?
-                .into_inner()
-                .settlements,
-        )
+        let request = settlement::ListSettlementsRequest { product_sku, page_size: 500, page_token: String::new() };
+        Some(self.settlements.list_settlements(request).await.ok()?.into_inner().settlements)
     }
 
     async fn my_page(mut self) -> Option<mypage::MyPage> {
-        let request = mypage::GetMyPageRequest {
-            customer_id: self.customer_id,
-        };
+        let request = mypage::GetMyPageRequest { customer_id: self.customer_id };
         self.my_pages.get_my_page(request).await.ok()?.into_inner().my_page
     }
 }
@@ -135,41 +105,21 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     };
     let customer = p.customer_id.clone();
     let story = Instant::now();
-    println!(
-        "\n== The player's story, through the gateway at {} ==\n",
-        options.gateway
-    );
+    println!("\n== The player's story, through the gateway at {} ==\n", options.gateway);
 
-    let catalogue = p
-        .missions
-        .list_mission_definitions(mission::ListMissionDefinitionsRequest {})
-        .await?;
+    let catalogue = p.missions.list_mission_definitions(mission::ListMissionDefinitionsRequest {}).await?;
     let definition = catalogue
         .into_inner()
         .definitions
         .into_iter()
         .find(|d| d.mission_code == "FIRST_WIN")
         .context("the catalogue has no FIRST_WIN mission")?;
-    step(
-        1,
-        format!(
-            "the catalogue offers {} ({} points)",
-            definition.mission_code, definition.reward_points
-        ),
-    );
+    step(1, format!("the catalogue offers {} ({} points)", definition.mission_code, definition.reward_points));
 
     let t = Instant::now();
-    let request = mission::AchieveMissionRequest {
-        customer_id: customer.clone(),
-        mission_code: definition.mission_code,
-    };
-    let achieved = p
-        .missions
-        .achieve_mission(request)
-        .await?
-        .into_inner()
-        .mission
-        .context("no mission returned")?;
+    let request =
+        mission::AchieveMissionRequest { customer_id: customer.clone(), mission_code: definition.mission_code };
+    let achieved = p.missions.achieve_mission(request).await?.into_inner().mission.context("no mission returned")?;
     let line = format!(
         "{customer} achieves {}: mission {} is {}",
         achieved.mission_code,
@@ -184,25 +134,12 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         async { query.await.filter(|m| m.status() == mission::MissionStatus::Rewarded) }
     })
     .await?;
-    let line = format!(
-        "the reward {} is allocated and the mission is {}",
-        rewarded.reward_id,
-        name(&rewarded)
-    );
+    let line = format!("the reward {} is allocated and the mission is {}", rewarded.reward_id, name(&rewarded));
     timed(3, line, t);
 
     let t = Instant::now();
     let issued = reward_reaching(&p, &rewarded.reward_id, reward::RewardStatus::Issued).await?;
-    timed(
-        4,
-        format!(
-            "reward {} is {} ({} points)",
-            issued.reward_id,
-            reward_name(&issued),
-            issued.points
-        ),
-        t,
-    );
+    timed(4, format!("reward {} is {} ({} points)", issued.reward_id, reward_name(&issued), issued.points), t);
 
     let t = Instant::now();
     let entry = settle("the reward to reach the wallet", || {
@@ -210,20 +147,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         async { query.await?.into_iter().find(|e| e.reward_id == rewarded.reward_id) }
     })
     .await?;
-    let line = format!(
-        "the wallet holds entry {} worth {} points: {}",
-        entry.entry_id,
-        entry.points,
-        entry_name(&entry)
-    );
+    let line =
+        format!("the wallet holds entry {} worth {} points: {}", entry.entry_id, entry.points, entry_name(&entry));
     timed(5, line, t);
 
-    let products = p
-        .gifts
-        .list_products(gift::ListProductsRequest {})
-        .await?
-        .into_inner()
-        .products;
+    let products = p.gifts.list_products(gift::ListProductsRequest {}).await?.into_inner().products;
     let product = products
         .iter()
         .filter(|product| product.price_points <= entry.points && product.stock > 0)
@@ -241,13 +169,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         product_sku: product.sku.clone(),
     };
     let t = Instant::now();
-    let exchanged = p
-        .wallets
-        .exchange_reward(exchange.clone())
-        .await?
-        .into_inner()
-        .entry
-        .context("no entry returned")?;
+    let exchanged =
+        p.wallets.exchange_reward(exchange.clone()).await?.into_inner().entry.context("no entry returned")?;
     let line = format!(
         "exchanging it for {}: entry is {}, gift order {}",
         product.sku,
@@ -257,14 +180,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     timed(7, line, t);
 
     match p.wallets.exchange_reward(exchange).await {
-        Err(status) => step(
-            8,
-            format!(
-                "exchanging it again is refused: {:?} \"{}\"",
-                status.code(),
-                status.message()
-            ),
-        ),
+        Err(status) => step(8, format!("exchanging it again is refused: {:?} \"{}\"", status.code(), status.message())),
         Ok(_) => bail!("a second exchange of the same entry was accepted"),
     }
 
@@ -272,25 +188,9 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let done = reward_reaching(&p, &rewarded.reward_id, reward::RewardStatus::Exchanged).await?;
     timed(9, format!("reward {} is {}", done.reward_id, reward_name(&done)), t);
 
-    let request = gift::GetOrderRequest {
-        order_id: exchanged.gift_order_id.clone(),
-    };
-    let order = p
-        .gifts
-        .get_order(request)
-        .await?
-        .into_inner()
-        .order
-        .context("no order returned")?;
-    step(
-        10,
-        format!(
-            "gift order {} for {} is {:?}",
-            order.order_id,
-            order.product_sku,
-            order.status()
-        ),
-    );
+    let request = gift::GetOrderRequest { order_id: exchanged.gift_order_id.clone() };
+    let order = p.gifts.get_order(request).await?.into_inner().order.context("no order returned")?;
+    step(10, format!("gift order {} for {} is {:?}", order.order_id, order.product_sku, order.status()));
 
     let t = Instant::now();
     let recorded = settle("the settlement", || {
@@ -314,19 +214,12 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             let page = query.await?;
             let m = page.missions.iter().find(|m| m.mission_id == achieved.mission_id)?;
             let shown = m.reward_status() == reward::RewardStatus::Exchanged
-                && page
-                    .wallet
-                    .iter()
-                    .any(|e| e.status() == wallet::WalletEntryStatus::Exchanged);
+                && page.wallet.iter().any(|e| e.status() == wallet::WalletEntryStatus::Exchanged);
             shown.then_some(page)
         }
     })
     .await?;
-    timed(
-        12,
-        format!("my page of {} (version {}):", page.customer_id, page.version),
-        t,
-    );
+    timed(12, format!("my page of {} (version {}):", page.customer_id, page.version), t);
     for m in &page.missions {
         let (status, reward_status) = (m.status(), m.reward_status());
         let points = m.reward_points;

@@ -100,10 +100,7 @@ async fn terminate(name: &str, child: &mut Child) {
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(_) => {}
         Err(_) => {
-            eprintln!(
-                "[runner] {name} did not stop within {}s; killing it",
-                STOP_GRACE.as_secs()
-            );
+            eprintln!("[runner] {name} did not stop within {}s; killing it", STOP_GRACE.as_secs());
             let _ = child.kill().await;
         }
     }

@@ -22,41 +22,13 @@ struct Service {
 }
 
 const SERVICES: [Service; 7] = [
-    Service {
-        name: "mission",
-        port: 50051,
-        health: "game.mission.v1.MissionService",
-    },
-    Service {
-        name: "reward",
-        port: 50052,
-        health: "game.reward.v1.RewardService",
-    },
-    Service {
-        name: "wallet",
-        port: 50053,
-        health: "game.wallet.v1.WalletService",
-    },
-    Service {
-        name: "gift",
-        port: 50054,
-        health: "game.gift.v1.GiftService",
-    },
-    Service {
-        name: "mypage",
-        port: 50055,
-        health: "game.mypage.v1.MyPageService",
-    },
-    Service {
-        name: "settlement",
-        port: 50056,
-        health: "game.settlement.v1.SettlementService",
-    },
-    Service {
-        name: "gateway",
-        port: 8080,
-        health: "",
-    },
+    Service { name: "mission", port: 50051, health: "game.mission.v1.MissionService" },
+    Service { name: "reward", port: 50052, health: "game.reward.v1.RewardService" },
+    Service { name: "wallet", port: 50053, health: "game.wallet.v1.WalletService" },
+    Service { name: "gift", port: 50054, health: "game.gift.v1.GiftService" },
+    Service { name: "mypage", port: 50055, health: "game.mypage.v1.MyPageService" },
+    Service { name: "settlement", port: 50056, health: "game.settlement.v1.SettlementService" },
+    Service { name: "gateway", port: 8080, health: "" },
 ];
 
 const NATS_PORT: u16 = 14222;
@@ -75,10 +47,7 @@ impl Options {
     /// # Errors
     /// On an unknown or incomplete argument.
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self {
-            demo: false,
-            run_dir: PathBuf::from(".run"),
-        };
+        let mut options = Self { demo: false, run_dir: PathBuf::from(".run") };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -98,10 +67,7 @@ impl Options {
 /// When a binary is missing or the system does not come up.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bin_dir = std::env::current_exe()?
-        .parent()
-        .context("rewardsctl has no directory")?
-        .to_path_buf();
+    let bin_dir = std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf();
     let run_dir = options.run_dir;
     for dir in ["data", "logs", "nats"] {
         std::fs::create_dir_all(run_dir.join(dir)).with_context(|| format!("cannot create {}", run_dir.display()))?;
@@ -113,22 +79,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut processes = JoinSet::new();
     let nats = nats_process(&run_dir)?;
     processes.spawn(supervise(nats, stop.clone()));
-    wait_for_port(NATS_PORT, Duration::from_secs(20))
-        .await
-        .context("nats-server did not start")?;
+    wait_for_port(NATS_PORT, Duration::from_secs(20)).await.context("nats-server did not start")?;
 
     for service in &SERVICES {
         let program = bin_dir.join(service.name);
         if !program.exists() {
-            bail!(
-                "{} is missing: build the services first (`just up` does)",
-                program.display()
-            );
+            bail!("{} is missing: build the services first (`just up` does)", program.display());
         }
-        processes.spawn(supervise(
-            service_process(service, program, &run_dir, &nats_url),
-            stop.clone(),
-        ));
+        processes.spawn(supervise(service_process(service, program, &run_dir, &nats_url), stop.clone()));
     }
 
     let ready = tokio::select! {
@@ -188,18 +146,13 @@ fn find_nats_server() -> Option<PathBuf> {
         return Some(local.to_path_buf());
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.exists())
+    std::env::split_paths(&path).map(|dir| dir.join("nats-server")).find(|candidate| candidate.exists())
 }
 
 fn service_process(service: &Service, program: PathBuf, run_dir: &Path, nats_url: &str) -> ProcessSpec {
     let mut env = vec![
         ("NATS_URL".to_owned(), nats_url.to_owned()),
-        (
-            "RUST_LOG".to_owned(),
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        ),
+        ("RUST_LOG".to_owned(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
     ];
     if service.name == "gateway" {
         env.push(("GATEWAY_ADDR".into(), format!("127.0.0.1:{}", service.port)));
@@ -237,14 +190,9 @@ async fn is_serving(service: &Service) -> bool {
     let Ok(channel) = channel.connect().await else {
         return false;
     };
-    let request = HealthCheckRequest {
-        service: service.health.to_owned(),
-    };
+    let request = HealthCheckRequest { service: service.health.to_owned() };
     matches!(
-        HealthClient::new(channel)
-            .check(request)
-            .await
-            .map(|r| r.into_inner().status()),
+        HealthClient::new(channel).check(request).await.map(|r| r.into_inner().status()),
         Ok(ServingStatus::Serving)
     )
 }
@@ -279,10 +227,7 @@ async fn wait_until_serving(within: Duration) -> anyhow::Result<()> {
 }
 
 fn print_endpoints(run_dir: &Path, elapsed: Duration) {
-    println!(
-        "\nAll services are SERVING ({:.1}s from start).\n",
-        elapsed.as_secs_f64()
-    );
+    println!("\nAll services are SERVING ({:.1}s from start).\n", elapsed.as_secs_f64());
     println!("  gateway (the one entry point)  127.0.0.1:8080   (plaintext gRPC, reflection on)");
     for service in SERVICES.iter().filter(|s| s.name != "gateway") {
         println!("  {:<30} 127.0.0.1:{}", service.name, service.port);

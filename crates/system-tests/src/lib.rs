@@ -43,10 +43,7 @@ pub struct Mesh {
 
 impl std::fmt::Debug for Mesh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mesh")
-            .field("ports", &self.ports)
-            .field("gateway_port", &self.gateway_port)
-            .finish()
+        f.debug_struct("Mesh").field("ports", &self.ports).field("gateway_port", &self.gateway_port).finish()
     }
 }
 
@@ -60,14 +57,7 @@ impl Mesh {
         let dir = std::env::temp_dir().join(format!("mesh-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let ports = SERVICES.iter().map(|s| (*s, free_port())).collect();
-        let mut mesh = Self {
-            nats,
-            dir,
-            ports,
-            gateway_port: free_port(),
-            options,
-            running: HashMap::new(),
-        };
+        let mut mesh = Self { nats, dir, ports, gateway_port: free_port(), options, running: HashMap::new() };
         for service in SERVICES {
             mesh.start_service(service).await;
         }
@@ -85,11 +75,7 @@ impl Mesh {
     /// # Panics
     /// When the gateway cannot be reached.
     pub async fn gateway(&self) -> Channel {
-        Channel::from_shared(self.gateway_url())
-            .expect("valid URL")
-            .connect()
-            .await
-            .expect("gateway reachable")
+        Channel::from_shared(self.gateway_url()).expect("valid URL").connect().await.expect("gateway reachable")
     }
 
     fn config(&self, service: &'static str) -> ServiceConfig {
@@ -104,6 +90,7 @@ impl Mesh {
             database_url,
             nats_url: self.nats.url(),
             shutdown_grace: Duration::from_secs(3),
+            metrics_addr: None,
         }
     }
 
@@ -117,49 +104,21 @@ impl Mesh {
         let stop = CancellationToken::new();
         let stopping = stop.clone().cancelled_owned();
         let handle = match service {
-            "mission" => spawn(
-                mission::build(config)
-                    .await
-                    .expect("mission starts")
-                    .run_until_stopped(stopping),
-            ),
-            "reward" => spawn(
-                reward::build(config)
-                    .await
-                    .expect("reward starts")
-                    .run_until_stopped(stopping),
-            ),
+            "mission" => spawn(mission::build(config).await.expect("mission starts").run_until_stopped(stopping)),
+            "reward" => spawn(reward::build(config).await.expect("reward starts").run_until_stopped(stopping)),
             "wallet" => {
                 let mut wallet_config = wallet::WalletConfig::local(config);
                 wallet_config.gift_url = format!("http://127.0.0.1:{}", self.ports["gift"]);
                 wallet_config.gift_timeout = Duration::from_secs(2);
                 wallet_config.redrive.interval = Duration::from_millis(200);
                 wallet_config.redrive.after = Duration::from_millis(500);
-                spawn(
-                    wallet::build(wallet_config)
-                        .await
-                        .expect("wallet starts")
-                        .run_until_stopped(stopping),
-                )
+                spawn(wallet::build(wallet_config).await.expect("wallet starts").run_until_stopped(stopping))
             }
-            "gift" => spawn(
-                gift::build(config)
-                    .await
-                    .expect("gift starts")
-                    .run_until_stopped(stopping),
-            ),
-            "mypage" => spawn(
-                mypage::build(config)
-                    .await
-                    .expect("mypage starts")
-                    .run_until_stopped(stopping),
-            ),
-            "settlement" => spawn(
-                settlement::build(config)
-                    .await
-                    .expect("settlement starts")
-                    .run_until_stopped(stopping),
-            ),
+            "gift" => spawn(gift::build(config).await.expect("gift starts").run_until_stopped(stopping)),
+            "mypage" => spawn(mypage::build(config).await.expect("mypage starts").run_until_stopped(stopping)),
+            "settlement" => {
+                spawn(settlement::build(config).await.expect("settlement starts").run_until_stopped(stopping))
+            }
             other => panic!("no service called {other}"),
         };
         self.running.insert(service, Running { stop, handle });
@@ -190,10 +149,7 @@ impl Mesh {
     /// # Panics
     /// When it was not running.
     pub async fn stop_service(&mut self, service: &'static str) {
-        let running = self
-            .running
-            .remove(service)
-            .unwrap_or_else(|| panic!("{service} is not running"));
+        let running = self.running.remove(service).unwrap_or_else(|| panic!("{service} is not running"));
         running.stop.cancel();
         let _ = running.handle.await;
     }
@@ -231,10 +187,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

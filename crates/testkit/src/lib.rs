@@ -67,11 +67,7 @@ impl NatsServer {
     /// When nats-server is missing or does not come up.
     pub fn start() -> anyhow::Result<Self> {
         let store = tempfile::Builder::new().prefix("nats-test-").tempdir()?;
-        let mut server = Self {
-            port: free_port(),
-            store,
-            child: None,
-        };
+        let mut server = Self { port: free_port(), store, child: None };
         server.restart()?;
         Ok(server)
     }
@@ -144,9 +140,7 @@ impl PostgresSchema {
         let mut conn = connect_or_skip()?;
         let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
         #[allow(clippy::unwrap_used)] // a reachable server that refuses CREATE SCHEMA is a broken test setup
-        diesel::sql_query(format!("CREATE SCHEMA {schema}"))
-            .execute(&mut conn)
-            .unwrap();
+        diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut conn).unwrap();
         let base = postgres_url();
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
@@ -198,10 +192,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -224,13 +215,8 @@ impl Broker {
         #[allow(clippy::expect_used)] // no broker, no test
         let server = NatsServer::start().expect("nats-server starts");
         #[allow(clippy::expect_used)] // it was just seen listening
-        let client = async_nats::connect(server.url())
-            .await
-            .expect("connects to nats-server");
-        Self {
-            server,
-            js: async_nats::jetstream::new(client),
-        }
+        let client = async_nats::connect(server.url()).await.expect("connects to nats-server");
+        Self { server, js: async_nats::jetstream::new(client) }
     }
 
     /// The client URL.
@@ -258,13 +244,7 @@ impl Broker {
             .headers(headers)
             .message_id(event.event_id());
         #[allow(clippy::expect_used)] // as above
-        let ack = self
-            .js
-            .send_publish(E::SUBJECT, message)
-            .await
-            .expect("published")
-            .await
-            .expect("acknowledged");
+        let ack = self.js.send_publish(E::SUBJECT, message).await.expect("published").await.expect("acknowledged");
         assert!(!ack.duplicate, "{} was published before", event.event_id());
         ack.sequence
     }
@@ -273,15 +253,11 @@ impl Broker {
     /// so far (applied, found already applied, or terminated): the way to
     /// show that "nothing more happened" without sleeping.
     pub async fn settled(&self, stream: platform::events::StreamDef, consumer: &str) {
-        eventually(
-            &format!("{consumer} to settle"),
-            Duration::from_secs(10),
-            || async move {
-                let stream = self.js.get_stream(stream.name).await.ok()?;
-                let info = stream.consumer_info(consumer).await.ok()?;
-                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-            },
-        )
+        eventually(&format!("{consumer} to settle"), Duration::from_secs(10), || async move {
+            let stream = self.js.get_stream(stream.name).await.ok()?;
+            let info = stream.consumer_info(consumer).await.ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        })
         .await;
     }
 
@@ -308,13 +284,8 @@ impl Broker {
             .await
             .expect("ephemeral consumer");
         #[allow(clippy::expect_used)] // as above
-        let mut batch = consumer
-            .fetch()
-            .max_messages(10_000)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .expect("fetch");
+        let mut batch =
+            consumer.fetch().max_messages(10_000).expires(Duration::from_millis(500)).messages().await.expect("fetch");
         let mut seen = Vec::new();
         while let Some(Ok(message)) = batch.next().await {
             seen.push(message);
@@ -356,6 +327,7 @@ pub fn service_config(broker: &Broker, database_url: String) -> platform::config
         database_url,
         nats_url: broker.url(),
         shutdown_grace: Duration::from_secs(2),
+        metrics_addr: None,
     }
 }
 

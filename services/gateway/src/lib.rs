@@ -32,20 +32,12 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
 /// Where each service listens by default, and the variable that overrides it.
 pub const UPSTREAMS: [(&str, &str, &str); 6] = [
-    (
-        "game.mission.v1.MissionService",
-        "MISSION_URL",
-        "http://127.0.0.1:50051",
-    ),
+    ("game.mission.v1.MissionService", "MISSION_URL", "http://127.0.0.1:50051"),
     ("game.reward.v1.RewardService", "REWARD_URL", "http://127.0.0.1:50052"),
     ("game.wallet.v1.WalletService", "WALLET_URL", "http://127.0.0.1:50053"),
     ("game.gift.v1.GiftService", "GIFT_URL", "http://127.0.0.1:50054"),
     ("game.mypage.v1.MyPageService", "MYPAGE_URL", "http://127.0.0.1:50055"),
-    (
-        "game.settlement.v1.SettlementService",
-        "SETTLEMENT_URL",
-        "http://127.0.0.1:50056",
-    ),
+    ("game.settlement.v1.SettlementService", "SETTLEMENT_URL", "http://127.0.0.1:50056"),
 ];
 
 /// The gateway's configuration.
@@ -120,22 +112,11 @@ impl App {
     /// # Errors
     /// When an upstream URL is invalid or the address is taken.
     pub async fn build(config: GatewayConfig) -> Result<Self, GatewayError> {
-        let upstreams = config
-            .upstreams
-            .iter()
-            .map(|(service, url)| Upstream::new(service, url))
-            .collect::<Result<Vec<_>, _>>()?;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| GatewayError::Bind {
-                addr: config.addr,
-                source,
-            })?;
-        Ok(Self {
-            listener,
-            upstreams,
-            grace: config.shutdown_grace,
-        })
+        let upstreams =
+            config.upstreams.iter().map(|(service, url)| Upstream::new(service, url)).collect::<Result<Vec<_>, _>>()?;
+        let listener =
+            TcpListener::bind(config.addr).await.map_err(|source| GatewayError::Bind { addr: config.addr, source })?;
+        Ok(Self { listener, upstreams, grace: config.shutdown_grace })
     }
 
     /// The port the gateway listens on.
@@ -148,20 +129,13 @@ impl App {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
-        let Self {
-            listener,
-            upstreams,
-            grace,
-        } = self;
+        let Self { listener, upstreams, grace } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
         let mut routes = RoutesBuilder::default();
         routes.add_service(health_service);
         add_reflection(&mut routes, &services);
-        let router = routes
-            .routes()
-            .into_axum_router()
-            .fallback_service(proxy::Proxy::new(upstreams.clone()));
+        let router = routes.routes().into_axum_router().fallback_service(proxy::Proxy::new(upstreams.clone()));
 
         let watcher = tokio::spawn(watch_upstreams(reporter.clone(), upstreams));
         let drained = platform::CancellationToken::new();
@@ -195,19 +169,11 @@ async fn watch_upstreams(reporter: HealthReporter, upstreams: Vec<Upstream>) {
     loop {
         for upstream in &upstreams {
             let mut client = HealthClient::new(upstream.channel.clone());
-            let mut request = tonic::Request::new(HealthCheckRequest {
-                service: upstream.service.to_owned(),
-            });
+            let mut request = tonic::Request::new(HealthCheckRequest { service: upstream.service.to_owned() });
             request.set_timeout(Duration::from_secs(1));
-            let serving = matches!(
-                client.check(request).await.map(|r| r.into_inner().status()),
-                Ok(WireStatus::Serving)
-            );
-            let status = if serving {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
+            let serving =
+                matches!(client.check(request).await.map(|r| r.into_inner().status()), Ok(WireStatus::Serving));
+            let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
             reporter.set_service_status(upstream.service, status).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -23,15 +23,11 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy over `upstreams`.
     pub fn new(upstreams: Vec<Upstream>) -> Self {
-        Self {
-            upstreams: upstreams.into(),
-        }
+        Self { upstreams: upstreams.into() }
     }
 
     fn route(&self, path: &str) -> Option<&Upstream> {
-        self.upstreams
-            .iter()
-            .find(|upstream| path.starts_with(&upstream.path_prefix))
+        self.upstreams.iter().find(|upstream| path.starts_with(&upstream.path_prefix))
     }
 }
 

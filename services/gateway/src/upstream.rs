@@ -34,11 +34,7 @@ impl Upstream {
     /// # Errors
     /// When `url` is not a valid URI.
     pub fn new(service: &'static str, url: &str) -> Result<Self, InvalidUpstream> {
-        let invalid = |source| InvalidUpstream {
-            service,
-            url: url.to_owned(),
-            source,
-        };
+        let invalid = |source| InvalidUpstream { service, url: url.to_owned(), source };
         let channel = Endpoint::from_shared(url.to_owned())
             .map_err(invalid)?
             .connect_timeout(Duration::from_secs(1))
@@ -48,11 +44,6 @@ impl Upstream {
             .tcp_nodelay(true)
             .connect_lazy();
         let package = service.rsplit_once('.').map_or(service, |(package, _)| package);
-        Ok(Self {
-            service,
-            path_prefix: format!("/{package}."),
-            url: url.to_owned(),
-            channel,
-        })
+        Ok(Self { service, path_prefix: format!("/{package}."), url: url.to_owned(), channel })
     }
 }

@@ -92,11 +92,7 @@ impl Gifts {
         let exchanged = loop {
             attempt += 1;
             let command = exchange.clone();
-            match self
-                .db
-                .write(move |conn| exchange_in(conn, &command, now_millis()))
-                .await
-            {
+            match self.db.write(move |conn| exchange_in(conn, &command, now_millis())).await {
                 // A concurrent exchange with the same key or reward committed
                 // its order between our reads and our insert: deciding again
                 // takes the replay path.
@@ -134,9 +130,7 @@ impl Gifts {
     /// # Errors
     /// [`GiftError::OrderNotFound`], or a store failure.
     pub async fn order(&self, id: GiftOrderId) -> Result<GiftOrder, GiftError> {
-        self.db
-            .read(move |conn| store::find_order(conn, id)?.ok_or(GiftError::OrderNotFound(id)))
-            .await
+        self.db.read(move |conn| store::find_order(conn, id)?.ok_or(GiftError::OrderNotFound(id))).await
     }
 }
 
@@ -157,11 +151,7 @@ fn exchange_in(conn: &mut DbConnection, exchange: &Exchange, now: i64) -> Result
     let (order, event) = product.exchange(exchange, now)?;
     store::update_stock(conn, &product)?;
     store::insert_order(conn, &order)?;
-    let GiftEvent::Exchanged {
-        order: placed,
-        vendor_cost,
-        currency,
-    } = event;
+    let GiftEvent::Exchanged { order: placed, vendor_cost, currency } = event;
     outbox::stage(conn, &gift_exchanged(&placed, vendor_cost, &currency))?;
     Ok(Exchanged::Placed(order))
 }

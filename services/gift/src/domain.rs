@@ -143,11 +143,7 @@ pub struct GiftOrder {
 pub enum GiftEvent {
     /// An order was placed; the vendor bills `vendor_cost` in `currency` for it,
     /// as priced at the moment of the exchange.
-    Exchanged {
-        order: GiftOrder,
-        vendor_cost: i64,
-        currency: Currency,
-    },
+    Exchanged { order: GiftOrder, vendor_cost: i64, currency: Currency },
 }
 
 /// Why an exchange places no order. Each is definite: retrying the same
@@ -159,11 +155,7 @@ pub enum ExchangeRefused {
         .price.value(),
         .points.value()
     )]
-    NotEnoughPoints {
-        sku: ProductSku,
-        price: Points,
-        points: Points,
-    },
+    NotEnoughPoints { sku: ProductSku, price: Points, points: Points },
     #[error("{sku} is out of stock")]
     OutOfStock { sku: ProductSku },
     /// The key already names an exchange of another reward, product or player.
@@ -228,13 +220,7 @@ impl GiftOrder {
         let same_exchange = self.customer_id == exchange.customer_id
             && self.reward_id == exchange.reward_id
             && self.product_sku == exchange.sku;
-        if same_exchange {
-            Ok(())
-        } else {
-            Err(ExchangeRefused::KeyReused {
-                key: exchange.key.clone(),
-            })
-        }
+        if same_exchange { Ok(()) } else { Err(ExchangeRefused::KeyReused { key: exchange.key.clone() }) }
     }
 
     /// Answers an exchange of this order's reward under another key: the
@@ -248,10 +234,7 @@ impl GiftOrder {
         if self.product_sku == exchange.sku && self.customer_id == exchange.customer_id {
             Ok(())
         } else {
-            Err(ExchangeRefused::RewardAlreadyExchanged {
-                reward_id: self.reward_id,
-                order_id: self.id,
-            })
+            Err(ExchangeRefused::RewardAlreadyExchanged { reward_id: self.reward_id, order_id: self.id })
         }
     }
 }
@@ -314,14 +297,7 @@ mod tests {
         assert_eq!(order.status, GiftOrderStatus::Placed);
         assert_eq!((order.placed_at, order.version), (1_000, 1));
         // And the event carries what the vendor bills for it
-        assert_eq!(
-            event,
-            GiftEvent::Exchanged {
-                order,
-                vendor_cost: 1250,
-                currency: Currency::parse("EUR").unwrap(),
-            }
-        );
+        assert_eq!(event, GiftEvent::Exchanged { order, vendor_cost: 1250, currency: Currency::parse("EUR").unwrap() });
     }
 
     #[test]
@@ -340,16 +316,9 @@ mod tests {
         // Then it is refused with both amounts, and the stock is unchanged
         assert_eq!(
             refused,
-            ExchangeRefused::NotEnoughPoints {
-                sku: sku("PLUSH-MASCOT"),
-                price: points(800),
-                points: points(500),
-            }
+            ExchangeRefused::NotEnoughPoints { sku: sku("PLUSH-MASCOT"), price: points(800), points: points(500) }
         );
-        assert_eq!(
-            refused.to_string(),
-            "not enough points: PLUSH-MASCOT costs 800 points, the reward is worth 500"
-        );
+        assert_eq!(refused.to_string(), "not enough points: PLUSH-MASCOT costs 800 points, the reward is worth 500");
         assert_eq!(product, plush(5));
     }
 
@@ -360,12 +329,7 @@ mod tests {
         // When a reward worth enough asks for it
         let refused = product.exchange(&exchange_of(800), 1_000).unwrap_err();
         // Then it is out of stock, and nothing changed
-        assert_eq!(
-            refused,
-            ExchangeRefused::OutOfStock {
-                sku: sku("PLUSH-MASCOT")
-            }
-        );
+        assert_eq!(refused, ExchangeRefused::OutOfStock { sku: sku("PLUSH-MASCOT") });
         assert_eq!(refused.to_string(), "PLUSH-MASCOT is out of stock");
         assert_eq!(product, plush(0));
     }
@@ -391,32 +355,15 @@ mod tests {
         // Given an order placed under a key
         let exchange = exchange_of(800);
         let order = placed(&exchange);
-        let other_reward = Exchange {
-            reward_id: RewardId::generate(),
-            ..exchange.clone()
-        };
-        let other_product = Exchange {
-            sku: sku("STICKER-PACK"),
-            ..exchange.clone()
-        };
-        let other_player = Exchange {
-            customer_id: CustomerId::parse("player-2").unwrap(),
-            ..exchange.clone()
-        };
+        let other_reward = Exchange { reward_id: RewardId::generate(), ..exchange.clone() };
+        let other_product = Exchange { sku: sku("STICKER-PACK"), ..exchange.clone() };
+        let other_player = Exchange { customer_id: CustomerId::parse("player-2").unwrap(), ..exchange.clone() };
         // When the key comes with a different exchange
         for different in [other_reward, other_product, other_player] {
             // Then it is refused, naming the key
             let refused = order.replay_for_key(&different).unwrap_err();
-            assert_eq!(
-                refused,
-                ExchangeRefused::KeyReused {
-                    key: exchange.key.clone()
-                }
-            );
-            assert_eq!(
-                refused.to_string(),
-                "idempotency key entry-1:1 was already used for a different exchange"
-            );
+            assert_eq!(refused, ExchangeRefused::KeyReused { key: exchange.key.clone() });
+            assert_eq!(refused.to_string(), "idempotency key entry-1:1 was already used for a different exchange");
         }
     }
 
@@ -426,10 +373,7 @@ mod tests {
         let exchange = exchange_of(800);
         let order = placed(&exchange);
         // When the same player asks for the same product under a new key
-        let again = Exchange {
-            key: IdempotencyKey::parse("entry-1:2").unwrap(),
-            ..exchange
-        };
+        let again = Exchange { key: IdempotencyKey::parse("entry-1:2").unwrap(), ..exchange };
         // Then the existing order answers it: no second order for the reward
         assert_eq!(order.replay_for_reward(&again), Ok(()));
     }
@@ -440,33 +384,19 @@ mod tests {
         let exchange = exchange_of(800);
         let order = placed(&exchange);
         let key = IdempotencyKey::parse("entry-1:2").unwrap();
-        let other_product = Exchange {
-            key: key.clone(),
-            sku: sku("STICKER-PACK"),
-            ..exchange.clone()
-        };
-        let other_player = Exchange {
-            key,
-            customer_id: CustomerId::parse("player-2").unwrap(),
-            ..exchange.clone()
-        };
+        let other_product = Exchange { key: key.clone(), sku: sku("STICKER-PACK"), ..exchange.clone() };
+        let other_player = Exchange { key, customer_id: CustomerId::parse("player-2").unwrap(), ..exchange.clone() };
         for different in [other_product, other_player] {
             // When it is asked for again, differently
             let refused = order.replay_for_reward(&different).unwrap_err();
             // Then it is refused, naming the order that has it
             assert_eq!(
                 refused,
-                ExchangeRefused::RewardAlreadyExchanged {
-                    reward_id: exchange.reward_id,
-                    order_id: order.id,
-                }
+                ExchangeRefused::RewardAlreadyExchanged { reward_id: exchange.reward_id, order_id: order.id }
             );
             assert_eq!(
                 refused.to_string(),
-                format!(
-                    "reward {} was already exchanged (order {})",
-                    exchange.reward_id, order.id
-                )
+                format!("reward {} was already exchanged (order {})", exchange.reward_id, order.id)
             );
         }
     }
@@ -499,14 +429,8 @@ mod tests {
         assert_eq!(IdempotencyKey::parse("a b"), Err(IdempotencyKeyError::BadCharacter));
         assert_eq!(IdempotencyKey::parse("a\tb"), Err(IdempotencyKeyError::BadCharacter));
         assert_eq!(IdempotencyKey::parse("clé"), Err(IdempotencyKeyError::BadCharacter));
-        assert_eq!(
-            IdempotencyKey::parse(&"k".repeat(129)),
-            Err(IdempotencyKeyError::TooLong)
-        );
-        assert_eq!(
-            IdempotencyKeyError::TooLong.to_string(),
-            "must be at most 128 characters"
-        );
+        assert_eq!(IdempotencyKey::parse(&"k".repeat(129)), Err(IdempotencyKeyError::TooLong));
+        assert_eq!(IdempotencyKeyError::TooLong.to_string(), "must be at most 128 characters");
     }
 
     #[test]

@@ -78,9 +78,7 @@ impl Missions {
     /// # Errors
     /// [`MissionError::MissionNotFound`], or a store failure.
     pub async fn get(&self, id: MissionId) -> Result<Mission, MissionError> {
-        self.db
-            .read(move |conn| store::find(conn, id)?.ok_or(MissionError::MissionNotFound(id)))
-            .await
+        self.db.read(move |conn| store::find(conn, id)?.ok_or(MissionError::MissionNotFound(id))).await
     }
 
     /// Every mission of a player, newest first.

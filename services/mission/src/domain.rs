@@ -39,10 +39,7 @@ impl MissionCode {
         if value.len() > 64 {
             return Err(MissionCodeError::TooLong);
         }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        {
+        if !value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
             return Err(MissionCodeError::BadCharacter);
         }
         Ok(Self(value.to_owned()))
@@ -104,11 +101,7 @@ pub enum MissionEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MissionRuleViolation {
     #[error("mission {mission_id} already has reward {recorded}, not {offered}")]
-    AlreadyRewarded {
-        mission_id: MissionId,
-        recorded: RewardId,
-        offered: RewardId,
-    },
+    AlreadyRewarded { mission_id: MissionId, recorded: RewardId, offered: RewardId },
 }
 
 /// What recording a reward changed.
@@ -138,9 +131,7 @@ impl Mission {
             achieved_at: now,
             version: 1,
         };
-        let event = MissionEvent::Achieved {
-            mission: mission.clone(),
-        };
+        let event = MissionEvent::Achieved { mission: mission.clone() };
         (mission, event)
     }
 
@@ -153,11 +144,9 @@ impl Mission {
     pub fn record_reward(&mut self, reward_id: RewardId) -> Result<RewardRecording, MissionRuleViolation> {
         match self.reward_id {
             Some(recorded) if recorded == reward_id => Ok(RewardRecording::AlreadyRecorded),
-            Some(recorded) => Err(MissionRuleViolation::AlreadyRewarded {
-                mission_id: self.id,
-                recorded,
-                offered: reward_id,
-            }),
+            Some(recorded) => {
+                Err(MissionRuleViolation::AlreadyRewarded { mission_id: self.id, recorded, offered: reward_id })
+            }
             None => {
                 self.reward_id = Some(reward_id);
                 self.status = self.status.max(MissionStatus::Rewarded);

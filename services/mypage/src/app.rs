@@ -96,14 +96,7 @@ impl MyPages {
         let first = self.get(customer.clone()).await?;
         let mut poll = tokio::time::interval_at(Instant::now() + WATCH_POLL, WATCH_POLL);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let watcher = Watcher {
-            pages: self.clone(),
-            customer,
-            changes,
-            poll,
-            stopping,
-            sent: first.version,
-        };
+        let watcher = Watcher { pages: self.clone(), customer, changes, poll, stopping, sent: first.version };
         let later = futures::stream::unfold(Some(watcher), |watcher| async move {
             let mut watcher = watcher?;
             match watcher.next_version().await? {
@@ -178,14 +171,7 @@ pub fn merge_event(conn: &mut DbConnection, customer: &CustomerId, event: &PageE
         None => {
             let mut page = MyPage::default();
             let merge = page.apply(event);
-            store::insert(
-                conn,
-                &PlayerPage {
-                    customer_id: customer.clone(),
-                    version: 1,
-                    page,
-                },
-            )?;
+            store::insert(conn, &PlayerPage { customer_id: customer.clone(), version: 1, page })?;
             Ok(merge)
         }
     }

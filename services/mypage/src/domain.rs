@@ -122,16 +122,7 @@ pub struct WalletLine {
 
 impl WalletLine {
     fn join(&mut self, other: Self) {
-        let Self {
-            entry_id: _,
-            reward_id,
-            mission_id,
-            points,
-            status,
-            gift_order_id,
-            product_sku,
-            issued_at,
-        } = other;
+        let Self { entry_id: _, reward_id, mission_id, points, status, gift_order_id, product_sku, issued_at } = other;
         join(&mut self.reward_id, reward_id);
         join(&mut self.mission_id, mission_id);
         join(&mut self.points, points);
@@ -162,12 +153,7 @@ pub enum PageEvent {
         achieved_at: Option<i64>,
     },
     /// A reward was allocated for the mission (reward context).
-    RewardAllocated {
-        reward_id: RewardId,
-        mission_id: MissionId,
-        mission_code: Option<String>,
-        points: Points,
-    },
+    RewardAllocated { reward_id: RewardId, mission_id: MissionId, mission_code: Option<String>, points: Points },
     /// The reward entered the player's wallet (wallet context).
     RewardIssued {
         entry_id: EntryId,
@@ -203,12 +189,7 @@ impl PageEvent {
             achieved_at: None,
         };
         match self.clone() {
-            Self::MissionAchieved {
-                mission_id,
-                mission_code,
-                reward_points,
-                achieved_at,
-            } => (
+            Self::MissionAchieved { mission_id, mission_code, reward_points, achieved_at } => (
                 MissionLine {
                     mission_code,
                     status: MissionStatus::Achieved,
@@ -218,12 +199,7 @@ impl PageEvent {
                 },
                 None,
             ),
-            Self::RewardAllocated {
-                reward_id,
-                mission_id,
-                mission_code,
-                points,
-            } => (
+            Self::RewardAllocated { reward_id, mission_id, mission_code, points } => (
                 MissionLine {
                     mission_code,
                     reward_id: Some(reward_id),
@@ -233,13 +209,7 @@ impl PageEvent {
                 },
                 None,
             ),
-            Self::RewardIssued {
-                entry_id,
-                reward_id,
-                mission_id,
-                points,
-                issued_at,
-            } => (
+            Self::RewardIssued { entry_id, reward_id, mission_id, points, issued_at } => (
                 MissionLine {
                     reward_id: Some(reward_id),
                     reward_status: Some(RewardStatus::Issued),
@@ -257,13 +227,7 @@ impl PageEvent {
                     issued_at,
                 }),
             ),
-            Self::RewardExchanged {
-                entry_id,
-                reward_id,
-                mission_id,
-                gift_order_id,
-                product_sku,
-            } => (
+            Self::RewardExchanged { entry_id, reward_id, mission_id, gift_order_id, product_sku } => (
                 MissionLine {
                     reward_id: Some(reward_id),
                     reward_status: Some(RewardStatus::Exchanged),
@@ -327,11 +291,7 @@ impl MyPage {
             self.join_entry(entry);
         }
         self.sort();
-        if *self == before {
-            Merge::Unchanged
-        } else {
-            Merge::Changed
-        }
+        if *self == before { Merge::Unchanged } else { Merge::Changed }
     }
 
     /// The player's missions, newest achieved first.
@@ -372,8 +332,7 @@ impl MyPage {
 
     fn sort(&mut self) {
         // `Reverse` of an Option puts the newest first and `None` last.
-        self.missions
-            .sort_by_key(|line| (Reverse(line.achieved_at), line.mission_id));
+        self.missions.sort_by_key(|line| (Reverse(line.achieved_at), line.mission_id));
         self.wallet.sort_by_key(|line| (Reverse(line.issued_at), line.entry_id));
     }
 }
@@ -390,11 +349,7 @@ pub struct PlayerPage {
 impl PlayerPage {
     /// The page of a player no event has mentioned yet.
     pub fn empty(customer_id: CustomerId) -> Self {
-        Self {
-            customer_id,
-            version: 0,
-            page: MyPage::default(),
-        }
+        Self { customer_id, version: 0, page: MyPage::default() }
     }
 }
 
@@ -415,11 +370,7 @@ mod tests {
 
     impl Life {
         fn new() -> Self {
-            Self {
-                mission: MissionId::generate(),
-                reward: RewardId::generate(),
-                entry: EntryId::generate(),
-            }
+            Self { mission: MissionId::generate(), reward: RewardId::generate(), entry: EntryId::generate() }
         }
 
         fn achieved(&self, at: i64) -> PageEvent {
@@ -569,12 +520,7 @@ mod tests {
     #[test]
     fn an_exchanged_reward_is_no_longer_available() {
         let life = Life::new();
-        let page = page_after(&[
-            &life.achieved(1_000),
-            &life.allocated(),
-            &life.issued(),
-            &life.exchanged(),
-        ]);
+        let page = page_after(&[&life.achieved(1_000), &life.allocated(), &life.issued(), &life.exchanged()]);
         assert_eq!(page.missions()[0].reward_status, Some(RewardStatus::Exchanged));
         let entry = &page.wallet()[0];
         assert_eq!(entry.status, EntryStatus::Exchanged);
@@ -588,16 +534,8 @@ mod tests {
     fn a_stale_event_never_moves_a_status_back() {
         let life = Life::new();
         let mut page = page_after(&[&life.exchanged()]);
-        assert_eq!(
-            page.apply(&life.issued()),
-            Merge::Changed,
-            "the issue still brings the points"
-        );
-        assert_eq!(
-            page.apply(&life.allocated()),
-            Merge::Changed,
-            "the allocation still brings the code"
-        );
+        assert_eq!(page.apply(&life.issued()), Merge::Changed, "the issue still brings the points");
+        assert_eq!(page.apply(&life.allocated()), Merge::Changed, "the allocation still brings the code");
         assert_eq!(page.missions()[0].reward_status, Some(RewardStatus::Exchanged));
         assert_eq!(page.wallet()[0].status, EntryStatus::Exchanged);
         assert_eq!(page.available_points(), points(0));
@@ -617,13 +555,7 @@ mod tests {
     #[test]
     fn every_order_of_a_missions_life_with_a_redelivery_gives_the_same_page() {
         let life = Life::new();
-        let events = [
-            life.achieved(1_000),
-            life.allocated(),
-            life.issued(),
-            life.exchanged(),
-            life.issued(),
-        ];
+        let events = [life.achieved(1_000), life.allocated(), life.issued(), life.exchanged(), life.issued()];
         let expected = page_after(&events.iter().collect::<Vec<_>>());
         let orders = permutations(&events);
         assert_eq!(orders.len(), 120);
@@ -678,10 +610,7 @@ mod tests {
     fn a_page_rebuilt_from_its_lines_is_the_same_page() {
         let (one, two) = (Life::new(), Life::new());
         let page = page_after(&[&one.achieved(1_000), &two.issued(), &one.exchanged()]);
-        let rebuilt = MyPage::from_lines(
-            page.missions().iter().rev().cloned(),
-            page.wallet().iter().rev().cloned(),
-        );
+        let rebuilt = MyPage::from_lines(page.missions().iter().rev().cloned(), page.wallet().iter().rev().cloned());
         assert_eq!(rebuilt, page);
     }
 

@@ -44,9 +44,7 @@ impl Rewards {
     /// # Errors
     /// [`RewardError::RewardNotFound`], or a store failure.
     pub async fn get(&self, id: RewardId) -> Result<Reward, RewardError> {
-        self.db
-            .read(move |conn| store::find(conn, id)?.ok_or(RewardError::RewardNotFound(id)))
-            .await
+        self.db.read(move |conn| store::find(conn, id)?.ok_or(RewardError::RewardNotFound(id))).await
     }
 }
 

@@ -85,9 +85,7 @@ impl Reward {
     /// [`RewardRuleViolation::NothingToReward`] when the mission promised no points.
     pub fn allocate(mission: AchievedMission, now: i64) -> Result<(Self, RewardEvent), RewardRuleViolation> {
         if mission.promised_points.value() <= 0 {
-            return Err(RewardRuleViolation::NothingToReward {
-                mission_id: mission.mission_id,
-            });
+            return Err(RewardRuleViolation::NothingToReward { mission_id: mission.mission_id });
         }
         let reward = Self {
             id: RewardId::for_mission(mission.mission_id),
@@ -173,9 +171,7 @@ mod tests {
         let mission = achieved(0);
         assert_eq!(
             Reward::allocate(mission.clone(), 1_000),
-            Err(RewardRuleViolation::NothingToReward {
-                mission_id: mission.mission_id
-            })
+            Err(RewardRuleViolation::NothingToReward { mission_id: mission.mission_id })
         );
     }
 

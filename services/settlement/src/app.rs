@@ -106,10 +106,7 @@ impl Settlements {
         } else {
             None
         };
-        Ok(SettlementPage {
-            settlements: rows.into_iter().map(|(_, settlement)| settlement).collect(),
-            next_after,
-        })
+        Ok(SettlementPage { settlements: rows.into_iter().map(|(_, settlement)| settlement).collect(), next_after })
     }
 }
 

@@ -134,9 +134,7 @@ impl Settlement {
             amount: exchange.vendor_cost,
             recorded_at: now,
         };
-        let event = SettlementEvent::Recorded {
-            settlement: settlement.clone(),
-        };
+        let event = SettlementEvent::Recorded { settlement: settlement.clone() };
         (settlement, event)
     }
 }

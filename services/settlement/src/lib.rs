@@ -42,9 +42,5 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let settlements = app::Settlements::new(host.db().clone());
     host.spawn_relay();
     host.spawn_policy(adapters::policies::RecordSettlement);
-    Ok(
-        host.serving(SettlementServiceServer::new(adapters::grpc::SettlementGrpc::new(
-            settlements,
-        ))),
-    )
+    Ok(host.serving(SettlementServiceServer::new(adapters::grpc::SettlementGrpc::new(settlements))))
 }

@@ -51,10 +51,7 @@ pub struct RedriveConfig {
 
 impl Default for RedriveConfig {
     fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(2),
-            after: Duration::from_secs(5),
-        }
+        Self { interval: Duration::from_secs(2), after: Duration::from_secs(5) }
     }
 }
 
@@ -101,8 +98,7 @@ impl Wallets {
         let (entry, ticket) = self
             .with_conflict_retries(|| {
                 let (customer, product) = (customer.clone(), product.clone());
-                self.db
-                    .write(move |conn| begin_exchange(conn, entry_id, &customer, product))
+                self.db.write(move |conn| begin_exchange(conn, entry_id, &customer, product))
             })
             .await?;
         let outcome = self.gift.exchange(&entry, &ticket).await;
@@ -166,10 +162,7 @@ impl Wallets {
     /// When the store fails.
     pub async fn redrive_once(&self, after: Duration) -> Result<usize, WalletError> {
         let cutoff = now_millis() - i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-        let pending = self
-            .db
-            .read(move |conn| store::pending_since_before(conn, cutoff, 100))
-            .await?;
+        let pending = self.db.read(move |conn| store::pending_since_before(conn, cutoff, 100)).await?;
         let mut settled = 0;
         for entry in pending {
             let Some(ticket) = entry.pending_ticket() else { continue };
@@ -210,12 +203,7 @@ fn settle_exchange(
     if matches!(settlement, Settlement::Completed | Settlement::Released) {
         store::update(conn, &entry)?;
     }
-    if let Some(RewardExchanged {
-        gift_order_id,
-        product,
-        at,
-    }) = event
-    {
+    if let Some(RewardExchanged { gift_order_id, product, at }) = event {
         outbox::stage(conn, &reward_exchanged(&entry, gift_order_id, &product, at))?;
     }
     Ok(entry)

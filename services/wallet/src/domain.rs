@@ -28,11 +28,7 @@ pub enum EntryStatus {
     /// Reserved for an exchange whose outcome is not known yet.
     ExchangePending { product: ProductSku, since: i64 },
     /// Exchanged for a gift order: final.
-    Exchanged {
-        product: ProductSku,
-        gift_order_id: String,
-        at: i64,
-    },
+    Exchanged { product: ProductSku, gift_order_id: String, at: i64 },
 }
 
 /// The WalletEntry aggregate.
@@ -150,29 +146,19 @@ impl WalletEntry {
         now: i64,
     ) -> Result<ExchangeTicket, ExchangeRefused> {
         if &self.customer_id != customer_id {
-            return Err(ExchangeRefused::NotYours {
-                entry_id: self.id,
-                customer_id: customer_id.clone(),
-            });
+            return Err(ExchangeRefused::NotYours { entry_id: self.id, customer_id: customer_id.clone() });
         }
         match &self.status {
-            EntryStatus::Exchanged { gift_order_id, .. } => Err(ExchangeRefused::AlreadyExchanged {
-                entry_id: self.id,
-                gift_order_id: gift_order_id.clone(),
-            }),
+            EntryStatus::Exchanged { gift_order_id, .. } => {
+                Err(ExchangeRefused::AlreadyExchanged { entry_id: self.id, gift_order_id: gift_order_id.clone() })
+            }
             EntryStatus::ExchangePending { product: pending, .. } if *pending != product => {
-                Err(ExchangeRefused::PendingForAnotherProduct {
-                    entry_id: self.id,
-                    product: pending.clone(),
-                })
+                Err(ExchangeRefused::PendingForAnotherProduct { entry_id: self.id, product: pending.clone() })
             }
             EntryStatus::ExchangePending { .. } => Ok(self.ticket(product)),
             EntryStatus::Available => {
                 self.exchange_attempt += 1;
-                self.status = EntryStatus::ExchangePending {
-                    product: product.clone(),
-                    since: now,
-                };
+                self.status = EntryStatus::ExchangePending { product: product.clone(), since: now };
                 self.version += 1;
                 Ok(self.ticket(product))
             }
@@ -180,11 +166,7 @@ impl WalletEntry {
     }
 
     fn ticket(&self, product: ProductSku) -> ExchangeTicket {
-        ExchangeTicket {
-            entry_id: self.id,
-            attempt: self.exchange_attempt,
-            product,
-        }
+        ExchangeTicket { entry_id: self.id, attempt: self.exchange_attempt, product }
     }
 
     /// Applies the gift context's answer to the attempt `ticket` began.
@@ -207,11 +189,7 @@ impl WalletEntry {
                     at: now,
                 };
                 self.version += 1;
-                let event = RewardExchanged {
-                    gift_order_id,
-                    product: ticket.product.clone(),
-                    at: now,
-                };
+                let event = RewardExchanged { gift_order_id, product: ticket.product.clone(), at: now };
                 (Settlement::Completed, Some(event))
             }
             GiftAnswer::Refused => {
@@ -265,13 +243,7 @@ mod tests {
         let ticket = entry.begin_exchange(&customer(), sku("AVATAR-FRAME"), 20).unwrap();
         assert_eq!(ticket.attempt, 1);
         assert_eq!(ticket.idempotency_key(), format!("{}:1", entry.id));
-        assert_eq!(
-            entry.status,
-            EntryStatus::ExchangePending {
-                product: sku("AVATAR-FRAME"),
-                since: 20
-            }
-        );
+        assert_eq!(entry.status, EntryStatus::ExchangePending { product: sku("AVATAR-FRAME"), since: 20 });
     }
 
     #[test]
@@ -279,10 +251,7 @@ mod tests {
         let mut entry = issued();
         let before = entry.clone();
         let intruder = CustomerId::parse("player-2").unwrap();
-        assert!(matches!(
-            entry.begin_exchange(&intruder, sku("X"), 20),
-            Err(ExchangeRefused::NotYours { .. })
-        ));
+        assert!(matches!(entry.begin_exchange(&intruder, sku("X"), 20), Err(ExchangeRefused::NotYours { .. })));
         assert_eq!(entry, before);
     }
 
@@ -290,40 +259,17 @@ mod tests {
     fn a_placed_order_completes_the_exchange_and_publishes_reward_exchanged() {
         let mut entry = issued();
         let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
-        let (settlement, event) = entry.settle(
-            &ticket,
-            GiftAnswer::Placed {
-                gift_order_id: "o-1".into(),
-            },
-            30,
-        );
+        let (settlement, event) = entry.settle(&ticket, GiftAnswer::Placed { gift_order_id: "o-1".into() }, 30);
         assert_eq!(settlement, Settlement::Completed);
-        assert_eq!(
-            event,
-            Some(RewardExchanged {
-                gift_order_id: "o-1".into(),
-                product: sku("X"),
-                at: 30
-            })
-        );
-        assert_eq!(
-            entry.status,
-            EntryStatus::Exchanged {
-                product: sku("X"),
-                gift_order_id: "o-1".into(),
-                at: 30
-            }
-        );
+        assert_eq!(event, Some(RewardExchanged { gift_order_id: "o-1".into(), product: sku("X"), at: 30 }));
+        assert_eq!(entry.status, EntryStatus::Exchanged { product: sku("X"), gift_order_id: "o-1".into(), at: 30 });
     }
 
     #[test]
     fn a_refusal_releases_the_entry_as_it_was() {
         let mut entry = issued();
         let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
-        assert_eq!(
-            entry.settle(&ticket, GiftAnswer::Refused, 30),
-            (Settlement::Released, None)
-        );
+        assert_eq!(entry.settle(&ticket, GiftAnswer::Refused, 30), (Settlement::Released, None));
         assert_eq!(entry.status, EntryStatus::Available);
         // The next attempt gets a new key.
         assert_eq!(entry.begin_exchange(&customer(), sku("Y"), 40).unwrap().attempt, 2);
@@ -333,10 +279,7 @@ mod tests {
     fn an_unknown_outcome_leaves_the_entry_pending_for_a_re_drive_with_the_same_key() {
         let mut entry = issued();
         let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
-        assert_eq!(
-            entry.settle(&ticket, GiftAnswer::Unknown, 30),
-            (Settlement::StillPending, None)
-        );
+        assert_eq!(entry.settle(&ticket, GiftAnswer::Unknown, 30), (Settlement::StillPending, None));
         assert_eq!(entry.pending_ticket(), Some(ticket));
     }
 
@@ -362,23 +305,14 @@ mod tests {
     fn an_exchanged_entry_is_final() {
         let mut entry = issued();
         let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
-        entry.settle(
-            &ticket,
-            GiftAnswer::Placed {
-                gift_order_id: "o-1".into(),
-            },
-            30,
-        );
+        entry.settle(&ticket, GiftAnswer::Placed { gift_order_id: "o-1".into() }, 30);
         let before = entry.clone();
         assert!(matches!(
             entry.begin_exchange(&customer(), sku("X"), 40),
             Err(ExchangeRefused::AlreadyExchanged { .. })
         ));
         // A late answer to the same attempt changes nothing either.
-        assert_eq!(
-            entry.settle(&ticket, GiftAnswer::Refused, 50),
-            (Settlement::Stale, None)
-        );
+        assert_eq!(entry.settle(&ticket, GiftAnswer::Refused, 50), (Settlement::Stale, None));
         assert_eq!(entry, before);
     }
 }

@@ -38,18 +38,8 @@ impl Clients {
     }
 
     pub async fn achieve(&self, customer: &str, code: &str) -> mission::Mission {
-        let request = mission::AchieveMissionRequest {
-            customer_id: customer.into(),
-            mission_code: code.into(),
-        };
-        self.missions
-            .clone()
-            .achieve_mission(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .mission
-            .unwrap()
+        let request = mission::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into() };
+        self.missions.clone().achieve_mission(request).await.unwrap().into_inner().mission.unwrap()
     }
 
     pub async fn rewarded(&self, mission_id: &str) -> mission::Mission {
@@ -57,12 +47,8 @@ impl Clients {
             let mut missions = self.missions.clone();
             let mission_id = mission_id.to_owned();
             async move {
-                let m = missions
-                    .get_mission(mission::GetMissionRequest { mission_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .mission?;
+                let m =
+                    missions.get_mission(mission::GetMissionRequest { mission_id }).await.ok()?.into_inner().mission?;
                 (m.status() == mission::MissionStatus::Rewarded).then_some(m)
             }
         })
@@ -74,12 +60,7 @@ impl Clients {
             let mut wallets = self.wallets.clone();
             let (customer_id, reward_id) = (customer.to_owned(), reward_id.to_owned());
             async move {
-                let w = wallets
-                    .get_wallet(wallet::GetWalletRequest { customer_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .wallet?;
+                let w = wallets.get_wallet(wallet::GetWalletRequest { customer_id }).await.ok()?.into_inner().wallet?;
                 w.entries.into_iter().find(|e| e.reward_id == reward_id)
             }
         })
@@ -87,18 +68,8 @@ impl Clients {
     }
 
     pub async fn wallet(&self, customer: &str) -> Vec<wallet::WalletEntry> {
-        let request = wallet::GetWalletRequest {
-            customer_id: customer.into(),
-        };
-        self.wallets
-            .clone()
-            .get_wallet(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .wallet
-            .unwrap()
-            .entries
+        let request = wallet::GetWalletRequest { customer_id: customer.into() };
+        self.wallets.clone().get_wallet(request).await.unwrap().into_inner().wallet.unwrap().entries
     }
 }
 

@@ -12,13 +12,7 @@ use tonic::Code;
 
 use crate::clients::{Clients, SETTLE, player};
 
-const CODES: [&str; 5] = [
-    "FIRST_LOGIN",
-    "FIRST_WIN",
-    "INVITE_FRIEND",
-    "WEEKLY_QUEST",
-    "EVENT_CHAMPION",
-];
+const CODES: [&str; 5] = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND", "WEEKLY_QUEST", "EVENT_CHAMPION"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_everything_converges_after() {
@@ -37,36 +31,12 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
         rewards.push(rewarded.reward_id);
     }
     for reward_id in &rewards {
-        let request = reward::GetRewardRequest {
-            reward_id: reward_id.clone(),
-        };
-        let r = c
-            .rewards
-            .clone()
-            .get_reward(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .reward
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            reward::RewardStatus::Allocated,
-            "no wallet has issued it yet"
-        );
+        let request = reward::GetRewardRequest { reward_id: reward_id.clone() };
+        let r = c.rewards.clone().get_reward(request).await.unwrap().into_inner().reward.unwrap();
+        assert_eq!(r.status(), reward::RewardStatus::Allocated, "no wallet has issued it yet");
     }
-    let down = c
-        .wallets
-        .clone()
-        .get_wallet(wallet::GetWalletRequest {
-            customer_id: customer.clone(),
-        })
-        .await;
-    assert_eq!(
-        down.unwrap_err().code(),
-        Code::Unavailable,
-        "the gateway says the wallet is unavailable"
-    );
+    let down = c.wallets.clone().get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() }).await;
+    assert_eq!(down.unwrap_err().code(), Code::Unavailable, "the gateway says the wallet is unavailable");
 
     // The wallet returns first, with gift still down: it catches up on every
     // allocated reward, and an exchange is turned away at once, reward untouched.
@@ -76,11 +46,7 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
         (entries.len() == CODES.len()).then_some(entries)
     })
     .await;
-    assert!(
-        entries
-            .iter()
-            .all(|e| e.status() == wallet::WalletEntryStatus::Available)
-    );
+    assert!(entries.iter().all(|e| e.status() == wallet::WalletEntryStatus::Available));
     let entry = &entries[0];
     let started = Instant::now();
     let refused = c
@@ -95,10 +61,7 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
     assert!(refused.message().contains("try again later"), "{}", refused.message());
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "turned away quickly, not after a long timeout"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "turned away quickly, not after a long timeout");
     let unchanged = c.wallet(&customer).await;
     let same = unchanged.iter().find(|e| e.entry_id == entry.entry_id).unwrap();
     assert_eq!(same.status(), wallet::WalletEntryStatus::Available);
@@ -110,12 +73,7 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
             let mut client = c.rewards.clone();
             let reward_id = reward_id.clone();
             async move {
-                let r = client
-                    .get_reward(reward::GetRewardRequest { reward_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .reward?;
+                let r = client.get_reward(reward::GetRewardRequest { reward_id }).await.ok()?.into_inner().reward?;
                 (r.status() == reward::RewardStatus::Issued).then_some(())
             }
         })
@@ -129,12 +87,8 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
         let mut my_pages = c.my_pages.clone();
         let customer_id = customer.clone();
         async move {
-            let page = my_pages
-                .get_my_page(mypage::GetMyPageRequest { customer_id })
-                .await
-                .ok()?
-                .into_inner()
-                .my_page?;
+            let page =
+                my_pages.get_my_page(mypage::GetMyPageRequest { customer_id }).await.ok()?.into_inner().my_page?;
             let done = page.missions.len() == CODES.len()
                 && page.wallet.len() == CODES.len()
                 && page.missions.iter().all(|m| {

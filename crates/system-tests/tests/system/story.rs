@@ -13,17 +13,8 @@ use system_tests::{Mesh, MeshOptions, eventually};
 use crate::clients::{Clients, SETTLE, player};
 
 async fn reward_status(c: &Clients, reward_id: &str) -> reward::Reward {
-    let request = reward::GetRewardRequest {
-        reward_id: reward_id.into(),
-    };
-    c.rewards
-        .clone()
-        .get_reward(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .reward
-        .unwrap()
+    let request = reward::GetRewardRequest { reward_id: reward_id.into() };
+    c.rewards.clone().get_reward(request).await.unwrap().into_inner().reward.unwrap()
 }
 
 async fn play_the_story(mesh: &Mesh) {
@@ -40,51 +31,27 @@ async fn play_the_story(mesh: &Mesh) {
     assert!(!rewarded.reward_id.is_empty());
     let entry = c.wallet_entry(&customer, &rewarded.reward_id).await;
     assert_eq!(entry.status(), wallet::WalletEntryStatus::Available);
-    assert_eq!(
-        (entry.points, entry.mission_id.as_str()),
-        (300, achieved.mission_id.as_str())
-    );
+    assert_eq!((entry.points, entry.mission_id.as_str()), (300, achieved.mission_id.as_str()));
     let issued = eventually("the reward to be issued", SETTLE, || async {
         let r = reward_status(&c, &rewarded.reward_id).await;
         (r.status() == reward::RewardStatus::Issued).then_some(r)
     })
     .await;
-    assert_eq!(
-        (issued.points, issued.mission_id.as_str()),
-        (300, achieved.mission_id.as_str())
-    );
+    assert_eq!((issued.points, issued.mission_id.as_str()), (300, achieved.mission_id.as_str()));
 
     // Achieving it again returns the same mission and no second reward.
     let again = c.achieve(&customer, "FIRST_WIN").await;
     assert_eq!(again.mission_id, achieved.mission_id);
 
     // The player exchanges it for a product they can afford.
-    let products = c
-        .gifts
-        .clone()
-        .list_products(gift::ListProductsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
-    let product = products
-        .iter()
-        .find(|p| p.price_points <= 300 && p.stock > 0)
-        .expect("an affordable product");
+    let products = c.gifts.clone().list_products(gift::ListProductsRequest {}).await.unwrap().into_inner().products;
+    let product = products.iter().find(|p| p.price_points <= 300 && p.stock > 0).expect("an affordable product");
     let exchange = wallet::ExchangeRewardRequest {
         customer_id: customer.clone(),
         entry_id: entry.entry_id.clone(),
         product_sku: product.sku.clone(),
     };
-    let exchanged = c
-        .wallets
-        .clone()
-        .exchange_reward(exchange)
-        .await
-        .unwrap()
-        .into_inner()
-        .entry
-        .unwrap();
+    let exchanged = c.wallets.clone().exchange_reward(exchange).await.unwrap().into_inner().entry.unwrap();
     assert_eq!(exchanged.status(), wallet::WalletEntryStatus::Exchanged);
     assert_eq!(exchanged.product_sku, product.sku);
     assert!(!exchanged.gift_order_id.is_empty());
@@ -97,9 +64,7 @@ async fn play_the_story(mesh: &Mesh) {
     let order = c
         .gifts
         .clone()
-        .get_order(gift::GetOrderRequest {
-            order_id: exchanged.gift_order_id.clone(),
-        })
+        .get_order(gift::GetOrderRequest { order_id: exchanged.gift_order_id.clone() })
         .await
         .unwrap()
         .into_inner()
@@ -111,14 +76,7 @@ async fn play_the_story(mesh: &Mesh) {
     );
     assert_eq!(order.customer_id, customer);
     assert_eq!(order.status(), gift::GiftOrderStatus::Placed);
-    let after = c
-        .gifts
-        .clone()
-        .list_products(gift::ListProductsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
+    let after = c.gifts.clone().list_products(gift::ListProductsRequest {}).await.unwrap().into_inner().products;
     let stock: HashMap<_, _> = after.iter().map(|p| (p.sku.clone(), p.stock)).collect();
     assert_eq!(stock[&product.sku], product.stock - 1);
 
@@ -127,17 +85,10 @@ async fn play_the_story(mesh: &Mesh) {
         let mut settlements = c.settlements.clone();
         let (sku, order_id) = (product.sku.clone(), order.order_id.clone());
         async move {
-            let request = settlement::ListSettlementsRequest {
-                product_sku: sku,
-                page_size: 500,
-                page_token: String::new(),
-            };
+            let request =
+                settlement::ListSettlementsRequest { product_sku: sku, page_size: 500, page_token: String::new() };
             let page = settlements.list_settlements(request).await.ok()?.into_inner();
-            let matching: Vec<_> = page
-                .settlements
-                .into_iter()
-                .filter(|s| s.order_id == order_id)
-                .collect();
+            let matching: Vec<_> = page.settlements.into_iter().filter(|s| s.order_id == order_id).collect();
             (!matching.is_empty()).then_some(matching)
         }
     })
@@ -151,12 +102,8 @@ async fn play_the_story(mesh: &Mesh) {
         let mut my_pages = c.my_pages.clone();
         let customer_id = customer.clone();
         async move {
-            let page = my_pages
-                .get_my_page(mypage::GetMyPageRequest { customer_id })
-                .await
-                .ok()?
-                .into_inner()
-                .my_page?;
+            let page =
+                my_pages.get_my_page(mypage::GetMyPageRequest { customer_id }).await.ok()?.into_inner().my_page?;
             let done = page.missions.len() == 1
                 && page.missions[0].reward_status() == reward::RewardStatus::Exchanged
                 && page.wallet.len() == 1
@@ -166,17 +113,11 @@ async fn play_the_story(mesh: &Mesh) {
     })
     .await;
     let m = &page.missions[0];
-    assert_eq!(
-        (m.mission_id.as_str(), m.mission_code.as_str()),
-        (achieved.mission_id.as_str(), "FIRST_WIN")
-    );
+    assert_eq!((m.mission_id.as_str(), m.mission_code.as_str()), (achieved.mission_id.as_str(), "FIRST_WIN"));
     assert_eq!(m.status(), mission::MissionStatus::Rewarded);
     assert_eq!(m.reward_id, rewarded.reward_id);
     let w = &page.wallet[0];
-    assert_eq!(
-        (w.entry_id.as_str(), w.gift_order_id.as_str()),
-        (entry.entry_id.as_str(), order.order_id.as_str())
-    );
+    assert_eq!((w.entry_id.as_str(), w.gift_order_id.as_str()), (entry.entry_id.as_str(), order.order_id.as_str()));
     assert_eq!(page.available_points, 0);
 
     // Exactly one wallet entry for the one mission.

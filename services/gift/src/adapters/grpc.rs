@@ -57,14 +57,7 @@ fn exchange_of(request: &pb::ExchangeRequest) -> Result<Exchange, Status> {
         .ok()
         .filter(|p| p.value() > 0)
         .ok_or_else(|| invalid("points", format!("must be greater than 0, got {}", request.points)))?;
-    Ok(Exchange {
-        key,
-        customer_id,
-        reward_id,
-        mission_id,
-        sku,
-        points,
-    })
+    Ok(Exchange { key, customer_id, reward_id, mission_id, sku, points })
 }
 
 fn order_to_pb(order: GiftOrder) -> pb::GiftOrder {
@@ -99,24 +92,18 @@ impl GiftService for GiftGrpc {
         _request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
         let products = self.gifts.products().await?;
-        Ok(Response::new(pb::ListProductsResponse {
-            products: products.into_iter().map(product_to_pb).collect(),
-        }))
+        Ok(Response::new(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect() }))
     }
 
     async fn exchange(&self, request: Request<pb::ExchangeRequest>) -> Result<Response<pb::ExchangeResponse>, Status> {
         let exchange = exchange_of(request.get_ref())?;
         let order = self.gifts.exchange(exchange).await?;
-        Ok(Response::new(pb::ExchangeResponse {
-            order: Some(order_to_pb(order)),
-        }))
+        Ok(Response::new(pb::ExchangeResponse { order: Some(order_to_pb(order)) }))
     }
 
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::GetOrderResponse>, Status> {
         let id = field("order_id", &request.get_ref().order_id, GiftOrderId::parse)?;
         let order = self.gifts.order(id).await?;
-        Ok(Response::new(pb::GetOrderResponse {
-            order: Some(order_to_pb(order)),
-        }))
+        Ok(Response::new(pb::GetOrderResponse { order: Some(order_to_pb(order)) }))
     }
 }

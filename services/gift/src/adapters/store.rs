@@ -156,16 +156,10 @@ pub fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), Db
             .filter(products::sku.eq(product.sku.as_str()))
             .filter(products::version.eq(product.version - 1)),
     )
-    .set((
-        products::stock.eq(i64::from(product.stock)),
-        products::version.eq(product.version),
-    ))
+    .set((products::stock.eq(i64::from(product.stock)), products::version.eq(product.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(DbError::Conflict {
-            entity: "product",
-            key: product.sku.to_string(),
-        });
+        return Err(DbError::Conflict { entity: "product", key: product.sku.to_string() });
     }
     Ok(())
 }
@@ -204,8 +198,6 @@ pub fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result
 /// placed an order under the same key or for the same reward; the caller
 /// decides again.
 pub fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), diesel::result::Error> {
-    diesel::insert_into(gift_orders::table)
-        .values(GiftOrderRow::from(order))
-        .execute(conn)?;
+    diesel::insert_into(gift_orders::table).values(GiftOrderRow::from(order)).execute(conn)?;
     Ok(())
 }

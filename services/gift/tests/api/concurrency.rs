@@ -60,13 +60,7 @@ async fn ten_buyers_for_three_units(app: &TestApp) {
 
 /// One reward offered for every product at once, under ten keys: one order.
 async fn one_reward_offered_for_every_product_at_once(app: &TestApp) {
-    const SKUS: [&str; 5] = [
-        "STICKER-PACK",
-        "AVATAR-FRAME",
-        "GAME-SOUNDTRACK",
-        "PLUSH-MASCOT",
-        "LIMITED-FIGURE",
-    ];
+    const SKUS: [&str; 5] = ["STICKER-PACK", "AVATAR-FRAME", "GAME-SOUNDTRACK", "PLUSH-MASCOT", "LIMITED-FIGURE"];
     let reward = exchange_request("entry-1:1", "STICKER-PACK", 2000);
     let calls = (0..10).map(|n| {
         let mut client = app.client.clone();

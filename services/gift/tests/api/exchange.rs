@@ -21,14 +21,8 @@ async fn exchanging_a_reward_places_an_order_takes_one_unit_and_publishes_gift_e
     let message = &published[0];
     assert_eq!(message.subject.as_str(), "gift.exchanged");
     let headers = message.headers.as_ref().unwrap();
-    assert_eq!(
-        headers.get("Nats-Msg-Id").unwrap().as_str(),
-        event_id_for(&order.order_id)
-    );
-    assert_eq!(
-        headers.get("Event-Type").unwrap().as_str(),
-        "game.gift.v1.GiftExchanged"
-    );
+    assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), event_id_for(&order.order_id));
+    assert_eq!(headers.get("Event-Type").unwrap().as_str(), "game.gift.v1.GiftExchanged");
     assert_eq!(headers.get("Mission-Id").unwrap().as_str(), request.mission_id);
     assert_eq!(headers.get("Customer-Id").unwrap().as_str(), "player-1");
     let event: pb::GiftExchanged = prost::Message::decode(message.payload.as_ref()).unwrap();
@@ -70,12 +64,7 @@ async fn a_reward_asked_again_for_the_same_product_under_a_new_key_gets_its_exis
     let app = spawn_app(None).await;
     let request = exchange_request("entry-1:1", "GAME-SOUNDTRACK", 500);
     let first = app.exchange(request.clone()).await;
-    let again = app
-        .exchange(pb::ExchangeRequest {
-            idempotency_key: "entry-1:2".into(),
-            ..request
-        })
-        .await;
+    let again = app.exchange(pb::ExchangeRequest { idempotency_key: "entry-1:2".into(), ..request }).await;
     assert_eq!(again, first, "the wallet completes with the order it already has");
     assert_eq!(again.idempotency_key, "entry-1:1");
     assert_eq!(app.stock_of("GAME-SOUNDTRACK").await, 199);

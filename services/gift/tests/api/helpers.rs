@@ -31,12 +31,7 @@ pub async fn spawn_app(database_url: Option<String>) -> TestApp {
     let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("gift")));
     let service = Running::serve(gift::build(config).await.expect("gift service starts"));
     let client = GiftServiceClient::connect(service.url()).await.expect("connects");
-    TestApp {
-        broker,
-        client,
-        _service: service,
-        _store: store,
-    }
+    TestApp { broker, client, _service: service, _store: store }
 }
 
 /// An Exchange request as the wallet sends it, for a new reward of `points`.
@@ -59,14 +54,7 @@ pub fn event_id_for(order_id: &str) -> String {
 impl TestApp {
     /// Exchanges, expecting an order.
     pub async fn exchange(&self, request: pb::ExchangeRequest) -> pb::GiftOrder {
-        self.client
-            .clone()
-            .exchange(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap()
+        self.client.clone().exchange(request).await.unwrap().into_inner().order.unwrap()
     }
 
     /// Exchanges, expecting a refusal.
@@ -76,14 +64,8 @@ impl TestApp {
 
     /// The current stock of `sku`, as the catalogue shows it.
     pub async fn stock_of(&self, sku: &str) -> i64 {
-        let products = self
-            .client
-            .clone()
-            .list_products(pb::ListProductsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .products;
+        let products =
+            self.client.clone().list_products(pb::ListProductsRequest {}).await.unwrap().into_inner().products;
         products.into_iter().find(|p| p.sku == sku).unwrap().stock
     }
 
@@ -96,10 +78,6 @@ impl TestApp {
 
     /// The GiftExchanged events on the GIFT stream, once at least `at_least` are there.
     pub async fn gift_exchanged(&self, at_least: u64) -> Vec<pb::GiftExchanged> {
-        self.published(at_least)
-            .await
-            .iter()
-            .map(|m| prost::Message::decode(m.payload.as_ref()).unwrap())
-            .collect()
+        self.published(at_least).await.iter().map(|m| prost::Message::decode(m.payload.as_ref()).unwrap()).collect()
     }
 }

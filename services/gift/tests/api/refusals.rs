@@ -9,10 +9,7 @@ async fn a_reward_worth_less_than_the_price_is_refused_and_takes_no_unit() {
     let status = app.refused(exchange_request("entry-1:1", "PLUSH-MASCOT", 300)).await;
     assert_eq!(
         (status.code(), status.message()),
-        (
-            Code::FailedPrecondition,
-            "not enough points: PLUSH-MASCOT costs 800 points, the reward is worth 300"
-        )
+        (Code::FailedPrecondition, "not enough points: PLUSH-MASCOT costs 800 points, the reward is worth 300")
     );
     assert_eq!(app.stock_of("PLUSH-MASCOT").await, 25);
 }
@@ -21,15 +18,11 @@ async fn a_reward_worth_less_than_the_price_is_refused_and_takes_no_unit() {
 async fn a_product_whose_last_unit_is_gone_is_out_of_stock_and_stays_at_zero() {
     let app = spawn_app(None).await;
     for n in 1..=3 {
-        app.exchange(exchange_request(&format!("entry-{n}:1"), "LIMITED-FIGURE", 2000))
-            .await;
+        app.exchange(exchange_request(&format!("entry-{n}:1"), "LIMITED-FIGURE", 2000)).await;
     }
     assert_eq!(app.stock_of("LIMITED-FIGURE").await, 0);
     let status = app.refused(exchange_request("entry-4:1", "LIMITED-FIGURE", 2000)).await;
-    assert_eq!(
-        (status.code(), status.message()),
-        (Code::FailedPrecondition, "LIMITED-FIGURE is out of stock")
-    );
+    assert_eq!((status.code(), status.message()), (Code::FailedPrecondition, "LIMITED-FIGURE is out of stock"));
     assert_eq!(app.stock_of("LIMITED-FIGURE").await, 0);
 }
 
@@ -39,22 +32,13 @@ async fn a_key_reused_for_a_different_exchange_already_exists_and_takes_no_unit(
     let request = exchange_request("entry-1:1", "PLUSH-MASCOT", 800);
     app.exchange(request.clone()).await;
     let other_reward = exchange_request("entry-1:1", "PLUSH-MASCOT", 800);
-    let other_product = pb::ExchangeRequest {
-        product_sku: "STICKER-PACK".into(),
-        ..request.clone()
-    };
-    let other_player = pb::ExchangeRequest {
-        customer_id: "player-2".into(),
-        ..request
-    };
+    let other_product = pb::ExchangeRequest { product_sku: "STICKER-PACK".into(), ..request.clone() };
+    let other_player = pb::ExchangeRequest { customer_id: "player-2".into(), ..request };
     for different in [other_reward, other_product, other_player] {
         let status = app.refused(different).await;
         assert_eq!(
             (status.code(), status.message()),
-            (
-                Code::AlreadyExists,
-                "idempotency key entry-1:1 was already used for a different exchange"
-            )
+            (Code::AlreadyExists, "idempotency key entry-1:1 was already used for a different exchange")
         );
     }
     assert_eq!(app.stock_of("PLUSH-MASCOT").await, 24);
@@ -77,10 +61,7 @@ async fn a_reward_exchanged_for_one_product_cannot_buy_another() {
         (status.code(), status.message().to_owned()),
         (
             Code::FailedPrecondition,
-            format!(
-                "reward {} was already exchanged (order {})",
-                request.reward_id, order.order_id
-            )
+            format!("reward {} was already exchanged (order {})", request.reward_id, order.order_id)
         )
     );
     assert_eq!(app.stock_of("STICKER-PACK").await, 1000);
@@ -91,10 +72,7 @@ async fn a_reward_exchanged_for_one_product_cannot_buy_another() {
 async fn an_unknown_product_is_not_found() {
     let app = spawn_app(None).await;
     let status = app.refused(exchange_request("entry-1:1", "NO-SUCH-GIFT", 800)).await;
-    assert_eq!(
-        (status.code(), status.message()),
-        (Code::NotFound, "product NO-SUCH-GIFT does not exist")
-    );
+    assert_eq!((status.code(), status.message()), (Code::NotFound, "product NO-SUCH-GIFT does not exist"));
 }
 
 #[tokio::test]

@@ -84,9 +84,7 @@ impl MissionService for MissionGrpc {
         let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
         let code = mission_code(&request.mission_code)?;
         let mission = self.missions.achieve(customer, code).await?;
-        Ok(Response::new(pb::AchieveMissionResponse {
-            mission: Some(to_pb(mission)),
-        }))
+        Ok(Response::new(pb::AchieveMissionResponse { mission: Some(to_pb(mission)) }))
     }
 
     async fn get_mission(
@@ -95,9 +93,7 @@ impl MissionService for MissionGrpc {
     ) -> Result<Response<pb::GetMissionResponse>, Status> {
         let id = field("mission_id", &request.get_ref().mission_id, MissionId::parse)?;
         let mission = self.missions.get(id).await?;
-        Ok(Response::new(pb::GetMissionResponse {
-            mission: Some(to_pb(mission)),
-        }))
+        Ok(Response::new(pb::GetMissionResponse { mission: Some(to_pb(mission)) }))
     }
 
     async fn list_missions(
@@ -106,8 +102,6 @@ impl MissionService for MissionGrpc {
     ) -> Result<Response<pb::ListMissionsResponse>, Status> {
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
         let missions = self.missions.list(customer).await?;
-        Ok(Response::new(pb::ListMissionsResponse {
-            missions: missions.into_iter().map(to_pb).collect(),
-        }))
+        Ok(Response::new(pb::ListMissionsResponse { missions: missions.into_iter().map(to_pb).collect() }))
     }
 }

@@ -114,27 +114,16 @@ impl TryFrom<DefinitionRow> for MissionDefinition {
 pub fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, DbError> {
     let rows: Vec<DefinitionRow> = mission_definitions::table
         .order(mission_definitions::position.asc())
-        .select((
-            mission_definitions::mission_code,
-            mission_definitions::title,
-            mission_definitions::reward_points,
-        ))
+        .select((mission_definitions::mission_code, mission_definitions::title, mission_definitions::reward_points))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(MissionDefinition::try_from)
-        .collect::<Result<_, _>>()?)
+    Ok(rows.into_iter().map(MissionDefinition::try_from).collect::<Result<_, _>>()?)
 }
 
 /// One definition of the catalogue.
 pub fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<MissionDefinition>, DbError> {
     let row: Option<DefinitionRow> = mission_definitions::table
         .filter(mission_definitions::mission_code.eq(code.as_str()))
-        .select((
-            mission_definitions::mission_code,
-            mission_definitions::title,
-            mission_definitions::reward_points,
-        ))
+        .select((mission_definitions::mission_code, mission_definitions::title, mission_definitions::reward_points))
         .first(conn)
         .optional()?;
     Ok(row.map(MissionDefinition::try_from).transpose()?)
@@ -178,9 +167,7 @@ pub fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Missio
 /// Inserts a new mission. A unique violation means the player achieved this
 /// mission concurrently; the caller re-reads.
 pub fn insert(conn: &mut DbConnection, mission: &Mission) -> Result<(), diesel::result::Error> {
-    diesel::insert_into(missions::table)
-        .values(MissionRow::from(mission))
-        .execute(conn)?;
+    diesel::insert_into(missions::table).values(MissionRow::from(mission)).execute(conn)?;
     Ok(())
 }
 
@@ -192,17 +179,10 @@ pub fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), DbError>
             .filter(missions::mission_id.eq(&row.mission_id))
             .filter(missions::version.eq(mission.version - 1)),
     )
-    .set((
-        missions::status.eq(row.status),
-        missions::reward_id.eq(&row.reward_id),
-        missions::version.eq(row.version),
-    ))
+    .set((missions::status.eq(row.status), missions::reward_id.eq(&row.reward_id), missions::version.eq(row.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(DbError::Conflict {
-            entity: "mission",
-            key: mission.id.to_string(),
-        });
+        return Err(DbError::Conflict { entity: "mission", key: mission.id.to_string() });
     }
     Ok(())
 }

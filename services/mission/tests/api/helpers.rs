@@ -31,12 +31,7 @@ pub async fn spawn_app(database_url: Option<String>) -> TestApp {
     let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("mission")));
     let service = Running::serve(mission::build(config).await.expect("mission service starts"));
     let client = MissionServiceClient::connect(service.url()).await.expect("connects");
-    TestApp {
-        broker,
-        client,
-        _service: service,
-        _store: store,
-    }
+    TestApp { broker, client, _service: service, _store: store }
 }
 
 /// Polls `check` until it returns `Some`, for at most 10 seconds.

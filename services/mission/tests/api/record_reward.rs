@@ -7,17 +7,8 @@ use crate::helpers::{eventually, spawn_app};
 async fn mission_achieved(
     client: &mut pb::mission_service_client::MissionServiceClient<tonic::transport::Channel>,
 ) -> pb::Mission {
-    let request = pb::AchieveMissionRequest {
-        customer_id: "player-2".into(),
-        mission_code: "FIRST_LOGIN".into(),
-    };
-    client
-        .achieve_mission(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .mission
-        .unwrap()
+    let request = pb::AchieveMissionRequest { customer_id: "player-2".into(), mission_code: "FIRST_LOGIN".into() };
+    client.achieve_mission(request).await.unwrap().into_inner().mission.unwrap()
 }
 
 #[tokio::test]
@@ -41,12 +32,7 @@ async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivere
         let mut client = client.clone();
         let id = mission.mission_id.clone();
         async move {
-            let m = client
-                .get_mission(pb::GetMissionRequest { mission_id: id })
-                .await
-                .ok()?
-                .into_inner()
-                .mission?;
+            let m = client.get_mission(pb::GetMissionRequest { mission_id: id }).await.ok()?.into_inner().mission?;
             (m.status() == MissionStatus::Rewarded).then_some(m)
         }
     })
@@ -59,12 +45,7 @@ async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivere
     again.event_id = uuid::Uuid::new_v4().to_string();
     app.publish(&again).await;
     app.settled(REWARD_STREAM, "mission-record-reward").await;
-    let after = client
-        .get_mission(pb::GetMissionRequest {
-            mission_id: mission.mission_id,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let after =
+        client.get_mission(pb::GetMissionRequest { mission_id: mission.mission_id }).await.unwrap().into_inner();
     assert_eq!(after.mission.unwrap(), rewarded);
 }

@@ -100,9 +100,7 @@ impl MyPageService for MyPageGrpc {
     ) -> Result<Response<pb::GetMyPageResponse>, Status> {
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
         let page = self.pages.get(customer).await?;
-        Ok(Response::new(pb::GetMyPageResponse {
-            my_page: Some(to_pb(page)),
-        }))
+        Ok(Response::new(pb::GetMyPageResponse { my_page: Some(to_pb(page)) }))
     }
 
     type WatchMyPageStream = PageStream;
@@ -113,12 +111,8 @@ impl MyPageService for MyPageGrpc {
     ) -> Result<Response<Self::WatchMyPageStream>, Status> {
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
         let pages = self.pages.watch(customer, self.stopping.clone()).await?;
-        let responses = pages.map(|page| {
-            page.map(|page| pb::WatchMyPageResponse {
-                my_page: Some(to_pb(page)),
-            })
-            .map_err(Status::from)
-        });
+        let responses = pages
+            .map(|page| page.map(|page| pb::WatchMyPageResponse { my_page: Some(to_pb(page)) }).map_err(Status::from));
         Ok(Response::new(Box::pin(responses)))
     }
 }

@@ -139,9 +139,7 @@ fn page_event(event: &ReceivedEvent) -> Result<(CustomerId, PageEvent), PolicyEr
             },
         ))
     } else {
-        Err(PolicyError::Malformed(format!(
-            "no page event is published on {subject}"
-        )))
+        Err(PolicyError::Malformed(format!("no page event is published on {subject}")))
     }
 }
 

@@ -181,11 +181,7 @@ impl TryFrom<EntryDoc> for WalletLine {
             entry_id: EntryId::parse(&doc.entry_id).map_err(|e| bad("entry_id", e.to_string()))?,
             reward_id: RewardId::parse(&doc.reward_id).map_err(|e| bad("reward_id", e.to_string()))?,
             mission_id: MissionId::parse(&doc.mission_id).map_err(|e| bad("mission_id", e.to_string()))?,
-            points: doc
-                .points
-                .map(Points::new)
-                .transpose()
-                .map_err(|e| bad("points", e.to_string()))?,
+            points: doc.points.map(Points::new).transpose().map_err(|e| bad("points", e.to_string()))?,
             status: match &doc.status {
                 EntryStatusDoc::Available => EntryStatus::Available,
                 EntryStatusDoc::Exchanged => EntryStatus::Exchanged,
@@ -205,23 +201,11 @@ impl TryFrom<PageRow> for PlayerPage {
         let customer_id = CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?;
         let document: Document =
             serde_json::from_str(&row.document).map_err(|e| corrupt(format!("document does not parse: {e}")))?;
-        let missions = document
-            .missions
-            .into_iter()
-            .map(MissionLine::try_from)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
-        let wallet = document
-            .wallet
-            .into_iter()
-            .map(WalletLine::try_from)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
-        Ok(Self {
-            customer_id,
-            version: row.version,
-            page: MyPage::from_lines(missions, wallet),
-        })
+        let missions =
+            document.missions.into_iter().map(MissionLine::try_from).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
+        let wallet =
+            document.wallet.into_iter().map(WalletLine::try_from).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
+        Ok(Self { customer_id, version: row.version, page: MyPage::from_lines(missions, wallet) })
     }
 }
 
@@ -253,9 +237,7 @@ pub fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<Pla
 /// Stores the first page of a player. Another transaction storing it first
 /// is a [`DbError::Conflict`]: the event is retried on the stored page.
 pub fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
-    let inserted = diesel::insert_into(my_pages::table)
-        .values(PageRow::try_from(page)?)
-        .execute(conn);
+    let inserted = diesel::insert_into(my_pages::table).values(PageRow::try_from(page)?).execute(conn);
     match inserted {
         Ok(_) => Ok(()),
         Err(error) if is_unique_violation(&error) => Err(conflict(page)),
@@ -284,8 +266,5 @@ pub fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError>
 }
 
 fn conflict(page: &PlayerPage) -> DbError {
-    DbError::Conflict {
-        entity: "my page",
-        key: page.customer_id.to_string(),
-    }
+    DbError::Conflict { entity: "my page", key: page.customer_id.to_string() }
 }

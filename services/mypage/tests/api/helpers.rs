@@ -38,22 +38,11 @@ pub async fn spawn_app() -> TestApp {
     let broker = Broker::start().await;
     let store = TempStore::new();
     let database_url = store.sqlite_url("mypage");
-    let app = mypage::build(service_config(&broker, database_url.clone()))
-        .await
-        .expect("mypage service starts");
-    let client = MyPageServiceClient::connect(format!("http://127.0.0.1:{}", app.port()))
-        .await
-        .expect("connects");
+    let app = mypage::build(service_config(&broker, database_url.clone())).await.expect("mypage service starts");
+    let client = MyPageServiceClient::connect(format!("http://127.0.0.1:{}", app.port())).await.expect("connects");
     let stop = CancellationToken::new();
     let served = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
-    TestApp {
-        broker,
-        client,
-        database_url,
-        stop,
-        served,
-        _store: store,
-    }
+    TestApp { broker, client, database_url, stop, served, _store: store }
 }
 
 impl Drop for TestApp {
@@ -67,9 +56,7 @@ impl TestApp {
     pub async fn page(&self, customer: &str) -> pb::MyPage {
         self.client
             .clone()
-            .get_my_page(pb::GetMyPageRequest {
-                customer_id: customer.into(),
-            })
+            .get_my_page(pb::GetMyPageRequest { customer_id: customer.into() })
             .await
             .unwrap()
             .into_inner()
@@ -82,17 +69,11 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let page = self.page(customer).await;
-            let unversioned = pb::MyPage {
-                version: expected.version,
-                ..page.clone()
-            };
+            let unversioned = pb::MyPage { version: expected.version, ..page.clone() };
             if unversioned == *expected {
                 return page;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the page never became {expected:#?}; last seen {page:#?}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "the page never became {expected:#?}; last seen {page:#?}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

@@ -32,10 +32,7 @@ async fn the_full_life_of_a_mission_shows_on_the_page() {
     };
     let before_exchange = app.page_becomes("player-1", &issued).await;
     assert_eq!(before_exchange.missions[0].status(), MissionStatus::Rewarded);
-    assert_eq!(
-        before_exchange.missions[0].achieved_at.unwrap().seconds,
-        ACHIEVED_AT / 1000
-    );
+    assert_eq!(before_exchange.missions[0].achieved_at.unwrap().seconds, ACHIEVED_AT / 1000);
 
     app.publish(&life.exchanged()).await;
     let exchanged = app.page_becomes("player-1", &final_page).await;

@@ -25,29 +25,18 @@ async fn a_malformed_customer_id_is_an_invalid_argument_naming_the_field() {
     let app = spawn_app().await;
     let cases = [
         ("", "customer_id: must not be empty"),
-        (
-            "player 1",
-            "customer_id: may only contain letters, digits, '-', '_' and '.'",
-        ),
+        ("player 1", "customer_id: may only contain letters, digits, '-', '_' and '.'"),
         (&"x".repeat(65), "customer_id: must be at most 64 characters"),
     ];
     for (customer, message) in cases {
-        let status = app
-            .client
-            .clone()
-            .get_my_page(pb::GetMyPageRequest {
-                customer_id: customer.into(),
-            })
-            .await
-            .unwrap_err();
+        let status =
+            app.client.clone().get_my_page(pb::GetMyPageRequest { customer_id: customer.into() }).await.unwrap_err();
         assert_eq!((status.code(), status.message()), (Code::InvalidArgument, message));
 
         let status = app
             .client
             .clone()
-            .watch_my_page(pb::WatchMyPageRequest {
-                customer_id: customer.into(),
-            })
+            .watch_my_page(pb::WatchMyPageRequest { customer_id: customer.into() })
             .await
             .map(|_| ())
             .unwrap_err();

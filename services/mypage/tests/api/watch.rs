@@ -23,9 +23,7 @@ async fn next_page(watch: &mut Streaming<pb::WatchMyPageResponse>) -> pb::MyPage
 async fn watch(app: &crate::helpers::TestApp, customer: &str) -> Streaming<pb::WatchMyPageResponse> {
     app.client
         .clone()
-        .watch_my_page(pb::WatchMyPageRequest {
-            customer_id: customer.into(),
-        })
+        .watch_my_page(pb::WatchMyPageRequest { customer_id: customer.into() })
         .await
         .unwrap()
         .into_inner()
@@ -81,9 +79,7 @@ async fn a_watch_sees_a_change_that_another_replica_applied() {
 
     // Another replica shares the store but not this replica's notifications:
     // only the watch's poll can see its change.
-    let replica = Database::connect(&app.database_url, mypage::SPEC.migrations)
-        .await
-        .unwrap();
+    let replica = Database::connect(&app.database_url, mypage::SPEC.migrations).await.unwrap();
     let mission_id = MissionId::generate();
     replica
         .write(move |conn| {
@@ -112,9 +108,8 @@ async fn a_stopping_service_ends_open_watches_instead_of_waiting_for_them() {
     next_page(&mut pages).await;
 
     app.stop.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(10), pages.message())
-        .await
-        .expect("the watch ends within 10 seconds");
+    let ended =
+        tokio::time::timeout(Duration::from_secs(10), pages.message()).await.expect("the watch ends within 10 seconds");
     // A clean end (status OK), not the connection torn down once the grace
     // period ran out.
     assert!(matches!(ended, Ok(None)), "the watch ended with {ended:?}");

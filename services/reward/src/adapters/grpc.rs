@@ -57,8 +57,6 @@ impl RewardService for RewardGrpc {
     ) -> Result<Response<pb::GetRewardResponse>, Status> {
         let id = field("reward_id", &request.get_ref().reward_id, RewardId::parse)?;
         let reward = self.rewards.get(id).await?;
-        Ok(Response::new(pb::GetRewardResponse {
-            reward: Some(to_pb(reward)),
-        }))
+        Ok(Response::new(pb::GetRewardResponse { reward: Some(to_pb(reward)) }))
     }
 }

@@ -119,15 +119,11 @@ pub fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result
 /// [`DbError::Conflict`] when another transaction allocated the mission's
 /// reward first (the unique keys held); the retry then finds it.
 pub fn insert(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
-    match diesel::insert_into(rewards::table)
-        .values(RewardRow::from(reward))
-        .execute(conn)
-    {
+    match diesel::insert_into(rewards::table).values(RewardRow::from(reward)).execute(conn) {
         Ok(_) => Ok(()),
-        Err(error) if is_unique_violation(&error) => Err(DbError::Conflict {
-            entity: "reward for mission",
-            key: reward.mission_id.to_string(),
-        }),
+        Err(error) if is_unique_violation(&error) => {
+            Err(DbError::Conflict { entity: "reward for mission", key: reward.mission_id.to_string() })
+        }
         Err(error) => Err(error.into()),
     }
 }
@@ -142,16 +138,10 @@ pub fn update(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
             .filter(rewards::reward_id.eq(reward.id.to_string()))
             .filter(rewards::version.eq(reward.version - 1)),
     )
-    .set((
-        rewards::status.eq(status_code(reward.status)),
-        rewards::version.eq(reward.version),
-    ))
+    .set((rewards::status.eq(status_code(reward.status)), rewards::version.eq(reward.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(DbError::Conflict {
-            entity: "reward",
-            key: reward.id.to_string(),
-        });
+        return Err(DbError::Conflict { entity: "reward", key: reward.id.to_string() });
     }
     Ok(())
 }

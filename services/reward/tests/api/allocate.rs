@@ -26,10 +26,7 @@ async fn an_achieved_mission_is_allocated_one_reward_and_reward_allocated_is_pub
     assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), expected_event_id);
     assert_eq!(headers.get("Mission-Id").unwrap().as_str(), achieved.mission_id);
     assert_eq!(headers.get("Customer-Id").unwrap().as_str(), "player-1");
-    assert_eq!(
-        headers.get("Event-Type").unwrap().as_str(),
-        "game.reward.v1.RewardAllocated"
-    );
+    assert_eq!(headers.get("Event-Type").unwrap().as_str(), "game.reward.v1.RewardAllocated");
     let event: RewardAllocated = prost::Message::decode(published[0].payload.as_ref()).unwrap();
     assert_eq!(
         event,
@@ -73,13 +70,8 @@ async fn a_mission_promising_no_points_is_allocated_no_reward() {
         let achieved = mission_achieved("player-3", points);
         app.publish(&achieved).await;
         app.settled(MISSION_STREAM, "reward-allocate").await;
-        let status = app
-            .client
-            .get_reward(pb::GetRewardRequest {
-                reward_id: reward_id_for(&achieved),
-            })
-            .await
-            .unwrap_err();
+        let status =
+            app.client.get_reward(pb::GetRewardRequest { reward_id: reward_id_for(&achieved) }).await.unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{points} points");
     }
 }

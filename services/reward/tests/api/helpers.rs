@@ -34,12 +34,7 @@ pub async fn spawn_app(database_url: Option<String>) -> TestApp {
     let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("reward")));
     let service = Running::serve(reward::build(config).await.expect("reward service starts"));
     let client = RewardServiceClient::connect(service.url()).await.expect("connects");
-    TestApp {
-        broker,
-        client,
-        _service: service,
-        _store: store,
-    }
+    TestApp { broker, client, _service: service, _store: store }
 }
 
 /// A MissionAchieved as the mission context publishes it, for a new mission.
@@ -90,9 +85,7 @@ pub fn reward_exchanged(achieved: &MissionAchieved) -> RewardExchanged {
 impl TestApp {
     /// The reward as GetReward answers it, or `None` while it is not there.
     pub async fn reward(&self, reward_id: &str) -> Option<pb::Reward> {
-        let request = pb::GetRewardRequest {
-            reward_id: reward_id.into(),
-        };
+        let request = pb::GetRewardRequest { reward_id: reward_id.into() };
         self.client.clone().get_reward(request).await.ok()?.into_inner().reward
     }
 

@@ -24,7 +24,6 @@ async fn on_postgresql_a_reward_is_allocated_once_and_follows_the_wallet() {
     app.publish(&reward_exchanged(&achieved)).await;
     app.reward_in(&reward_id, RewardStatus::Exchanged).await;
     app.publish(&reward_issued(&achieved)).await;
-    app.settled(platform::events::WALLET_STREAM, "reward-track-wallet")
-        .await;
+    app.settled(platform::events::WALLET_STREAM, "reward-track-wallet").await;
     assert_eq!(app.reward(&reward_id).await.unwrap().status(), RewardStatus::Exchanged);
 }

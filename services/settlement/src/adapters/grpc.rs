@@ -41,10 +41,7 @@ mod page_token {
 
     /// The token of the page that follows `position`.
     pub fn encode(position: LedgerPosition) -> String {
-        format!("{PREFIX}{}", position.value())
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        format!("{PREFIX}{}", position.value()).bytes().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The position a token issued by [`encode`] stands for.
@@ -107,11 +104,7 @@ fn query(request: &pb::ListSettlementsRequest) -> Result<SettlementQuery, Status
             Some(page_token::decode(token).ok_or_else(|| invalid("page_token", "is not a token this service issued"))?)
         }
     };
-    Ok(SettlementQuery {
-        product_sku,
-        after,
-        page_size,
-    })
+    Ok(SettlementQuery { product_sku, after, page_size })
 }
 
 fn to_pb(settlement: Settlement) -> pb::Settlement {

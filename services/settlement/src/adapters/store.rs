@@ -86,21 +86,13 @@ pub fn find_by_order(conn: &mut DbConnection, order_id: OrderId) -> Result<Optio
 /// or settled the same order first (the unique keys held); the retry then
 /// finds the next place or the settlement.
 pub fn insert(conn: &mut DbConnection, settlement: &Settlement) -> Result<LedgerPosition, DbError> {
-    let last: Option<i64> = settlements::table
-        .select(diesel::dsl::max(settlements::seq))
-        .first(conn)?;
-    let position = last
-        .and_then(LedgerPosition::new)
-        .map_or(LedgerPosition::FIRST, LedgerPosition::next);
-    match diesel::insert_into(settlements::table)
-        .values(to_row(position, settlement))
-        .execute(conn)
-    {
+    let last: Option<i64> = settlements::table.select(diesel::dsl::max(settlements::seq)).first(conn)?;
+    let position = last.and_then(LedgerPosition::new).map_or(LedgerPosition::FIRST, LedgerPosition::next);
+    match diesel::insert_into(settlements::table).values(to_row(position, settlement)).execute(conn) {
         Ok(_) => Ok(position),
-        Err(error) if is_unique_violation(&error) => Err(DbError::Conflict {
-            entity: "settlement for order",
-            key: settlement.order_id.to_string(),
-        }),
+        Err(error) if is_unique_violation(&error) => {
+            Err(DbError::Conflict { entity: "settlement for order", key: settlement.order_id.to_string() })
+        }
         Err(error) => Err(error.into()),
     }
 }

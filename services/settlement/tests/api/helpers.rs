@@ -33,12 +33,7 @@ pub async fn spawn_app(database_url: Option<String>) -> TestApp {
     let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("settlement")));
     let service = Running::serve(settlement::build(config).await.expect("settlement service starts"));
     let client = SettlementServiceClient::connect(service.url()).await.expect("connects");
-    TestApp {
-        broker,
-        client,
-        _service: service,
-        _store: store,
-    }
+    TestApp { broker, client, _service: service, _store: store }
 }
 
 /// A GiftExchanged as the gift context publishes it, for a new order.
@@ -64,11 +59,7 @@ pub fn settlement_id_for(exchanged: &GiftExchanged) -> String {
 
 /// A ListSettlements request.
 pub fn list(product_sku: &str, page_size: i32, page_token: &str) -> pb::ListSettlementsRequest {
-    pb::ListSettlementsRequest {
-        product_sku: product_sku.into(),
-        page_size,
-        page_token: page_token.into(),
-    }
+    pb::ListSettlementsRequest { product_sku: product_sku.into(), page_size, page_token: page_token.into() }
 }
 
 impl TestApp {

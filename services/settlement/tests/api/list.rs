@@ -16,29 +16,16 @@ async fn paging_through_seven_settlements_three_at_a_time_yields_three_three_and
     let first = app.client.list_settlements(list("", 3, "")).await.unwrap().into_inner();
     assert_eq!(first.settlements.len(), 3);
     assert!(!first.next_page_token.is_empty());
-    let second = app
-        .client
-        .list_settlements(list("", 3, &first.next_page_token))
-        .await
-        .unwrap()
-        .into_inner();
+    let second = app.client.list_settlements(list("", 3, &first.next_page_token)).await.unwrap().into_inner();
     assert_eq!(second.settlements.len(), 3);
     assert!(!second.next_page_token.is_empty());
     assert_ne!(second.next_page_token, first.next_page_token);
-    let third = app
-        .client
-        .list_settlements(list("", 3, &second.next_page_token))
-        .await
-        .unwrap()
-        .into_inner();
+    let third = app.client.list_settlements(list("", 3, &second.next_page_token)).await.unwrap().into_inner();
     assert_eq!(third.settlements.len(), 1);
     assert!(third.next_page_token.is_empty(), "the last page has no next page");
 
-    let listed: Vec<String> = [first, second, third]
-        .into_iter()
-        .flat_map(|page| page.settlements)
-        .map(|s| s.order_id)
-        .collect();
+    let listed: Vec<String> =
+        [first, second, third].into_iter().flat_map(|page| page.settlements).map(|s| s.order_id).collect();
     assert_eq!(listed, orders, "oldest first, each once");
 
     // Reading the first page again gives the same settlements: the order is stable.
@@ -53,10 +40,7 @@ async fn paging_through_seven_settlements_three_at_a_time_yields_three_three_and
 async fn filtering_by_product_lists_only_that_products_settlements_page_by_page() {
     let mut app = spawn_app(None).await;
     let mut cakes = Vec::new();
-    for (i, sku) in ["COFFEE-S", "CAKE_L", "COFFEE-S", "CAKE_L", "COFFEE-S"]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, sku) in ["COFFEE-S", "CAKE_L", "COFFEE-S", "CAKE_L", "COFFEE-S"].into_iter().enumerate() {
         let exchanged = gift_exchanged(sku, 100 + i64::try_from(i).unwrap());
         app.publish(&exchanged).await;
         if sku == "CAKE_L" {
@@ -65,42 +49,19 @@ async fn filtering_by_product_lists_only_that_products_settlements_page_by_page(
     }
     app.recorded(5).await;
 
-    let all = app
-        .client
-        .list_settlements(list("CAKE_L", 0, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        all.settlements.iter().map(|s| &s.order_id).collect::<Vec<_>>(),
-        cakes.iter().collect::<Vec<_>>()
-    );
+    let all = app.client.list_settlements(list("CAKE_L", 0, "")).await.unwrap().into_inner();
+    assert_eq!(all.settlements.iter().map(|s| &s.order_id).collect::<Vec<_>>(), cakes.iter().collect::<Vec<_>>());
     assert!(all.settlements.iter().all(|s| s.product_sku == "CAKE_L"));
     assert!(all.next_page_token.is_empty());
 
-    let first = app
-        .client
-        .list_settlements(list("CAKE_L", 1, ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = app.client.list_settlements(list("CAKE_L", 1, "")).await.unwrap().into_inner();
     assert_eq!(first.settlements[0].order_id, cakes[0]);
-    let second = app
-        .client
-        .list_settlements(list("CAKE_L", 1, &first.next_page_token))
-        .await
-        .unwrap()
-        .into_inner();
+    let second = app.client.list_settlements(list("CAKE_L", 1, &first.next_page_token)).await.unwrap().into_inner();
     assert_eq!(second.settlements.len(), 1);
     assert_eq!(second.settlements[0].order_id, cakes[1]);
     assert!(second.next_page_token.is_empty());
 
-    let none = app
-        .client
-        .list_settlements(list("NO-SUCH-GIFT", 0, ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let none = app.client.list_settlements(list("NO-SUCH-GIFT", 0, "")).await.unwrap().into_inner();
     assert!(none.settlements.is_empty());
     assert!(none.next_page_token.is_empty());
 }
@@ -113,22 +74,10 @@ async fn bad_page_sizes_page_tokens_and_skus_are_invalid_arguments_naming_the_fi
         (list("", 501, ""), "page_size: must be between 0 and 500"),
         (list("", -1, ""), "page_size: must be between 0 and 500"),
         (list("", 0, "nope"), "page_token: is not a token this service issued"),
-        (
-            list("", 0, &hex("after:0")),
-            "page_token: is not a token this service issued",
-        ),
-        (
-            list("", 0, &hex("something else")),
-            "page_token: is not a token this service issued",
-        ),
-        (
-            list("coffee s", 0, ""),
-            "product_sku: may only contain A-Z, 0-9, '-' and '_'",
-        ),
-        (
-            list(&"A".repeat(65), 0, ""),
-            "product_sku: must be at most 64 characters",
-        ),
+        (list("", 0, &hex("after:0")), "page_token: is not a token this service issued"),
+        (list("", 0, &hex("something else")), "page_token: is not a token this service issued"),
+        (list("coffee s", 0, ""), "product_sku: may only contain A-Z, 0-9, '-' and '_'"),
+        (list(&"A".repeat(65), 0, ""), "product_sku: must be at most 64 characters"),
     ];
     for (request, message) in cases {
         let status = app.client.list_settlements(request).await.unwrap_err();

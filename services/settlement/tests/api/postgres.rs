@@ -22,29 +22,11 @@ async fn on_postgresql_settlements_are_recorded_once_and_page_oldest_first() {
     assert_eq!(app.recorded(4).await.len(), 4);
     assert_eq!(app.published(SETTLEMENT_STREAM, 4).await.len(), 4);
 
-    let first = app
-        .client
-        .list_settlements(list("COFFEE-S", 2, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    let second = app
-        .client
-        .list_settlements(list("COFFEE-S", 2, &first.next_page_token))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = app.client.list_settlements(list("COFFEE-S", 2, "")).await.unwrap().into_inner();
+    let second = app.client.list_settlements(list("COFFEE-S", 2, &first.next_page_token)).await.unwrap().into_inner();
     assert!(second.next_page_token.is_empty());
-    let listed: Vec<String> = first
-        .settlements
-        .into_iter()
-        .chain(second.settlements)
-        .map(|s| s.order_id)
-        .collect();
-    let coffees: Vec<String> = orders
-        .iter()
-        .filter(|o| o.product_sku == "COFFEE-S")
-        .map(|o| o.order_id.clone())
-        .collect();
+    let listed: Vec<String> = first.settlements.into_iter().chain(second.settlements).map(|s| s.order_id).collect();
+    let coffees: Vec<String> =
+        orders.iter().filter(|o| o.product_sku == "COFFEE-S").map(|o| o.order_id.clone()).collect();
     assert_eq!(listed, coffees);
 }

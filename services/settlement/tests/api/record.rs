@@ -29,10 +29,7 @@ async fn a_gift_exchange_records_one_settlement_at_the_vendors_cost_and_publishe
     assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), expected_event_id);
     assert_eq!(headers.get("Mission-Id").unwrap().as_str(), exchanged.mission_id);
     assert_eq!(headers.get("Customer-Id").unwrap().as_str(), "player-1");
-    assert_eq!(
-        headers.get("Event-Type").unwrap().as_str(),
-        "game.settlement.v1.SettlementRecorded"
-    );
+    assert_eq!(headers.get("Event-Type").unwrap().as_str(), "game.settlement.v1.SettlementRecorded");
     let event: SettlementRecorded = prost::Message::decode(published[0].payload.as_ref()).unwrap();
     assert_eq!(
         event,

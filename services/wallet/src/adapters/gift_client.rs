@@ -41,9 +41,7 @@ impl GiftOutcome {
     /// What the saga needs to know of the outcome.
     pub fn answer(&self) -> GiftAnswer {
         match self {
-            Self::Placed { gift_order_id } => GiftAnswer::Placed {
-                gift_order_id: gift_order_id.clone(),
-            },
+            Self::Placed { gift_order_id } => GiftAnswer::Placed { gift_order_id: gift_order_id.clone() },
             Self::Refused(_) => GiftAnswer::Refused,
             Self::Unknown { .. } => GiftAnswer::Unknown,
         }
@@ -71,10 +69,7 @@ impl GiftClient {
             .keep_alive_while_idle(true)
             .tcp_nodelay(true)
             .connect_lazy();
-        Ok(Self {
-            client: GiftServiceClient::new(channel),
-            timeout,
-        })
+        Ok(Self { client: GiftServiceClient::new(channel), timeout })
     }
 
     /// Asks gift to exchange `entry` as `ticket` says, under the ticket's key.
@@ -90,12 +85,8 @@ impl GiftClient {
         request.set_timeout(self.timeout);
         match self.client.clone().exchange(request).await {
             Ok(response) => match response.into_inner().order {
-                Some(order) if !order.order_id.is_empty() => GiftOutcome::Placed {
-                    gift_order_id: order.order_id,
-                },
-                _ => GiftOutcome::Unknown {
-                    reason: "gift answered without an order".into(),
-                },
+                Some(order) if !order.order_id.is_empty() => GiftOutcome::Placed { gift_order_id: order.order_id },
+                _ => GiftOutcome::Unknown { reason: "gift answered without an order".into() },
             },
             Err(status) => classify(&status),
         }
@@ -113,9 +104,7 @@ pub fn classify(status: &Status) -> GiftOutcome {
         Code::ResourceExhausted => GiftOutcome::Refused(GiftRefusal::Busy(message)),
         Code::Unavailable if never_sent(status) => GiftOutcome::Refused(GiftRefusal::Busy(message)),
         // Timeouts, broken connections and server faults: the order may exist.
-        _ => GiftOutcome::Unknown {
-            reason: format!("{:?}: {message}", status.code()),
-        },
+        _ => GiftOutcome::Unknown { reason: format!("{:?}: {message}", status.code()) },
     }
 }
 
@@ -125,10 +114,7 @@ fn never_sent(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(error) = source {
         if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-            )
+            && matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound)
         {
             return true;
         }

@@ -51,14 +51,12 @@ impl From<WalletError> for Status {
 fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
     let (status, product_sku, gift_order_id) = match entry.status {
         EntryStatus::Available => (pb::WalletEntryStatus::Available, String::new(), String::new()),
-        EntryStatus::ExchangePending { product, .. } => (
-            pb::WalletEntryStatus::ExchangePending,
-            product.to_string(),
-            String::new(),
-        ),
-        EntryStatus::Exchanged {
-            product, gift_order_id, ..
-        } => (pb::WalletEntryStatus::Exchanged, product.to_string(), gift_order_id),
+        EntryStatus::ExchangePending { product, .. } => {
+            (pb::WalletEntryStatus::ExchangePending, product.to_string(), String::new())
+        }
+        EntryStatus::Exchanged { product, gift_order_id, .. } => {
+            (pb::WalletEntryStatus::Exchanged, product.to_string(), gift_order_id)
+        }
     };
     pb::WalletEntry {
         entry_id: entry.id.to_string(),
@@ -97,8 +95,6 @@ impl WalletService for WalletGrpc {
         let entry_id = field("entry_id", &request.entry_id, EntryId::parse)?;
         let product = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
         let entry = self.wallets.exchange(customer, entry_id, product).await?;
-        Ok(Response::new(pb::ExchangeRewardResponse {
-            entry: Some(to_pb(entry)),
-        }))
+        Ok(Response::new(pb::ExchangeRewardResponse { entry: Some(to_pb(entry)) }))
     }
 }

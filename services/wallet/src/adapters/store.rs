@@ -53,26 +53,18 @@ impl TryFrom<EntryRow> for WalletEntry {
     fn try_from(row: EntryRow) -> Result<Self, CorruptRow> {
         let corrupt = |reason: String| CorruptRow::new("wallet entry", &row.entry_id, reason);
         let product = || -> Result<ProductSku, CorruptRow> {
-            let sku = row
-                .product_sku
-                .as_deref()
-                .ok_or_else(|| corrupt("product_sku missing".into()))?;
+            let sku = row.product_sku.as_deref().ok_or_else(|| corrupt("product_sku missing".into()))?;
             ProductSku::parse(sku).map_err(|e| corrupt(format!("product_sku {e}")))
         };
         let status = match row.status {
             AVAILABLE => EntryStatus::Available,
             EXCHANGE_PENDING => EntryStatus::ExchangePending {
                 product: product()?,
-                since: row
-                    .pending_since
-                    .ok_or_else(|| corrupt("pending_since missing".into()))?,
+                since: row.pending_since.ok_or_else(|| corrupt("pending_since missing".into()))?,
             },
             EXCHANGED => EntryStatus::Exchanged {
                 product: product()?,
-                gift_order_id: row
-                    .gift_order_id
-                    .clone()
-                    .ok_or_else(|| corrupt("gift_order_id missing".into()))?,
+                gift_order_id: row.gift_order_id.clone().ok_or_else(|| corrupt("gift_order_id missing".into()))?,
                 at: row.exchanged_at.ok_or_else(|| corrupt("exchanged_at missing".into()))?,
             },
             other => return Err(corrupt(format!("status {other}"))),
@@ -98,17 +90,9 @@ impl From<&WalletEntry> for EntryRow {
             EntryStatus::ExchangePending { product, since } => {
                 (EXCHANGE_PENDING, Some(product.to_string()), None, Some(*since), None)
             }
-            EntryStatus::Exchanged {
-                product,
-                gift_order_id,
-                at,
-            } => (
-                EXCHANGED,
-                Some(product.to_string()),
-                Some(gift_order_id.clone()),
-                None,
-                Some(*at),
-            ),
+            EntryStatus::Exchanged { product, gift_order_id, at } => {
+                (EXCHANGED, Some(product.to_string()), Some(gift_order_id.clone()), None, Some(*at))
+            }
         };
         Self {
             entry_id: entry.id.to_string(),
@@ -174,9 +158,7 @@ pub fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) ->
 
 /// Inserts a newly issued entry.
 pub fn insert(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbError> {
-    diesel::insert_into(wallet_entries::table)
-        .values(EntryRow::from(entry))
-        .execute(conn)?;
+    diesel::insert_into(wallet_entries::table).values(EntryRow::from(entry)).execute(conn)?;
     Ok(())
 }
 
@@ -191,10 +173,7 @@ pub fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbErro
     .set(&row)
     .execute(conn)?;
     if updated == 0 {
-        return Err(DbError::Conflict {
-            entity: "wallet entry",
-            key: row.entry_id,
-        });
+        return Err(DbError::Conflict { entity: "wallet entry", key: row.entry_id });
     }
     Ok(())
 }

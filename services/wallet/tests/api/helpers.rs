@@ -33,12 +33,7 @@ pub async fn spawn_app() -> TestApp {
     config.gift_url = format!("http://127.0.0.1:{}", testkit::free_port());
     let service = Running::serve(wallet::build(config).await.unwrap());
     let client = WalletServiceClient::connect(service.url()).await.unwrap();
-    TestApp {
-        broker,
-        client,
-        _service: service,
-        _store: store,
-    }
+    TestApp { broker, client, _service: service, _store: store }
 }
 
 impl TestApp {
@@ -58,26 +53,13 @@ impl TestApp {
     }
 
     pub async fn wallet(&self, customer: &str) -> Vec<pb::WalletEntry> {
-        let request = pb::GetWalletRequest {
-            customer_id: customer.into(),
-        };
-        self.client
-            .clone()
-            .get_wallet(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .wallet
-            .unwrap()
-            .entries
+        let request = pb::GetWalletRequest { customer_id: customer.into() };
+        self.client.clone().get_wallet(request).await.unwrap().into_inner().wallet.unwrap().entries
     }
 
     pub async fn entry_for(&self, customer: &str, reward_id: &str) -> pb::WalletEntry {
         eventually("the reward to reach the wallet", || async {
-            self.wallet(customer)
-                .await
-                .into_iter()
-                .find(|e| e.reward_id == reward_id)
+            self.wallet(customer).await.into_iter().find(|e| e.reward_id == reward_id)
         })
         .await
     }

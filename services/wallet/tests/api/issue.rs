@@ -10,10 +10,7 @@ async fn an_allocated_reward_is_issued_into_the_players_wallet_once() {
     let allocated = app.allocate("player-1", 300).await;
     let entry = app.entry_for("player-1", &allocated.reward_id).await;
     assert_eq!(entry.status(), WalletEntryStatus::Available);
-    assert_eq!(
-        (entry.points, entry.mission_id.as_str()),
-        (300, allocated.mission_id.as_str())
-    );
+    assert_eq!((entry.points, entry.mission_id.as_str()), (300, allocated.mission_id.as_str()));
 
     // The same allocation again, under a new message id: still one entry.
     let mut again = allocated.clone();
@@ -32,11 +29,7 @@ async fn an_allocated_reward_is_issued_into_the_players_wallet_once() {
         .map(|m| prost::Message::decode(m.payload.as_ref()).unwrap())
         .collect();
     assert_eq!(issued.len(), 2);
-    assert!(
-        issued
-            .iter()
-            .any(|e| e.entry_id == entry.entry_id && e.reward_id == allocated.reward_id)
-    );
+    assert!(issued.iter().any(|e| e.entry_id == entry.entry_id && e.reward_id == allocated.reward_id));
 }
 
 #[tokio::test]
@@ -55,28 +48,12 @@ async fn a_wallet_holds_only_its_players_entries() {
 #[tokio::test]
 async fn malformed_requests_are_invalid_arguments_naming_the_field() {
     let mut app = spawn_app().await;
-    let status = app
-        .client
-        .get_wallet(pb::GetWalletRequest {
-            customer_id: "a b".into(),
-        })
-        .await
-        .unwrap_err();
+    let status = app.client.get_wallet(pb::GetWalletRequest { customer_id: "a b".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(
-        status.message(),
-        "customer_id: may only contain letters, digits, '-', '_' and '.'"
-    );
-    let request = pb::ExchangeRewardRequest {
-        customer_id: "p".into(),
-        entry_id: "x".into(),
-        product_sku: "S".into(),
-    };
+    assert_eq!(status.message(), "customer_id: may only contain letters, digits, '-', '_' and '.'");
+    let request = pb::ExchangeRewardRequest { customer_id: "p".into(), entry_id: "x".into(), product_sku: "S".into() };
     let status = app.client.exchange_reward(request).await.unwrap_err();
-    assert_eq!(
-        (status.code(), status.message()),
-        (Code::InvalidArgument, "entry_id: must be a UUID")
-    );
+    assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "entry_id: must be a UUID"));
     let request = pb::ExchangeRewardRequest {
         customer_id: "p".into(),
         entry_id: uuid::Uuid::new_v4().to_string(),
@@ -85,9 +62,6 @@ async fn malformed_requests_are_invalid_arguments_naming_the_field() {
     let status = app.client.exchange_reward(request).await.unwrap_err();
     assert_eq!(
         (status.code(), status.message()),
-        (
-            Code::InvalidArgument,
-            "product_sku: may only contain A-Z, 0-9, '-' and '_'"
-        )
+        (Code::InvalidArgument, "product_sku: may only contain A-Z, 0-9, '-' and '_'")
     );
 }
