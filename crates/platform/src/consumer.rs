@@ -342,8 +342,9 @@ impl<P: Policy> Consumer<P> {
         let publish = PublishMessage::build()
             .payload(event.payload.clone())
             .headers(headers)
-            // One dead letter per consumer and event, however often this runs.
-            .message_id(format!("{name}:{}", event.event_id));
+            // One dead letter per consumer and delivered message, however
+            // often this runs; a re-driven copy is a new message.
+            .message_id(format!("{name}:{}:{sequence}", event.event_id));
         self.jetstream.send_publish(format!("deadletter.{name}"), publish).await?.await?;
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! - [`events`]: streams, subjects and headers of the published language.
 //! - [`outbox`]: the transactional outbox and the relay that publishes it.
 //! - [`consumer`]: idempotent policies on durable JetStream consumers.
+//! - [`dead_letters`]: listing and re-driving the events consumers gave up on.
 //! - [`kernel`]: the shared kernel: customer ids, UUID ids, points.
 //! - [`grpc`]: request parsing and error mapping shared by the gRPC adapters.
 //! - [`host`]: starting, serving (health, reflection) and draining a service.
@@ -16,6 +17,7 @@
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod dead_letters;
 pub mod events;
 pub mod failpoint;
 pub mod grpc;
