@@ -16,6 +16,13 @@ pub struct ConfigError {
     reason: String,
 }
 
+impl ConfigError {
+    /// `name` holds `value`, which is unusable for `reason`.
+    pub fn new(name: &str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { name: name.to_owned(), value: value.into(), reason: reason.into() }
+    }
+}
+
 /// Reads `name` from the environment, or `default` when unset.
 ///
 /// # Errors

@@ -11,6 +11,7 @@
 //! - [`grpc`]: request parsing and error mapping shared by the gRPC adapters.
 //! - [`host`]: starting, serving (health, reflection) and draining a service.
 //! - [`nats`]: the connection to NATS, with logged reconnects.
+//! - [`resilience`]: deadline, load shedding, circuit breaker and retries for calls to a dependency.
 //! - [`metrics`]: Prometheus metrics of the process, served on `/metrics`.
 //! - [`failpoint`]: named crash points for tests that kill a process mid-step.
 
@@ -26,6 +27,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod resilience;
 pub mod telemetry;
 
 use std::time::Duration;

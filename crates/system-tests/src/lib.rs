@@ -109,7 +109,7 @@ impl Mesh {
             "wallet" => {
                 let mut wallet_config = wallet::WalletConfig::local(config);
                 wallet_config.gift_url = format!("http://127.0.0.1:{}", self.ports["gift"]);
-                wallet_config.gift_timeout = Duration::from_secs(2);
+                wallet_config.gift.timeout = Duration::from_secs(2);
                 wallet_config.redrive.interval = Duration::from_millis(200);
                 wallet_config.redrive.after = Duration::from_millis(500);
                 spawn(wallet::build(wallet_config).await.expect("wallet starts").run_until_stopped(stopping))

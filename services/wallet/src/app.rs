@@ -102,6 +102,7 @@ impl Wallets {
             })
             .await?;
         let outcome = self.gift.exchange(&entry, &ticket).await;
+        platform::metrics::metrics().exchanges.get_or_create(&[("result", outcome.label().to_owned())]).inc();
         let settled = self.settle(&ticket, outcome.answer()).await?;
         match outcome {
             GiftOutcome::Placed { .. } => Ok(settled),

@@ -13,11 +13,11 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
-use std::time::Duration;
 
 use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::{ConfigError, ServiceConfig, env_millis, env_or};
+use platform::resilience::ResilienceConfig;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -39,8 +39,10 @@ pub struct WalletConfig {
     pub service: ServiceConfig,
     /// The gift service (`GIFT_URL`).
     pub gift_url: String,
-    /// Deadline of one exchange call to gift (`GIFT_TIMEOUT_MS`).
-    pub gift_timeout: Duration,
+    /// How calls to gift are shaped: deadline, concurrency, circuit breaker,
+    /// retries (`GIFT_TIMEOUT_MS`, `GIFT_MAX_IN_FLIGHT`, `GIFT_BREAKER_*`,
+    /// `GIFT_RETRY_*`; see `platform::resilience::ResilienceConfig::from_env`).
+    pub gift: ResilienceConfig,
     /// How the re-driver settles exchanges left pending
     /// (`EXCHANGE_REDRIVE_INTERVAL_MS`, `EXCHANGE_REDRIVE_AFTER_MS`).
     pub redrive: app::RedriveConfig,
@@ -52,7 +54,7 @@ impl WalletConfig {
         Self {
             service,
             gift_url: "http://127.0.0.1:50054".to_owned(),
-            gift_timeout: Duration::from_secs(2),
+            gift: ResilienceConfig::default(),
             redrive: app::RedriveConfig::default(),
         }
     }
@@ -65,7 +67,7 @@ impl WalletConfig {
         let defaults = Self::local(ServiceConfig::from_env(SPEC.name, DEFAULT_PORT)?);
         Ok(Self {
             gift_url: env_or("GIFT_URL", defaults.gift_url)?,
-            gift_timeout: env_millis("GIFT_TIMEOUT_MS", defaults.gift_timeout)?,
+            gift: ResilienceConfig::from_env("GIFT", defaults.gift)?,
             redrive: app::RedriveConfig {
                 interval: env_millis("EXCHANGE_REDRIVE_INTERVAL_MS", defaults.redrive.interval)?,
                 after: env_millis("EXCHANGE_REDRIVE_AFTER_MS", defaults.redrive.after)?,
@@ -93,7 +95,7 @@ pub type App = ServiceApp;
 /// # Errors
 /// When the service cannot start.
 pub async fn build(config: WalletConfig) -> Result<App, WalletStartError> {
-    let gift = adapters::gift_client::GiftClient::new(&config.gift_url, config.gift_timeout)?;
+    let gift = adapters::gift_client::GiftClient::new(&config.gift_url, &config.gift)?;
     let mut host = ServiceHost::start(SPEC, &config.service).await?;
     let wallets = app::Wallets::new(host.db().clone(), host.outbox().clone(), gift);
     host.spawn_relay();

@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use api::game::gift::v1::{self as pb, gift_service_client::GiftServiceClient};
-use tonic::transport::{Channel, Endpoint};
+use platform::resilience::{
+    CircuitBreaker, RETRY_AFTER_MS, ResilienceConfig, ResilientChannel, Retrier, never_sent, resilient_channel,
+};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
 use crate::domain::{ExchangeTicket, GiftAnswer, WalletEntry};
@@ -20,21 +23,18 @@ pub enum GiftRefusal {
     Rejected(String),
     /// The request itself was refused as malformed.
     Invalid(String),
-    /// Gift is unreachable or shedding load; nothing was placed.
-    Busy(String),
+    /// Gift is unreachable, shedding load, or its circuit is open; nothing
+    /// was placed. `retry_after` says when trying again makes sense.
+    Busy { reason: String, retry_after: Option<Duration> },
 }
 
 /// The classified outcome of one exchange call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GiftOutcome {
-    Placed {
-        gift_order_id: String,
-    },
+    Placed { gift_order_id: String },
     Refused(GiftRefusal),
     /// The call may have placed an order; `reason` says why we cannot know.
-    Unknown {
-        reason: String,
-    },
+    Unknown { reason: String },
 }
 
 impl GiftOutcome {
@@ -46,13 +46,25 @@ impl GiftOutcome {
             Self::Unknown { .. } => GiftAnswer::Unknown,
         }
     }
+
+    /// The result label of `rewards_exchanges_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Placed { .. } => "exchanged",
+            Self::Refused(GiftRefusal::Busy { .. }) => "busy",
+            Self::Refused(_) => "refused",
+            Self::Unknown { .. } => "unsettled",
+        }
+    }
 }
 
-/// A gRPC client of `game.gift.v1.GiftService`.
+/// A gRPC client of `game.gift.v1.GiftService`, behind the platform's
+/// resilience stack (deadline, load shedding, circuit breaker) and retries.
 #[derive(Debug, Clone)]
 pub struct GiftClient {
-    client: GiftServiceClient<Channel>,
-    timeout: Duration,
+    client: GiftServiceClient<ResilientChannel>,
+    retrier: Retrier,
+    breaker: CircuitBreaker,
 }
 
 impl GiftClient {
@@ -61,29 +73,41 @@ impl GiftClient {
     ///
     /// # Errors
     /// When `url` is not a valid URI.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+    pub fn new(url: &str, config: &ResilienceConfig) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(Duration::from_secs(1))
-            .timeout(timeout)
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_while_idle(true)
             .tcp_nodelay(true)
             .connect_lazy();
-        Ok(Self { client: GiftServiceClient::new(channel), timeout })
+        let (channel, breaker) = resilient_channel(channel, "gift", config);
+        Ok(Self { client: GiftServiceClient::new(channel), retrier: Retrier::new(config.retry.clone()), breaker })
+    }
+
+    /// The circuit breaker in front of gift.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
     }
 
     /// Asks gift to exchange `entry` as `ticket` says, under the ticket's key.
+    /// Retrying is safe: gift places at most one order per key.
     pub async fn exchange(&self, entry: &WalletEntry, ticket: &ExchangeTicket) -> GiftOutcome {
-        let mut request = tonic::Request::new(pb::ExchangeRequest {
+        let request = pb::ExchangeRequest {
             idempotency_key: ticket.idempotency_key(),
             customer_id: entry.customer_id.to_string(),
             reward_id: entry.reward_id.to_string(),
             product_sku: ticket.product.to_string(),
             points: entry.points.value(),
             mission_id: entry.mission_id.to_string(),
-        });
-        request.set_timeout(self.timeout);
-        match self.client.clone().exchange(request).await {
+        };
+        let answer = self
+            .retrier
+            .run(|| {
+                let (mut client, request) = (self.client.clone(), request.clone());
+                async move { client.exchange(request).await }
+            })
+            .await;
+        match answer {
             Ok(response) => match response.into_inner().order {
                 Some(order) if !order.order_id.is_empty() => GiftOutcome::Placed { gift_order_id: order.order_id },
                 _ => GiftOutcome::Unknown { reason: "gift answered without an order".into() },
@@ -96,32 +120,23 @@ impl GiftClient {
 /// Sorts a failed call into refused (definitely no order) or unknown.
 pub fn classify(status: &Status) -> GiftOutcome {
     let message = status.message().to_owned();
+    let busy = |reason: String| {
+        let retry_after = status
+            .metadata()
+            .get(RETRY_AFTER_MS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis);
+        GiftOutcome::Refused(GiftRefusal::Busy { reason, retry_after })
+    };
     match status.code() {
         Code::NotFound => GiftOutcome::Refused(GiftRefusal::UnknownProduct(message)),
         Code::FailedPrecondition | Code::AlreadyExists => GiftOutcome::Refused(GiftRefusal::Rejected(message)),
         Code::InvalidArgument | Code::OutOfRange => GiftOutcome::Refused(GiftRefusal::Invalid(message)),
-        // Shed before any work: gift says so explicitly.
-        Code::ResourceExhausted => GiftOutcome::Refused(GiftRefusal::Busy(message)),
-        Code::Unavailable if never_sent(status) => GiftOutcome::Refused(GiftRefusal::Busy(message)),
+        // Shed before any work, by gift or by our own stack.
+        Code::ResourceExhausted => busy(message),
+        Code::Unavailable if never_sent(status) => busy(message),
         // Timeouts, broken connections and server faults: the order may exist.
         _ => GiftOutcome::Unknown { reason: format!("{:?}: {message}", status.code()) },
     }
-}
-
-/// Whether the call failed before its request could reach gift: the
-/// connection was refused, so no order can have been placed.
-fn never_sent(status: &Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound)
-        {
-            return true;
-        }
-        if error.to_string().contains("tcp connect error") {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }

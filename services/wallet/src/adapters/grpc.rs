@@ -1,10 +1,13 @@
 //! The gRPC adapter: requests parsed into domain values, use cases called,
 //! results and errors mapped to the contract of `game.wallet.v1`.
 
+use std::time::Duration;
+
 use api::game::wallet::v1::{self as pb, wallet_service_server::WalletService};
 use platform::events::timestamp;
 use platform::grpc::{field, invalid, storage_failure};
 use platform::kernel::CustomerId;
+use platform::resilience::RETRY_AFTER_MS;
 use tonic::{Request, Response, Status};
 
 use crate::adapters::gift_client::GiftRefusal;
@@ -27,6 +30,17 @@ impl WalletGrpc {
 /// The player-facing answer when gift cannot take the exchange now.
 pub const GIFT_BUSY: &str = "the gift exchange is busy; your reward is unchanged, try again later";
 
+/// The fallback: the player is turned away at once, told why, and told
+/// when to come back (`retry-after-ms`, from the circuit breaker when open).
+fn busy(retry_after: Option<Duration>) -> Status {
+    let mut status = Status::unavailable(GIFT_BUSY);
+    let after = retry_after.unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(100));
+    if let Ok(value) = after.as_millis().to_string().parse() {
+        status.metadata_mut().insert(RETRY_AFTER_MS, value);
+    }
+    status
+}
+
 impl From<WalletError> for Status {
     fn from(error: WalletError) -> Self {
         match error {
@@ -38,7 +52,7 @@ impl From<WalletError> for Status {
             WalletError::Gift(GiftRefusal::UnknownProduct(message)) => Status::not_found(message),
             WalletError::Gift(GiftRefusal::Rejected(message)) => Status::failed_precondition(message),
             WalletError::Gift(GiftRefusal::Invalid(message)) => Status::invalid_argument(message),
-            WalletError::Gift(GiftRefusal::Busy(_)) => Status::unavailable(GIFT_BUSY),
+            WalletError::Gift(GiftRefusal::Busy { retry_after, .. }) => busy(retry_after),
             WalletError::Unsettled(id) => Status::unavailable(format!(
                 "the gift exchange did not confirm in time; wallet entry {id} stays pending and will be \
                  completed or released shortly"
