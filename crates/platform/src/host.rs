@@ -189,7 +189,7 @@ impl ServiceHost {
     {
         let mut routes = RoutesBuilder::default();
         routes.add_service(service);
-        ServiceApp { host: self, routes }
+        ServiceApp { host: self, routes, also: Vec::new() }
     }
 
     /// Serves `routes` (plus health and reflection) until `stop` resolves, then drains.
@@ -197,11 +197,21 @@ impl ServiceHost {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn serve(self, routes: RoutesBuilder, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        self.serve_all(routes, &[], stop).await
+    }
+
+    async fn serve_all(
+        self,
+        routes: RoutesBuilder,
+        also: &[&'static str],
+        stop: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartError> {
         let Self { spec, listener, db, nats, background, mut tasks, grace, .. } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut routes = routes;
         routes.add_service(health_service);
-        add_reflection(&mut routes, &[spec.grpc_service]);
+        let served: Vec<&str> = std::iter::once(spec.grpc_service).chain(also.iter().copied()).collect();
+        add_reflection(&mut routes, &served);
 
         let health_stop = CancellationToken::new();
         let watcher =
@@ -256,9 +266,30 @@ impl ServiceHost {
 pub struct ServiceApp {
     host: ServiceHost,
     routes: RoutesBuilder,
+    /// Further gRPC services beside the context's API (e.g. an admin API).
+    also: Vec<&'static str>,
 }
 
 impl ServiceApp {
+    /// Serves `service` too, beside the context's API (listed by reflection,
+    /// not part of the health entry).
+    #[must_use]
+    pub fn also_serving<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.also.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
     /// The port the service listens on.
     pub fn port(&self) -> u16 {
         self.host.port()
@@ -269,7 +300,7 @@ impl ServiceApp {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        self.host.serve(self.routes, stop).await
+        self.host.serve_all(self.routes, &self.also, stop).await
     }
 }
 

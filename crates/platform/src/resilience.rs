@@ -130,7 +130,10 @@ impl ResilienceConfig {
                 failure_rate: env_or(&var("BREAKER_FAILURE_RATE"), defaults.breaker.failure_rate)?,
                 min_calls: env_or(&var("BREAKER_MIN_CALLS"), defaults.breaker.min_calls)?,
                 window: env_millis(&var("BREAKER_WINDOW_MS"), defaults.breaker.window)?,
-                consecutive_failures: env_or(&var("BREAKER_CONSECUTIVE_FAILURES"), defaults.breaker.consecutive_failures)?,
+                consecutive_failures: env_or(
+                    &var("BREAKER_CONSECUTIVE_FAILURES"),
+                    defaults.breaker.consecutive_failures,
+                )?,
                 cool_down: env_millis(&var("BREAKER_COOL_DOWN_MS"), defaults.breaker.cool_down)?,
             },
             retry: RetryConfig {
@@ -151,7 +154,11 @@ impl ResilienceConfig {
             return Err(invalid("RETRY_MAX_ATTEMPTS", "0".into(), "must be at least 1 (the first attempt)"));
         }
         if config.retry.backoff_min > config.retry.backoff_max {
-            return Err(invalid("RETRY_BACKOFF_MIN_MS", format!("{:?}", config.retry.backoff_min), "exceeds the maximum"));
+            return Err(invalid(
+                "RETRY_BACKOFF_MIN_MS",
+                format!("{:?}", config.retry.backoff_min),
+                "exceeds the maximum",
+            ));
         }
         Ok(config)
     }
@@ -193,7 +200,9 @@ enum Admission {
     Allowed,
     /// The one probe of a half-open breaker.
     Probe,
-    Rejected { retry_after: Duration },
+    Rejected {
+        retry_after: Duration,
+    },
 }
 
 impl Rules {
@@ -474,7 +483,8 @@ pub fn resilient_channel(
         // turn into timeouts. Shedding is a refusal made here, so NOT_SENT.
         .map_err(move |error: BoxError| -> BoxError {
             if error.is::<tower::load_shed::error::Overloaded>() {
-                let status = Status::resource_exhausted(format!("{max_in_flight} calls to {dependency} already in flight"));
+                let status =
+                    Status::resource_exhausted(format!("{max_in_flight} calls to {dependency} already in flight"));
                 not_sent(status, Some(Duration::from_millis(100))).into()
             } else {
                 error

@@ -18,12 +18,16 @@ use tonic::transport::Channel;
 /// The services of the mesh, by their short names.
 pub const SERVICES: [&str; 6] = ["mission", "reward", "wallet", "gift", "mypage", "settlement"];
 
-/// Where each service keeps its store.
+/// Where each service keeps its store, and how the exchange path is tuned.
 #[derive(Debug, Clone, Default)]
 pub struct MeshOptions {
     /// Services whose store is a fresh PostgreSQL schema (URL per service);
     /// the others use SQLite files.
     pub postgres: HashMap<&'static str, String>,
+    /// How the wallet calls gift; the service defaults when `None`.
+    pub wallet_to_gift: Option<platform::resilience::ResilienceConfig>,
+    /// Exchanges gift serves at once; its default when `None`.
+    pub gift_max_exchanges_in_flight: Option<usize>,
 }
 
 struct Running {
@@ -70,6 +74,11 @@ impl Mesh {
         format!("http://127.0.0.1:{}", self.gateway_port)
     }
 
+    /// A service's own URL, for what the gateway does not route (admin APIs).
+    pub fn service_url(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[service])
+    }
+
     /// A channel to the gateway: every client of the tests goes through it.
     ///
     /// # Panics
@@ -109,12 +118,20 @@ impl Mesh {
             "wallet" => {
                 let mut wallet_config = wallet::WalletConfig::local(config);
                 wallet_config.gift_url = format!("http://127.0.0.1:{}", self.ports["gift"]);
-                wallet_config.gift.timeout = Duration::from_secs(2);
+                if let Some(gift) = &self.options.wallet_to_gift {
+                    wallet_config.gift = gift.clone();
+                }
                 wallet_config.redrive.interval = Duration::from_millis(200);
                 wallet_config.redrive.after = Duration::from_millis(500);
                 spawn(wallet::build(wallet_config).await.expect("wallet starts").run_until_stopped(stopping))
             }
-            "gift" => spawn(gift::build(config).await.expect("gift starts").run_until_stopped(stopping)),
+            "gift" => {
+                let mut gift_config = gift::GiftConfig::from(config);
+                if let Some(max) = self.options.gift_max_exchanges_in_flight {
+                    gift_config.max_exchanges_in_flight = max;
+                }
+                spawn(gift::build(gift_config).await.expect("gift starts").run_until_stopped(stopping))
+            }
             "mypage" => spawn(mypage::build(config).await.expect("mypage starts").run_until_stopped(stopping)),
             "settlement" => {
                 spawn(settlement::build(config).await.expect("settlement starts").run_until_stopped(stopping))

@@ -1,5 +1,7 @@
-//! Adapters named by technology: gRPC in, diesel store. Gift reacts to no
+//! Adapters named by technology: gRPC in, diesel store, the vendor's
+//! capacity and simulated behaviour. Gift reacts to no
 //! other context's events; the outbox relay publishes its own.
 
 pub mod grpc;
 pub mod store;
+pub mod vendor;

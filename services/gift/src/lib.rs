@@ -4,7 +4,9 @@
 //! - [`domain`]: the product catalogue, the GiftOrder aggregate and the
 //!   exchange rules, pure.
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
-//! - [`adapters`]: gRPC in, the diesel store.
+//! - [`adapters`]: gRPC in, the diesel store, and the vendor's capacity and
+//!   simulated slowness or failures (`game.gift.admin.v1`, not routed by the
+//!   gateway).
 //!
 //! Publishes `GiftExchanged`; reacts to no events. Never places two orders
 //! for one idempotency key, nor two for one reward.
@@ -13,12 +15,14 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
+use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulationServiceServer;
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::ServiceConfig;
+use platform::config::{ConfigError, ServiceConfig, env_or};
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 use crate::adapters::grpc::GiftGrpc;
+use crate::adapters::vendor::{Vendor, VendorSimulationGrpc};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -40,20 +44,43 @@ pub type App = ServiceApp;
 ///
 /// # Errors
 /// When the service cannot start; see [`StartError`].
-pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
-    let mut host = ServiceHost::start(SPEC, &config).await?;
+pub async fn build(config: impl Into<GiftConfig>) -> Result<App, StartError> {
+    let config = config.into();
+    let mut host = ServiceHost::start(SPEC, &config.service).await?;
     let gifts = app::Gifts::new(host.db().clone(), host.outbox().clone());
     host.spawn_relay();
-    Ok(host.serving(vendor_behaviour(GiftGrpc::new(gifts))))
+    let vendor = Vendor::new(config.max_exchanges_in_flight);
+    Ok(host
+        .serving(GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())))
+        .also_serving(VendorSimulationServiceServer::new(VendorSimulationGrpc::new(vendor))))
 }
 
-/// SEAM (later issue, deliberately not implemented yet): how the gift
-/// service behaves as a vendor under strain. Load shedding (answer
-/// RESOURCE_EXHAUSTED before doing any work, which the wallet treats as a
-/// definite "no order") and the admin "slow/failing" mode (to show the
-/// wallet's timeout, circuit breaker and re-driver in a demo) wrap the
-/// service here, as one tower stack, so neither the use cases nor the gRPC
-/// adapter learn of them. Today it serves the adapter as it is.
-fn vendor_behaviour(grpc: GiftGrpc) -> GiftServiceServer<GiftGrpc> {
-    GiftServiceServer::new(grpc)
+/// The gift service's configuration.
+#[derive(Debug, Clone)]
+pub struct GiftConfig {
+    pub service: ServiceConfig,
+    /// Exchanges served at once; beyond, RESOURCE_EXHAUSTED at once
+    /// (`GIFT_MAX_EXCHANGES_IN_FLIGHT`).
+    pub max_exchanges_in_flight: usize,
+}
+
+impl From<ServiceConfig> for GiftConfig {
+    fn from(service: ServiceConfig) -> Self {
+        Self { service, max_exchanges_in_flight: 64 }
+    }
+}
+
+impl GiftConfig {
+    /// The defaults, overridden by the environment.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::from(ServiceConfig::from_env(SPEC.name, DEFAULT_PORT)?);
+        let max = env_or("GIFT_MAX_EXCHANGES_IN_FLIGHT", defaults.max_exchanges_in_flight)?;
+        if max == 0 {
+            return Err(ConfigError::new("GIFT_MAX_EXCHANGES_IN_FLIGHT", "0", "must be at least 1"));
+        }
+        Ok(Self { max_exchanges_in_flight: max, ..defaults })
+    }
 }

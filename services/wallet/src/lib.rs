@@ -13,12 +13,11 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
-
 use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::{ConfigError, ServiceConfig, env_millis, env_or};
-use platform::resilience::ResilienceConfig;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
+use platform::resilience::ResilienceConfig;
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

@@ -5,5 +5,6 @@
 
 mod bad_input;
 mod clients;
+mod exchange_under_pressure;
 mod fault_isolation;
 mod story;

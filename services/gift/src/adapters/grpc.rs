@@ -7,6 +7,7 @@ use platform::grpc::{field, invalid, storage_failure};
 use platform::kernel::{CustomerId, Points};
 use tonic::{Request, Response, Status};
 
+use crate::adapters::vendor::Vendor;
 use crate::app::{GiftError, Gifts};
 use crate::domain::{
     Exchange, ExchangeRefused, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku,
@@ -17,12 +18,14 @@ use crate::domain::{
 #[derive(Debug, Clone)]
 pub struct GiftGrpc {
     gifts: Gifts,
+    /// Capacity and simulated behaviour of the vendor, around `Exchange` only.
+    vendor: Vendor,
 }
 
 impl GiftGrpc {
-    /// The adapter over the use cases.
-    pub fn new(gifts: Gifts) -> Self {
-        Self { gifts }
+    /// The adapter over the use cases, behaving as `vendor` says.
+    pub fn new(gifts: Gifts, vendor: Vendor) -> Self {
+        Self { gifts, vendor }
     }
 }
 
@@ -97,7 +100,10 @@ impl GiftService for GiftGrpc {
 
     async fn exchange(&self, request: Request<pb::ExchangeRequest>) -> Result<Response<pb::ExchangeResponse>, Status> {
         let exchange = exchange_of(request.get_ref())?;
+        let _place = self.vendor.admit()?;
+        self.vendor.before_exchange().await?;
         let order = self.gifts.exchange(exchange).await?;
+        self.vendor.after_commit().await;
         Ok(Response::new(pb::ExchangeResponse { order: Some(order_to_pb(order)) }))
     }
 

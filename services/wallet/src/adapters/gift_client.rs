@@ -31,10 +31,14 @@ pub enum GiftRefusal {
 /// The classified outcome of one exchange call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GiftOutcome {
-    Placed { gift_order_id: String },
+    Placed {
+        gift_order_id: String,
+    },
     Refused(GiftRefusal),
     /// The call may have placed an order; `reason` says why we cannot know.
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 impl GiftOutcome {
