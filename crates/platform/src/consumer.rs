@@ -258,8 +258,18 @@ impl<P: Policy> Consumer<P> {
                 return;
             }
         };
-        let span =
-            tracing::info_span!("consume", consumer = name, subject = %event.subject, event_id = %event.event_id);
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = %format!("consume {}", event.subject),
+            otel.kind = "consumer",
+            consumer = name,
+            subject = %event.subject,
+            event_id = %event.event_id,
+            mission_id = event.mission_id.as_deref().unwrap_or_default(),
+            trace_id = tracing::field::Empty,
+        );
+        let headers = message.headers.as_ref();
+        crate::telemetry::continue_trace(&span, |key| headers.and_then(|h| h.get(key)).map(|v| v.as_str().to_owned()));
         self.settle(&message, event).instrument(span).await;
     }
 

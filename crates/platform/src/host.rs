@@ -235,6 +235,7 @@ impl ServiceHost {
         let local_addr = listener.local_addr().ok();
         tracing::info!(service = spec.name, addr = ?local_addr, "serving");
         let server = server_builder()
+            .layer(crate::telemetry::GrpcServerLayer)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
 

@@ -64,6 +64,10 @@ pub fn stage<E: Event>(conn: &mut DbConnection, event: &E) -> Result<(), DbError
         (events::MISSION_ID_HEADER, correlation.mission_id.as_str()),
         (events::CUSTOMER_ID_HEADER, correlation.customer_id.as_str()),
     ]);
+    // The trace of the transaction that staged the event travels with it.
+    let trace = crate::telemetry::current_trace_headers();
+    let headers: BTreeMap<&str, &str> =
+        headers.into_iter().chain(trace.iter().map(|(k, v)| (k.as_str(), v.as_str()))).collect();
     let headers = serde_json::to_string(&headers).unwrap_or_else(|_| "{}".to_owned());
     diesel::insert_into(outbox::table)
         .values(NewOutboxRow {

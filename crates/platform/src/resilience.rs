@@ -493,8 +493,10 @@ pub fn resilient_channel(
         .layer(LoadShedLayer::new())
         // Process-wide, not per connection or per clone.
         .layer(GlobalConcurrencyLimitLayer::new(max_in_flight))
-        // Innermost: the deadline covers the call on the wire only.
+        // The deadline covers the call on the wire only.
         .layer(DeadlineLayer(config.timeout))
+        // The callee continues the caller's trace.
+        .layer(crate::telemetry::PropagateTraceLayer)
         .service(channel);
     (BoxCloneSyncService::new(stack), breaker)
 }

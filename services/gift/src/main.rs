@@ -2,9 +2,11 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init(gift::SPEC.name);
+    let telemetry = platform::telemetry::init(gift::SPEC.name);
     let config = gift::GiftConfig::from_env()?;
     let app = gift::build(config).await?;
-    app.run_until_stopped(platform::shutdown_signal()).await?;
+    let served = app.run_until_stopped(platform::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }

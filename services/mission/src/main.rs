@@ -4,9 +4,11 @@ use platform::config::ServiceConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init(mission::SPEC.name);
+    let telemetry = platform::telemetry::init(mission::SPEC.name);
     let config = ServiceConfig::from_env(mission::SPEC.name, mission::DEFAULT_PORT)?;
     let app = mission::build(config).await?;
-    app.run_until_stopped(platform::shutdown_signal()).await?;
+    let served = app.run_until_stopped(platform::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }

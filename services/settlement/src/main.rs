@@ -4,9 +4,11 @@ use platform::config::ServiceConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init(settlement::SPEC.name);
+    let telemetry = platform::telemetry::init(settlement::SPEC.name);
     let config = ServiceConfig::from_env(settlement::SPEC.name, settlement::DEFAULT_PORT)?;
     let app = settlement::build(config).await?;
-    app.run_until_stopped(platform::shutdown_signal()).await?;
+    let served = app.run_until_stopped(platform::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }
