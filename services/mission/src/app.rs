@@ -61,7 +61,7 @@ impl Missions {
     pub async fn achieve(&self, customer: CustomerId, code: MissionCode) -> Result<Mission, MissionError> {
         let attempt =
             |customer: CustomerId, code: MissionCode| self.db.write(move |conn| achieve_in(conn, &customer, &code));
-        let mission = match attempt(customer.clone(), code.clone()).await {
+        let (mission, first) = match attempt(customer.clone(), code.clone()).await {
             // Two concurrent first calls: the loser's insert hit the unique
             // key; its retry finds the winner's mission.
             Err(MissionError::Storage(DbError::Query(ref e))) if is_unique_violation(e) => {
@@ -69,7 +69,10 @@ impl Missions {
             }
             other => other?,
         };
-        self.outbox.wake();
+        if first {
+            platform::metrics::metrics().missions_achieved.inc();
+            self.outbox.wake();
+        }
         Ok(mission)
     }
 
@@ -90,16 +93,21 @@ impl Missions {
     }
 }
 
-fn achieve_in(conn: &mut DbConnection, customer: &CustomerId, code: &MissionCode) -> Result<Mission, MissionError> {
+/// The mission, and whether this call achieved it (rather than an earlier one).
+fn achieve_in(
+    conn: &mut DbConnection,
+    customer: &CustomerId,
+    code: &MissionCode,
+) -> Result<(Mission, bool), MissionError> {
     if let Some(existing) = store::find_achieved(conn, customer, code)? {
-        return Ok(existing);
+        return Ok((existing, false));
     }
     let definition = store::definition(conn, code)?.ok_or_else(|| MissionError::UnknownMissionCode(code.clone()))?;
     let (mission, event) = Mission::achieve(MissionId::generate(), customer.clone(), &definition, now_millis());
     store::insert(conn, &mission)?;
     let MissionEvent::Achieved { mission: achieved } = event;
     outbox::stage(conn, &mission_achieved(&achieved))?;
-    Ok(mission)
+    Ok((mission, true))
 }
 
 /// The published form of MissionAchieved.
