@@ -7,6 +7,8 @@
 //! - [`TempStore`], [`service_config`], [`Running`]: a service under test on
 //!   a free port with a fresh SQLite file, stopped when dropped.
 //! - [`PostgresSchema`]: a fresh schema on the local PostgreSQL server, dropped after the test.
+//! - [`ServiceProcess`]: a service binary as a child process, to kill with
+//!   SIGKILL at a named failpoint and to scrape its `/metrics`.
 //! - [`eventually`]: polls until an asynchronous effect is visible.
 //! - [`free_port`]: a port nobody listens on.
 
@@ -280,7 +282,12 @@ impl Broker {
         .await;
         #[allow(clippy::expect_used)] // a stream that exists takes an ephemeral consumer
         let consumer: async_nats::jetstream::consumer::PullConsumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                // Unacknowledged reads: with explicit acks the server would
+                // stop at max_ack_pending (1,000) messages.
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+                ..Default::default()
+            })
             .await
             .expect("ephemeral consumer");
         #[allow(clippy::expect_used)] // as above
@@ -366,5 +373,217 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// How to start a [`ServiceProcess`]: its binary, store, broker, and
+/// optionally a failpoint at which it pauses until killed.
+#[derive(Debug, Clone)]
+pub struct ServiceCommand {
+    binary: PathBuf,
+    grpc_service: String,
+    env: Vec<(String, String)>,
+    failpoint: Option<String>,
+}
+
+impl ServiceCommand {
+    /// Runs `binary` (e.g. `env!("CARGO_BIN_EXE_reward")`), whose gRPC
+    /// service `grpc_service` reports health, on `database_url` and `nats_url`.
+    pub fn new(binary: impl Into<PathBuf>, grpc_service: &str, database_url: &str, nats_url: &str) -> Self {
+        Self {
+            binary: binary.into(),
+            grpc_service: grpc_service.to_owned(),
+            env: vec![
+                ("DATABASE_URL".to_owned(), database_url.to_owned()),
+                ("NATS_URL".to_owned(), nats_url.to_owned()),
+                ("SHUTDOWN_GRACE_MS".to_owned(), "2000".to_owned()),
+                ("RUST_LOG".to_owned(), "info,async_nats=warn".to_owned()),
+                // The log is a file, read by people and by assertions: no colour codes.
+                ("NO_COLOR".to_owned(), "1".to_owned()),
+            ],
+            failpoint: None,
+        }
+    }
+
+    /// Arms `failpoint` (see `platform::failpoint`): the process pauses there
+    /// forever, after writing a marker that [`ServiceProcess::wait_failpoint`] sees.
+    #[must_use]
+    pub fn failpoint(mut self, failpoint: &str) -> Self {
+        self.failpoint = Some(failpoint.to_owned());
+        self
+    }
+
+    /// Sets one more environment variable (or overrides one of the above).
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the process with gRPC and metrics on free ports, its output in a log file.
+    ///
+    /// # Errors
+    /// When the binary cannot be spawned.
+    pub fn spawn(self) -> anyhow::Result<ServiceProcess> {
+        let dir = tempfile::Builder::new().prefix("service-process-").tempdir()?;
+        let log_path = dir.path().join("service.log");
+        let marker = dir.path().join("failpoint.reached");
+        let log = std::fs::File::create(&log_path)?;
+        let (grpc_port, metrics_port) = (free_port(), free_port());
+        let mut command = Command::new(&self.binary);
+        command
+            .env_remove("FAILPOINT")
+            .env_remove("FAILPOINT_MARKER")
+            .env_remove("LOG_FORMAT")
+            .env("GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .envs(self.env.iter().map(|(n, v)| (n, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if let Some(failpoint) = &self.failpoint {
+            command.env("FAILPOINT", failpoint).env("FAILPOINT_MARKER", &marker);
+        }
+        let child = command.spawn().with_context(|| format!("cannot spawn {}", self.binary.display()))?;
+        Ok(ServiceProcess {
+            child: Some(child),
+            grpc_service: self.grpc_service,
+            grpc_port,
+            metrics_port,
+            log_path,
+            marker,
+            _dir: dir,
+        })
+    }
+}
+
+/// A service binary running as a child process of the test, so that it can
+/// be killed for real (SIGKILL) at any moment, e.g. paused at a failpoint.
+/// Killed when dropped; if the test is failing then, its log is printed.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Option<Child>,
+    grpc_service: String,
+    grpc_port: u16,
+    metrics_port: u16,
+    log_path: PathBuf,
+    marker: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ServiceProcess {
+    /// The gRPC URL, for a client.
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Fails with the log when the process is no longer running.
+    fn ensure_alive(&mut self) -> anyhow::Result<()> {
+        match self.child.as_mut().map(Child::try_wait) {
+            None => bail!("the process was killed"),
+            Some(Ok(None)) => Ok(()),
+            Some(Ok(Some(status))) => bail!("the process exited with {status}; its log:\n{}", self.log()),
+            Some(Err(error)) => bail!("cannot check the process: {error}"),
+        }
+    }
+
+    /// Waits until `grpc.health.v1` reports its gRPC service SERVING.
+    ///
+    /// # Errors
+    /// When it exits, or is not serving `within` that long (the log is in the error).
+    pub async fn wait_healthy(&mut self, within: Duration) -> anyhow::Result<()> {
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            self.ensure_alive()?;
+            let endpoint = tonic::transport::Endpoint::from_shared(self.grpc_url())?
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(2));
+            if let Ok(channel) = endpoint.connect().await {
+                let request = HealthCheckRequest { service: self.grpc_service.clone() };
+                if let Ok(response) = HealthClient::new(channel).check(request).await
+                    && response.into_inner().status() == ServingStatus::Serving
+                {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{} not SERVING within {within:?}; its log:\n{}", self.grpc_service, self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the process reached its armed failpoint (and paused there).
+    ///
+    /// # Errors
+    /// When it exits, or does not reach it `within` that long (the log is in the error).
+    pub async fn wait_failpoint(&mut self, within: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.marker.exists() {
+            self.ensure_alive()?;
+            if tokio::time::Instant::now() > deadline {
+                bail!("the failpoint was not reached within {within:?}; the log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Kills the process at once (SIGKILL on unix), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The metrics page (`GET /metrics`, OpenMetrics text) of the process.
+    ///
+    /// # Errors
+    /// When it cannot be fetched.
+    pub async fn metrics_text(&self) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let limit = Duration::from_secs(5);
+        let fetch = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await?;
+            // HTTP/1.0: the server closes the connection after the one response.
+            stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            anyhow::Ok(String::from_utf8(response)?)
+        };
+        let response = tokio::time::timeout(limit, fetch).await.context("metrics did not answer")??;
+        let (head, body) = response.split_once("\r\n\r\n").context("not an HTTP response")?;
+        if head.split_whitespace().nth(1) != Some("200") {
+            bail!("metrics answered {}", head.lines().next().unwrap_or_default());
+        }
+        Ok(body.to_owned())
+    }
+
+    /// The current value of one series, named with its labels exactly as the
+    /// page prints them, e.g.
+    /// `rewards_consumer_events_total{consumer="reward-allocate",outcome="applied"}`;
+    /// `None` while the series does not exist or the page cannot be fetched.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics_text().await.ok()?;
+        text.lines()
+            .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .find_map(|value| value.split_whitespace().next()?.parse().ok())
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("----- log of {} -----\n{}----- end of log -----", self.grpc_service, self.log());
+        }
     }
 }

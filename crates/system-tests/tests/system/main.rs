@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
 mod bad_input;
+mod broker_crash;
 mod clients;
 mod exchange_under_pressure;
 mod fault_isolation;

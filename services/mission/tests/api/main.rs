@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
 mod achieve;
+mod crash;
 mod helpers;
 mod record_reward;

@@ -3,7 +3,12 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
 mod allocate;
+mod busy_store;
+mod crash;
 mod get_reward;
 mod helpers;
+mod poison;
 mod postgres;
+mod processes;
+mod replicas;
 mod track_wallet;
