@@ -28,3 +28,11 @@ test:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Offline checks of the deployment (no cluster needed): the Istio manifests of
+# mesh/ against Istio's CRD schemas, and the Helm chart rendered with every CI
+# value set and validated object by object; broken fixtures must be rejected.
+check-deploy:
+    .tools/venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-deploy.txt
+    .tools/venv/bin/python scripts/validate_manifests.py mesh --self-test
+    .tools/venv/bin/python scripts/check_chart.py
