@@ -107,8 +107,13 @@ pub struct ConsumerConfig {
     pub batch: usize,
     /// Unacked messages across all replicas before JetStream stops delivering.
     pub max_ack_pending: i64,
-    /// Deliveries after which an event that still fails is dead-lettered.
+    /// Deliveries after which an event that keeps failing for a reason that
+    /// will not go away (a non-transient store error) is dead-lettered.
+    /// Malformed events go at once; transient store errors never do.
     pub max_deliveries: i64,
+    /// Deliveries after which an event still waiting for the one it depends
+    /// on is dead-lettered (with `retry_max` 10 s, about five minutes).
+    pub max_deliveries_not_yet: i64,
     /// Back-off before a failed event is delivered again: the first retry
     /// waits about `retry_base`, each further one twice as long, at most `retry_max`.
     pub retry_base: Duration,
@@ -120,10 +125,14 @@ pub struct ConsumerConfig {
 impl Default for ConsumerConfig {
     fn default() -> Self {
         Self {
-            ack_wait: Duration::from_secs(30),
+            // Above the store's 10 s busy timeout, so a slow transaction is
+            // acked in time; short enough that a killed replica's unacked
+            // events soon go to another one.
+            ack_wait: Duration::from_secs(15),
             batch: 64,
             max_ack_pending: 1024,
             max_deliveries: 8,
+            max_deliveries_not_yet: 40,
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(10),
             lag_interval: Duration::from_secs(2),
@@ -177,9 +186,14 @@ impl<P: Policy> Consumer<P> {
         let name = self.policy.name();
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
+            let started = tokio::time::Instant::now();
             match self.consume(&shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
+                    // A consumer that ran a while was healthy: start over.
+                    if started.elapsed() > Duration::from_secs(30) {
+                        failures = 0;
+                    }
                     failures = failures.saturating_add(1);
                     let delay = crate::backoff(failures, Duration::from_millis(250), Duration::from_secs(5));
                     tracing::warn!(consumer = name, %error, retry_in = ?delay, "consumer interrupted");
@@ -306,7 +320,16 @@ impl<P: Policy> Consumer<P> {
             }
             Err(NotApplied::Policy(failure)) => failure,
         };
-        let hopeless = matches!(failure, PolicyError::Malformed(_)) || event.delivered >= self.config.max_deliveries;
+        let hopeless = match &failure {
+            PolicyError::Malformed(_) => true,
+            // The store will come back: a valid event is never dead-lettered
+            // because of it; it keeps coming back at the longest back-off.
+            PolicyError::Db(error) if error.is_transient() => false,
+            // What it waits for may come late (a lagging stream), so it gets
+            // far more deliveries than a failure that will not go away.
+            PolicyError::NotYet(_) => event.delivered >= self.config.max_deliveries_not_yet,
+            PolicyError::Db(_) => event.delivered >= self.config.max_deliveries,
+        };
         if hopeless {
             match self.dead_letter(message, &event, &failure).await {
                 Ok(()) => {

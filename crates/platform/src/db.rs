@@ -51,7 +51,7 @@ pub enum DbError {
     Pool(#[source] r2d2::PoolError),
     #[error("database migrations failed: {0}")]
     Migration(String),
-    #[error("database query failed")]
+    #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("database task was cancelled")]
     Cancelled(#[from] tokio::task::JoinError),
@@ -143,8 +143,8 @@ impl ManageConnection for Connector {
                 // promises; busy_timeout makes other processes wait for the lock
                 // instead of failing.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -209,6 +209,16 @@ impl Database {
                 .map_err(|e| DbError::InvalidUrl(format!("cannot create {}: {e}", dir.display())))?;
         }
         let connector = Connector { backend, url: target.clone() };
+        // Replicas sharing one SQLite file take turns to open it (the first
+        // switches it to WAL) and to migrate it; the lock is released when
+        // the file handle drops, even if the process dies.
+        let startup_lock = match backend {
+            Backend::Sqlite => {
+                let path = PathBuf::from(format!("{target}.migrate.lock"));
+                Some(tokio::task::spawn_blocking(move || lock_file(&path)).await??)
+            }
+            Backend::Postgres => None,
+        };
         let pool = tokio::task::spawn_blocking(move || {
             Pool::builder()
                 .max_size(match backend {
@@ -222,8 +232,8 @@ impl Database {
         })
         .await??;
         let db = Self { pool, backend };
-        let lock_path = (backend == Backend::Sqlite).then(|| PathBuf::from(format!("{target}.migrate.lock")));
-        db.with_conn(move |conn| run_migrations(conn, migrations, lock_path.as_deref())).await?;
+        db.with_conn(move |conn| run_migrations(conn, migrations)).await?;
+        drop(startup_lock);
         Ok(db)
     }
 
@@ -313,14 +323,22 @@ where
     }
 }
 
+/// Opens (creating it) and locks `path` exclusively, waiting for other holders.
+fn lock_file(path: &Path) -> Result<std::fs::File, DbError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| DbError::Migration(format!("cannot open {}: {e}", path.display())))?;
+    file.lock().map_err(|e| DbError::Migration(format!("cannot lock {}: {e}", path.display())))?;
+    Ok(file)
+}
+
 /// An arbitrary key for the PostgreSQL advisory lock that serialises migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x6761_6d65_7277_6473;
 
-fn run_migrations(
-    conn: &mut DbConnection,
-    service: &'static EmbeddedMigrations,
-    sqlite_lock: Option<&Path>,
-) -> Result<(), DbError> {
+fn run_migrations(conn: &mut DbConnection, service: &'static EmbeddedMigrations) -> Result<(), DbError> {
     let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     match conn {
         DbConnection::Postgres(pg) => {
@@ -331,21 +349,6 @@ fn run_migrations(
             result
         }
         DbConnection::Sqlite(sqlite) => {
-            // Replicas sharing one file take turns; the lock is released when
-            // the file handle drops, even if the process dies.
-            let _guard = match sqlite_lock {
-                Some(path) => {
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| DbError::Migration(format!("cannot open {}: {e}", path.display())))?;
-                    file.lock().map_err(|e| DbError::Migration(format!("cannot lock {}: {e}", path.display())))?;
-                    Some(file)
-                }
-                None => None,
-            };
             let source = ServiceMigrations { platform: &PLATFORM_SQLITE, service };
             MigrationHarness::<Sqlite>::run_pending_migrations(sqlite, source).map(drop).map_err(migration_error)
         }

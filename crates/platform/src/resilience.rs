@@ -548,9 +548,17 @@ impl Retrier {
 }
 
 /// Whether `status` proves the request never reached the dependency: this
-/// stack refused it, or the connection was refused.
+/// stack refused it, the connection was refused, or (behind an Istio
+/// sidecar, where the connection to the local proxy always succeeds) Envoy
+/// says it found no upstream, could not connect to it, or shed the call.
 pub fn never_sent(status: &Status) -> bool {
-    if status.metadata().get(NOT_SENT).is_some() {
+    if status.metadata().get(NOT_SENT).is_some() || status.metadata().get("x-envoy-overloaded").is_some() {
+        return true;
+    }
+    let message = status.message();
+    if status.code() == Code::Unavailable
+        && (message.contains("no healthy upstream") || message.contains("reset reason: connection failure"))
+    {
         return true;
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
@@ -674,6 +682,12 @@ mod tests {
         assert!(never_sent(&status));
         assert_eq!(status.metadata().get(RETRY_AFTER_MS).unwrap().to_str().unwrap(), "1500");
         assert!(!never_sent(&Status::unavailable("connection reset")));
+        let envoy = "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+        assert!(never_sent(&Status::unavailable(envoy)));
+        assert!(never_sent(&Status::unavailable("no healthy upstream")));
+        assert!(!never_sent(&Status::unavailable(
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+        )));
     }
 
     #[tokio::test]

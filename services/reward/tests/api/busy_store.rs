@@ -69,8 +69,7 @@ async fn events_arriving_while_another_connection_holds_the_write_lock_are_retri
 }
 
 #[tokio::test]
-#[ignore = "bug: a transient store failure counts toward max_deliveries (platform consumer.rs, Consumer::settle), \
-            so a store locked for about 90 s dead-letters a valid event; the run takes about 90 s"]
+#[ignore = "slow: holds the store locked for about 90 s; run with `cargo test -p reward -- --ignored`"]
 async fn a_valid_event_is_never_dead_lettered_because_the_store_stayed_locked_for_more_than_eight_deliveries() {
     let broker = Broker::start().await;
     let store = TempStore::new();

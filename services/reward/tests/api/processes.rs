@@ -57,15 +57,6 @@ pub async fn create_allocate_consumer_with_ack_wait(broker: &Broker, ack_wait: D
         .unwrap();
 }
 
-/// Creates the SQLite file at `database_url` in WAL mode, so that replicas
-/// started together do not race to create it: two processes switching a new
-/// file to WAL at the same moment can fail to start (see the ignored test in
-/// `replicas.rs`).
-pub fn create_wal_store(database_url: &str) {
-    let mut conn = SqliteConnection::establish(database_url).unwrap();
-    diesel::sql_query("PRAGMA journal_mode = WAL").execute(&mut conn).unwrap();
-}
-
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]

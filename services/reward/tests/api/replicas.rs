@@ -8,8 +8,7 @@ use testkit::{Broker, TempStore};
 
 use crate::helpers::mission_achieved;
 use crate::processes::{
-    ALLOCATE, WITHIN, allocate_outcome, count, create_wal_store, metric_or_zero, reward_allocated_ids, reward_process,
-    rewards, serving,
+    ALLOCATE, WITHIN, allocate_outcome, count, metric_or_zero, reward_allocated_ids, reward_process, rewards, serving,
 };
 
 const BACKLOG: usize = 1_000;
@@ -19,7 +18,6 @@ async fn two_replicas_split_a_backlog_of_a_thousand_missions_and_allocate_each_r
     let broker = Broker::start().await;
     let store = TempStore::new();
     let database_url = store.sqlite_url("reward");
-    create_wal_store(&database_url);
 
     // The backlog is on the stream before either replica exists.
     for i in 0..BACKLOG {
@@ -67,9 +65,6 @@ async fn two_replicas_split_a_backlog_of_a_thousand_missions_and_allocate_each_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: two processes creating a new SQLite store at the same moment both switch it to WAL outside the \
-            migration lock and before busy_timeout is set (platform db.rs, Connector::connect and Database::connect); \
-            one or both exit with `cannot open the store: ... database is locked`"]
 async fn two_replicas_started_together_on_a_new_store_both_come_up() {
     let broker = Broker::start().await;
     for round in 0..10 {
