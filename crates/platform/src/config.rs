@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::consumer::ConsumerConfig;
+
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {name}={value:?}: {reason}")]
@@ -83,6 +85,8 @@ pub struct ServiceConfig {
     pub shutdown_grace: Duration,
     /// Where Prometheus scrapes `/metrics` (`METRICS_ADDR`); none when unset.
     pub metrics_addr: Option<SocketAddr>,
+    /// How the service's event consumers retry and give up (`CONSUMER_*`).
+    pub consumer: ConsumerConfig,
 }
 
 impl ServiceConfig {
@@ -94,6 +98,7 @@ impl ServiceConfig {
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             shutdown_grace: Duration::from_secs(20),
             metrics_addr: None,
+            consumer: ConsumerConfig::default(),
         }
     }
 
@@ -109,6 +114,17 @@ impl ServiceConfig {
             nats_url: env_or("NATS_URL", defaults.nats_url)?,
             shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
             metrics_addr: env_optional("METRICS_ADDR")?,
+            consumer: ConsumerConfig {
+                ack_wait: env_millis("CONSUMER_ACK_WAIT_MS", defaults.consumer.ack_wait)?,
+                max_deliveries: env_or("CONSUMER_MAX_DELIVERIES", defaults.consumer.max_deliveries)?,
+                max_deliveries_not_yet: env_or(
+                    "CONSUMER_MAX_DELIVERIES_NOT_YET",
+                    defaults.consumer.max_deliveries_not_yet,
+                )?,
+                retry_base: env_millis("CONSUMER_RETRY_BASE_MS", defaults.consumer.retry_base)?,
+                retry_max: env_millis("CONSUMER_RETRY_MAX_MS", defaults.consumer.retry_max)?,
+                ..defaults.consumer
+            },
         })
     }
 }

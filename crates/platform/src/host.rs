@@ -25,7 +25,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServiceConfig;
-use crate::consumer::{Consumer, Policy};
+use crate::consumer::{Consumer, ConsumerConfig, Policy};
 use crate::db::{Database, DbError};
 use crate::events::StreamDef;
 use crate::outbox::{OutboxSignal, Relay, RelayConfig};
@@ -88,6 +88,7 @@ pub struct ServiceHost {
     background: CancellationToken,
     tasks: JoinSet<()>,
     grace: Duration,
+    consumer: ConsumerConfig,
 }
 
 impl ServiceHost {
@@ -120,6 +121,7 @@ impl ServiceHost {
             background,
             tasks,
             grace: config.shutdown_grace,
+            consumer: config.consumer.clone(),
         })
     }
 
@@ -162,7 +164,8 @@ impl ServiceHost {
 
     /// Runs `policy` on its durable consumer.
     pub fn spawn_policy<P: Policy>(&mut self, policy: P) {
-        let consumer = Consumer::new(policy, self.db.clone(), self.jetstream.clone(), self.outbox.clone());
+        let consumer = Consumer::new(policy, self.db.clone(), self.jetstream.clone(), self.outbox.clone())
+            .with_config(self.consumer.clone());
         self.tasks.spawn(consumer.run(self.background.clone()));
     }
 

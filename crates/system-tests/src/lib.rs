@@ -100,6 +100,7 @@ impl Mesh {
             nats_url: self.nats.url(),
             shutdown_grace: Duration::from_secs(3),
             metrics_addr: None,
+            consumer: platform::consumer::ConsumerConfig::default(),
         }
     }
 

@@ -335,6 +335,7 @@ pub fn service_config(broker: &Broker, database_url: String) -> platform::config
         nats_url: broker.url(),
         shutdown_grace: Duration::from_secs(2),
         metrics_addr: None,
+        consumer: platform::consumer::ConsumerConfig::default(),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use api::game::mission::v1::MissionAchieved;
 use api::game::reward::v1::{self as pb, reward_service_client::RewardServiceClient};
 use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use platform::config::ServiceConfig;
 use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
@@ -29,9 +30,15 @@ impl Deref for TestApp {
 
 /// The service on a fresh SQLite file, or on `database_url` when given.
 pub async fn spawn_app(database_url: Option<String>) -> TestApp {
+    spawn_app_with(database_url, |_| {}).await
+}
+
+/// The service as [`spawn_app`] starts it, with its configuration tuned first.
+pub async fn spawn_app_with(database_url: Option<String>, tune: impl FnOnce(&mut ServiceConfig)) -> TestApp {
     let broker = Broker::start().await;
     let store = TempStore::new();
-    let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("reward")));
+    let mut config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("reward")));
+    tune(&mut config);
     let service = Running::serve(reward::build(config).await.expect("reward service starts"));
     let client = RewardServiceClient::connect(service.url()).await.expect("connects");
     TestApp { broker, client, _service: service, _store: store }

@@ -11,7 +11,7 @@ use platform::events::{DEAD_LETTER_STREAM, Event as _, MISSION_STREAM, WALLET_ST
 use prost::Message as _;
 use tonic::Code;
 
-use crate::helpers::{TestApp, mission_achieved, reward_id_for, reward_issued, spawn_app};
+use crate::helpers::{TestApp, mission_achieved, reward_id_for, reward_issued, spawn_app, spawn_app_with};
 
 /// Bytes that are no protobuf message: field 1 with wire type 7, which does not exist.
 const GARBAGE: &[u8] = b"\x0fnot a protobuf message";
@@ -94,7 +94,8 @@ async fn an_undecodable_event_and_one_promising_no_points_are_dead_lettered_whil
 
 #[tokio::test]
 async fn an_event_that_keeps_failing_is_dead_lettered_after_its_bounded_deliveries_while_the_next_ones_apply() {
-    let app = spawn_app(None).await;
+    // In production an event waiting for another gets about five minutes; here eight deliveries.
+    let app = spawn_app_with(None, |config| config.consumer.max_deliveries_not_yet = 8).await;
     // RewardIssued for a reward this context never allocated: not yet
     // applicable, on every delivery.
     let never_allocated = mission_achieved("player-stuck", 100);
