@@ -1,5 +1,6 @@
 //! The platform every service of the game rewards mesh stands on.
 //!
+//! - [`auth`]: bearer JWTs verified against a JWKS: who is calling.
 //! - [`config`]: typed configuration from defaults and the environment.
 //! - [`telemetry`]: structured logs (readable locally, JSON in production).
 //! - [`db`]: the service's own diesel store, SQLite or PostgreSQL.
@@ -15,6 +16,7 @@
 //! - [`metrics`]: Prometheus metrics of the process, served on `/metrics`.
 //! - [`failpoint`]: named crash points for tests that kill a process mid-step.
 
+pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod db;

@@ -1,0 +1,359 @@
+//! Who is calling: bearer JWTs verified against the keys of a JWKS.
+//!
+//! Only RS256 and ES256 are accepted, and only with a key of the matching
+//! type named by the token's `kid`: `alg: none`, HMAC tokens (the
+//! "HS256 signed with the public key" confusion) and unknown keys are refused
+//! before any signature is checked. Issuer, audience, expiry and not-before
+//! are checked with a small clock skew. The JWKS comes from a file (local
+//! runs, a mounted Secret) or a URL (production), and is read again
+//! periodically and whenever a token names a key not seen yet, so a key
+//! rotation needs no restart.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+use crate::config::{ConfigError, env_millis, env_optional};
+
+/// Where the verification keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS document on disk (`JWKS_FILE`).
+    File(PathBuf),
+    /// A JWKS endpoint (`JWKS_URL`), plain HTTP inside a cluster or HTTPS.
+    Url(String),
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub jwks: JwksSource,
+    /// The only accepted `iss` (`JWT_ISSUER`).
+    pub issuer: String,
+    /// The `aud` a token must name (`JWT_AUDIENCE`).
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf` (`JWT_LEEWAY_MS`).
+    pub leeway: Duration,
+    /// The JWKS is read again this often (`JWKS_REFRESH_MS`).
+    pub refresh: Duration,
+}
+
+impl AuthConfig {
+    /// The configuration from `JWKS_FILE` or `JWKS_URL`, `JWT_ISSUER`,
+    /// `JWT_AUDIENCE`; `None` when neither JWKS variable is set (no
+    /// authentication: local development and tests only).
+    ///
+    /// # Errors
+    /// When the variables are incomplete or unusable.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        let file: Option<PathBuf> = env_optional("JWKS_FILE")?;
+        let url: Option<String> = env_optional("JWKS_URL")?;
+        let jwks = match (file, url) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(url)) => {
+                return Err(ConfigError::new("JWKS_URL", url, "set JWKS_FILE or JWKS_URL, not both"));
+            }
+            (Some(file), None) => JwksSource::File(file),
+            (None, Some(url)) => JwksSource::Url(url),
+        };
+        let issuer: Option<String> = env_optional("JWT_ISSUER")?;
+        let audience: Option<String> = env_optional("JWT_AUDIENCE")?;
+        Ok(Some(Self {
+            jwks,
+            issuer: issuer.ok_or_else(|| ConfigError::new("JWT_ISSUER", "", "required with a JWKS"))?,
+            audience: audience.ok_or_else(|| ConfigError::new("JWT_AUDIENCE", "", "required with a JWKS"))?,
+            leeway: env_millis("JWT_LEEWAY_MS", Duration::from_secs(30))?,
+            refresh: env_millis("JWKS_REFRESH_MS", Duration::from_secs(300))?,
+        }))
+    }
+}
+
+/// What a caller may do beyond its own data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads and exchanges its own missions, wallet and page.
+    Player,
+    /// Reads everyone's data, settlements and dead letters.
+    Operator,
+    /// Another service of the mesh acting on its own (e.g. the wallet's re-driver).
+    Service,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`: a customer id for players, a service name for services.
+    pub subject: String,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    /// Whether the caller has `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Why a token was refused. Messages are shown to the caller: they say what
+/// is wrong, never which keys exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send `authorization: Bearer <JWT>`")]
+    Missing,
+    #[error("malformed bearer token")]
+    Malformed,
+    #[error("token algorithm {0} is not accepted (RS256 or ES256 only)")]
+    Algorithm(String),
+    #[error("token has no key id (kid)")]
+    NoKeyId,
+    #[error("token signed with an unknown key")]
+    UnknownKey,
+    #[error("token signature is invalid")]
+    Signature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token issuer is not trusted")]
+    Issuer,
+    #[error("token audience is wrong")]
+    Audience,
+    #[error("token is invalid: {0}")]
+    Invalid(String),
+    #[error("verification keys unavailable: {0}")]
+    Keys(String),
+}
+
+impl From<AuthError> for tonic::Status {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Keys(_) => tonic::Status::unavailable("cannot verify tokens right now; try again later"),
+            other => tonic::Status::unauthenticated(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// One verification key.
+#[derive(Clone)]
+struct Key {
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key").field("algorithm", &self.algorithm).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Keys {
+    by_kid: HashMap<String, Key>,
+    fetched_at: Instant,
+}
+
+/// Verifies bearer tokens; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    config: Arc<AuthConfig>,
+    keys: Arc<RwLock<Keys>>,
+}
+
+/// An unknown `kid` triggers at most one JWKS read per this interval, so a
+/// flood of forged tokens cannot hammer the key endpoint.
+const MIN_REFETCH: Duration = Duration::from_secs(10);
+
+impl Verifier {
+    /// Reads the JWKS once.
+    ///
+    /// # Errors
+    /// When the JWKS cannot be read or holds no usable key.
+    pub async fn load(config: AuthConfig) -> Result<Self, AuthError> {
+        let by_kid = fetch_keys(&config.jwks).await?;
+        Ok(Self { config: Arc::new(config), keys: Arc::new(RwLock::new(Keys { by_kid, fetched_at: Instant::now() })) })
+    }
+
+    /// Verifies `token` (the part after `Bearer `).
+    ///
+    /// # Errors
+    /// See [`AuthError`].
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        // A header the library cannot read may still name an algorithm it
+        // does not know (`none`): say so rather than "malformed".
+        let header = jsonwebtoken::decode_header(token).map_err(|_| match algorithm_name(token) {
+            Some(alg) => AuthError::Algorithm(alg),
+            None => AuthError::Malformed,
+        })?;
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let kid = header.kid.ok_or(AuthError::NoKeyId)?;
+        let key = self.key(&kid).await?;
+        // The key decides the algorithm, never the token: an RSA key only
+        // verifies RS256, an EC key only ES256.
+        if key.algorithm != header.alg {
+            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let mut validation = Validation::new(key.algorithm);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.leeway = self.config.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidIssuer => AuthError::Issuer,
+                ErrorKind::InvalidAudience => AuthError::Audience,
+                ErrorKind::InvalidSignature => AuthError::Signature,
+                ErrorKind::MissingRequiredClaim(claim) => AuthError::Invalid(format!("missing claim {claim}")),
+                _ => AuthError::Invalid(e.to_string()),
+            }
+        })?;
+        if data.claims.sub.is_empty() {
+            return Err(AuthError::Invalid("empty subject".into()));
+        }
+        let roles = data
+            .claims
+            .roles
+            .iter()
+            .filter_map(|r| match r.as_str() {
+                "player" => Some(Role::Player),
+                "operator" => Some(Role::Operator),
+                "service" => Some(Role::Service),
+                _ => None,
+            })
+            .collect();
+        Ok(Caller { subject: data.claims.sub, roles })
+    }
+
+    /// The key named `kid`, reading the JWKS again when it is unknown or stale.
+    async fn key(&self, kid: &str) -> Result<Key, AuthError> {
+        {
+            let keys = self.keys.read().await;
+            let fresh = keys.fetched_at.elapsed() < self.config.refresh;
+            match keys.by_kid.get(kid) {
+                Some(key) if fresh => return Ok(key.clone()),
+                None if keys.fetched_at.elapsed() < MIN_REFETCH => return Err(AuthError::UnknownKey),
+                _ => {}
+            }
+        }
+        let mut keys = self.keys.write().await;
+        if keys.fetched_at.elapsed() >= MIN_REFETCH || !keys.by_kid.contains_key(kid) {
+            match fetch_keys(&self.config.jwks).await {
+                Ok(by_kid) => {
+                    tracing::info!(keys = by_kid.len(), "verification keys read");
+                    *keys = Keys { by_kid, fetched_at: Instant::now() };
+                }
+                // Keep verifying with the keys we have; rotation retries later.
+                Err(error) => {
+                    tracing::warn!(%error, "verification keys could not be read again");
+                    keys.fetched_at = Instant::now();
+                }
+            }
+        }
+        keys.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKey)
+    }
+}
+
+/// The `alg` a token's header names, for the error message, even when the
+/// library does not know it (e.g. `none`).
+fn algorithm_name(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|v| v.get("alg").and_then(|a| a.as_str()).map(str::to_owned))
+}
+
+async fn fetch_keys(source: &JwksSource) -> Result<HashMap<String, Key>, AuthError> {
+    let text = match source {
+        JwksSource::File(path) => tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| AuthError::Keys(format!("cannot read {}: {e}", path.display())))?,
+        JwksSource::Url(url) => fetch_url(url).await?,
+    };
+    parse_jwks(&text)
+}
+
+/// Parses a JWKS into usable keys: RSA keys for RS256, P-256 keys for ES256.
+/// Keys of other types, or whose declared `alg` disagrees, are skipped.
+fn parse_jwks(text: &str) -> Result<HashMap<String, Key>, AuthError> {
+    let set: JwkSet = serde_json::from_str(text).map_err(|e| AuthError::Keys(format!("not a JWKS: {e}")))?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        let algorithm = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+            _ => continue,
+        };
+        if let Some(declared) = jwk.common.key_algorithm
+            && format!("{declared:?}") != format!("{algorithm:?}")
+        {
+            continue;
+        }
+        if let Ok(decoding) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid, Key { algorithm, decoding });
+        }
+    }
+    if keys.is_empty() {
+        return Err(AuthError::Keys("the JWKS holds no RS256 or ES256 key with a kid".into()));
+    }
+    Ok(keys)
+}
+
+/// GETs a JWKS over plain HTTP (a cluster-internal endpoint or a sidecar).
+async fn fetch_url(url: &str) -> Result<String, AuthError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fail = |why: String| AuthError::Keys(format!("{url}: {why}"));
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        fail("only http:// is fetched directly; serve https JWKS through the mesh or mount it as JWKS_FILE".into())
+    })?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let host_port = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(&host_port).await.map_err(|e| fail(e.to_string()))?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.map_err(|e| fail(e.to_string()))?;
+        let mut response = Vec::new();
+        stream.take(1 << 20).read_to_end(&mut response).await.map_err(|e| fail(e.to_string()))?;
+        let response = String::from_utf8(response).map_err(|_| fail("the answer is not UTF-8".into()))?;
+        let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| fail("no HTTP body".into()))?;
+        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+            return Err(fail(head.lines().next().unwrap_or_default().to_owned()));
+        }
+        Ok(body.to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch).await.map_err(|_| fail("timed out".into()))?
+}
+
+/// The token of an `authorization: Bearer …` value.
+///
+/// # Errors
+/// [`AuthError::Missing`] when absent, [`AuthError::Malformed`] when not a bearer token.
+pub fn bearer(value: Option<&str>) -> Result<&str, AuthError> {
+    let value = value.ok_or(AuthError::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token.trim())
+}

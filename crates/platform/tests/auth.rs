@@ -1,0 +1,147 @@
+//! Bearer tokens: what is accepted and every attack that must not be.
+
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use platform::auth::{AuthConfig, AuthError, JwksSource, Role, Verifier, bearer};
+use serde_json::json;
+
+const ISSUER: &str = "https://auth.game-rewards.test";
+const AUDIENCE: &str = "game-rewards";
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn now() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+}
+
+async fn verifier() -> Verifier {
+    Verifier::load(AuthConfig {
+        jwks: JwksSource::File(fixture("jwks.json")),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        leeway: Duration::from_secs(30),
+        refresh: Duration::from_secs(300),
+    })
+    .await
+    .unwrap()
+}
+
+fn claims() -> serde_json::Value {
+    json!({ "sub": "player-1", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 300, "nbf": now() - 5, "roles": ["player"] })
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, key: &str, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    let pem = std::fs::read(fixture(key)).unwrap();
+    let key = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).unwrap(),
+        _ => unreachable!("tests sign with RS256 or ES256 only"),
+    };
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+fn unsigned(header: serde_json::Value, claims: &serde_json::Value, signature: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let body = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    format!("{body}.{}", b64(signature))
+}
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_from_the_jwks_are_accepted_with_their_subject_and_roles() {
+    let verifier = verifier().await;
+    for (alg, kid, key) in [(Algorithm::RS256, "test-rsa", "rsa.pem"), (Algorithm::ES256, "test-ec", "ec.pem")] {
+        let mut claims = claims();
+        claims["roles"] = json!(["player", "operator", "unknown-role"]);
+        let caller = verifier.verify(&sign(alg, Some(kid), key, &claims)).await.unwrap();
+        assert_eq!(caller.subject, "player-1");
+        assert!(caller.has(Role::Player) && caller.has(Role::Operator) && !caller.has(Role::Service));
+    }
+}
+
+#[tokio::test]
+async fn expired_not_yet_valid_foreign_and_misdirected_tokens_are_refused() {
+    let verifier = verifier().await;
+    let cases = [
+        ("exp", json!(now() - 120), AuthError::Expired),
+        ("nbf", json!(now() + 120), AuthError::NotYetValid),
+        ("iss", json!("https://evil.example"), AuthError::Issuer),
+        ("aud", json!("another-api"), AuthError::Audience),
+    ];
+    for (claim, value, expected) in cases {
+        let mut claims = claims();
+        claims[claim] = value;
+        let token = sign(Algorithm::RS256, Some("test-rsa"), "rsa.pem", &claims);
+        assert_eq!(verifier.verify(&token).await, Err(expected), "{claim}");
+    }
+}
+
+#[tokio::test]
+async fn a_small_clock_skew_is_tolerated() {
+    let verifier = verifier().await;
+    let mut claims = claims();
+    claims["exp"] = json!(now() - 10);
+    claims["nbf"] = json!(now() + 10);
+    assert!(verifier.verify(&sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &claims)).await.is_ok());
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let token = unsigned(json!({ "alg": "none", "typ": "JWT", "kid": "test-rsa" }), &claims(), b"");
+    assert_eq!(verifier().await.verify(&token).await, Err(AuthError::Algorithm("none".into())));
+}
+
+#[tokio::test]
+async fn an_hmac_token_signed_with_the_public_key_is_refused() {
+    // The classic confusion: HS256 with the RSA public key as the secret.
+    let public = std::fs::read(fixture("rsa-public.pem")).unwrap();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("test-rsa".into());
+    let token = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(&public)).unwrap();
+    assert_eq!(verifier().await.verify(&token).await, Err(AuthError::Algorithm("HS256".into())));
+}
+
+#[tokio::test]
+async fn a_token_whose_algorithm_does_not_match_its_key_is_refused() {
+    // ES256 header naming the RSA key.
+    let token = sign(Algorithm::ES256, Some("test-rsa"), "ec.pem", &claims());
+    assert_eq!(verifier().await.verify(&token).await, Err(AuthError::Algorithm("ES256".into())));
+}
+
+#[tokio::test]
+async fn unknown_keys_missing_kids_and_forged_signatures_are_refused() {
+    let verifier = verifier().await;
+    let unknown = sign(Algorithm::RS256, Some("rotated-away"), "unlisted-rsa.pem", &claims());
+    assert_eq!(verifier.verify(&unknown).await, Err(AuthError::UnknownKey));
+    let no_kid = sign(Algorithm::RS256, None, "rsa.pem", &claims());
+    assert_eq!(verifier.verify(&no_kid).await, Err(AuthError::NoKeyId));
+    let forged = sign(Algorithm::RS256, Some("test-rsa"), "unlisted-rsa.pem", &claims());
+    assert_eq!(verifier.verify(&forged).await, Err(AuthError::Signature));
+    assert_eq!(verifier.verify("not.a.jwt").await, Err(AuthError::Malformed));
+    assert_eq!(verifier.verify("").await, Err(AuthError::Malformed));
+}
+
+#[tokio::test]
+async fn a_token_without_a_subject_is_refused() {
+    let mut claims = claims();
+    claims.as_object_mut().unwrap().remove("sub");
+    let token = sign(Algorithm::RS256, Some("test-rsa"), "rsa.pem", &claims);
+    assert!(matches!(verifier().await.verify(&token).await, Err(AuthError::Invalid(_))));
+}
+
+#[test]
+fn only_bearer_authorization_values_are_read() {
+    assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+    assert_eq!(bearer(Some("bearer  abc ")), Ok("abc"));
+    assert_eq!(bearer(None), Err(AuthError::Missing));
+    assert_eq!(bearer(Some("Basic dXNlcg==")), Err(AuthError::Malformed));
+    assert_eq!(bearer(Some("Bearer")), Err(AuthError::Malformed));
+}
