@@ -36,3 +36,13 @@ check-deploy:
     .tools/venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-deploy.txt
     .tools/venv/bin/python scripts/validate_manifests.py mesh --self-test
     .tools/venv/bin/python scripts/check_chart.py
+
+# The contracts: buf lint, and buf breaking against the last released set
+# (contracts/released.binpb). Golden event fixtures are checked by `just test`.
+contracts:
+    buf lint
+    buf breaking --against contracts/released.binpb
+
+# Records the current contracts as the released set `buf breaking` compares against.
+release-contracts:
+    buf build -o contracts/released.binpb

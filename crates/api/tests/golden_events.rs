@@ -1,0 +1,109 @@
+//! Golden fixtures: the bytes of every event message as an earlier build
+//! wrote them. Events live on the streams for a week and in dead letters for
+//! a month, so a new build must still read every one of them exactly.
+//! `UPDATE_GOLDEN=1 cargo test -p api --test golden_events` writes missing
+//! fixtures; an existing fixture is never rewritten by the test.
+
+#![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
+
+use std::path::PathBuf;
+
+use api::game::{gift, mission, reward, settlement, wallet};
+use prost::Message;
+
+fn at(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 123_000_000 })
+}
+
+fn check<M: Message + Default + PartialEq + std::fmt::Debug>(name: &str, expected: &M) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.binpb"));
+    if !path.exists() && std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+        std::fs::write(&path, expected.encode_to_vec()).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} is missing: UPDATE_GOLDEN=1 writes it", path.display()));
+    let decoded = M::decode(bytes.as_slice()).unwrap_or_else(|e| panic!("{name}: an old event no longer decodes: {e}"));
+    assert_eq!(&decoded, expected, "{name}: an old event reads differently");
+}
+
+#[test]
+fn every_event_written_by_an_earlier_build_still_reads_the_same() {
+    let mission_id = "2d6c0a57-6f3b-4d42-9c55-0b7d3f0a1e10".to_owned();
+    let customer_id = "player-42".to_owned();
+    check(
+        "mission.v1.MissionAchieved",
+        &mission::v1::MissionAchieved {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000001".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            mission_code: "FIRST_WIN".into(),
+            reward_points: 300,
+            achieved_at: at(1_764_000_000),
+        },
+    );
+    check(
+        "reward.v1.RewardAllocated",
+        &reward::v1::RewardAllocated {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000002".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000003".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            mission_code: "FIRST_WIN".into(),
+            points: 300,
+            allocated_at: at(1_764_000_001),
+        },
+    );
+    check(
+        "wallet.v1.RewardIssued",
+        &wallet::v1::RewardIssued {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000004".into(),
+            entry_id: "1b2c3d4e-0000-5000-8000-000000000005".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000003".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            points: 300,
+            issued_at: at(1_764_000_002),
+        },
+    );
+    check(
+        "wallet.v1.RewardExchanged",
+        &wallet::v1::RewardExchanged {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000006".into(),
+            entry_id: "1b2c3d4e-0000-5000-8000-000000000005".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000003".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            gift_order_id: "7c8d9e0f-0000-5000-8000-000000000007".into(),
+            product_sku: "AVATAR-FRAME".into(),
+            exchanged_at: at(1_764_000_003),
+        },
+    );
+    check(
+        "gift.v1.GiftExchanged",
+        &gift::v1::GiftExchanged {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000008".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000007".into(),
+            customer_id: customer_id.clone(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000003".into(),
+            mission_id: mission_id.clone(),
+            product_sku: "AVATAR-FRAME".into(),
+            points: 300,
+            vendor_cost: 150,
+            currency: "EUR".into(),
+            placed_at: at(1_764_000_004),
+        },
+    );
+    check(
+        "settlement.v1.SettlementRecorded",
+        &settlement::v1::SettlementRecorded {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000009".into(),
+            settlement_id: "3e4f5a6b-0000-5000-8000-000000000010".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000007".into(),
+            mission_id,
+            customer_id,
+            product_sku: "AVATAR-FRAME".into(),
+            amount: 150,
+            currency: "EUR".into(),
+            recorded_at: at(1_764_000_005),
+        },
+    );
+}
