@@ -20,7 +20,8 @@ fn check<M: Message + Default + PartialEq + std::fmt::Debug>(name: &str, expecte
     if !path.exists() && std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
         std::fs::write(&path, expected.encode_to_vec()).unwrap();
     }
-    let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} is missing: UPDATE_GOLDEN=1 writes it", path.display()));
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|_| panic!("{} is missing: UPDATE_GOLDEN=1 writes it", path.display()));
     let decoded = M::decode(bytes.as_slice()).unwrap_or_else(|e| panic!("{name}: an old event no longer decodes: {e}"));
     assert_eq!(&decoded, expected, "{name}: an old event reads differently");
 }
