@@ -1,12 +1,14 @@
 //! The edge gateway: the one entry point for players and tools.
 //!
-//! - [`upstream`]: which gRPC package is served where.
-//! - [`proxy`]: forwards every call to the service owning its package.
+//! - [`upstream`]: which gRPC package is served where, by which replicas.
+//! - [`proxy`]: forwards every call to a replica of the service owning its
+//!   package, balancing over the replicas that answer.
 //!
 //! Beside the proxy it serves gRPC reflection for every service (so
 //! `grpcurl -plaintext 127.0.0.1:8080 list` works with no proto files) and
-//! `grpc.health.v1`, whose entry per service tells what the gateway sees of
-//! that upstream.
+//! `grpc.health.v1`, whose entry per service is SERVING while at least one
+//! of its replicas is. Each upstream variable (`MISSION_URL`, …) may list
+//! several replicas, separated by commas.
 
 pub mod proxy;
 pub mod upstream;
@@ -15,14 +17,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use platform::config::{ConfigError, env_millis, env_or};
+use platform::config::{ConfigError, env_millis, env_optional, env_or};
 use platform::host::{add_reflection, server_builder};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
-use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_health::server::HealthReporter;
 
 use crate::upstream::{InvalidUpstream, Upstream};
@@ -30,7 +30,8 @@ use crate::upstream::{InvalidUpstream, Upstream};
 /// The default listen address: the one address players and tools use.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
-/// Where each service listens by default, and the variable that overrides it.
+/// Where each service listens by default, and the variable that overrides it
+/// (a URL, or several separated by commas for a replicated service).
 pub const UPSTREAMS: [(&str, &str, &str); 6] = [
     ("game.mission.v1.MissionService", "MISSION_URL", "http://127.0.0.1:50051"),
     ("game.reward.v1.RewardService", "REWARD_URL", "http://127.0.0.1:50052"),
@@ -45,10 +46,13 @@ pub const UPSTREAMS: [(&str, &str, &str); 6] = [
 pub struct GatewayConfig {
     /// Listen address (`GATEWAY_ADDR`).
     pub addr: SocketAddr,
-    /// (gRPC service, URL) of every upstream (`MISSION_URL`, `WALLET_URL`, …).
+    /// (gRPC service, URLs) of every upstream (`MISSION_URL`, `WALLET_URL`, …);
+    /// the URLs of a service's replicas are separated by commas.
     pub upstreams: Vec<(&'static str, String)>,
     /// How long a stopping gateway lets calls in flight finish (`SHUTDOWN_GRACE_MS`).
     pub shutdown_grace: Duration,
+    /// Where Prometheus scrapes `/metrics` (`METRICS_ADDR`); none when unset.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl GatewayConfig {
@@ -62,6 +66,7 @@ impl GatewayConfig {
             addr: DEFAULT_ADDR.parse().expect("DEFAULT_ADDR parses"),
             upstreams: UPSTREAMS.iter().map(|(service, _, url)| (*service, (*url).to_owned())).collect(),
             shutdown_grace: Duration::from_secs(20),
+            metrics_addr: None,
         }
     }
 
@@ -79,6 +84,7 @@ impl GatewayConfig {
             addr: env_or("GATEWAY_ADDR", defaults.addr)?,
             upstreams,
             shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+            metrics_addr: env_optional("METRICS_ADDR")?,
         })
     }
 }
@@ -102,21 +108,29 @@ pub enum GatewayError {
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     upstreams: Vec<Upstream>,
     grace: Duration,
 }
 
 impl App {
-    /// Binds the listener and prepares a lazy channel to every upstream.
+    /// Binds the listeners and prepares a lazy, balanced channel to every
+    /// upstream's replicas.
     ///
     /// # Errors
-    /// When an upstream URL is invalid or the address is taken.
+    /// When an upstream URL is invalid or an address is taken.
     pub async fn build(config: GatewayConfig) -> Result<Self, GatewayError> {
         let upstreams =
             config.upstreams.iter().map(|(service, url)| Upstream::new(service, url)).collect::<Result<Vec<_>, _>>()?;
         let listener =
             TcpListener::bind(config.addr).await.map_err(|source| GatewayError::Bind { addr: config.addr, source })?;
-        Ok(Self { listener, upstreams, grace: config.shutdown_grace })
+        let metrics = match config.metrics_addr {
+            Some(addr) => {
+                Some(platform::metrics::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?)
+            }
+            None => None,
+        };
+        Ok(Self { listener, metrics, upstreams, grace: config.shutdown_grace })
     }
 
     /// The port the gateway listens on.
@@ -129,7 +143,7 @@ impl App {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
-        let Self { listener, upstreams, grace } = self;
+        let Self { listener, metrics, upstreams, grace } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
         let mut routes = RoutesBuilder::default();
@@ -138,6 +152,11 @@ impl App {
         let router = routes.routes().into_axum_router().fallback_service(proxy::Proxy::new(upstreams.clone()));
 
         let watcher = tokio::spawn(watch_upstreams(reporter.clone(), upstreams));
+        let metrics_stop = platform::CancellationToken::new();
+        if let Some(listener) = metrics {
+            tokio::spawn(platform::metrics::serve(listener, metrics_stop.clone()));
+        }
+        let _metrics_stop = metrics_stop.drop_guard();
         let drained = platform::CancellationToken::new();
         let stop_serving = {
             let drained = drained.clone();
@@ -164,18 +183,17 @@ impl App {
     }
 }
 
-/// Mirrors each upstream's own health into the gateway's entry for it.
+/// Keeps each upstream's balance to the replicas that answer, and mirrors
+/// that into the gateway's health entry for the service: SERVING while at
+/// least one replica is.
 async fn watch_upstreams(reporter: HealthReporter, upstreams: Vec<Upstream>) {
     loop {
-        for upstream in &upstreams {
-            let mut client = HealthClient::new(upstream.channel.clone());
-            let mut request = tonic::Request::new(HealthCheckRequest { service: upstream.service.to_owned() });
-            request.set_timeout(Duration::from_secs(1));
-            let serving =
-                matches!(client.check(request).await.map(|r| r.into_inner().status()), Ok(WireStatus::Serving));
-            let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let rounds = upstreams.iter().map(|upstream| async {
+            let serving = upstream.replicas.refresh(std::time::Instant::now()).await;
+            let status = if serving > 0 { ServingStatus::Serving } else { ServingStatus::NotServing };
             reporter.set_service_status(upstream.service, status).await;
-        }
+        });
+        futures::future::join_all(rounds).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -1,13 +1,21 @@
 //! The routing proxy: a gRPC call is forwarded, headers, body, trailers and
-//! deadline untouched, to the service that owns its package. Streams pass
-//! through as they come.
+//! deadline untouched, to a replica of the service that owns its package.
+//! Streams pass through as they come.
+//!
+//! A call is retried once, on another replica, only when it provably never
+//! reached the first one: the connection was refused and the request body
+//! was never read. A call the upstream may have seen is never sent twice.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
+use axum::body::{Bytes, HttpBody};
 use futures::future::BoxFuture;
 use http::{Request, Response};
+use http_body::{Frame, SizeHint};
 use tonic::Status;
 use tonic::body::Body;
 use tower::{Service, ServiceExt as _};
@@ -48,17 +56,164 @@ impl Service<Request<axum::body::Body>> for Proxy {
             let status = Status::unimplemented(format!("no service behind the gateway serves {path}"));
             return Box::pin(async move { Ok(status.into_http()) });
         };
-        let service = upstream.service;
-        let channel = upstream.channel.clone();
-        Box::pin(async move {
-            let request = request.map(Body::new);
-            match channel.oneshot(request).await {
-                Ok(response) => Ok(response),
-                Err(error) => {
-                    tracing::warn!(service, %path, %error, "upstream unreachable");
-                    Ok(Status::unavailable(format!("{service} is unavailable; try again later")).into_http())
-                }
+        let upstream = upstream.clone();
+        Box::pin(async move { Ok(forward(&upstream, &path, request).await) })
+    }
+}
+
+async fn forward(upstream: &Upstream, path: &str, request: Request<axum::body::Body>) -> Response<Body> {
+    let service = upstream.service;
+    let (parts, body) = request.into_parts();
+    let unsent = UnsentBody::new(Body::new(body));
+    let mut first = Request::new(Body::new(SlotBody::from(unsent.clone())));
+    *first.method_mut() = parts.method.clone();
+    *first.uri_mut() = parts.uri.clone();
+    *first.version_mut() = parts.version;
+    *first.headers_mut() = parts.headers.clone();
+    *first.extensions_mut() = parts.extensions.clone();
+
+    let sent_at = Instant::now();
+    let error = match upstream.replicas.channel().oneshot(first).await {
+        Ok(response) => return response,
+        Err(error) => error,
+    };
+    let error = match retry_target(upstream, &error, &unsent, sent_at).await {
+        Some(body) => {
+            tracing::info!(service, %path, error = %chain(&error), "replica refused the connection; retrying once on another");
+            match upstream.replicas.channel().oneshot(Request::from_parts(parts, body)).await {
+                Ok(response) => return response,
+                Err(error) => error,
             }
-        })
+        }
+        None => error,
+    };
+    tracing::warn!(service, %path, error = %chain(&error), "upstream unreachable");
+    Status::unavailable(format!("{service} is unavailable; try again later")).into_http()
+}
+
+/// The body to send again when the failed call never reached its replica
+/// and another replica serves; `None` when the call must not be retried.
+async fn retry_target(
+    upstream: &Upstream,
+    error: &tonic::transport::Error,
+    unsent: &UnsentBody,
+    sent_at: Instant,
+) -> Option<Body> {
+    if upstream.replicas.len() < 2 || !never_sent(error) {
+        return None;
+    }
+    // The balance still holds the dead replica until a health round sees it
+    // gone: run one now (it is instant for a refused connection), so the
+    // retry goes to another replica.
+    if upstream.replicas.refresh(sent_at).await == 0 {
+        return None;
+    }
+    // The body is the proof: had any of it been read, the request was on
+    // its way, and it stays a failure.
+    unsent.take()
+}
+
+/// Whether the call failed before its request could leave the gateway: the
+/// replica refused the connection, so it cannot have seen the call.
+///
+/// The wallet's gift client classifies the same way; the rule belongs in
+/// the platform crate, shared by both.
+fn never_sent(error: &tonic::transport::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// The error with its causes, `transport error: tcp connect error: …`.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A request body handed over only when the upstream first reads it: until
+/// then the gateway can take it back and send it elsewhere.
+#[derive(Debug, Clone)]
+struct UnsentBody {
+    slot: Arc<Mutex<Option<Body>>>,
+}
+
+impl UnsentBody {
+    fn new(body: Body) -> Self {
+        Self { slot: Arc::new(Mutex::new(Some(body))) }
+    }
+
+    /// The body, if nothing of it was read.
+    fn take(&self) -> Option<Body> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// What the upstream reads: the body, taken out of its slot at the first read.
+#[derive(Debug)]
+struct SlotBody {
+    slot: Arc<Mutex<Option<Body>>>,
+    body: Option<Body>,
+}
+
+impl From<UnsentBody> for SlotBody {
+    fn from(unsent: UnsentBody) -> Self {
+        Self { slot: unsent.slot, body: None }
+    }
+}
+
+impl HttpBody for SlotBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        if this.body.is_none() {
+            this.body = this.slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+        // Taken back for a retry: this copy of the call is abandoned.
+        let Some(body) = this.body.as_mut() else { return Poll::Ready(None) };
+        loop {
+            match Pin::new(&mut *body).poll_frame(cx) {
+                // An empty DATA frame carries nothing, and an upstream counts
+                // them on the connection every call shares: h2 answers the
+                // 101st with GOAWAY ENHANCE_YOUR_CALM, failing every call in flight.
+                Poll::Ready(Some(Ok(frame))) if frame.data_ref().is_some_and(Bytes::is_empty) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Lets the last DATA frame carry END_STREAM, instead of an empty frame after it.
+    fn is_end_stream(&self) -> bool {
+        match &self.body {
+            Some(body) => body.is_end_stream(),
+            None => self.slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_none_or(Body::is_end_stream),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.body {
+            Some(body) => body.size_hint(),
+            None => self
+                .slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(Body::size_hint)
+                .unwrap_or_default(),
+        }
     }
 }
