@@ -20,6 +20,18 @@ demo *args:
     cargo build -p rewardsctl
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" demo {{args}}
 
+# The chaos test: the whole system with 2 replicas of reward, wallet and mypage,
+# 2,000 missions and 300 exchanges while random processes (and nats-server) are
+# SIGKILLed; then every invariant is checked. `just chaos --help` lists the options.
+chaos *args:
+    cargo build --workspace --bins
+    "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" chaos {{args}}
+
+# Dead letters: `just dead-letters list`, `just dead-letters redrive SEQUENCE`.
+dead-letters *args:
+    cargo build -p rewardsctl
+    "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" dead-letters {{args}}
+
 # Run every test: unit, integration (real nats-server, SQLite, PostgreSQL when reachable).
 test:
     cargo test --workspace --all-targets

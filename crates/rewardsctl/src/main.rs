@@ -1,25 +1,42 @@
-//! `rewardsctl`: run the whole mesh on one machine, and play the player's
-//! story against it.
+//! The `rewardsctl` binary: parses the command line and runs the command.
 //!
 //! - `rewardsctl up [--demo] [--replicas SERVICE=N,…]`: starts a nats-server
 //!   with JetStream and every service as its own supervised OS process, each
-//!   with its own SQLite file under `.run/`; waits until all are SERVING,
-//!   prints the endpoints; Ctrl-C stops everything cleanly.
+//!   service with its own SQLite file under `.run/`; waits until all are
+//!   SERVING, prints the endpoints; Ctrl-C stops everything cleanly.
 //! - `rewardsctl demo [--gateway URL]`: plays the story through the gateway.
-
-mod demo;
-mod supervisor;
-mod up;
+//! - `rewardsctl chaos [...]`: the chaos test (see [`rewardsctl::chaos`]).
+//! - `rewardsctl bench [NAME] [...]`: the benchmarks (see [`rewardsctl::bench`]).
+//! - `rewardsctl dead-letters list|redrive SEQ`: the events consumers gave up on.
 
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use rewardsctl::{bench, chaos, dead_letters, demo, up};
 
 const USAGE: &str = "\
 usage:
   rewardsctl up [--demo] [--replicas SERVICE=N,...] [--run-dir DIR]
       start nats-server and every service locally (supervised), wait until all
-      are SERVING; with --demo, play the player's story once they are
+      are SERVING; with --demo, play the player's story once they are.
+      --replicas reward=2,wallet=2 runs services (any but the gateway) as
+      several processes behind the gateway
   rewardsctl demo [--gateway URL]
-      play the player's story against a running system (default http://127.0.0.1:8080)";
+      play the player's story against a running system (default http://127.0.0.1:8080)
+  rewardsctl chaos [--missions N] [--exchanges M] [--kill-every SECS] [--seed S] [--run-dir DIR]
+      start the whole system (2 replicas of reward, wallet and mypage) in a fresh
+      directory, drive N AchieveMission calls (default 2000) and M exchanges
+      (default 300) through the gateway while killing a random process with
+      SIGKILL every SECS seconds (default 3) and nats-server at least once, wait
+      for quiescence and check that nothing was lost or applied twice
+  rewardsctl dead-letters list [--limit N] [--nats URL]
+  rewardsctl dead-letters redrive SEQUENCE [--nats URL]
+      list the events consumers gave up on (with the reason), or send one back
+      to its consumer under its own Event-Id (default NATS nats://127.0.0.1:14222)
+  rewardsctl bench [NAME [OPTIONS]]
+      run one benchmark, or all of them with their defaults:
+      drain [--events N]   drain a backlog of N MissionAchieved (default 10000)
+                           with 1, then 2 reward replicas";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,6 +50,12 @@ async fn main() -> ExitCode {
             Ok(options) => demo::run(&options).await,
             Err(error) => usage_error(&error),
         },
+        Some("chaos") => return run_chaos(&args[1..]).await,
+        Some("bench") => bench::run(&args[1..]).await,
+        Some("dead-letters") => match dead_letters::Command::parse(&args[1..]) {
+            Ok(command) => dead_letters::run(command).await,
+            Err(error) => usage_error(&error),
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -41,6 +64,28 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rewardsctl: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_chaos(args: &[String]) -> ExitCode {
+    let options = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+        .context("rewardsctl has no directory")
+        .and_then(|bin_dir| chaos::Options::parse(args, bin_dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
+    let report = match options {
+        Ok(options) => chaos::run(options).await,
+        Err(error) => Err(error),
+    };
+    match report {
+        Ok(report) => {
+            report.print();
+            if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
         Err(error) => {
             eprintln!("rewardsctl: {error:#}");
             ExitCode::FAILURE

@@ -1,13 +1,18 @@
 //! Keeps one OS process running: restarts it with back-off when it dies,
-//! logs every restart, and stops it with SIGTERM (then SIGKILL) on request.
+//! logs every restart, stops it with SIGTERM (then SIGKILL) on request, and
+//! kills it with SIGKILL when the chaos test says so.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use platform::CancellationToken;
 use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
 
 /// How to start one process.
 #[derive(Debug, Clone)]
@@ -19,12 +24,18 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     /// stdout and stderr go here, appended.
     pub log: PathBuf,
+    /// Whether restarts are announced on the runner's stderr too; they are
+    /// always written to the process's own log.
+    pub announce: bool,
 }
 
 /// How long a stopping process may drain before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// A process that ran this long is healthy again: its back-off resets.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// A process killed on purpose comes back after this, without back-off:
+/// the kill says nothing about its health.
+const RESTART_AFTER_KILL: Duration = Duration::from_millis(250);
 
 impl ProcessSpec {
     fn spawn(&self) -> anyhow::Result<Child> {
@@ -47,21 +58,82 @@ impl ProcessSpec {
             .spawn()
             .with_context(|| format!("cannot start {} ({})", self.name, self.program.display()))
     }
+
+    /// Tells what happened, in the process's log (with the time, as the
+    /// process's own lines have it) and, when announced, on stderr.
+    fn report(&self, message: &str) {
+        if self.announce {
+            eprintln!("[runner] {message}");
+        }
+        if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(&self.log) {
+            let _ = writeln!(log, "{} [runner] {message}", clock());
+        }
+    }
 }
 
-/// Runs `spec` until `stop` is cancelled, restarting it whenever it exits.
-pub async fn supervise(spec: ProcessSpec, stop: CancellationToken) {
+/// A supervised process, seen from outside: it can be killed, and tells how
+/// often it was started.
+#[derive(Debug, Clone)]
+pub struct ProcessHandle {
+    name: String,
+    kills: mpsc::UnboundedSender<oneshot::Sender<bool>>,
+    starts: Arc<AtomicU64>,
+}
+
+impl ProcessHandle {
+    /// The process's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Kills the process with SIGKILL, as a crash would; its supervisor
+    /// restarts it. Returns whether a running process was killed (not when
+    /// it was already down, waiting to restart).
+    pub async fn kill(&self) -> bool {
+        let (reply, killed) = oneshot::channel();
+        if self.kills.send(reply).is_err() {
+            return false;
+        }
+        killed.await.unwrap_or(false)
+    }
+
+    /// How many times the process was started (restarts + 1).
+    pub fn starts(&self) -> u64 {
+        self.starts.load(Ordering::SeqCst)
+    }
+}
+
+/// Prepares the supervision of `spec`: the handle, and the future that runs
+/// it until `stop` is cancelled, restarting it whenever it exits.
+pub fn supervised(
+    spec: ProcessSpec,
+    stop: CancellationToken,
+) -> (ProcessHandle, impl Future<Output = ()> + Send + 'static) {
+    let (kills, requests) = mpsc::unbounded_channel();
+    let starts = Arc::new(AtomicU64::new(0));
+    let handle = ProcessHandle { name: spec.name.clone(), kills, starts: Arc::clone(&starts) };
+    (handle, supervise(spec, stop, requests, starts))
+}
+
+async fn supervise(
+    spec: ProcessSpec,
+    stop: CancellationToken,
+    mut kills: mpsc::UnboundedReceiver<oneshot::Sender<bool>>,
+    starts: Arc<AtomicU64>,
+) {
     let mut failures = 0u32;
     loop {
         let started = Instant::now();
         let mut child = match spec.spawn() {
             Ok(child) => child,
             Err(error) => {
+                spec.report(&format!("{error:#}"));
                 eprintln!("[runner] {error:#}");
                 return;
             }
         };
-        tokio::select! {
+        starts.fetch_add(1, Ordering::SeqCst);
+        let delay = tokio::select! {
             status = child.wait() => {
                 if stop.is_cancelled() {
                     return;
@@ -72,23 +144,44 @@ pub async fn supervise(spec: ProcessSpec, stop: CancellationToken) {
                 failures = failures.saturating_add(1);
                 let delay = platform::backoff(failures, Duration::from_millis(500), Duration::from_secs(30));
                 let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                eprintln!(
-                    "[runner] {} exited ({status}); restart #{failures} in {:.1}s (log: {})",
+                spec.report(&format!(
+                    "{} exited ({status}); restart #{failures} in {:.1}s (log: {})",
                     spec.name,
                     delay.as_secs_f64(),
                     spec.log.display()
-                );
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = stop.cancelled() => return,
-                }
+                ));
+                delay
+            }
+            Some(reply) = kills.recv() => {
+                let killed = child.start_kill().is_ok();
+                let _ = child.wait().await;
+                spec.report(&format!("{} killed with SIGKILL on request; restarting", spec.name));
+                let _ = reply.send(killed);
+                RESTART_AFTER_KILL
             }
             () = stop.cancelled() => {
                 terminate(&spec.name, &mut child).await;
                 return;
             }
+        };
+        let resume = tokio::time::sleep(delay);
+        tokio::pin!(resume);
+        loop {
+            tokio::select! {
+                () = &mut resume => break,
+                // Nothing runs to be killed while it waits to restart.
+                Some(reply) = kills.recv() => { let _ = reply.send(false); }
+                () = stop.cancelled() => return,
+            }
         }
     }
+}
+
+/// The UTC time of day, `HH:MM:SS.mmmZ`.
+fn clock() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (secs, millis) = (now.as_secs() % 86_400, now.subsec_millis());
+    format!("{:02}:{:02}:{:02}.{millis:03}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 /// SIGTERM, then SIGKILL if the process does not drain within the grace period.

@@ -1,0 +1,382 @@
+//! `rewardsctl chaos`: the proof that nothing is lost and nothing applied
+//! twice while processes crash.
+//!
+//! It starts the whole system in a fresh directory with 2 replicas of
+//! reward, wallet and mypage, drives missions and exchanges from concurrent
+//! clients through the gateway, and meanwhile SIGKILLs a random process
+//! (any service replica, the gateway, nats-server at least once) every few
+//! seconds, letting the supervisors restart them. Then it stops the load,
+//! waits for quiescence and checks the invariants from the stores and the
+//! APIs (see [`invariants`]), while a sampler has watched that no status
+//! ever went backwards.
+//!
+//! - [`clients`]: the gateway's clients and the retry rule.
+//! - [`load`]: the players' calls, and what the system confirmed to them.
+//! - [`killer`]: the random SIGKILLs.
+//! - [`sampler`]: the witness of forward-only statuses.
+//! - [`quiescence`]: when nothing is in flight any more.
+//! - [`invariants`]: the checks.
+
+pub mod clients;
+pub mod invariants;
+pub mod killer;
+pub mod load;
+pub mod quiescence;
+pub mod sampler;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use platform::CancellationToken;
+
+use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
+use crate::stores::Stores;
+
+/// Options of a chaos run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// AchieveMission calls to drive (players × the 5 missions of the catalogue).
+    pub missions: usize,
+    /// Exchanges to drive.
+    pub exchanges: usize,
+    /// A random process is killed this often.
+    pub kill_every: Duration,
+    /// Seeds the choice of victims (timings still vary from run to run).
+    pub seed: u64,
+    /// A fresh directory for the stores, logs and the broker's store.
+    pub run_dir: PathBuf,
+    /// Where the service binaries are.
+    pub bin_dir: PathBuf,
+    /// The nats-server binary; looked up when `None`.
+    pub nats_server: Option<PathBuf>,
+    /// Players calling at the same time (half as many exchange on the side).
+    pub concurrency: usize,
+    /// When given, the missions are spread over at least this long, so that
+    /// a short run still outlasts several kills.
+    pub spread: Option<Duration>,
+    /// How long the system may take to become quiet after the load.
+    pub settle_within: Duration,
+    /// Whether kills and progress are printed as they happen.
+    pub progress: bool,
+}
+
+impl Options {
+    /// The defaults of `rewardsctl chaos`, with binaries from `bin_dir` and
+    /// a run directory `.run/chaos-<UTC time>`.
+    pub fn new(bin_dir: PathBuf) -> Self {
+        Self {
+            missions: 2000,
+            exchanges: 300,
+            kill_every: Duration::from_secs(3),
+            seed: rand::random(),
+            run_dir: PathBuf::from(".run").join(format!("chaos-{}", utc_stamp(SystemTime::now()))),
+            bin_dir,
+            nats_server: None,
+            concurrency: 16,
+            spread: None,
+            settle_within: Duration::from_secs(180),
+            progress: true,
+        }
+    }
+
+    /// Parses the arguments after `chaos`.
+    ///
+    /// # Errors
+    /// On an unknown or incomplete argument.
+    pub fn parse(args: &[String], bin_dir: PathBuf) -> Result<Self, String> {
+        let mut options = Self::new(bin_dir);
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |what: &str| args.next().cloned().ok_or(format!("{arg} needs {what}"));
+            let number = |text: String| text.parse::<u64>().map_err(|_| format!("{arg}: {text:?} is not a number"));
+            match arg.as_str() {
+                "--missions" => options.missions = usize::try_from(number(value("a count")?)?).unwrap_or(usize::MAX),
+                "--exchanges" => {
+                    options.exchanges = usize::try_from(number(value("a count")?)?).unwrap_or(usize::MAX);
+                }
+                "--kill-every" => options.kill_every = Duration::from_secs(number(value("seconds")?)?.max(1)),
+                "--seed" => options.seed = number(value("a number")?)?,
+                "--run-dir" => options.run_dir = value("a directory")?.into(),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        load::Plan::new(options.missions, options.exchanges)?;
+        Ok(options)
+    }
+}
+
+/// What a chaos run did and found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub run_dir: PathBuf,
+    pub missions_driven: usize,
+    pub exchanges_driven: usize,
+    pub processes_killed: u64,
+    /// Times nats-server came back after a kill.
+    pub broker_restarts: u64,
+    /// How long the load ran, under the kills.
+    pub load_time: Duration,
+    /// From the end of the load until nothing was in flight; `None` when it
+    /// never became quiet.
+    pub time_to_quiescence: Option<Duration>,
+    /// Failed calls that were retried, by status code.
+    pub retried: BTreeMap<String, u64>,
+    /// Reads made by the sampler.
+    pub samples: u64,
+    /// Redelivered events the consumers' inboxes recognised and skipped, as
+    /// the processes alive at the end count them (a restart resets its count).
+    pub redeliveries_absorbed: u64,
+    pub duplicates: Vec<String>,
+    pub losses: Vec<String>,
+    /// Views disagreeing with their sources (APIs, my pages).
+    pub mismatches: Vec<String>,
+    /// Statuses seen going backwards.
+    pub regressions: Vec<String>,
+    /// Calls that failed for good, a system that never became quiet, dead letters.
+    pub failures: Vec<String>,
+    /// (seconds since the start, process) of every kill.
+    pub kills: Vec<(f64, String)>,
+}
+
+impl Report {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.duplicates.is_empty()
+            && self.losses.is_empty()
+            && self.mismatches.is_empty()
+            && self.regressions.is_empty()
+            && self.failures.is_empty()
+            && self.time_to_quiescence.is_some()
+    }
+
+    /// Prints the figures and every violation (the first few of each kind).
+    pub fn print(&self) {
+        let quiet = self.time_to_quiescence.map_or("never".to_owned(), |t| format!("{:.1}s", t.as_secs_f64()));
+        let retried: Vec<String> = self.retried.iter().map(|(code, n)| format!("{code} {n}")).collect();
+        println!("\n== Chaos run (seed {}) ==", self.seed);
+        println!("  missions driven        {}", self.missions_driven);
+        println!("  exchanges driven       {}", self.exchanges_driven);
+        println!("  processes killed       {} (SIGKILL)", self.processes_killed);
+        println!("  broker restarts        {}", self.broker_restarts);
+        println!("  load time              {:.1}s", self.load_time.as_secs_f64());
+        println!("  time to quiescence     {quiet}");
+        println!("  calls retried          {}", if retried.is_empty() { "none".into() } else { retried.join(", ") });
+        println!("  sampler reads          {}", self.samples);
+        println!(
+            "  redeliveries absorbed  {} (by the inboxes, as counted by the processes alive at the end)",
+            self.redeliveries_absorbed
+        );
+        println!("  duplicates found       {}", self.duplicates.len());
+        println!("  losses found           {}", self.losses.len());
+        println!("  view mismatches        {}", self.mismatches.len());
+        println!("  statuses backwards     {}", self.regressions.len());
+        println!("  failures               {}", self.failures.len());
+        for (kind, found) in [
+            ("duplicate", &self.duplicates),
+            ("loss", &self.losses),
+            ("mismatch", &self.mismatches),
+            ("backwards", &self.regressions),
+            ("failure", &self.failures),
+        ] {
+            for line in found.iter().take(10) {
+                println!("  ! {kind}: {line}");
+            }
+            if found.len() > 10 {
+                println!("  ! … and {} more of this kind", found.len() - 10);
+            }
+        }
+        println!("  logs and stores in {}", self.run_dir.display());
+        println!("{}", if self.passed() { "PASSED: nothing lost, nothing applied twice" } else { "FAILED" });
+    }
+}
+
+/// Runs the chaos test.
+///
+/// # Errors
+/// When the system cannot be started; violations are in the report.
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    let plan = load::Plan::new(options.missions, options.exchanges).map_err(anyhow::Error::msg)?;
+    let mut replicas = Replicas::default();
+    for service in ["reward", "wallet", "mypage"] {
+        replicas.set(service, 2).map_err(anyhow::Error::msg)?;
+    }
+    if options.run_dir.exists() && std::fs::read_dir(&options.run_dir)?.next().is_some() {
+        anyhow::bail!("{} is not empty: a chaos run needs a fresh directory", options.run_dir.display());
+    }
+    let env = [
+        ("*", "SHUTDOWN_GRACE_MS", "2000"),
+        // Exchanges left pending by a killed wallet are settled within seconds.
+        ("wallet", "EXCHANGE_REDRIVE_INTERVAL_MS", "500"),
+        ("wallet", "EXCHANGE_REDRIVE_AFTER_MS", "2000"),
+    ];
+    let config = MeshConfig {
+        run_dir: options.run_dir.clone(),
+        bin_dir: options.bin_dir.clone(),
+        nats_server: options.nats_server.clone(),
+        layout: Layout::free(&replicas)?,
+        env: env.iter().map(|(s, k, v)| ((*s).to_owned(), (*k).to_owned(), (*v).to_owned())).collect(),
+        announce: false,
+    };
+    let mut mesh = Mesh::new(config)?;
+    let say = |line: String| {
+        if options.progress {
+            println!("[chaos] {line}");
+        }
+    };
+    say(format!(
+        "starting the system in {} (seed {}): {} processes",
+        mesh.run_dir().display(),
+        options.seed,
+        mesh.layout().members.len() + 1
+    ));
+    mesh.start_nats().await?;
+    mesh.start_members(|_| true);
+    mesh.wait_until_serving(Duration::from_secs(120), options.progress).await?;
+    let stores = Stores::new(mesh.run_dir().join("data"));
+    let clients = clients::Clients::new(&mesh.layout().gateway_url())?;
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(mesh.layout().nats_url())
+        .await
+        .context("cannot connect to nats-server")?;
+    let js = async_nats::jetstream::new(nats);
+
+    say(format!(
+        "driving {} missions of {} players and {} exchanges; a random SIGKILL every {}s",
+        plan.missions.len(),
+        plan.players.len(),
+        plan.exchanges.len(),
+        options.kill_every.as_secs()
+    ));
+    let started = Instant::now();
+    let chaos = CancellationToken::new();
+    let watching = CancellationToken::new();
+    let sampled: Vec<String> = {
+        let mut players: Vec<String> = plan.exchanges.iter().map(|(p, _)| plan.players[*p].clone()).collect();
+        players.dedup();
+        let step = (players.len() / 6).max(1);
+        players.into_iter().step_by(step).take(6).collect()
+    };
+    let sampler = tokio::spawn(sampler::run(clients.clone(), sampled, watching.clone()));
+    let victims: Vec<_> = mesh.processes().cloned().collect();
+    let killer = tokio::spawn(killer::run(
+        victims.clone(),
+        options.kill_every,
+        options.seed,
+        started,
+        chaos.clone(),
+        options.progress,
+    ));
+
+    let driven = load::drive(&clients, &plan, options.concurrency, options.spread).await;
+    let load_time = started.elapsed();
+    chaos.cancel();
+    let mut kills = killer.await.unwrap_or_default();
+    if kills.broker == 0 {
+        killer::kill_broker(&victims, started, &mut kills, options.progress).await;
+    }
+    say(format!(
+        "load done in {:.1}s: {} missions and {} exchanges confirmed; waiting for every process to serve",
+        load_time.as_secs_f64(),
+        driven.missions.len(),
+        driven.exchanges.len()
+    ));
+
+    let mut report = Report {
+        seed: options.seed,
+        run_dir: mesh.run_dir().to_path_buf(),
+        missions_driven: driven.missions.len(),
+        exchanges_driven: driven.exchanges.len(),
+        processes_killed: kills.processes,
+        load_time,
+        kills: kills.log,
+        failures: driven.failures.clone(),
+        ..Report::default()
+    };
+    let settle_started = Instant::now();
+    if let Err(error) = mesh.wait_until_serving(Duration::from_secs(120), options.progress).await {
+        report.failures.push(format!("{error:#}"));
+    }
+    match quiescence::wait(&js, &stores, options.settle_within, options.progress).await {
+        Ok(_) => report.time_to_quiescence = Some(settle_started.elapsed()),
+        Err(error) => report.failures.push(format!("{error:#}")),
+    }
+    watching.cancel();
+    let samples = sampler.await.unwrap_or_default();
+    report.samples = samples.reads;
+    report.regressions = samples.regressions;
+    say("checking the invariants from the stores and through the APIs".into());
+
+    let snapshot = stores.snapshot().await?;
+    let api = invariants::read_api(&clients, &plan.players, &snapshot).await;
+    let findings = invariants::check(&driven, &plan.players, &snapshot, &api);
+    report.duplicates = findings.duplicates;
+    report.losses = findings.losses;
+    report.mismatches = findings.mismatches;
+    match invariants::dead_letters(&js).await {
+        Ok(letters) => report.losses.extend(letters),
+        Err(error) => report.failures.push(format!("the dead letters could not be read: {error:#}")),
+    }
+    report.retried = clients.retried();
+    report.redeliveries_absorbed = redeliveries_absorbed(&mesh).await;
+    report.broker_restarts = mesh.process(crate::mesh::NATS).map_or(0, |nats| nats.starts().saturating_sub(1));
+    mesh.stop().await;
+    Ok(report)
+}
+
+/// The deliveries every live process's consumers found already applied.
+async fn redeliveries_absorbed(mesh: &Mesh) -> u64 {
+    let mut total = 0.0;
+    for member in &mesh.layout().members {
+        if let Some(text) = crate::mesh::scrape(member).await {
+            total += crate::mesh::sum_metric(&text, "rewards_consumer_events_total", &["outcome=\"duplicate\""]);
+        }
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a count of events, never negative
+    let total = total as u64;
+    total
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, for directory names.
+pub fn utc_stamp(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or_default() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_times() {
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000");
+        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_603_593)), "20261125-104633");
+        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229-000000");
+    }
+
+    #[test]
+    fn options_parse_with_their_defaults() {
+        let args: Vec<String> = ["--missions", "300", "--exchanges", "40", "--seed", "7"].map(String::from).into();
+        let options = Options::parse(&args, PathBuf::from("bin")).unwrap();
+        assert_eq!((options.missions, options.exchanges, options.seed), (300, 40, 7));
+        assert_eq!(options.kill_every, Duration::from_secs(3));
+        assert!(options.run_dir.starts_with(".run"));
+        let unknown = Options::parse(&["--fast".to_owned()], PathBuf::from("bin")).unwrap_err();
+        assert_eq!(unknown, "unknown argument \"--fast\"");
+    }
+}

@@ -1,0 +1,106 @@
+//! The chaos test's clients: generated stubs pointed at the gateway, and
+//! the retry rule of a patient player.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use api::game::mission::v1::mission_service_client::MissionServiceClient;
+use api::game::mypage::v1::my_page_service_client::MyPageServiceClient;
+use api::game::reward::v1::reward_service_client::RewardServiceClient;
+use api::game::wallet::v1::wallet_service_client::WalletServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// How long one call may take before the client gives up on it and retries.
+const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Every client the test needs, over one lazily (re)connected channel to the
+/// gateway: when the gateway is killed, calls fail until it is back.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub missions: MissionServiceClient<Channel>,
+    pub rewards: RewardServiceClient<Channel>,
+    pub wallets: WalletServiceClient<Channel>,
+    pub pages: MyPageServiceClient<Channel>,
+    /// Failed calls that were retried, by status code.
+    retried: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl Clients {
+    /// Clients of the gateway at `url`.
+    ///
+    /// # Errors
+    /// When the URL is invalid.
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(CALL_DEADLINE)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self {
+            missions: MissionServiceClient::new(channel.clone()),
+            rewards: RewardServiceClient::new(channel.clone()),
+            wallets: WalletServiceClient::new(channel.clone()),
+            pages: MyPageServiceClient::new(channel),
+            retried: Arc::default(),
+        })
+    }
+
+    /// Counts a failure that will be retried.
+    pub fn retrying(&self, status: &Status) {
+        let mut retried = self.retried.lock().unwrap_or_else(PoisonError::into_inner);
+        *retried.entry(format!("{:?}", status.code())).or_default() += 1;
+    }
+
+    /// Failed calls that were retried, by status code.
+    pub fn retried(&self) -> BTreeMap<String, u64> {
+        self.retried.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Calls `call` until it succeeds, retrying failures a retry can fix
+    /// (see [`worth_retrying`]) with back-off until `deadline`.
+    ///
+    /// # Errors
+    /// The first failure a retry cannot fix, or the last one at the deadline.
+    pub async fn patiently<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(status) if worth_retrying(&status) && Instant::now() < deadline => {
+                    self.retrying(&status);
+                    tokio::time::sleep(pause(attempt)).await;
+                }
+                Err(status) => return Err(status),
+            }
+        }
+    }
+}
+
+/// The back-off before retry `attempt`: from about 50 ms up to 1 s.
+pub fn pause(attempt: u32) -> Duration {
+    platform::backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// Whether the failure may go away on a retry: the process or connection
+/// was lost (UNAVAILABLE, or what a connection cut mid-call surfaces as),
+/// a deadline passed, or the store was busy. A domain answer (NOT_FOUND,
+/// FAILED_PRECONDITION, INVALID_ARGUMENT, …) never does.
+pub fn worth_retrying(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Aborted
+            | Code::ResourceExhausted
+            | Code::Internal
+    )
+}

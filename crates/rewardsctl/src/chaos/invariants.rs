@@ -1,0 +1,618 @@
+//! The invariants, checked once the system is quiet, from the stores and
+//! through the APIs:
+//!
+//! - every achieved mission has exactly one reward, exactly one wallet entry,
+//!   and its reward id recorded (REWARDED);
+//! - every exchanged entry has exactly one gift order and exactly one
+//!   settlement, and every gift order and settlement belongs to one;
+//! - each reward's status follows its entry: EXCHANGED iff exchanged, else ISSUED;
+//! - every exchange confirmed to a player is EXCHANGED, and nothing else is;
+//! - the APIs answer what the stores hold, and every player's page matches
+//!   the sources (missions, reward statuses, entries with their gift orders);
+//! - nothing was dead-lettered.
+//!
+//! A finding is a duplicate (an effect applied twice, or one nobody asked
+//! for), a loss (an effect missing), or a mismatch (two views disagreeing).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use api::game::mission::v1 as mission;
+use api::game::mypage::v1 as mypage;
+use api::game::reward::v1 as reward;
+use api::game::wallet::v1 as wallet;
+use async_nats::jetstream;
+use futures::StreamExt as _;
+use platform::events::{DEAD_LETTER_CONSUMER_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_STREAM};
+use tonic::Code;
+
+use super::clients::Clients;
+use super::load::Driven;
+use crate::stores::{EntryRow, Snapshot};
+
+const REWARDED: i32 = mission::MissionStatus::Rewarded as i32;
+const ISSUED: i32 = reward::RewardStatus::Issued as i32;
+const REWARD_EXCHANGED: i32 = reward::RewardStatus::Exchanged as i32;
+const AVAILABLE: i32 = wallet::WalletEntryStatus::Available as i32;
+const EXCHANGED: i32 = wallet::WalletEntryStatus::Exchanged as i32;
+
+/// What the checks found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Effects applied twice, or applied though nobody asked.
+    pub duplicates: Vec<String>,
+    /// Effects missing.
+    pub losses: Vec<String>,
+    /// Two views of the same thing disagreeing.
+    pub mismatches: Vec<String>,
+}
+
+/// What the APIs answered, through the gateway, once the system was quiet.
+#[derive(Debug, Default)]
+pub struct Api {
+    pub missions: BTreeMap<String, Vec<mission::Mission>>,
+    pub wallets: BTreeMap<String, Vec<wallet::WalletEntry>>,
+    /// `None` when the page does not exist.
+    pub pages: BTreeMap<String, Option<mypage::MyPage>>,
+    /// `None` when the reward does not exist.
+    pub rewards: BTreeMap<String, Option<reward::Reward>>,
+    /// Reads that failed for good.
+    pub failures: Vec<String>,
+}
+
+/// Reads every player's missions, wallet and page, and every reward of the
+/// snapshot, through the gateway.
+pub async fn read_api(clients: &Clients, players: &[String], snapshot: &Snapshot) -> Api {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut api = Api::default();
+    let mut per_player = futures::stream::iter(players.iter().cloned())
+        .map(|player| async move {
+            let missions = clients
+                .patiently(deadline, || {
+                    let (mut c, customer_id) = (clients.missions.clone(), player.clone());
+                    async move { c.list_missions(mission::ListMissionsRequest { customer_id }).await }
+                })
+                .await
+                .map(|r| r.into_inner().missions);
+            let wallet = clients
+                .patiently(deadline, || {
+                    let (mut c, customer_id) = (clients.wallets.clone(), player.clone());
+                    async move { c.get_wallet(wallet::GetWalletRequest { customer_id }).await }
+                })
+                .await
+                .map(|r| r.into_inner().wallet.map(|w| w.entries).unwrap_or_default());
+            let page = clients
+                .patiently(deadline, || {
+                    let (mut c, customer_id) = (clients.pages.clone(), player.clone());
+                    async move { c.get_my_page(mypage::GetMyPageRequest { customer_id }).await }
+                })
+                .await
+                .map(|r| r.into_inner().my_page);
+            (player, missions, wallet, page)
+        })
+        .buffer_unordered(8);
+    while let Some((player, missions, wallet, page)) = per_player.next().await {
+        match missions {
+            Ok(missions) => drop(api.missions.insert(player.clone(), missions)),
+            Err(s) => api.failures.push(format!("ListMissions({player}): {:?} {}", s.code(), s.message())),
+        }
+        match wallet {
+            Ok(entries) => drop(api.wallets.insert(player.clone(), entries)),
+            Err(s) => api.failures.push(format!("GetWallet({player}): {:?} {}", s.code(), s.message())),
+        }
+        match page {
+            Ok(page) => drop(api.pages.insert(player, page)),
+            Err(s) if s.code() == Code::NotFound => drop(api.pages.insert(player, None)),
+            Err(s) => api.failures.push(format!("GetMyPage({player}): {:?} {}", s.code(), s.message())),
+        }
+    }
+    let mut rewards = futures::stream::iter(snapshot.rewards.iter().map(|r| r.reward_id.clone()))
+        .map(|reward_id| async move {
+            let answer = clients
+                .patiently(deadline, || {
+                    let (mut c, reward_id) = (clients.rewards.clone(), reward_id.clone());
+                    async move { c.get_reward(reward::GetRewardRequest { reward_id }).await }
+                })
+                .await;
+            (reward_id, answer)
+        })
+        .buffer_unordered(8);
+    while let Some((reward_id, answer)) = rewards.next().await {
+        match answer {
+            Ok(answer) => drop(api.rewards.insert(reward_id, answer.into_inner().reward)),
+            Err(s) if s.code() == Code::NotFound => drop(api.rewards.insert(reward_id, None)),
+            Err(s) => api.failures.push(format!("GetReward({reward_id}): {:?} {}", s.code(), s.message())),
+        }
+    }
+    api
+}
+
+/// The events some consumer gave up on, described.
+///
+/// # Errors
+/// When the dead-letter stream cannot be read.
+pub async fn dead_letters(js: &jetstream::Context) -> anyhow::Result<Vec<String>> {
+    let Ok(stream) = js.get_stream(DEAD_LETTER_STREAM.name).await else {
+        return Ok(Vec::new());
+    };
+    let count = stream.get_info().await?.state.messages;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let consumer: jetstream::consumer::PullConsumer =
+        stream.create_consumer(jetstream::consumer::pull::Config::default()).await?;
+    let mut batch = consumer.fetch().max_messages(50).expires(Duration::from_secs(1)).messages().await?;
+    let mut letters = vec![format!("{count} events were dead-lettered")];
+    while let Some(Ok(message)) = batch.next().await {
+        let header = |name: &str| {
+            message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned()).unwrap_or_default()
+        };
+        letters.push(format!(
+            "dead letter on {} from {}: {}",
+            message.subject,
+            header(DEAD_LETTER_CONSUMER_HEADER),
+            header(DEAD_LETTER_REASON_HEADER)
+        ));
+    }
+    Ok(letters)
+}
+
+/// Checks the invariants over what was driven, the stores and the APIs.
+pub fn check(driven: &Driven, players: &[String], snapshot: &Snapshot, api: &Api) -> Findings {
+    let mut f = Findings::default();
+    check_missions(driven, snapshot, &mut f);
+    let exchanged = check_entries(snapshot, &mut f);
+    check_exchanges(driven, snapshot, &exchanged, &mut f);
+    check_api(players, snapshot, api, &mut f);
+    check_pages(players, snapshot, api, &mut f);
+    f
+}
+
+fn group<T>(rows: &[T], key: impl Fn(&T) -> &str) -> BTreeMap<&str, Vec<&T>> {
+    let mut groups: BTreeMap<&str, Vec<&T>> = BTreeMap::new();
+    for row in rows {
+        groups.entry(key(row)).or_default().push(row);
+    }
+    groups
+}
+
+/// Missions, their one reward each, the reward id recorded on the mission.
+fn check_missions(driven: &Driven, s: &Snapshot, f: &mut Findings) {
+    let stored: BTreeMap<&str, &crate::stores::MissionRow> =
+        s.missions.iter().map(|m| (m.mission_id.as_str(), m)).collect();
+    for ((customer, code), mission_id) in &driven.missions {
+        if !stored.contains_key(mission_id.as_str()) {
+            f.losses.push(format!("mission {mission_id} ({customer}, {code}) was achieved but is not stored"));
+        }
+    }
+    let driven_ids: BTreeSet<&str> = driven.missions.values().map(String::as_str).collect();
+    for (key, copies) in group(&s.missions, |m| m.customer_id.as_str()) {
+        let mut codes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in copies {
+            *codes.entry(m.mission_code.as_str()).or_default() += 1;
+        }
+        for (code, n) in codes.into_iter().filter(|(_, n)| *n > 1) {
+            f.duplicates.push(format!("{key} achieved {code} {n} times"));
+        }
+    }
+    for m in s.missions.iter().filter(|m| !driven_ids.contains(m.mission_id.as_str())) {
+        f.duplicates.push(format!(
+            "mission {} ({}, {}) was never achieved by a player",
+            m.mission_id, m.customer_id, m.mission_code
+        ));
+    }
+    let rewards = group(&s.rewards, |r| r.mission_id.as_str());
+    for m in &s.missions {
+        match rewards.get(m.mission_id.as_str()).map(Vec::as_slice) {
+            None | Some([]) => f.losses.push(format!("mission {} has no reward", m.mission_id)),
+            Some([reward]) => {
+                if m.reward_id.as_deref() != Some(reward.reward_id.as_str()) {
+                    f.losses.push(format!(
+                        "mission {} records reward {:?}, not its reward {}",
+                        m.mission_id, m.reward_id, reward.reward_id
+                    ));
+                }
+                if m.status != REWARDED {
+                    f.losses.push(format!("mission {} is {}, not REWARDED", m.mission_id, mission_name(m.status)));
+                }
+                if reward.customer_id != m.customer_id {
+                    f.mismatches.push(format!(
+                        "reward {} is {}'s, its mission {}'s",
+                        reward.reward_id, reward.customer_id, m.customer_id
+                    ));
+                }
+            }
+            Some(many) => f.duplicates.push(format!("mission {} has {} rewards", m.mission_id, many.len())),
+        }
+    }
+    for r in s.rewards.iter().filter(|r| !stored.contains_key(r.mission_id.as_str())) {
+        f.duplicates.push(format!("reward {} belongs to no achieved mission ({})", r.reward_id, r.mission_id));
+    }
+}
+
+/// One entry per reward, entries agreeing with their rewards, no exchange
+/// left pending, reward statuses following the entries. Returns the
+/// exchanged entries by reward id.
+fn check_entries<'a>(s: &'a Snapshot, f: &mut Findings) -> BTreeMap<&'a str, &'a EntryRow> {
+    let entries = group(&s.entries, |e| e.reward_id.as_str());
+    let mut exchanged = BTreeMap::new();
+    for r in &s.rewards {
+        match entries.get(r.reward_id.as_str()).map(Vec::as_slice) {
+            None | Some([]) => f.losses.push(format!("reward {} never reached the wallet", r.reward_id)),
+            Some([entry]) => {
+                if entry.mission_id != r.mission_id || entry.customer_id != r.customer_id {
+                    f.mismatches.push(format!(
+                        "entry {} is for mission {} of {}, its reward {} for mission {} of {}",
+                        entry.entry_id, entry.mission_id, entry.customer_id, r.reward_id, r.mission_id, r.customer_id
+                    ));
+                }
+                let expected = match entry.status {
+                    EXCHANGED => {
+                        exchanged.insert(r.reward_id.as_str(), *entry);
+                        REWARD_EXCHANGED
+                    }
+                    AVAILABLE => ISSUED,
+                    other => {
+                        f.mismatches.push(format!(
+                            "entry {} is still {} after quiescence",
+                            entry.entry_id,
+                            entry_name(other)
+                        ));
+                        ISSUED
+                    }
+                };
+                if r.status != expected {
+                    f.mismatches.push(format!(
+                        "reward {} is {} while its entry {} is {}",
+                        r.reward_id,
+                        reward_name(r.status),
+                        entry.entry_id,
+                        entry_name(entry.status)
+                    ));
+                }
+            }
+            Some(many) => f.duplicates.push(format!("reward {} has {} wallet entries", r.reward_id, many.len())),
+        }
+    }
+    let rewards: BTreeSet<&str> = s.rewards.iter().map(|r| r.reward_id.as_str()).collect();
+    for e in s.entries.iter().filter(|e| !rewards.contains(e.reward_id.as_str())) {
+        f.duplicates.push(format!("entry {} holds reward {}, which does not exist", e.entry_id, e.reward_id));
+    }
+    for (mission_id, many) in group(&s.entries, |e| e.mission_id.as_str()).into_iter().filter(|(_, v)| v.len() > 1) {
+        f.duplicates.push(format!("mission {mission_id} has {} wallet entries", many.len()));
+    }
+    exchanged
+}
+
+/// Exchanges: as confirmed to the players, one gift order and one
+/// settlement each, and no order or settlement without one.
+fn check_exchanges(driven: &Driven, s: &Snapshot, exchanged: &BTreeMap<&str, &EntryRow>, f: &mut Findings) {
+    let entries: BTreeMap<&str, &EntryRow> = s.entries.iter().map(|e| (e.entry_id.as_str(), e)).collect();
+    for (entry_id, confirmed) in &driven.exchanges {
+        match entries.get(entry_id.as_str()) {
+            None => f.losses.push(format!("exchanged entry {entry_id} ({}) is not stored", confirmed.customer_id)),
+            Some(entry) if entry.status != EXCHANGED => f.losses.push(format!(
+                "entry {entry_id} ({}) was exchanged for {} but is {}",
+                confirmed.customer_id,
+                confirmed.product_sku,
+                entry_name(entry.status)
+            )),
+            Some(entry) => {
+                if let Some(order) = &confirmed.gift_order_id
+                    && entry.gift_order_id.as_ref() != Some(order)
+                {
+                    f.mismatches.push(format!(
+                        "entry {entry_id} was confirmed with gift order {order} but holds {:?}",
+                        entry.gift_order_id
+                    ));
+                }
+            }
+        }
+    }
+    for entry in exchanged.values().filter(|e| !driven.exchanges.contains_key(&e.entry_id)) {
+        f.duplicates.push(format!("entry {} is EXCHANGED but no player exchanged it", entry.entry_id));
+    }
+
+    let orders = group(&s.gift_orders, |o| o.reward_id.as_str());
+    for (reward_id, entry) in exchanged {
+        match orders.get(reward_id).map(Vec::as_slice) {
+            None | Some([]) => f.losses.push(format!("exchanged entry {} has no gift order", entry.entry_id)),
+            Some([order]) => {
+                if entry.gift_order_id.as_deref() != Some(order.order_id.as_str()) {
+                    f.mismatches.push(format!(
+                        "entry {} holds gift order {:?}, gift has {}",
+                        entry.entry_id, entry.gift_order_id, order.order_id
+                    ));
+                }
+            }
+            Some(many) => {
+                f.duplicates.push(format!("exchanged entry {} has {} gift orders", entry.entry_id, many.len()))
+            }
+        }
+    }
+    for order in s.gift_orders.iter().filter(|o| !exchanged.contains_key(o.reward_id.as_str())) {
+        f.duplicates
+            .push(format!("gift order {} (reward {}) belongs to no exchanged entry", order.order_id, order.reward_id));
+    }
+
+    let settlements = group(&s.settlements, |x| x.order_id.as_str());
+    for order in &s.gift_orders {
+        match settlements.get(order.order_id.as_str()).map(Vec::len) {
+            None | Some(0) => f.losses.push(format!("gift order {} has no settlement", order.order_id)),
+            Some(1) => {}
+            Some(n) => f.duplicates.push(format!("gift order {} has {n} settlements", order.order_id)),
+        }
+    }
+    let orders: BTreeSet<&str> = s.gift_orders.iter().map(|o| o.order_id.as_str()).collect();
+    for x in s.settlements.iter().filter(|x| !orders.contains(x.order_id.as_str())) {
+        f.duplicates.push(format!("settlement {} is for order {}, which does not exist", x.settlement_id, x.order_id));
+    }
+}
+
+/// The APIs answer what the stores hold.
+fn check_api(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
+    f.mismatches.extend(api.failures.iter().cloned());
+    let missions = group(&s.missions, |m| m.customer_id.as_str());
+    let entries = group(&s.entries, |e| e.customer_id.as_str());
+    for player in players {
+        if let Some(listed) = api.missions.get(player) {
+            let stored: BTreeMap<&str, (i32, String)> = missions
+                .get(player.as_str())
+                .into_iter()
+                .flatten()
+                .map(|m| (m.mission_id.as_str(), (m.status, m.reward_id.clone().unwrap_or_default())))
+                .collect();
+            let answered: BTreeMap<&str, (i32, String)> =
+                listed.iter().map(|m| (m.mission_id.as_str(), (m.status, m.reward_id.clone()))).collect();
+            if stored != answered {
+                f.mismatches.push(format!("ListMissions({player}) answers {answered:?}, the store holds {stored:?}"));
+            }
+        }
+        if let Some(listed) = api.wallets.get(player) {
+            let stored: BTreeMap<&str, (i32, String)> = entries
+                .get(player.as_str())
+                .into_iter()
+                .flatten()
+                .map(|e| (e.entry_id.as_str(), (e.status, e.gift_order_id.clone().unwrap_or_default())))
+                .collect();
+            let answered: BTreeMap<&str, (i32, String)> =
+                listed.iter().map(|e| (e.entry_id.as_str(), (e.status, e.gift_order_id.clone()))).collect();
+            if stored != answered {
+                f.mismatches.push(format!("GetWallet({player}) answers {answered:?}, the store holds {stored:?}"));
+            }
+        }
+    }
+    for r in &s.rewards {
+        match api.rewards.get(&r.reward_id) {
+            Some(Some(answered)) if answered.status == r.status && answered.mission_id == r.mission_id => {}
+            Some(Some(answered)) => f.mismatches.push(format!(
+                "GetReward({}) answers {} for mission {}, the store holds {} for mission {}",
+                r.reward_id,
+                reward_name(answered.status),
+                answered.mission_id,
+                reward_name(r.status),
+                r.mission_id
+            )),
+            Some(None) => f.mismatches.push(format!("GetReward({}) answers NOT_FOUND", r.reward_id)),
+            None => {}
+        }
+    }
+}
+
+/// Every player's page shows what the sources hold: its missions with their
+/// rewards and reward statuses, its entries with their gift orders.
+fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
+    let missions = group(&s.missions, |m| m.customer_id.as_str());
+    let entries = group(&s.entries, |e| e.customer_id.as_str());
+    let rewards: BTreeMap<&str, i32> = s.rewards.iter().map(|r| (r.reward_id.as_str(), r.status)).collect();
+    let stored_pages: BTreeSet<&str> = s.pages.iter().map(|p| p.customer_id.as_str()).collect();
+    for player in players {
+        let own_missions = missions.get(player.as_str()).cloned().unwrap_or_default();
+        let own_entries = entries.get(player.as_str()).cloned().unwrap_or_default();
+        if own_missions.is_empty() {
+            continue;
+        }
+        if !stored_pages.contains(player.as_str()) {
+            f.losses.push(format!("{player} has no my page in the store"));
+        }
+        let page = match api.pages.get(player) {
+            Some(Some(page)) => page,
+            Some(None) => {
+                f.losses.push(format!("GetMyPage({player}) answers NOT_FOUND"));
+                continue;
+            }
+            None => continue,
+        };
+        let mut lines: BTreeMap<&str, &mypage::MyPageMission> = BTreeMap::new();
+        for line in &page.missions {
+            if lines.insert(line.mission_id.as_str(), line).is_some() {
+                f.duplicates.push(format!("{player}'s page shows mission {} twice", line.mission_id));
+            }
+        }
+        for m in &own_missions {
+            let Some(line) = lines.remove(m.mission_id.as_str()) else {
+                f.losses.push(format!("{player}'s page lacks mission {}", m.mission_id));
+                continue;
+            };
+            let reward_id = m.reward_id.clone().unwrap_or_default();
+            let reward_status = rewards.get(reward_id.as_str()).copied().unwrap_or_default();
+            if line.mission_code != m.mission_code
+                || line.status != m.status
+                || line.reward_id != reward_id
+                || line.reward_status != reward_status
+            {
+                f.mismatches.push(format!(
+                    "{player}'s page shows mission {} as ({}, {}, reward {} {}), the sources as ({}, {}, reward {} {})",
+                    m.mission_id,
+                    line.mission_code,
+                    mission_name(line.status),
+                    line.reward_id,
+                    reward_name(line.reward_status),
+                    m.mission_code,
+                    mission_name(m.status),
+                    reward_id,
+                    reward_name(reward_status)
+                ));
+            }
+        }
+        for extra in lines.keys() {
+            f.duplicates.push(format!("{player}'s page shows mission {extra}, which the player never achieved"));
+        }
+
+        let mut shown: BTreeMap<&str, &mypage::MyPageWalletEntry> = BTreeMap::new();
+        for line in &page.wallet {
+            if shown.insert(line.entry_id.as_str(), line).is_some() {
+                f.duplicates.push(format!("{player}'s page shows entry {} twice", line.entry_id));
+            }
+        }
+        let mut available = 0;
+        for e in &own_entries {
+            if e.status == AVAILABLE {
+                available += e.points;
+            }
+            let Some(line) = shown.remove(e.entry_id.as_str()) else {
+                f.losses.push(format!("{player}'s page lacks wallet entry {}", e.entry_id));
+                continue;
+            };
+            let order = e.gift_order_id.clone().unwrap_or_default();
+            if line.reward_id != e.reward_id
+                || line.mission_id != e.mission_id
+                || line.status != e.status
+                || line.gift_order_id != order
+                || line.points != e.points
+            {
+                f.mismatches.push(format!(
+                    "{player}'s page shows entry {} as ({}, gift order {:?}, {} points), the wallet as ({}, gift order {:?}, {} points)",
+                    e.entry_id,
+                    entry_name(line.status),
+                    line.gift_order_id,
+                    line.points,
+                    entry_name(e.status),
+                    order,
+                    e.points
+                ));
+            }
+        }
+        for extra in shown.keys() {
+            f.duplicates.push(format!("{player}'s page shows entry {extra}, which the wallet does not hold"));
+        }
+        if page.available_points != available {
+            f.mismatches.push(format!(
+                "{player}'s page shows {} points available, the wallet {available}",
+                page.available_points
+            ));
+        }
+    }
+}
+
+fn mission_name(status: i32) -> &'static str {
+    mission::MissionStatus::try_from(status).map_or("?", |s| s.as_str_name())
+}
+
+fn reward_name(status: i32) -> &'static str {
+    reward::RewardStatus::try_from(status).map_or("?", |s| s.as_str_name())
+}
+
+fn entry_name(status: i32) -> &'static str {
+    wallet::WalletEntryStatus::try_from(status).map_or("?", |s| s.as_str_name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::load::Exchanged;
+    use crate::stores::{GiftOrderRow, MissionRow, PageRow, RewardRow, SettlementRow};
+
+    /// One player, one mission, its reward exchanged: everything in order.
+    fn consistent() -> (Driven, Snapshot) {
+        let mut driven = Driven::default();
+        driven.missions.insert(("p".into(), "FIRST_WIN".into()), "m1".into());
+        driven.exchanges.insert(
+            "e1".into(),
+            Exchanged {
+                customer_id: "p".into(),
+                mission_id: "m1".into(),
+                product_sku: "STICKER-PACK".into(),
+                gift_order_id: Some("o1".into()),
+            },
+        );
+        let snapshot = Snapshot {
+            missions: vec![MissionRow {
+                mission_id: "m1".into(),
+                customer_id: "p".into(),
+                mission_code: "FIRST_WIN".into(),
+                status: REWARDED,
+                reward_id: Some("r1".into()),
+            }],
+            rewards: vec![RewardRow {
+                reward_id: "r1".into(),
+                mission_id: "m1".into(),
+                customer_id: "p".into(),
+                status: REWARD_EXCHANGED,
+            }],
+            entries: vec![EntryRow {
+                entry_id: "e1".into(),
+                reward_id: "r1".into(),
+                mission_id: "m1".into(),
+                customer_id: "p".into(),
+                points: 300,
+                status: EXCHANGED,
+                gift_order_id: Some("o1".into()),
+            }],
+            gift_orders: vec![GiftOrderRow { order_id: "o1".into(), reward_id: "r1".into(), customer_id: "p".into() }],
+            settlements: vec![SettlementRow { settlement_id: "s1".into(), order_id: "o1".into() }],
+            pages: vec![PageRow { customer_id: "p".into() }],
+        };
+        (driven, snapshot)
+    }
+
+    fn findings(driven: &Driven, snapshot: &Snapshot) -> Findings {
+        check(driven, &[], snapshot, &Api::default())
+    }
+
+    #[test]
+    fn a_consistent_system_has_no_findings() {
+        let (driven, snapshot) = consistent();
+        let f = findings(&driven, &snapshot);
+        assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn a_second_settlement_of_one_order_is_a_duplicate() {
+        let (driven, mut snapshot) = consistent();
+        snapshot.settlements.push(SettlementRow { settlement_id: "s2".into(), order_id: "o1".into() });
+        assert_eq!(findings(&driven, &snapshot).duplicates, ["gift order o1 has 2 settlements"]);
+    }
+
+    #[test]
+    fn a_reward_that_never_reached_the_wallet_is_a_loss() {
+        let (mut driven, mut snapshot) = consistent();
+        snapshot.entries.clear();
+        snapshot.gift_orders.clear();
+        snapshot.settlements.clear();
+        driven.exchanges.clear();
+        snapshot.rewards[0].status = ISSUED;
+        assert_eq!(findings(&driven, &snapshot).losses, ["reward r1 never reached the wallet"]);
+    }
+
+    #[test]
+    fn an_exchange_confirmed_to_the_player_but_not_applied_is_a_loss() {
+        let (driven, mut snapshot) = consistent();
+        snapshot.entries[0].status = AVAILABLE;
+        snapshot.entries[0].gift_order_id = None;
+        snapshot.rewards[0].status = ISSUED;
+        let f = findings(&driven, &snapshot);
+        assert_eq!(f.losses, ["entry e1 (p) was exchanged for STICKER-PACK but is WALLET_ENTRY_STATUS_AVAILABLE"]);
+        assert_eq!(f.duplicates, ["gift order o1 (reward r1) belongs to no exchanged entry"]);
+    }
+
+    #[test]
+    fn a_reward_status_behind_its_entry_is_a_mismatch() {
+        let (driven, mut snapshot) = consistent();
+        snapshot.rewards[0].status = ISSUED;
+        assert_eq!(
+            findings(&driven, &snapshot).mismatches,
+            ["reward r1 is REWARD_STATUS_ISSUED while its entry e1 is WALLET_ENTRY_STATUS_EXCHANGED"]
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! `rewardsctl`: run the whole mesh on one machine, play the player's story
+//! against it, prove its delivery guarantees under chaos, and measure it.
+//!
+//! - [`mesh`]: the processes of the mesh (services in replicas, the gateway,
+//!   nats-server), their ports and environment, started supervised.
+//! - [`supervisor`]: keeps one process running; kills it on request.
+//! - [`up`]: `rewardsctl up`, the mesh for a developer, until Ctrl-C.
+//! - [`demo`]: `rewardsctl demo`, the player's story through the gateway.
+//! - [`chaos`]: `rewardsctl chaos`, load and random SIGKILLs, then the
+//!   invariants checked from the stores and the APIs.
+//! - [`dead_letters`]: `rewardsctl dead-letters`, list and re-drive.
+//! - [`bench`]: `rewardsctl bench`, the benchmarks (backlog drain, …).
+//! - [`stores`]: read-only views of the services' SQLite files.
+
+pub mod bench;
+pub mod chaos;
+pub mod dead_letters;
+pub mod demo;
+pub mod mesh;
+pub mod stores;
+pub mod supervisor;
+pub mod up;
