@@ -561,19 +561,7 @@ pub fn never_sent(status: &Status) -> bool {
     {
         return true;
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound)
-        {
-            return true;
-        }
-        if error.to_string().contains("tcp connect error") {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    std::error::Error::source(status).is_some_and(crate::grpc::never_reached)
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! Streams pass through as they come.
 //!
 //! A call is retried once, on another replica, only when it provably never
-//! reached the first one: the connection was refused and the request body
-//! was never read. A call the upstream may have seen is never sent twice.
+//! reached the first one: the transport says so (a refused connection, a
+//! call cancelled unsent when its connection closed, a stream the draining
+//! replica refused) and the request body was never read. A call the
+//! upstream may have seen is never sent twice.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -79,7 +81,7 @@ async fn forward(upstream: &Upstream, path: &str, request: Request<axum::body::B
     };
     let error = match retry_target(upstream, &error, &unsent, sent_at).await {
         Some(body) => {
-            tracing::info!(service, %path, error = %chain(&error), "replica refused the connection; retrying once on another");
+            tracing::info!(service, %path, error = %chain(&error), "the call never reached its replica; retrying once on another");
             match upstream.replicas.channel().oneshot(Request::from_parts(parts, body)).await {
                 Ok(response) => return response,
                 Err(error) => error,
@@ -99,7 +101,7 @@ async fn retry_target(
     unsent: &UnsentBody,
     sent_at: Instant,
 ) -> Option<Body> {
-    if upstream.replicas.len() < 2 || !never_sent(error) {
+    if upstream.replicas.len() < 2 || !platform::grpc::never_reached(error) {
         return None;
     }
     // The balance still holds the dead replica until a health round sees it
@@ -111,24 +113,6 @@ async fn retry_target(
     // The body is the proof: had any of it been read, the request was on
     // its way, and it stays a failure.
     unsent.take()
-}
-
-/// Whether the call failed before its request could leave the gateway: the
-/// replica refused the connection, so it cannot have seen the call.
-///
-/// The wallet's gift client classifies the same way; the rule belongs in
-/// the platform crate, shared by both.
-fn never_sent(error: &tonic::transport::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 /// The error with its causes, `transport error: tcp connect error: …`.
