@@ -3,13 +3,14 @@
 //!
 //! - [`mesh`]: the processes of the mesh (services in replicas, the gateway,
 //!   nats-server), their ports and environment, started supervised.
-//! - [`supervisor`]: keeps one process running; kills it on request.
+//! - [`supervisor`]: keeps one process running; kills or replaces it on request.
 //! - [`up`]: `rewardsctl up`, the mesh for a developer, until Ctrl-C.
 //! - [`demo`]: `rewardsctl demo`, the player's story through the gateway.
 //! - [`chaos`]: `rewardsctl chaos`, load and random SIGKILLs, then the
 //!   invariants checked from the stores and the APIs.
 //! - [`dead_letters`]: `rewardsctl dead-letters`, list and re-drive.
 //! - [`bench`]: `rewardsctl bench`, the benchmarks (backlog drain, …).
+//! - [`rolling`]: a rolling update of a replicated service.
 //! - [`stores`]: read-only views of the services' SQLite files.
 
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod chaos;
 pub mod dead_letters;
 pub mod demo;
 pub mod mesh;
+pub mod rolling;
 pub mod stores;
 pub mod supervisor;
 pub mod up;

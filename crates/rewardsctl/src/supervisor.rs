@@ -1,6 +1,7 @@
 //! Keeps one OS process running: restarts it with back-off when it dies,
-//! logs every restart, stops it with SIGTERM (then SIGKILL) on request, and
-//! kills it with SIGKILL when the chaos test says so.
+//! logs every restart, stops it with SIGTERM (then SIGKILL) on request,
+//! kills it with SIGKILL when the chaos test says so, and replaces it
+//! gracefully (SIGTERM, drain, start again) for a rolling update.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -71,12 +72,30 @@ impl ProcessSpec {
     }
 }
 
-/// A supervised process, seen from outside: it can be killed, and tells how
-/// often it was started.
+/// What a supervisor is asked to do to its running process; the reply says
+/// whether a running process was there to act on.
+#[derive(Debug)]
+enum Request {
+    /// SIGKILL, as a crash would; restarted shortly after.
+    Kill(oneshot::Sender<bool>),
+    /// SIGTERM and wait for the drain (SIGKILL after the grace period), then
+    /// start it again at once: one step of a rolling update.
+    Replace(oneshot::Sender<bool>),
+}
+
+impl Request {
+    fn answer(self, done: bool) {
+        let (Self::Kill(reply) | Self::Replace(reply)) = self;
+        let _ = reply.send(done);
+    }
+}
+
+/// A supervised process, seen from outside: it can be killed or replaced,
+/// and tells how often it was started.
 #[derive(Debug, Clone)]
 pub struct ProcessHandle {
     name: String,
-    kills: mpsc::UnboundedSender<oneshot::Sender<bool>>,
+    requests: mpsc::UnboundedSender<Request>,
     starts: Arc<AtomicU64>,
 }
 
@@ -90,11 +109,22 @@ impl ProcessHandle {
     /// restarts it. Returns whether a running process was killed (not when
     /// it was already down, waiting to restart).
     pub async fn kill(&self) -> bool {
-        let (reply, killed) = oneshot::channel();
-        if self.kills.send(reply).is_err() {
+        self.ask(Request::Kill).await
+    }
+
+    /// Stops the process as an orchestrator would (SIGTERM, so that it
+    /// drains) and starts a new one as soon as it has exited. Returns
+    /// whether a running process was replaced; the new one may not serve yet.
+    pub async fn replace(&self) -> bool {
+        self.ask(Request::Replace).await
+    }
+
+    async fn ask(&self, request: impl FnOnce(oneshot::Sender<bool>) -> Request) -> bool {
+        let (reply, done) = oneshot::channel();
+        if self.requests.send(request(reply)).is_err() {
             return false;
         }
-        killed.await.unwrap_or(false)
+        done.await.unwrap_or(false)
     }
 
     /// How many times the process was started (restarts + 1).
@@ -109,16 +139,16 @@ pub fn supervised(
     spec: ProcessSpec,
     stop: CancellationToken,
 ) -> (ProcessHandle, impl Future<Output = ()> + Send + 'static) {
-    let (kills, requests) = mpsc::unbounded_channel();
+    let (sender, requests) = mpsc::unbounded_channel();
     let starts = Arc::new(AtomicU64::new(0));
-    let handle = ProcessHandle { name: spec.name.clone(), kills, starts: Arc::clone(&starts) };
+    let handle = ProcessHandle { name: spec.name.clone(), requests: sender, starts: Arc::clone(&starts) };
     (handle, supervise(spec, stop, requests, starts))
 }
 
 async fn supervise(
     spec: ProcessSpec,
     stop: CancellationToken,
-    mut kills: mpsc::UnboundedReceiver<oneshot::Sender<bool>>,
+    mut requests: mpsc::UnboundedReceiver<Request>,
     starts: Arc<AtomicU64>,
 ) {
     let mut failures = 0u32;
@@ -152,13 +182,22 @@ async fn supervise(
                 ));
                 delay
             }
-            Some(reply) = kills.recv() => {
-                let killed = child.start_kill().is_ok();
-                let _ = child.wait().await;
-                spec.report(&format!("{} killed with SIGKILL on request; restarting", spec.name));
-                let _ = reply.send(killed);
-                RESTART_AFTER_KILL
-            }
+            Some(request) = requests.recv() => match request {
+                Request::Kill(reply) => {
+                    let killed = child.start_kill().is_ok();
+                    let _ = child.wait().await;
+                    spec.report(&format!("{} killed with SIGKILL on request; restarting", spec.name));
+                    let _ = reply.send(killed);
+                    RESTART_AFTER_KILL
+                }
+                Request::Replace(reply) => {
+                    spec.report(&format!("{} stopping (SIGTERM) to be replaced", spec.name));
+                    terminate(&spec.name, &mut child).await;
+                    spec.report(&format!("{} stopped; starting its replacement", spec.name));
+                    let _ = reply.send(true);
+                    Duration::ZERO
+                }
+            },
             () = stop.cancelled() => {
                 terminate(&spec.name, &mut child).await;
                 return;
@@ -169,8 +208,8 @@ async fn supervise(
         loop {
             tokio::select! {
                 () = &mut resume => break,
-                // Nothing runs to be killed while it waits to restart.
-                Some(reply) = kills.recv() => { let _ = reply.send(false); }
+                // Nothing runs to be killed or replaced while it waits to restart.
+                Some(request) = requests.recv() => request.answer(false),
                 () = stop.cancelled() => return,
             }
         }
