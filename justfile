@@ -27,6 +27,13 @@ chaos *args:
     cargo build --workspace --bins
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" chaos {{args}}
 
+# The exchange under pressure: gift slowed down beyond the wallet's deadline, then
+# recovered, while players exchange and others achieve missions; watch the breaker
+# open, players get "try again later" at once, and the breaker close again.
+overload *args:
+    cargo build --workspace --bins
+    "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" overload {{args}}
+
 # Dead letters: `just dead-letters list`, `just dead-letters redrive SEQUENCE`.
 dead-letters *args:
     cargo build -p rewardsctl

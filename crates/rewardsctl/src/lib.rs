@@ -8,6 +8,7 @@
 //! - [`demo`]: `rewardsctl demo`, the player's story through the gateway.
 //! - [`chaos`]: `rewardsctl chaos`, load and random SIGKILLs, then the
 //!   invariants checked from the stores and the APIs.
+//! - [`overload`]: `rewardsctl overload`, the circuit breaker against a slowed gift.
 //! - [`dead_letters`]: `rewardsctl dead-letters`, list and re-drive.
 //! - [`bench`]: `rewardsctl bench`, the benchmarks (backlog drain, …).
 //! - [`rolling`]: a rolling update of a replicated service.
@@ -18,6 +19,7 @@ pub mod chaos;
 pub mod dead_letters;
 pub mod demo;
 pub mod mesh;
+pub mod overload;
 pub mod rolling;
 pub mod stores;
 pub mod supervisor;

@@ -6,13 +6,14 @@
 //!   SERVING, prints the endpoints; Ctrl-C stops everything cleanly.
 //! - `rewardsctl demo [--gateway URL]`: plays the story through the gateway.
 //! - `rewardsctl chaos [...]`: the chaos test (see [`rewardsctl::chaos`]).
+//! - `rewardsctl overload [...]`: the breaker against a slowed gift (see [`rewardsctl::overload`]).
 //! - `rewardsctl bench [NAME] [...]`: the benchmarks (see [`rewardsctl::bench`]).
 //! - `rewardsctl dead-letters list|redrive SEQ`: the events consumers gave up on.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use rewardsctl::{bench, chaos, dead_letters, demo, up};
+use rewardsctl::{bench, chaos, dead_letters, demo, overload, up};
 
 const USAGE: &str = "\
 usage:
@@ -29,6 +30,11 @@ usage:
       (default 300) through the gateway while killing a random process with
       SIGKILL every SECS seconds (default 3) and nats-server at least once, wait
       for quiescence and check that nothing was lost or applied twice
+  rewardsctl overload [--players N] [--rate R] [--concurrency C] [--phase-secs S] [--run-dir DIR]
+      start the whole system in a fresh directory; players exchange rewards while
+      others achieve missions, gift is slowed beyond the wallet's deadline, then
+      recovers: watch the breaker open, players turned away at once, missions
+      flowing, and the breaker close again
   rewardsctl dead-letters list [--limit N] [--nats URL]
   rewardsctl dead-letters redrive SEQUENCE [--nats URL]
       list the events consumers gave up on (with the reason), or send one back
@@ -51,6 +57,7 @@ async fn main() -> ExitCode {
             Err(error) => usage_error(&error),
         },
         Some("chaos") => return run_chaos(&args[1..]).await,
+        Some("overload") => return run_overload(&args[1..]).await,
         Some("bench") => bench::run(&args[1..]).await,
         Some("dead-letters") => match dead_letters::Command::parse(&args[1..]) {
             Ok(command) => dead_letters::run(command).await,
@@ -72,11 +79,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run_chaos(args: &[String]) -> ExitCode {
-    let options = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
-        .context("rewardsctl has no directory")
-        .and_then(|bin_dir| chaos::Options::parse(args, bin_dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
+    let options =
+        bin_dir().and_then(|bin_dir| chaos::Options::parse(args, bin_dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
     let report = match options {
         Ok(options) => chaos::run(options).await,
         Err(error) => Err(error),
@@ -91,6 +95,33 @@ async fn run_chaos(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_overload(args: &[String]) -> ExitCode {
+    let report = match bin_dir()
+        .and_then(|dir| overload::Options::parse(args, dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")))
+    {
+        Ok(options) => overload::run(options).await,
+        Err(error) => Err(error),
+    };
+    match report {
+        Ok(report) => {
+            report.print();
+            if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(error) => {
+            eprintln!("rewardsctl: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the service binaries are: next to this one.
+fn bin_dir() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+        .context("rewardsctl has no directory")
 }
 
 fn usage_error(message: &str) -> anyhow::Result<()> {
