@@ -83,6 +83,12 @@ pub struct ServiceConfig {
     pub nats_url: String,
     /// How long a stopping service may take to drain (`SHUTDOWN_GRACE_MS`).
     pub shutdown_grace: Duration,
+    /// How long a stopping service keeps serving after it turned NOT_SERVING
+    /// (`DRAIN_DELAY_MS`), so that the balancers in front of it (the
+    /// gateway's health rounds) stop sending it calls before it refuses
+    /// them. 0 where the orchestrator already does this (a Kubernetes
+    /// preStop pause while the endpoint is removed).
+    pub drain_delay: Duration,
     /// Where Prometheus scrapes `/metrics` (`METRICS_ADDR`); none when unset.
     pub metrics_addr: Option<SocketAddr>,
     /// How the service's event consumers retry and give up (`CONSUMER_*`).
@@ -97,6 +103,7 @@ impl ServiceConfig {
             database_url: format!("data/{service}.sqlite"),
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             shutdown_grace: Duration::from_secs(20),
+            drain_delay: Duration::ZERO,
             metrics_addr: None,
             consumer: ConsumerConfig::default(),
         }
@@ -113,6 +120,7 @@ impl ServiceConfig {
             database_url: env_or("DATABASE_URL", defaults.database_url)?,
             nats_url: env_or("NATS_URL", defaults.nats_url)?,
             shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+            drain_delay: env_millis("DRAIN_DELAY_MS", defaults.drain_delay)?,
             metrics_addr: env_optional("METRICS_ADDR")?,
             consumer: ConsumerConfig {
                 ack_wait: env_millis("CONSUMER_ACK_WAIT_MS", defaults.consumer.ack_wait)?,

@@ -88,6 +88,7 @@ pub struct ServiceHost {
     background: CancellationToken,
     tasks: JoinSet<()>,
     grace: Duration,
+    drain_delay: Duration,
     consumer: ConsumerConfig,
 }
 
@@ -121,6 +122,7 @@ impl ServiceHost {
             background,
             tasks,
             grace: config.shutdown_grace,
+            drain_delay: config.drain_delay,
             consumer: config.consumer.clone(),
         })
     }
@@ -209,7 +211,7 @@ impl ServiceHost {
         also: &[&'static str],
         stop: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
-        let Self { spec, listener, db, nats, background, mut tasks, grace, .. } = self;
+        let Self { spec, listener, db, nats, background, mut tasks, grace, drain_delay, .. } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut routes = routes;
         routes.add_service(health_service);
@@ -232,6 +234,9 @@ impl ServiceHost {
                 health_stop.cancel();
                 let _ = watcher.await;
                 set_all(&reporter, spec.grpc_service, ServingStatus::NotServing).await;
+                // Still serving, so that a call routed here before the
+                // balancer saw NOT_SERVING is answered, not refused.
+                tokio::time::sleep(drain_delay).await;
                 drained.cancel();
             }
         };

@@ -374,6 +374,9 @@ impl Mesh {
         } else {
             env.push(("GRPC_ADDR".into(), format!("127.0.0.1:{}", member.grpc_port)));
             env.push(("DATABASE_URL".into(), self.database(name).display().to_string()));
+            // Beyond the gateway's 1 s health round: a replica being replaced
+            // leaves the gateway's balance before it stops taking calls.
+            env.push(("DRAIN_DELAY_MS".into(), "1500".into()));
         }
         if name == "wallet" {
             // The wallet's gift client takes one URL: with several gift

@@ -99,8 +99,7 @@ impl Mesh {
             database_url,
             nats_url: self.nats.url(),
             shutdown_grace: Duration::from_secs(3),
-            metrics_addr: None,
-            consumer: platform::consumer::ConsumerConfig::default(),
+            ..ServiceConfig::local(service, 0)
         }
     }
 

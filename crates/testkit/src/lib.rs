@@ -21,13 +21,30 @@ use anyhow::{Context as _, bail};
 
 /// A port that was free a moment ago.
 ///
+/// Taken below the OS's ephemeral range (32768 and up on Linux), which the
+/// client side of every connection draws from: a port handed out there can
+/// be taken by an outgoing connection before the service under test binds
+/// it. Each test process walks the range from a random point, so ports are
+/// not handed out twice by one process and rarely by two.
+///
 /// # Panics
-/// When the OS has no free port to give.
+/// When no port of the range is free.
 pub fn free_port() -> u16 {
-    #[allow(clippy::unwrap_used)] // a test machine without a free loopback port cannot run tests anyway
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    #[allow(clippy::unwrap_used)] // a bound listener has an address
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const LAST: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, rand::random_range(FIRST..LAST), Ordering::SeqCst, Ordering::SeqCst);
+    for _ in FIRST..LAST {
+        let port =
+            NEXT.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| Some(if p + 1 >= LAST { FIRST } else { p + 1 }));
+        #[allow(clippy::unwrap_used)] // the closure always returns Some
+        let port = port.unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {LAST}")
 }
 
 /// The workspace root, where `.tools/` lives.
@@ -334,8 +351,7 @@ pub fn service_config(broker: &Broker, database_url: String) -> platform::config
         database_url,
         nats_url: broker.url(),
         shutdown_grace: Duration::from_secs(2),
-        metrics_addr: None,
-        consumer: platform::consumer::ConsumerConfig::default(),
+        ..platform::config::ServiceConfig::local("service-under-test", 0)
     }
 }
 
