@@ -71,49 +71,42 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("rewardsctl: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => failed(&error),
     }
 }
 
 async fn run_chaos(args: &[String]) -> ExitCode {
     let options =
-        bin_dir().and_then(|bin_dir| chaos::Options::parse(args, bin_dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
-    let report = match options {
-        Ok(options) => chaos::run(options).await,
-        Err(error) => Err(error),
-    };
-    match report {
-        Ok(report) => {
-            report.print();
-            if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-        }
-        Err(error) => {
-            eprintln!("rewardsctl: {error:#}");
-            ExitCode::FAILURE
-        }
+        bin_dir().and_then(|dir| chaos::Options::parse(args, dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
+    match options {
+        Ok(options) => verdict(chaos::run(options).await, chaos::Report::print, chaos::Report::passed),
+        Err(error) => failed(&error),
     }
 }
 
 async fn run_overload(args: &[String]) -> ExitCode {
-    let report = match bin_dir()
-        .and_then(|dir| overload::Options::parse(args, dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")))
-    {
-        Ok(options) => overload::run(options).await,
-        Err(error) => Err(error),
-    };
+    let options =
+        bin_dir().and_then(|dir| overload::Options::parse(args, dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
+    match options {
+        Ok(options) => verdict(overload::run(options).await, overload::Report::print, overload::Report::passed),
+        Err(error) => failed(&error),
+    }
+}
+
+/// Prints a run's report and exits by whether it passed.
+fn verdict<R>(report: anyhow::Result<R>, print: impl Fn(&R), passed: impl Fn(&R) -> bool) -> ExitCode {
     match report {
         Ok(report) => {
-            report.print();
-            if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            print(&report);
+            if passed(&report) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-        Err(error) => {
-            eprintln!("rewardsctl: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => failed(&error),
     }
+}
+
+fn failed(error: &anyhow::Error) -> ExitCode {
+    eprintln!("rewardsctl: {error:#}");
+    ExitCode::FAILURE
 }
 
 /// Where the service binaries are: next to this one.

@@ -425,15 +425,7 @@ async fn setup(clients: &Clients, players: usize) -> anyhow::Result<Vec<(String,
     let mut entries = Vec::new();
     for customer in customers {
         loop {
-            let wallet = clients
-                .wallets
-                .clone()
-                .get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() })
-                .await
-                .ok()
-                .and_then(|r| r.into_inner().wallet)
-                .map(|w| w.entries)
-                .unwrap_or_default();
+            let wallet = wallet_entries(clients, &customer).await;
             let ready: Vec<_> = wallet.iter().filter(|e| e.status() == WalletEntryStatus::Available).collect();
             if ready.len() == CODES.len() {
                 entries.extend(ready.into_iter().map(|e| (customer.clone(), e.entry_id.clone())));
@@ -446,6 +438,13 @@ async fn setup(clients: &Clients, players: usize) -> anyhow::Result<Vec<(String,
         }
     }
     Ok(entries)
+}
+
+/// The player's wallet entries; none while the wallet does not answer.
+async fn wallet_entries(clients: &Clients, customer_id: &str) -> Vec<wallet::WalletEntry> {
+    let request = wallet::GetWalletRequest { customer_id: customer_id.to_owned() };
+    let answer = clients.wallets.clone().get_wallet(request).await;
+    answer.ok().and_then(|r| r.into_inner().wallet).map(|w| w.entries).unwrap_or_default()
 }
 
 /// One player exchanging entry after entry; turned away, they come back later.
@@ -600,15 +599,7 @@ async fn check(clients: &Clients, shared: &Shared) -> Vec<String> {
         // Exchanges whose answer timed out stay pending until the re-driver
         // settles them.
         let entries = loop {
-            let entries = clients
-                .wallets
-                .clone()
-                .get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() })
-                .await
-                .ok()
-                .and_then(|r| r.into_inner().wallet)
-                .map(|w| w.entries)
-                .unwrap_or_default();
+            let entries = wallet_entries(clients, &customer).await;
             if entries.iter().all(|e| e.status() != WalletEntryStatus::ExchangePending) || Instant::now() > deadline {
                 break entries;
             }
