@@ -157,7 +157,7 @@ async fn drive(options: &Options, method: Method) -> anyhow::Result<()> {
                 max_in_flight: options.max_in_flight,
                 timeout: options.timeout,
             };
-            run::open_loop(&config, call).await
+            run::open_loop(&config, move |i, _| call(i)).await
         }
     };
     let l = &report.latency;

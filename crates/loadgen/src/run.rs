@@ -121,8 +121,8 @@ impl Tally {
     }
 }
 
-/// Runs `call(i)` for every call `i` of a fixed-rate schedule and waits for
-/// the last to end.
+/// Runs `call(i, intended)` for every call `i` of a fixed-rate schedule,
+/// `intended` being when it was due, and waits for the last to end.
 ///
 /// A dedicated OS thread keeps the schedule (its sleeps are precise to tens
 /// of microseconds, where the runtime's timer rounds up to a millisecond)
@@ -132,7 +132,7 @@ impl Tally {
 /// When called outside a tokio runtime.
 pub async fn open_loop<F, Fut>(config: &OpenLoop, call: F) -> Report
 where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    F: Fn(u64, Instant) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     let call = Arc::new(call);
@@ -157,7 +157,9 @@ where
             let (call, slots, done) = (Arc::clone(&call), Arc::clone(&slots), done.clone());
             runtime.spawn(async move {
                 let outcome = match slots.acquire_owned().await {
-                    Ok(_slot) => tokio::time::timeout(timeout, call(i)).await.unwrap_or(Err(Code::DeadlineExceeded)),
+                    Ok(_slot) => {
+                        tokio::time::timeout(timeout, call(i, intended)).await.unwrap_or(Err(Code::DeadlineExceeded))
+                    }
                     Err(_) => Err(Code::Cancelled),
                 };
                 let ended = Instant::now();
@@ -223,7 +225,7 @@ mod tests {
             timeout: Duration::from_secs(5),
         };
         let report =
-            open_loop(&config, |i| async move { if i % 10 == 0 { Err(Code::Unavailable) } else { Ok(()) } }).await;
+            open_loop(&config, |i, _| async move { if i % 10 == 0 { Err(Code::Unavailable) } else { Ok(()) } }).await;
         assert_eq!(report.sent, 100);
         assert_eq!(report.ok, 90);
         assert_eq!(report.failed.get("Unavailable"), Some(&10));
@@ -240,7 +242,7 @@ mod tests {
             max_in_flight: 1,
             timeout: Duration::from_secs(5),
         };
-        let report = open_loop(&config, |_| async {
+        let report = open_loop(&config, |_, _| async {
             tokio::time::sleep(Duration::from_millis(20)).await;
             Ok(())
         })
@@ -258,7 +260,7 @@ mod tests {
             max_in_flight: 8,
             timeout: Duration::from_millis(10),
         };
-        let report = open_loop(&config, |_| async {
+        let report = open_loop(&config, |_, _| async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             Ok(())
         })

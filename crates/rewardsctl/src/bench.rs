@@ -1,6 +1,12 @@
 //! `rewardsctl bench`: the benchmarks, each a subcommand with its own
 //! options.
 //!
+//! - [`suite`]: with no name (`just bench [--quick]`), every measurement in
+//!   one run, a table and `results.json`; `compare A B` sets two side by side.
+//! - [`baselines`]: bare tonic, JetStream and SQLite on this machine.
+//! - [`chain`]: AchieveMission at fixed rates until my page shows ISSUED.
+//! - [`resources`]: each process's memory and CPU time, from `/proc`.
+//! - [`report`]: figures, their baselines and targets; table and JSON.
 //! - [`drain`]: how fast the reward service drains a backlog of
 //!   MissionAchieved, with 1 and then 2 replicas.
 //! - [`exchange`]: ExchangeReward at a fixed rate with gift healthy, then
@@ -11,9 +17,14 @@
 //! A benchmark is a module with its options and a `run`, listed in
 //! [`BENCHMARKS`] and in [`run`].
 
+pub mod baselines;
+pub mod chain;
 pub mod drain;
 pub mod exchange;
 pub mod gateway;
+pub mod report;
+pub mod resources;
+pub mod suite;
 pub mod system;
 
 use std::path::PathBuf;
@@ -40,19 +51,21 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf())
 }
 
-/// Runs the benchmark named first in `args` with the rest as its options,
-/// or every benchmark with its defaults.
+/// Runs the benchmark named first in `args` with the rest as its options;
+/// with no name (only options such as `--quick`), the whole suite.
 ///
 /// # Errors
 /// On an unknown benchmark or option, or when a benchmark fails.
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
-    match args.first() {
-        None => {
-            for (name, _) in BENCHMARKS {
-                run_one(name, &[]).await?;
-            }
-            Ok(())
+    match args.first().map(String::as_str) {
+        None => suite::run(suite::Options::parse(args).map_err(anyhow::Error::msg)?).await.map(drop),
+        Some(option) if option.starts_with("--") => {
+            suite::run(suite::Options::parse(args).map_err(anyhow::Error::msg)?).await.map(drop)
         }
+        Some("compare") => match &args[1..] {
+            [before, after] => suite::compare(before.as_ref(), after.as_ref()),
+            _ => anyhow::bail!("usage: rewardsctl bench compare BEFORE/results.json AFTER/results.json"),
+        },
         Some(name) => run_one(name, &args[1..]).await,
     }
 }

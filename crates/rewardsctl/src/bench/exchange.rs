@@ -23,7 +23,7 @@ const PRODUCT: &str = "STICKER-PACK";
 
 /// Entries cycled through while the breaker is open: each refused call
 /// returns its entry to AVAILABLE long before the entry's next turn.
-pub const BREAKER_POOL: usize = 2_000;
+pub const BREAKER_POOL: usize = 1_000;
 
 /// How the exchange is driven.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ fn print_line(what: &str, report: &Report) {
 async fn drive(target: &Target, config: &OpenLoop, entries: Vec<Entry>, expected: Option<Code>) -> Report {
     let entries = Arc::new(entries);
     let target = target.clone();
-    open_loop(config, move |i| {
+    open_loop(config, move |i, _| {
         let (target, entries) = (target.clone(), Arc::clone(&entries));
         async move {
             let entry = &entries[usize::try_from(i).unwrap_or_default() % entries.len()];

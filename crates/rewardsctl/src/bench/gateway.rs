@@ -58,7 +58,10 @@ async fn measure(name: &str, url: &str, method: &Arc<Method>, options: &Options)
         async move { method.call(&target, i).await }
     };
     let open = OpenLoop { rate: options.rate, duration: options.duration, max_in_flight: 1_024, timeout: TIMEOUT };
-    let latency = open_loop(&open, call.clone()).await;
+    let latency = {
+        let call = call.clone();
+        open_loop(&open, move |i, _| call(i)).await
+    };
     let closed = ClosedLoop { concurrency: options.concurrency, duration: options.duration, timeout: TIMEOUT };
     let throughput = closed_loop(&closed, call).await;
     println!(

@@ -87,7 +87,7 @@ pub async fn seed_entries(system: &System, prefix: &str, count: u64) -> anyhow::
         max_in_flight: 128,
         timeout: Duration::from_secs(30),
     };
-    let report = open_loop(&config, move |i| {
+    let report = open_loop(&config, move |i, _| {
         let (target, prefix) = (target.clone(), prefix_owned.clone());
         async move {
             let request = target.request(achieve_request(&prefix, i));
