@@ -34,6 +34,16 @@ overload *args:
     cargo build --workspace --bins
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" overload {{args}}
 
+# The benchmarks, on a release build: this machine's baselines (bare tonic,
+# JetStream, SQLite), then the whole system — the chain at 500 to 5,000
+# missions/s (60 s each), the exchange healthy and with the breaker open, the
+# gateway's cost, each process's memory and CPU. Prints a table and writes
+# .run/bench-<time>/results.json. `just bench --quick` takes under 3 minutes;
+# `just bench compare A.json B.json` sets two runs side by side.
+bench *args:
+    cargo build --release --workspace --bins
+    "${CARGO_TARGET_DIR:-target}/release/rewardsctl" bench {{args}}
+
 # Dead letters: `just dead-letters list`, `just dead-letters redrive SEQUENCE`.
 dead-letters *args:
     cargo build -p rewardsctl

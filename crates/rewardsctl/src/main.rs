@@ -39,10 +39,20 @@ usage:
   rewardsctl dead-letters redrive SEQUENCE [--nats URL]
       list the events consumers gave up on (with the reason), or send one back
       to its consumer under its own Event-Id (default NATS nats://127.0.0.1:14222)
-  rewardsctl bench [NAME [OPTIONS]]
-      run one benchmark, or all of them with their defaults:
+  rewardsctl bench [--quick] [--rates R,R,...] [--duration SECS] [--run-dir DIR]
+      every measurement in one run (baselines; the chain at 500, 1000, 2000, 3000
+      and 5000 missions/s, 60 s each, 5 s with --quick; the exchange healthy and
+      with the breaker open; the gateway's cost; resources): prints a table and
+      writes .run/bench-<time>/results.json
+  rewardsctl bench compare BEFORE.json AFTER.json
+      two runs' figures side by side
+  rewardsctl bench NAME [OPTIONS]
+      one benchmark:
       drain [--events N]   drain a backlog of N MissionAchieved (default 10000)
-                           with 1, then 2 reward replicas";
+                           with 1, then 2 reward replicas
+      exchange [--quick] [--duration SECS] [--rate N]
+                           ExchangeReward healthy and with the breaker open, and
+                           the gateway's cost, on one seeded system";
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -170,6 +170,19 @@ impl Stores {
         self.count("reward", "SELECT COUNT(*) AS n FROM rewards").await
     }
 
+    /// Runs `sql` on `service`'s file and loads its rows.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or read.
+    pub async fn query_owned<T>(&self, service: &str, sql: String) -> anyhow::Result<Vec<T>>
+    where
+        T: QueryableByName<diesel::sqlite::Sqlite> + Send + 'static,
+    {
+        let stores = self.clone();
+        let service = service.to_owned();
+        tokio::task::spawn_blocking(move || stores.query(&service, &sql)).await?
+    }
+
     async fn count(&self, service: &str, sql: &'static str) -> anyhow::Result<i64> {
         let stores = self.clone();
         let service = service.to_owned();

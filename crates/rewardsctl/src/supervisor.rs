@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -97,6 +97,9 @@ pub struct ProcessHandle {
     name: String,
     requests: mpsc::UnboundedSender<Request>,
     starts: Arc<AtomicU64>,
+    /// The running process's id; 0 while it is down. The benchmarks read
+    /// its memory and CPU time from `/proc`.
+    pid: Arc<AtomicU32>,
 }
 
 impl ProcessHandle {
@@ -131,6 +134,11 @@ impl ProcessHandle {
     pub fn starts(&self) -> u64 {
         self.starts.load(Ordering::SeqCst)
     }
+
+    /// The OS process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::SeqCst)).filter(|pid| *pid != 0)
+    }
 }
 
 /// Prepares the supervision of `spec`: the handle, and the future that runs
@@ -141,8 +149,10 @@ pub fn supervised(
 ) -> (ProcessHandle, impl Future<Output = ()> + Send + 'static) {
     let (sender, requests) = mpsc::unbounded_channel();
     let starts = Arc::new(AtomicU64::new(0));
-    let handle = ProcessHandle { name: spec.name.clone(), requests: sender, starts: Arc::clone(&starts) };
-    (handle, supervise(spec, stop, requests, starts))
+    let pid = Arc::new(AtomicU32::new(0));
+    let handle =
+        ProcessHandle { name: spec.name.clone(), requests: sender, starts: Arc::clone(&starts), pid: Arc::clone(&pid) };
+    (handle, supervise(spec, stop, requests, starts, pid))
 }
 
 async fn supervise(
@@ -150,6 +160,7 @@ async fn supervise(
     stop: CancellationToken,
     mut requests: mpsc::UnboundedReceiver<Request>,
     starts: Arc<AtomicU64>,
+    pid: Arc<AtomicU32>,
 ) {
     let mut failures = 0u32;
     loop {
@@ -163,8 +174,10 @@ async fn supervise(
             }
         };
         starts.fetch_add(1, Ordering::SeqCst);
+        pid.store(child.id().unwrap_or_default(), Ordering::SeqCst);
         let delay = tokio::select! {
             status = child.wait() => {
+                pid.store(0, Ordering::SeqCst);
                 if stop.is_cancelled() {
                     return;
                 }
@@ -186,6 +199,7 @@ async fn supervise(
                 Request::Kill(reply) => {
                     let killed = child.start_kill().is_ok();
                     let _ = child.wait().await;
+                    pid.store(0, Ordering::SeqCst);
                     spec.report(&format!("{} killed with SIGKILL on request; restarting", spec.name));
                     let _ = reply.send(killed);
                     RESTART_AFTER_KILL
@@ -193,6 +207,7 @@ async fn supervise(
                 Request::Replace(reply) => {
                     spec.report(&format!("{} stopping (SIGTERM) to be replaced", spec.name));
                     terminate(&spec.name, &mut child).await;
+                    pid.store(0, Ordering::SeqCst);
                     spec.report(&format!("{} stopped; starting its replacement", spec.name));
                     let _ = reply.send(true);
                     Duration::ZERO

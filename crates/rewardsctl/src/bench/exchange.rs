@@ -1,0 +1,156 @@
+//! The exchange benchmark: ExchangeReward through the gateway at a fixed
+//! rate (open loop), first with gift healthy (every call reserves the
+//! entry, places a gift order and settles it), then with gift failing every
+//! call, which opens the wallet's circuit breaker: the figure is then the
+//! fallback's latency, "try again later" with the reward untouched.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use api::game::gift::admin::v1::{self as admin, vendor_simulation_service_client::VendorSimulationServiceClient};
+use api::game::wallet::v1::{ExchangeRewardRequest, wallet_service_client::WalletServiceClient};
+use loadgen::grpc::{Target, outcome, outcome_expecting};
+use loadgen::run::{OpenLoop, Report, open_loop};
+use serde::Serialize;
+use tonic::Code;
+
+use super::system::{Entry, System};
+use crate::mesh::{scrape, sum_metric};
+
+/// A product every seeded entry can afford (100 points, the least a mission gives).
+const PRODUCT: &str = "STICKER-PACK";
+
+/// Entries cycled through while the breaker is open: each refused call
+/// returns its entry to AVAILABLE long before the entry's next turn.
+pub const BREAKER_POOL: usize = 1_000;
+
+/// How the exchange is driven.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rate: f64,
+    pub duration: Duration,
+}
+
+impl Options {
+    /// Wallet entries the benchmark consumes: one per healthy exchange, and
+    /// the pool for the breaker-open run.
+    pub fn entries_needed(&self) -> u64 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a positive rate × seconds
+        let healthy = (self.rate * self.duration.as_secs_f64()).ceil() as u64;
+        healthy + BREAKER_POOL as u64
+    }
+}
+
+/// What the benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    /// Gift healthy: the whole saga per call.
+    pub healthy: Report,
+    /// The breaker open: the fallback per call.
+    pub breaker_open: Report,
+    /// Calls it took to open the breaker once gift failed every call.
+    pub calls_to_open: u32,
+}
+
+/// Runs both phases over `entries` (at least [`Options::entries_needed`]).
+///
+/// # Errors
+/// When there are too few entries, the vendor cannot be set, or the breaker does not open.
+pub async fn run(system: &System, entries: &[Entry], options: &Options) -> anyhow::Result<Exchange> {
+    let needed = usize::try_from(options.entries_needed()).unwrap_or(usize::MAX);
+    if entries.len() < needed {
+        bail!("the exchange benchmark needs {needed} wallet entries, {} were seeded", entries.len());
+    }
+    let (healthy_entries, pool) = entries.split_at(needed - BREAKER_POOL);
+    let target = Target::connect(&system.gateway(), 2, &[]).await?;
+    let config = OpenLoop {
+        rate: options.rate,
+        duration: options.duration,
+        max_in_flight: 1_024,
+        timeout: Duration::from_secs(10),
+    };
+
+    println!("  exchange, gift healthy: {:.0} calls/s for {}s", options.rate, options.duration.as_secs());
+    let healthy = drive(&target, &config, healthy_entries.to_vec(), None).await;
+    print_line("healthy", &healthy);
+
+    set_vendor(system, admin::VendorBehaviour { failure_percent: 100, ..Default::default() }).await?;
+    let calls_to_open = open_breaker(system, &target, pool).await?;
+    println!("  exchange, breaker open (after {calls_to_open} failing calls): {:.0} calls/s", options.rate);
+    let breaker_open = drive(&target, &config, pool.to_vec(), Some(Code::Unavailable)).await;
+    print_line("breaker open", &breaker_open);
+    set_vendor(system, admin::VendorBehaviour::default()).await?;
+    Ok(Exchange { healthy, breaker_open, calls_to_open })
+}
+
+fn print_line(what: &str, report: &Report) {
+    let l = &report.latency;
+    println!(
+        "    {what}: {} of {} answered at {:.0}/s; ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.1}{}",
+        report.ok,
+        report.sent,
+        report.achieved_rate,
+        l.p50_ms,
+        l.p90_ms,
+        l.p99_ms,
+        l.max_ms,
+        if report.failed.is_empty() { String::new() } else { format!("; failed {:?}", report.failed) }
+    );
+}
+
+/// Exchanges `entries[i % len]` in call `i`; with `expected`, that failure
+/// is the answer sought.
+async fn drive(target: &Target, config: &OpenLoop, entries: Vec<Entry>, expected: Option<Code>) -> Report {
+    let entries = Arc::new(entries);
+    let target = target.clone();
+    open_loop(config, move |i, _| {
+        let (target, entries) = (target.clone(), Arc::clone(&entries));
+        async move {
+            let entry = &entries[usize::try_from(i).unwrap_or_default() % entries.len()];
+            let answer =
+                WalletServiceClient::new(target.channel(i)).exchange_reward(target.request(request(entry))).await;
+            match expected {
+                Some(code) => outcome_expecting(answer, code),
+                None => outcome(answer),
+            }
+        }
+    })
+    .await
+}
+
+fn request(entry: &Entry) -> ExchangeRewardRequest {
+    ExchangeRewardRequest {
+        customer_id: entry.customer_id.clone(),
+        entry_id: entry.entry_id.clone(),
+        product_sku: PRODUCT.to_owned(),
+    }
+}
+
+async fn set_vendor(system: &System, behaviour: admin::VendorBehaviour) -> anyhow::Result<()> {
+    let mut client = VendorSimulationServiceClient::connect(system.service("gift")).await?;
+    client.set_vendor_behaviour(admin::SetVendorBehaviourRequest { behaviour: Some(behaviour) }).await?;
+    Ok(())
+}
+
+/// Exchanges one entry after another until the wallet reports its breaker
+/// open (gauge 2); returns how many calls that took.
+async fn open_breaker(system: &System, target: &Target, pool: &[Entry]) -> anyhow::Result<u32> {
+    let wallet = system.mesh.layout().members_of("wallet").next().cloned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (calls, entry) in (0u32..).zip(pool.iter().cycle()) {
+        if let Some(wallet) = &wallet
+            && let Some(metrics) = scrape(wallet).await
+            && sum_metric(&metrics, "rewards_circuit_breaker_state", &["dependency=\"gift\""]) >= 2.0
+        {
+            return Ok(calls);
+        }
+        if Instant::now() > deadline {
+            bail!("the wallet's breaker did not open after {calls} failing exchanges");
+        }
+        let _ = WalletServiceClient::new(target.channel(u64::from(calls)))
+            .exchange_reward(target.request(request(entry)))
+            .await;
+    }
+    bail!("no entries to open the breaker with")
+}

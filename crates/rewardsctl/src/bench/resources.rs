@@ -1,0 +1,125 @@
+//! What each process of the mesh uses, from `/proc`: resident memory now
+//! (`VmRSS`) and at its peak (`VmHWM`), and CPU time (user + system).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::mesh::Mesh;
+
+/// One process's use at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Usage {
+    pub rss_mb: f64,
+    pub peak_rss_mb: f64,
+    pub cpu_s: f64,
+}
+
+/// The name the load generator's own process is listed under.
+pub const LOAD_GENERATOR: &str = "load generator (rewardsctl)";
+
+/// Every process of `mesh` that runs now, and this process (the load generator).
+pub fn snapshot(mesh: &Mesh) -> BTreeMap<String, Usage> {
+    let ticks = clock_ticks();
+    let mut usage: BTreeMap<String, Usage> = mesh
+        .processes()
+        .filter_map(|process| Some((process.name().to_owned(), read(&process.pid()?.to_string(), ticks)?)))
+        .collect();
+    if let Some(own) = read("self", ticks) {
+        usage.insert(LOAD_GENERATOR.to_owned(), own);
+    }
+    usage
+}
+
+/// What each process used between `before` and `after`: CPU seconds spent,
+/// and memory as of `after` (the peak is the process's lifetime peak).
+pub fn spent(before: &BTreeMap<String, Usage>, after: &BTreeMap<String, Usage>) -> BTreeMap<String, Usage> {
+    after
+        .iter()
+        .map(|(name, now)| {
+            let cpu_before = before.get(name).map_or(0.0, |b| b.cpu_s);
+            (name.clone(), Usage { cpu_s: (now.cpu_s - cpu_before).max(0.0), ..*now })
+        })
+        .collect()
+}
+
+fn read(pid: &str, ticks_per_second: f64) -> Option<Usage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (rss_kb, peak_kb) = parse_status(&status);
+    let (user, system) = parse_stat(&stat)?;
+    #[allow(clippy::cast_precision_loss)] // kB and clock ticks of a benchmark run fit an f64 exactly
+    Some(Usage {
+        rss_mb: rss_kb as f64 / 1024.0,
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+        cpu_s: (user + system) as f64 / ticks_per_second,
+    })
+}
+
+/// `VmRSS` and `VmHWM` in kB from `/proc/<pid>/status`.
+fn parse_status(status: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+            .unwrap_or_default()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `utime` and `stime` (clock ticks) from `/proc/<pid>/stat`. The command
+/// name may hold spaces and parentheses, so fields count from the last `)`.
+fn parse_stat(stat: &str) -> Option<(u64, u64)> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of the line; the state (field 3) is the first after the name.
+    Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux when unknown).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_comes_from_the_status_lines() {
+        let status = "Name:\treward\nVmPeak:\t  900000 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\nThreads:\t5\n";
+        assert_eq!(parse_status(status), (20_480, 40_960));
+        assert_eq!(parse_status("Name:\tzombie\n"), (0, 0));
+    }
+
+    #[test]
+    fn cpu_ticks_are_counted_after_the_command_name_even_with_spaces_in_it() {
+        let stat = "4242 (tokio (worker) 1) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_stat(stat), Some((250, 75)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn cpu_spent_is_the_difference_and_memory_the_latest() {
+        let usage = |rss_mb, cpu_s| Usage { rss_mb, peak_rss_mb: rss_mb, cpu_s };
+        let before = BTreeMap::from([("mission".to_owned(), usage(10.0, 1.5))]);
+        let after = BTreeMap::from([("mission".to_owned(), usage(30.0, 4.0)), ("gift".to_owned(), usage(8.0, 0.5))]);
+        let spent = spent(&before, &after);
+        assert_eq!(spent["mission"], usage(30.0, 2.5));
+        assert_eq!(spent["gift"], usage(8.0, 0.5));
+    }
+
+    #[test]
+    fn this_process_can_be_read() {
+        let own = read("self", clock_ticks()).unwrap();
+        assert!(own.rss_mb > 0.0 && own.peak_rss_mb >= own.rss_mb);
+    }
+}
