@@ -20,6 +20,12 @@ demo *args:
     cargo build -p rewardsctl
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" demo {{args}}
 
+# A bearer token for grpcurl, signed with the development key of `just up`:
+# `TOKEN=$(just token player-1)`, or `just token --role operator`.
+token *args:
+    @cargo build --quiet -p rewardsctl
+    @"${CARGO_TARGET_DIR:-target}/debug/rewardsctl" token {{args}}
+
 # The chaos test: the whole system with 2 replicas of reward, wallet and mypage,
 # 2,000 missions and 300 exchanges while random processes (and nats-server) are
 # SIGKILLed; then every invariant is checked. `just chaos --help` lists the options.

@@ -4,6 +4,11 @@
 
 use tonic::Status;
 
+/// The largest request message a service decodes (and the gateway forwards
+/// by default). Every message of the contracts is a few hundred bytes; the
+/// limit only has to stop a caller from making a service buffer megabytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 use crate::db::DbError;
 use crate::kernel::IdError;
 

@@ -24,6 +24,8 @@ use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::Verifier;
+use crate::caller::AuthenticateLayer;
 use crate::config::ServiceConfig;
 use crate::consumer::{Consumer, ConsumerConfig, Policy};
 use crate::db::{Database, DbError};
@@ -50,6 +52,8 @@ pub enum StartError {
     Nats(#[from] async_nats::ConnectError),
     #[error("gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
+    #[error("cannot verify tokens")]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 /// What a service is called: its short name and its gRPC service.
@@ -89,6 +93,8 @@ pub struct ServiceHost {
     tasks: JoinSet<()>,
     grace: Duration,
     consumer: ConsumerConfig,
+    /// Verifies callers' tokens; `None` refuses them all.
+    verifier: Option<Verifier>,
 }
 
 impl ServiceHost {
@@ -97,6 +103,17 @@ impl ServiceHost {
     /// # Errors
     /// See [`StartError`].
     pub async fn start(spec: ServiceSpec, config: &ServiceConfig) -> Result<Self, StartError> {
+        // Before binding: a service that cannot verify tokens must not take calls.
+        let verifier = match &config.auth {
+            Some(auth) => Some(Verifier::load(auth.clone()).await?),
+            None => {
+                tracing::warn!(
+                    service = spec.name,
+                    "no JWKS configured (JWKS_FILE or JWKS_URL): every call that needs a caller is refused"
+                );
+                None
+            }
+        };
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .map_err(|source| StartError::Bind { addr: config.grpc_addr, source })?;
@@ -122,6 +139,7 @@ impl ServiceHost {
             tasks,
             grace: config.shutdown_grace,
             consumer: config.consumer.clone(),
+            verifier,
         })
     }
 
@@ -209,7 +227,7 @@ impl ServiceHost {
         also: &[&'static str],
         stop: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
-        let Self { spec, listener, db, nats, background, mut tasks, grace, .. } = self;
+        let Self { spec, listener, db, nats, background, mut tasks, grace, verifier, .. } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut routes = routes;
         routes.add_service(health_service);
@@ -238,7 +256,10 @@ impl ServiceHost {
         let local_addr = listener.local_addr().ok();
         tracing::info!(service = spec.name, addr = ?local_addr, "serving");
         let server = server_builder()
+            // Outermost, so that refused tokens are traced and counted too.
             .layer(crate::telemetry::GrpcServerLayer)
+            // Before any service code: a call with a bad token goes no further.
+            .layer(AuthenticateLayer::new(verifier))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
 

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
+mod authorization;
 mod bad_input;
 mod broker_crash;
 mod clients;
