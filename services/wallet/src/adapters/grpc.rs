@@ -6,7 +6,7 @@ use std::time::Duration;
 use api::game::wallet::v1::{self as pb, wallet_service_server::WalletService};
 use platform::caller::{caller, require_player, require_reader};
 use platform::events::timestamp;
-use platform::grpc::{field, invalid, storage_failure};
+use platform::grpc::{deadline_of, field, invalid, storage_failure};
 use platform::kernel::CustomerId;
 use platform::resilience::RETRY_AFTER_MS;
 use tonic::{Request, Response, Status};
@@ -107,6 +107,8 @@ impl WalletService for WalletGrpc {
         &self,
         request: Request<pb::ExchangeRewardRequest>,
     ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
+        // What is left of the player's deadline bounds the call to gift too.
+        let deadline = deadline_of(&request);
         let caller = caller(&request)?;
         let request = request.into_inner();
         let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
@@ -114,7 +116,7 @@ impl WalletService for WalletGrpc {
         let product = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
         // Before anything is reserved: a refused exchange changes nothing.
         require_player(&caller, &customer)?;
-        let entry = self.wallets.exchange(customer, entry_id, product).await?;
+        let entry = self.wallets.exchange(customer, entry_id, product, deadline).await?;
         Ok(Response::new(pb::ExchangeRewardResponse { entry: Some(to_pb(entry)) }))
     }
 }
