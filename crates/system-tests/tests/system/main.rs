@@ -9,4 +9,5 @@ mod broker_crash;
 mod clients;
 mod exchange_under_pressure;
 mod fault_isolation;
+mod python_client;
 mod story;
