@@ -261,7 +261,7 @@ impl ServiceHost {
             // Before any service code: a call with a bad token goes no further.
             .layer(AuthenticateLayer::new(verifier))
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
+            .serve_with_incoming_shutdown(incoming(listener), stop_serving);
 
         // In-flight calls get the grace period; long-lived streams end when
         // `background` is cancelled, so they cannot hold the drain forever.
@@ -327,6 +327,26 @@ impl ServiceApp {
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         self.host.serve_all(self.routes, &self.also, stop).await
     }
+}
+
+/// The connections `listener` accepts, with Nagle's algorithm off.
+///
+/// `Server::tcp_nodelay` only reaches the listeners tonic binds itself, not
+/// an incoming stream handed to it. Without this, a response written after
+/// the server has sent anything else on the connection (an HTTP/2 window
+/// update while the handler still works, say verifying a token) waits for
+/// the client's delayed ACK: some 40 ms added to the call.
+pub fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY could not be set");
+            }
+        })
+    })
 }
 
 /// The server settings every service shares.

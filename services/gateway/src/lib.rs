@@ -26,7 +26,6 @@ use platform::auth::{AuthConfig, AuthError, Verifier};
 use platform::config::{ConfigError, env_millis, env_optional, env_or};
 use platform::host::{add_reflection, server_builder};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -34,10 +33,6 @@ use tonic_health::server::HealthReporter;
 use crate::edge::{EdgeConfig, EdgeLayer};
 use crate::rate_limit::RateLimit;
 use crate::upstream::{InvalidUpstream, Upstream};
-
-/// Refused bearer tokens tolerated per peer address: enough for a client
-/// whose token just expired, far too few to guess or replay at scale.
-const FAILED_TOKENS: RateLimit = RateLimit { per_second: 2.0, burst: 20 };
 
 /// The largest header block a call may carry.
 const MAX_HEADER_BYTES: u32 = 32 * 1024;
@@ -162,12 +157,7 @@ impl App {
                 None
             }
         };
-        let edge = EdgeConfig {
-            verifier,
-            rate_limit: config.rate_limit,
-            failed_tokens: FAILED_TOKENS,
-            max_message_bytes: config.max_message_bytes,
-        };
+        let edge = EdgeConfig { verifier, rate_limit: config.rate_limit, max_message_bytes: config.max_message_bytes };
         let upstreams =
             config.upstreams.iter().map(|(service, url)| Upstream::new(service, url)).collect::<Result<Vec<_>, _>>()?;
         let listener =
@@ -225,7 +215,7 @@ impl App {
             // gateway itself and must be rate limited too.
             .layer(EdgeLayer::new(edge))
             .add_routes(Routes::from(router))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
+            .serve_with_incoming_shutdown(platform::host::incoming(listener), stop_serving);
         tokio::select! {
             served = server => served?,
             () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {

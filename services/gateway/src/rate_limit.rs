@@ -67,20 +67,6 @@ impl RateLimiter {
         })
     }
 
-    /// Whether `key`'s bucket is empty now, without taking from it.
-    ///
-    /// # Errors
-    /// As [`RateLimiter::take`].
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        self.with_bucket(
-            key,
-            now,
-            |bucket| {
-                if bucket.tokens >= 1.0 { Ok(()) } else { Err(self.wait_for_one(bucket.tokens)) }
-            },
-        )
-    }
-
     fn wait_for_one(&self, tokens: f64) -> Duration {
         let per_second = self.limit.per_second.max(f64::MIN_POSITIVE);
         Duration::from_secs_f64(((1.0 - tokens) / per_second).min(3600.0)).max(Duration::from_millis(1))
@@ -118,16 +104,6 @@ mod tests {
         assert!(limiter.take("player-2", start).is_ok());
         assert!(limiter.take("player-1", start + Duration::from_millis(100)).is_ok());
         assert!(limiter.take("player-1", start + Duration::from_millis(100)).is_err());
-    }
-
-    #[test]
-    fn checking_takes_nothing() {
-        let limiter = RateLimiter::new(RateLimit { per_second: 1.0, burst: 1 });
-        let now = Instant::now();
-        assert!(limiter.check("peer", now).is_ok());
-        assert!(limiter.check("peer", now).is_ok());
-        assert!(limiter.take("peer", now).is_ok());
-        assert!(limiter.check("peer", now).is_err());
     }
 
     #[test]
