@@ -9,5 +9,6 @@ mod broker_crash;
 mod clients;
 mod exchange_under_pressure;
 mod fault_isolation;
+mod fuzz;
 mod python_client;
 mod story;
