@@ -3,11 +3,14 @@
 //!
 //! - [`drain`]: how fast the reward service drains a backlog of
 //!   MissionAchieved, with 1 and then 2 replicas.
+//! - [`gateway_auth`]: the latency the gateway (token, roles, rate limit,
+//!   proxy) adds to a call, against calling its service directly.
 //!
 //! A benchmark is a module with `Options::parse(args)` and `run(options)`,
 //! listed in [`BENCHMARKS`] and in [`run`].
 
 pub mod drain;
+pub mod gateway_auth;
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -15,8 +18,10 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 
 /// The benchmarks: name and what it measures.
-pub const BENCHMARKS: [(&str, &str); 1] =
-    [("drain", "a backlog of MissionAchieved drained by 1, then 2 reward replicas")];
+pub const BENCHMARKS: [(&str, &str); 2] = [
+    ("drain", "a backlog of MissionAchieved drained by 1, then 2 reward replicas"),
+    ("gateway", "the latency the gateway adds to an authenticated call (p50/p99), against the service directly"),
+];
 
 /// Where a benchmark's processes, stores and logs go: `.run/bench-<UTC time>/<name>`.
 pub fn run_dir(name: &str) -> PathBuf {
@@ -51,6 +56,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
 async fn run_one(name: &str, args: &[String]) -> anyhow::Result<()> {
     match name {
         "drain" => drain::run(drain::Options::parse(args).map_err(anyhow::Error::msg)?).await,
+        "gateway" => gateway_auth::run(gateway_auth::Options::parse(args).map_err(anyhow::Error::msg)?).await,
         other => {
             let known: Vec<String> = BENCHMARKS.iter().map(|(name, what)| format!("  {name}: {what}")).collect();
             anyhow::bail!("no benchmark called {other:?}; there are:\n{}", known.join("\n"))

@@ -41,7 +41,10 @@ usage:
   rewardsctl bench [NAME [OPTIONS]]
       run one benchmark, or all of them with their defaults:
       drain [--events N]   drain a backlog of N MissionAchieved (default 10000)
-                           with 1, then 2 reward replicas";
+                           with 1, then 2 reward replicas
+      gateway [--calls N] [--warmup N]
+                           the latency the gateway adds to an authenticated
+                           GetWallet (p50/p90/p99), against wallet directly";
 
 #[tokio::main]
 async fn main() -> ExitCode {
