@@ -20,6 +20,12 @@ demo *args:
     cargo build -p rewardsctl
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" demo {{args}}
 
+# A bearer token for grpcurl, signed with the development key of `just up`:
+# `TOKEN=$(just token player-1)`, or `just token --role operator`.
+token *args:
+    @cargo build --quiet -p rewardsctl
+    @"${CARGO_TARGET_DIR:-target}/debug/rewardsctl" token {{args}}
+
 # The chaos test: the whole system with 2 replicas of reward, wallet and mypage,
 # 2,000 missions and 300 exchanges while random processes (and nats-server) are
 # SIGKILLed; then every invariant is checked. `just chaos --help` lists the options.
@@ -49,9 +55,19 @@ dead-letters *args:
     cargo build -p rewardsctl
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" dead-letters {{args}}
 
-# Run every test: unit, integration (real nats-server, SQLite, PostgreSQL when reachable).
+# Run every test: unit, integration (real nats-server, SQLite, PostgreSQL when
+# reachable), and the Python client generated from proto/ (grpcio-tools,
+# installed into .tools/venv here; required, not skipped).
 test:
-    cargo test --workspace --all-targets
+    .tools/venv/bin/pip install --quiet --disable-pip-version-check -r scripts/python_client/requirements.txt
+    REQUIRE_PYTHON_CLIENT=1 cargo test --workspace --all-targets
+
+# Python stubs of every contract into DIR (default .run/python-stubs), with grpcio-tools.
+python-stubs dir=".run/python-stubs":
+    .tools/venv/bin/pip install --quiet --disable-pip-version-check -r scripts/python_client/requirements.txt
+    mkdir -p {{dir}}
+    .tools/venv/bin/python -m grpc_tools.protoc -Iproto --python_out={{dir}} --grpc_python_out={{dir}} $(find proto -name '*.proto' | sort)
+    @echo "stubs in {{dir}}: PYTHONPATH={{dir}} python -c 'from game.wallet.v1 import wallet_pb2_grpc'"
 
 # Formatting and lints, as CI runs them.
 lint:

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::auth::AuthConfig;
 use crate::consumer::ConsumerConfig;
 
 /// A configuration value that cannot be used.
@@ -93,6 +94,10 @@ pub struct ServiceConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// How the service's event consumers retry and give up (`CONSUMER_*`).
     pub consumer: ConsumerConfig,
+    /// How callers' bearer tokens are verified (`JWKS_FILE` or `JWKS_URL`,
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`); with none, every call that needs a
+    /// caller is refused.
+    pub auth: Option<AuthConfig>,
 }
 
 impl ServiceConfig {
@@ -106,6 +111,7 @@ impl ServiceConfig {
             drain_delay: Duration::ZERO,
             metrics_addr: None,
             consumer: ConsumerConfig::default(),
+            auth: None,
         }
     }
 
@@ -133,6 +139,7 @@ impl ServiceConfig {
                 retry_max: env_millis("CONSUMER_RETRY_MAX_MS", defaults.consumer.retry_max)?,
                 ..defaults.consumer
             },
+            auth: AuthConfig::from_env()?,
         })
     }
 }

@@ -3,7 +3,14 @@
 //! failures into statuses that leak nothing, and telling a call that never
 //! reached its server from one that may have.
 
+use std::time::{Duration, Instant};
+
 use tonic::Status;
+
+/// The largest request message a service decodes (and the gateway forwards
+/// by default). Every message of the contracts is a few hundred bytes; the
+/// limit only has to stop a caller from making a service buffer megabytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 use crate::db::DbError;
 use crate::kernel::IdError;
@@ -61,6 +68,43 @@ pub fn never_reached(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// When the caller stops waiting: its `grpc-timeout`, counted from now
+/// (call it first thing in a handler). `None` when the caller set none.
+pub fn deadline_of<T>(request: &tonic::Request<T>) -> Option<Instant> {
+    let timeout = parse_timeout(request.metadata().get("grpc-timeout")?.to_str().ok()?)?;
+    Instant::now().checked_add(timeout)
+}
+
+/// Parses a `grpc-timeout` value; `None` when it is not one.
+pub fn parse_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = digits.parse().ok().filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// A `grpc-timeout` value for `left`, to the microsecond while it fits.
+pub fn encode_timeout(left: Duration) -> String {
+    let micros = left.as_micros();
+    if micros < 100_000_000 {
+        format!("{micros}u")
+    } else if left.as_millis() < 100_000_000 {
+        format!("{}m", left.as_millis())
+    } else {
+        format!("{}S", left.as_secs().min(99_999_999))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +128,22 @@ mod tests {
         let cancelled = Transport(Box::new(h2::Error::from(h2::Reason::CANCEL)));
         assert!(!never_reached(&cancelled));
         assert!(!never_reached(&Transport("connection closed".into())));
+    }
+
+    #[test]
+    fn timeouts_parse_and_encode_in_every_unit() {
+        assert_eq!(parse_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout("5u"), Some(Duration::from_micros(5)));
+        for bad in ["", "m", "10", "10x", "123456789m", "-1m", "+1m", "1.5S"] {
+            assert_eq!(parse_timeout(bad), None, "{bad}");
+        }
+        for left in [Duration::from_micros(1), Duration::from_millis(1500), Duration::from_secs(500_000)] {
+            let encoded = encode_timeout(left);
+            assert!(encoded.len() <= 9, "{encoded}");
+            let back = parse_timeout(&encoded).unwrap();
+            assert!(back <= left && left - back < Duration::from_secs(1), "{encoded}");
+        }
     }
 }

@@ -24,6 +24,8 @@ use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::Verifier;
+use crate::caller::AuthenticateLayer;
 use crate::config::ServiceConfig;
 use crate::consumer::{Consumer, ConsumerConfig, Policy};
 use crate::db::{Database, DbError};
@@ -50,6 +52,8 @@ pub enum StartError {
     Nats(#[from] async_nats::ConnectError),
     #[error("gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
+    #[error("cannot verify tokens")]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 /// What a service is called: its short name and its gRPC service.
@@ -90,6 +94,8 @@ pub struct ServiceHost {
     grace: Duration,
     drain_delay: Duration,
     consumer: ConsumerConfig,
+    /// Verifies callers' tokens; `None` refuses them all.
+    verifier: Option<Verifier>,
 }
 
 impl ServiceHost {
@@ -98,6 +104,17 @@ impl ServiceHost {
     /// # Errors
     /// See [`StartError`].
     pub async fn start(spec: ServiceSpec, config: &ServiceConfig) -> Result<Self, StartError> {
+        // Before binding: a service that cannot verify tokens must not take calls.
+        let verifier = match &config.auth {
+            Some(auth) => Some(Verifier::load(auth.clone()).await?),
+            None => {
+                tracing::warn!(
+                    service = spec.name,
+                    "no JWKS configured (JWKS_FILE or JWKS_URL): every call that needs a caller is refused"
+                );
+                None
+            }
+        };
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .map_err(|source| StartError::Bind { addr: config.grpc_addr, source })?;
@@ -124,6 +141,7 @@ impl ServiceHost {
             grace: config.shutdown_grace,
             drain_delay: config.drain_delay,
             consumer: config.consumer.clone(),
+            verifier,
         })
     }
 
@@ -211,7 +229,7 @@ impl ServiceHost {
         also: &[&'static str],
         stop: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
-        let Self { spec, listener, db, nats, background, mut tasks, grace, drain_delay, .. } = self;
+        let Self { spec, listener, db, nats, background, mut tasks, grace, drain_delay, verifier, .. } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut routes = routes;
         routes.add_service(health_service);
@@ -243,9 +261,12 @@ impl ServiceHost {
         let local_addr = listener.local_addr().ok();
         tracing::info!(service = spec.name, addr = ?local_addr, "serving");
         let server = server_builder()
+            // Outermost, so that refused tokens are traced and counted too.
             .layer(crate::telemetry::GrpcServerLayer)
+            // Before any service code: a call with a bad token goes no further.
+            .layer(AuthenticateLayer::new(verifier))
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
+            .serve_with_incoming_shutdown(incoming(listener), stop_serving);
 
         // In-flight calls get the grace period; long-lived streams end when
         // `background` is cancelled, so they cannot hold the drain forever.
@@ -311,6 +332,26 @@ impl ServiceApp {
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         self.host.serve_all(self.routes, &self.also, stop).await
     }
+}
+
+/// The connections `listener` accepts, with Nagle's algorithm off.
+///
+/// `Server::tcp_nodelay` only reaches the listeners tonic binds itself, not
+/// an incoming stream handed to it. Without this, a response written after
+/// the server has sent anything else on the connection (an HTTP/2 window
+/// update while the handler still works, say verifying a token) waits for
+/// the client's delayed ACK: some 40 ms added to the call.
+pub fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY could not be set");
+            }
+        })
+    })
 }
 
 /// The server settings every service shares.

@@ -1,6 +1,7 @@
 //! The platform every service of the game rewards mesh stands on.
 //!
 //! - [`auth`]: bearer JWTs verified against a JWKS: who is calling.
+//! - [`caller`]: who calls a service and what they may touch (players their own data).
 //! - [`config`]: typed configuration from defaults and the environment.
 //! - [`telemetry`]: structured logs (readable locally, JSON in production).
 //! - [`db`]: the service's own diesel store, SQLite or PostgreSQL.
@@ -17,6 +18,7 @@
 //! - [`failpoint`]: named crash points for tests that kill a process mid-step.
 
 pub mod auth;
+pub mod caller;
 pub mod config;
 pub mod consumer;
 pub mod db;

@@ -14,6 +14,7 @@
 //! metadata key [`NOT_SENT`], so callers know for sure that the dependency
 //! never saw it.
 
+use crate::grpc::{encode_timeout, parse_timeout};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -441,9 +442,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let timeout = self.timeout;
+        // A caller's own, shorter deadline (what is left of the player's)
+        // wins: nobody waits for the answer after it.
+        let asked = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_timeout);
+        let timeout = asked.map_or(self.timeout, |asked| asked.min(self.timeout));
         // The callee learns the deadline too and can give up in time.
-        if let Ok(value) = format!("{}m", timeout.as_millis()).parse() {
+        if let Ok(value) = encode_timeout(timeout).parse() {
             request.headers_mut().insert("grpc-timeout", value);
         }
         let call = self.inner.call(request);
@@ -703,5 +707,29 @@ mod tests {
             })
             .await;
         assert_eq!((result.unwrap_err().code(), calls), (Code::FailedPrecondition, 1));
+    }
+
+    #[tokio::test]
+    async fn the_deadline_sent_on_is_the_shorter_of_the_callers_and_the_stacks() {
+        use tower::ServiceExt as _;
+        // Answers with the grpc-timeout it was sent, as its status message.
+        let echo = tower::service_fn(|request: Request<Body>| async move {
+            let sent = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            Ok::<_, std::io::Error>(Status::ok(sent).into_http())
+        });
+        let sent = |asked: Option<&'static str>| {
+            let stack = DeadlineLayer(Duration::from_secs(2)).layer(echo);
+            async move {
+                let mut request = Request::new(Body::empty());
+                if let Some(asked) = asked {
+                    request.headers_mut().insert("grpc-timeout", http::HeaderValue::from_static(asked));
+                }
+                let response = stack.oneshot(request).await.unwrap();
+                Status::from_header_map(response.headers()).unwrap().message().to_owned()
+            }
+        };
+        assert_eq!(sent(None).await, "2000000u");
+        assert_eq!(sent(Some("150m")).await, "150000u", "what is left of the player's deadline");
+        assert_eq!(sent(Some("10S")).await, "2000000u", "never longer than the stack's own");
     }
 }

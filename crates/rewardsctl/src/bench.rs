@@ -13,6 +13,8 @@
 //!   with the wallet's circuit breaker open.
 //! - [`gateway`]: one query straight to its service and through the gateway.
 //! - [`system`]: the whole system started for a benchmark, and its seeding.
+//! - [`gateway_auth`]: the latency the gateway (token, roles, rate limit,
+//!   proxy) adds to a call, against calling its service directly.
 //!
 //! A benchmark is a module with its options and a `run`, listed in
 //! [`BENCHMARKS`] and in [`run`].
@@ -22,6 +24,7 @@ pub mod chain;
 pub mod drain;
 pub mod exchange;
 pub mod gateway;
+pub mod gateway_auth;
 pub mod report;
 pub mod resources;
 pub mod suite;
@@ -33,9 +36,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 
 /// The benchmarks: name and what it measures.
-pub const BENCHMARKS: [(&str, &str); 2] = [
+pub const BENCHMARKS: [(&str, &str); 3] = [
     ("drain", "a backlog of MissionAchieved drained by 1, then 2 reward replicas"),
     ("exchange", "ExchangeReward at 1,000/s with gift healthy and with the breaker open; the gateway's cost"),
+    ("gateway-auth", "the latency the gateway adds to an authenticated call (p50/p99), against the service directly"),
 ];
 
 /// Where a benchmark's processes, stores and logs go: `.run/bench-<UTC time>/<name>`.
@@ -74,6 +78,7 @@ async fn run_one(name: &str, args: &[String]) -> anyhow::Result<()> {
     match name {
         "drain" => drain::run(drain::Options::parse(args).map_err(anyhow::Error::msg)?).await,
         "exchange" => run_exchange(args).await,
+        "gateway-auth" => gateway_auth::run(gateway_auth::Options::parse(args).map_err(anyhow::Error::msg)?).await,
         other => {
             let known: Vec<String> = BENCHMARKS.iter().map(|(name, what)| format!("  {name}: {what}")).collect();
             anyhow::bail!("no benchmark called {other:?}; there are:\n{}", known.join("\n"))

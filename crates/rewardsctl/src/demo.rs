@@ -2,6 +2,7 @@
 //! the generated client stubs, printing every step as it settles.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -11,17 +12,27 @@ use api::game::mypage::v1::{self as mypage, my_page_service_client::MyPageServic
 use api::game::reward::v1::{self as reward, reward_service_client::RewardServiceClient};
 use api::game::settlement::v1::{self as settlement, settlement_service_client::SettlementServiceClient};
 use api::game::wallet::v1::{self as wallet, wallet_service_client::WalletServiceClient};
+use dev_issuer::authorized;
 use tonic::transport::Channel;
 
 /// Options of `rewardsctl demo`.
 #[derive(Debug)]
 pub struct Options {
     gateway: String,
+    /// Where `rewardsctl up` keeps the development key pair the tokens are signed with.
+    run_dir: PathBuf,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { gateway: "http://127.0.0.1:8080".into() }
+        Self { gateway: "http://127.0.0.1:8080".into(), run_dir: PathBuf::from(".run") }
+    }
+}
+
+impl Options {
+    /// The demo against the system `rewardsctl up` runs from `run_dir`.
+    pub fn in_run_dir(run_dir: PathBuf) -> Self {
+        Self { run_dir, ..Self::default() }
     }
 }
 
@@ -36,6 +47,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--gateway" => options.gateway = args.next().ok_or("--gateway needs a URL")?.clone(),
+                "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -51,6 +63,10 @@ const SETTLE_WITHIN: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 struct Player {
     customer_id: String,
+    /// The player's bearer token, on every call of theirs.
+    token: String,
+    /// An operator's, for the settlements (players never see them).
+    operator: String,
     missions: MissionServiceClient<Channel>,
     rewards: RewardServiceClient<Channel>,
     wallets: WalletServiceClient<Channel>,
@@ -62,26 +78,33 @@ struct Player {
 impl Player {
     async fn mission(mut self, mission_id: String) -> Option<mission::Mission> {
         let request = mission::GetMissionRequest { mission_id };
-        self.missions.get_mission(request).await.ok()?.into_inner().mission
+        self.missions.get_mission(authorized(request, &self.token)).await.ok()?.into_inner().mission
     }
 
     async fn reward(mut self, reward_id: String) -> Option<reward::Reward> {
-        self.rewards.get_reward(reward::GetRewardRequest { reward_id }).await.ok()?.into_inner().reward
+        self.rewards
+            .get_reward(authorized(reward::GetRewardRequest { reward_id }, &self.token))
+            .await
+            .ok()?
+            .into_inner()
+            .reward
     }
 
     async fn wallet(mut self) -> Option<Vec<wallet::WalletEntry>> {
         let request = wallet::GetWalletRequest { customer_id: self.customer_id };
-        Some(self.wallets.get_wallet(request).await.ok()?.into_inner().wallet?.entries)
+        Some(self.wallets.get_wallet(authorized(request, &self.token)).await.ok()?.into_inner().wallet?.entries)
     }
 
     async fn settlements(mut self, product_sku: String) -> Option<Vec<settlement::Settlement>> {
         let request = settlement::ListSettlementsRequest { product_sku, page_size: 500, page_token: String::new() };
-        Some(self.settlements.list_settlements(request).await.ok()?.into_inner().settlements)
+        Some(
+            self.settlements.list_settlements(authorized(request, &self.operator)).await.ok()?.into_inner().settlements,
+        )
     }
 
     async fn my_page(mut self) -> Option<mypage::MyPage> {
         let request = mypage::GetMyPageRequest { customer_id: self.customer_id };
-        self.my_pages.get_my_page(request).await.ok()?.into_inner().my_page
+        self.my_pages.get_my_page(authorized(request, &self.token)).await.ok()?.into_inner().my_page
     }
 }
 
@@ -94,8 +117,12 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("cannot reach the gateway at {}", options.gateway))?;
+    let identity = crate::mesh::identity(&options.run_dir)?;
+    let customer_id = format!("player-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut p = Player {
-        customer_id: format!("player-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        token: identity.player(&customer_id),
+        operator: identity.operator(),
+        customer_id,
         missions: MissionServiceClient::new(channel.clone()),
         rewards: RewardServiceClient::new(channel.clone()),
         wallets: WalletServiceClient::new(channel.clone()),
@@ -107,7 +134,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let story = Instant::now();
     println!("\n== The player's story, through the gateway at {} ==\n", options.gateway);
 
-    let catalogue = p.missions.list_mission_definitions(mission::ListMissionDefinitionsRequest {}).await?;
+    let catalogue =
+        p.missions.list_mission_definitions(authorized(mission::ListMissionDefinitionsRequest {}, &p.token)).await?;
     let definition = catalogue
         .into_inner()
         .definitions
@@ -119,7 +147,13 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let t = Instant::now();
     let request =
         mission::AchieveMissionRequest { customer_id: customer.clone(), mission_code: definition.mission_code };
-    let achieved = p.missions.achieve_mission(request).await?.into_inner().mission.context("no mission returned")?;
+    let achieved = p
+        .missions
+        .achieve_mission(authorized(request, &p.token))
+        .await?
+        .into_inner()
+        .mission
+        .context("no mission returned")?;
     let line = format!(
         "{customer} achieves {}: mission {} is {}",
         achieved.mission_code,
@@ -151,7 +185,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         format!("the wallet holds entry {} worth {} points: {}", entry.entry_id, entry.points, entry_name(&entry));
     timed(5, line, t);
 
-    let products = p.gifts.list_products(gift::ListProductsRequest {}).await?.into_inner().products;
+    let products =
+        p.gifts.list_products(authorized(gift::ListProductsRequest {}, &p.token)).await?.into_inner().products;
     let product = products
         .iter()
         .filter(|product| product.price_points <= entry.points && product.stock > 0)
@@ -169,8 +204,13 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         product_sku: product.sku.clone(),
     };
     let t = Instant::now();
-    let exchanged =
-        p.wallets.exchange_reward(exchange.clone()).await?.into_inner().entry.context("no entry returned")?;
+    let exchanged = p
+        .wallets
+        .exchange_reward(authorized(exchange.clone(), &p.token))
+        .await?
+        .into_inner()
+        .entry
+        .context("no entry returned")?;
     let line = format!(
         "exchanging it for {}: entry is {}, gift order {}",
         product.sku,
@@ -179,7 +219,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     );
     timed(7, line, t);
 
-    match p.wallets.exchange_reward(exchange).await {
+    match p.wallets.exchange_reward(authorized(exchange, &p.token)).await {
         Err(status) => step(8, format!("exchanging it again is refused: {:?} \"{}\"", status.code(), status.message())),
         Ok(_) => bail!("a second exchange of the same entry was accepted"),
     }
@@ -189,7 +229,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     timed(9, format!("reward {} is {}", done.reward_id, reward_name(&done)), t);
 
     let request = gift::GetOrderRequest { order_id: exchanged.gift_order_id.clone() };
-    let order = p.gifts.get_order(request).await?.into_inner().order.context("no order returned")?;
+    let order =
+        p.gifts.get_order(authorized(request, &p.token)).await?.into_inner().order.context("no order returned")?;
     step(10, format!("gift order {} for {} is {:?}", order.order_id, order.product_sku, order.status()));
 
     let t = Instant::now();
@@ -288,6 +329,7 @@ where
         if Instant::now() > deadline {
             bail!("waited {}s for {what}", SETTLE_WITHIN.as_secs());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Well inside the gateway's default rate limit of 50 calls a second.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

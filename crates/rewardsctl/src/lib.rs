@@ -4,6 +4,7 @@
 //! - [`mesh`]: the processes of the mesh (services in replicas, the gateway,
 //!   nats-server), their ports and environment, started supervised.
 //! - [`supervisor`]: keeps one process running; kills or replaces it on request.
+//! - [`token`]: `rewardsctl token`, a development bearer token for grpcurl.
 //! - [`up`]: `rewardsctl up`, the mesh for a developer, until Ctrl-C.
 //! - [`demo`]: `rewardsctl demo`, the player's story through the gateway.
 //! - [`chaos`]: `rewardsctl chaos`, load and random SIGKILLs, then the
@@ -23,4 +24,5 @@ pub mod overload;
 pub mod rolling;
 pub mod stores;
 pub mod supervisor;
+pub mod token;
 pub mod up;

@@ -5,6 +5,7 @@
 //!   service with its own SQLite file under `.run/`; waits until all are
 //!   SERVING, prints the endpoints; Ctrl-C stops everything cleanly.
 //! - `rewardsctl demo [--gateway URL]`: plays the story through the gateway.
+//! - `rewardsctl token CUSTOMER_ID [--role operator]`: a development token.
 //! - `rewardsctl chaos [...]`: the chaos test (see [`rewardsctl::chaos`]).
 //! - `rewardsctl overload [...]`: the breaker against a slowed gift (see [`rewardsctl::overload`]).
 //! - `rewardsctl bench [NAME] [...]`: the benchmarks (see [`rewardsctl::bench`]).
@@ -13,7 +14,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use rewardsctl::{bench, chaos, dead_letters, demo, overload, up};
+use rewardsctl::{bench, chaos, dead_letters, demo, overload, token, up};
 
 const USAGE: &str = "\
 usage:
@@ -22,8 +23,12 @@ usage:
       are SERVING; with --demo, play the player's story once they are.
       --replicas reward=2,wallet=2 runs services (any but the gateway) as
       several processes behind the gateway
-  rewardsctl demo [--gateway URL]
+  rewardsctl demo [--gateway URL] [--run-dir DIR]
       play the player's story against a running system (default http://127.0.0.1:8080)
+  rewardsctl token CUSTOMER_ID [--role player|operator] [--ttl SECONDS] [--run-dir DIR]
+      print a bearer token signed with the development key of `up` (DIR/auth,
+      made if missing), for grpcurl -H \"authorization: Bearer $TOKEN\";
+      with --role operator the customer id may be left out
   rewardsctl chaos [--missions N] [--exchanges M] [--kill-every SECS] [--seed S] [--run-dir DIR]
       start the whole system (2 replicas of reward, wallet and mypage) in a fresh
       directory, drive N AchieveMission calls (default 2000) and M exchanges
@@ -52,7 +57,10 @@ usage:
                            with 1, then 2 reward replicas
       exchange [--quick] [--duration SECS] [--rate N]
                            ExchangeReward healthy and with the breaker open, and
-                           the gateway's cost, on one seeded system";
+                           the gateway's cost, on one seeded system
+      gateway-auth [--calls N] [--warmup N]
+                           the latency the gateway adds to an authenticated
+                           GetWallet (p50/p90/p99), against wallet directly";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -64,6 +72,10 @@ async fn main() -> ExitCode {
         },
         Some("demo") => match demo::Options::parse(&args[1..]) {
             Ok(options) => demo::run(&options).await,
+            Err(error) => usage_error(&error),
+        },
+        Some("token") => match token::Options::parse(&args[1..]) {
+            Ok(options) => token::run(&options),
             Err(error) => usage_error(&error),
         },
         Some("chaos") => return run_chaos(&args[1..]).await,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use dev_issuer::DevIssuer;
 use platform::CancellationToken;
 use tokio::task::JoinSet;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -246,6 +247,9 @@ pub struct MeshConfig {
 #[derive(Debug)]
 pub struct Mesh {
     config: MeshConfig,
+    /// The development identity provider the gateway and every service
+    /// trust (its key pair and JWKS under `auth/` of the run directory).
+    identity: DevIssuer,
     stop: CancellationToken,
     tasks: JoinSet<()>,
     processes: BTreeMap<String, ProcessHandle>,
@@ -257,7 +261,7 @@ impl Mesh {
     /// # Errors
     /// When a directory cannot be created or a binary is missing.
     pub fn new(mut config: MeshConfig) -> anyhow::Result<Self> {
-        for dir in ["data", "logs", "nats"] {
+        for dir in ["data", "logs", "nats", "auth"] {
             let dir = config.run_dir.join(dir);
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
@@ -281,7 +285,13 @@ impl Mesh {
                 find_nats_server().context("nats-server not found: run `./dev up` (it installs it into .tools/)")?,
             );
         }
-        Ok(Self { config, stop: CancellationToken::new(), tasks: JoinSet::new(), processes: BTreeMap::new() })
+        let identity = identity(&config.run_dir)?;
+        Ok(Self { config, identity, stop: CancellationToken::new(), tasks: JoinSet::new(), processes: BTreeMap::new() })
+    }
+
+    /// The identity provider whose tokens the mesh accepts.
+    pub fn identity(&self) -> &DevIssuer {
+        &self.identity
     }
 
     /// The processes and their ports.
@@ -365,6 +375,8 @@ impl Mesh {
             ("RUST_LOG".to_owned(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
             ("METRICS_ADDR".to_owned(), format!("127.0.0.1:{}", member.metrics_port)),
         ];
+        // The gateway and every service verify tokens with the same JWKS.
+        env.extend(self.identity.env());
         let name = member.service.name;
         if name == "gateway" {
             env.push(("GATEWAY_ADDR".into(), format!("127.0.0.1:{}", member.grpc_port)));
@@ -454,6 +466,16 @@ impl Drop for Mesh {
         self.stop.cancel();
         self.tasks.abort_all();
     }
+}
+
+/// The development identity provider of `run_dir`: its key pair and JWKS
+/// in `run_dir/auth`, made on first use and reused after, so that tokens
+/// printed by `rewardsctl token` stay valid across restarts.
+///
+/// # Errors
+/// When the directory cannot be written or holds an unusable key.
+pub fn identity(run_dir: &Path) -> anyhow::Result<DevIssuer> {
+    DevIssuer::create_or_load(&run_dir.join("auth"))
 }
 
 /// Finds nats-server: `$NATS_SERVER_BIN`, the project's `.tools/bin`, then `PATH`.

@@ -310,7 +310,7 @@ fn say(line: String) {
 }
 
 async fn exercise(mesh: &Mesh, options: &Options) -> anyhow::Result<Report> {
-    let clients = Clients::new(&mesh.layout().gateway_url())?;
+    let clients = Clients::new(&mesh.layout().gateway_url(), mesh.identity().clone())?;
     let gift = mesh.layout().members_of("gift").next().context("no gift in the layout")?.clone();
     let wallet = mesh.layout().members_of("wallet").next().context("no wallet in the layout")?.clone();
     let vendor = VendorSimulationServiceClient::connect(gift.url()).await.context("gift's admin API")?;
@@ -413,7 +413,7 @@ async fn setup(clients: &Clients, players: usize) -> anyhow::Result<Vec<(String,
             for code in CODES {
                 let request =
                     mission::AchieveMissionRequest { customer_id: customer.clone(), mission_code: code.into() };
-                clients.missions.clone().achieve_mission(request).await?;
+                clients.missions.clone().achieve_mission(clients.as_player(&customer, request)).await?;
             }
             Ok::<_, tonic::Status>(())
         });
@@ -443,7 +443,7 @@ async fn setup(clients: &Clients, players: usize) -> anyhow::Result<Vec<(String,
 /// The player's wallet entries; none while the wallet does not answer.
 async fn wallet_entries(clients: &Clients, customer_id: &str) -> Vec<wallet::WalletEntry> {
     let request = wallet::GetWalletRequest { customer_id: customer_id.to_owned() };
-    let answer = clients.wallets.clone().get_wallet(request).await;
+    let answer = clients.wallets.clone().get_wallet(clients.as_player(customer_id, request)).await;
     answer.ok().and_then(|r| r.into_inner().wallet).map(|w| w.entries).unwrap_or_default()
 }
 
@@ -462,7 +462,7 @@ async fn exchanging(clients: Clients, shared: Arc<Shared>, stop: CancellationTok
             product_sku: PRODUCT.into(),
         };
         let started = Instant::now();
-        let answered = clients.wallets.clone().exchange_reward(request).await;
+        let answered = clients.wallets.clone().exchange_reward(clients.as_player(&customer_id, request)).await;
         let latency = started.elapsed();
         let answer = match &answered {
             Ok(_) => Answer::Exchanged,
@@ -501,7 +501,7 @@ async fn achieving(clients: Clients, shared: Arc<Shared>, stop: CancellationToke
         let phase = shared.phase();
         let request =
             mission::AchieveMissionRequest { customer_id: customer_id.clone(), mission_code: "FIRST_WIN".into() };
-        match clients.missions.clone().achieve_mission(request).await {
+        match clients.missions.clone().achieve_mission(clients.as_player(&customer_id, request)).await {
             Ok(response) => {
                 *lock(&shared.missions).entry(phase).or_default() += 1;
                 if let Some(mission) = response.into_inner().mission {
@@ -616,7 +616,8 @@ async fn check(clients: &Clients, shared: &Shared) -> Vec<String> {
             };
             let status = eventually(deadline, || async {
                 let request = reward::GetRewardRequest { reward_id: entry.reward_id.clone() };
-                let status = clients.rewards.clone().get_reward(request).await.ok()?.into_inner().reward?.status();
+                let answer = clients.rewards.clone().get_reward(clients.as_player(&customer, request)).await;
+                let status = answer.ok()?.into_inner().reward?.status();
                 (status == expected).then_some(status)
             })
             .await;
@@ -629,7 +630,8 @@ async fn check(clients: &Clients, shared: &Shared) -> Vec<String> {
     for (customer, mission_id) in achieved {
         let rewarded = eventually(deadline, || async {
             let request = mission::GetMissionRequest { mission_id: mission_id.clone() };
-            let found = clients.missions.clone().get_mission(request).await.ok()?.into_inner().mission?;
+            let answer = clients.missions.clone().get_mission(clients.as_player(&customer, request)).await;
+            let found = answer.ok()?.into_inner().mission?;
             (found.status() == mission::MissionStatus::Rewarded).then_some(())
         })
         .await;

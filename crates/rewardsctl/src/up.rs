@@ -66,7 +66,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     print_endpoints(&mesh, started.elapsed());
 
     if options.demo {
-        let demo = crate::demo::Options::default();
+        let demo = crate::demo::Options::in_run_dir(mesh.run_dir().to_path_buf());
         if let Err(error) = crate::demo::run(&demo).await {
             eprintln!("[runner] the demo failed: {error:#}");
         }
@@ -101,12 +101,14 @@ fn print_endpoints(mesh: &Mesh, elapsed: Duration) {
     let gateway = layout.gateway_url();
     let gateway = gateway.trim_start_matches("http://");
     println!(
-        "\nTry (grpcurl is in .tools/bin):
+        "\nTry (grpcurl is in .tools/bin); every game API call needs a token, health and reflection do not:
   grpcurl -plaintext {gateway} list
   grpcurl -plaintext {gateway} describe game.wallet.v1.WalletService
-  grpcurl -plaintext -d '{{\"customer_id\":\"player-1\",\"mission_code\":\"FIRST_WIN\"}}' {gateway} game.mission.v1.MissionService/AchieveMission
-  grpcurl -plaintext -d '{{\"customer_id\":\"player-1\"}}' {gateway} game.mypage.v1.MyPageService/GetMyPage
-  grpcurl -plaintext {gateway} game.gift.v1.GiftService/ListProducts
-  just demo     # plays the whole story against this running system"
+  TOKEN=$(just token player-1)     # signed with the development key in {auth}
+  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"customer_id\":\"player-1\",\"mission_code\":\"FIRST_WIN\"}}' {gateway} game.mission.v1.MissionService/AchieveMission
+  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"customer_id\":\"player-1\"}}' {gateway} game.mypage.v1.MyPageService/GetMyPage
+  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {gateway} game.gift.v1.GiftService/ListProducts
+  just demo     # plays the whole story against this running system",
+        auth = mesh.identity().jwks_path().parent().map(|p| p.display().to_string()).unwrap_or_default()
     );
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use api::game::mission::v1::mission_service_client::MissionServiceClient;
 use api::game::mission::v1::{AchieveMissionRequest, GetMissionRequest};
+use dev_issuer::authorized;
 use platform::CancellationToken;
 use rewardsctl::mesh::{Layout, Mesh, MeshConfig, Replicas};
 use rewardsctl::rolling::rolling_update;
@@ -55,6 +56,7 @@ async fn replacing_both_mission_replicas_under_load_fails_no_call() {
     let mut players = JoinSet::new();
     for player in 0..PLAYERS {
         let (missions, stop, calls, failures) = (missions.clone(), stop.clone(), calls.clone(), failures.clone());
+        let identity = mesh.identity().clone();
         players.spawn(async move {
             let mut round = 0u64;
             while !stop.is_cancelled() {
@@ -62,7 +64,8 @@ async fn replacing_both_mission_replicas_under_load_fails_no_call() {
                 let customer_id = format!("rolling-{player}-{round}");
                 let request =
                     AchieveMissionRequest { customer_id: customer_id.clone(), mission_code: "FIRST_WIN".into() };
-                let achieved = missions.clone().achieve_mission(request).await;
+                let token = identity.player(&customer_id);
+                let achieved = missions.clone().achieve_mission(authorized(request, &token)).await;
                 calls.fetch_add(1, Ordering::SeqCst);
                 let mission = match achieved {
                     Ok(response) => response.into_inner().mission.unwrap(),
@@ -71,7 +74,8 @@ async fn replacing_both_mission_replicas_under_load_fails_no_call() {
                         continue;
                     }
                 };
-                let read = missions.clone().get_mission(GetMissionRequest { mission_id: mission.mission_id }).await;
+                let read = GetMissionRequest { mission_id: mission.mission_id };
+                let read = missions.clone().get_mission(authorized(read, &token)).await;
                 calls.fetch_add(1, Ordering::SeqCst);
                 if let Err(status) = read {
                     failures.lock().await.push(format!("GetMission for {customer_id}: {status:?}"));

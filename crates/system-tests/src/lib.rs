@@ -99,6 +99,7 @@ impl Mesh {
             database_url,
             nats_url: self.nats.url(),
             shutdown_grace: Duration::from_secs(3),
+            auth: Some(testkit::identity().auth_config()),
             ..ServiceConfig::local(service, 0)
         }
     }
@@ -155,6 +156,9 @@ impl Mesh {
             })
             .collect();
         config.shutdown_grace = Duration::from_secs(3);
+        config.auth = Some(testkit::identity().auth_config());
+        // The tests drive hundreds of calls per second as one operator.
+        config.rate_limit = gateway::rate_limit::RateLimit { per_second: 1e6, burst: 1_000_000 };
         let stop = CancellationToken::new();
         let app = gateway::App::build(config).await.expect("gateway starts");
         let handle = spawn(app.run_until_stopped(stop.clone().cancelled_owned()));

@@ -16,6 +16,7 @@ use api::game::wallet::v1::wallet_service_client::WalletServiceClient;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use system_tests::{Mesh, MeshOptions, eventually};
+use testkit::{AsCaller as _, AsOwner as _};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -37,14 +38,15 @@ async fn each_call_is_one_trace_across_every_event_hop_it_causes() {
     let channel = mesh.gateway().await;
     let customer = "traced-player";
     let achieve = mission::AchieveMissionRequest { customer_id: customer.into(), mission_code: "FIRST_WIN".into() };
-    let achieved = MissionServiceClient::new(channel.clone()).achieve_mission(achieve).await.unwrap().into_inner();
+    let achieved =
+        MissionServiceClient::new(channel.clone()).achieve_mission(achieve.by_owner()).await.unwrap().into_inner();
     let mission_id = achieved.mission.unwrap().mission_id;
 
     let entry = eventually("the reward in the wallet", Duration::from_secs(20), || {
         let mut wallets = WalletServiceClient::new(channel.clone());
         async move {
             let request = wallet::GetWalletRequest { customer_id: customer.into() };
-            wallets.get_wallet(request).await.ok()?.into_inner().wallet?.entries.into_iter().next()
+            wallets.get_wallet(request.by_operator()).await.ok()?.into_inner().wallet?.entries.into_iter().next()
         }
     })
     .await;
@@ -53,12 +55,12 @@ async fn each_call_is_one_trace_across_every_event_hop_it_causes() {
         entry_id: entry.entry_id.clone(),
         product_sku: "AVATAR-FRAME".into(),
     };
-    WalletServiceClient::new(channel.clone()).exchange_reward(exchange).await.unwrap();
+    WalletServiceClient::new(channel.clone()).exchange_reward(exchange.by_owner()).await.unwrap();
     eventually("my page to show the exchange", Duration::from_secs(20), || {
         let mut pages = MyPageServiceClient::new(channel.clone());
         async move {
             let request = mypage::GetMyPageRequest { customer_id: customer.into() };
-            let page = pages.get_my_page(request).await.ok()?.into_inner().my_page?;
+            let page = pages.get_my_page(request.by_operator()).await.ok()?.into_inner().my_page?;
             page.wallet.iter().any(|e| !e.gift_order_id.is_empty()).then_some(())
         }
     })

@@ -9,6 +9,9 @@
 //! - [`PostgresSchema`]: a fresh schema on the local PostgreSQL server, dropped after the test.
 //! - [`ServiceProcess`]: a service binary as a child process, to kill with
 //!   SIGKILL at a named failpoint and to scrape its `/metrics`.
+//! - [`identity`], [`AsCaller`]: the tests' identity provider (a key pair
+//!   and JWKS made once per test process) and calls signed as a player or
+//!   an operator with it; every service under test verifies its tokens.
 //! - [`eventually`]: polls until an asynchronous effect is visible.
 //! - [`free_port`]: a port nobody listens on.
 
@@ -18,21 +21,84 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+pub use dev_issuer::{Bearer, DevIssuer, authorized};
+
+/// The identity provider of this test process: one key pair and JWKS in a
+/// temporary directory, which every service and gateway under test trusts.
+///
+/// # Panics
+/// When the temporary directory cannot be written.
+pub fn identity() -> &'static DevIssuer {
+    static IDENTITY: std::sync::OnceLock<(tempfile::TempDir, DevIssuer)> = std::sync::OnceLock::new();
+    &IDENTITY
+        .get_or_init(|| {
+            #[allow(clippy::expect_used)] // a test machine without a temp dir cannot run tests
+            let dir = tempfile::Builder::new().prefix("identity-").tempdir().expect("temp dir");
+            #[allow(clippy::expect_used)] // a fresh directory takes a fresh key
+            let issuer = DevIssuer::create_or_load(dir.path()).expect("a development key pair");
+            (dir, issuer)
+        })
+        .1
+}
+
+/// A request message sent as someone, with a token of [`identity`].
+pub trait AsCaller: Sized {
+    /// Sent by the player `customer_id`.
+    fn by_player(self, customer_id: &str) -> tonic::Request<Self>;
+    /// Sent by an operator.
+    fn by_operator(self) -> tonic::Request<Self>;
+}
+
+/// A command sent by the player it names, as a client of the player would.
+pub trait AsOwner: Sized {
+    /// Sent by the player of its `customer_id`; a malformed customer id is
+    /// sent by `player-0`, so that the service sees (and names) the bad field.
+    fn by_owner(self) -> tonic::Request<Self>;
+}
+
+fn owner(customer_id: &str) -> &str {
+    if platform::kernel::CustomerId::parse(customer_id).is_ok() { customer_id } else { "player-0" }
+}
+
+impl AsOwner for api::game::mission::v1::AchieveMissionRequest {
+    fn by_owner(self) -> tonic::Request<Self> {
+        let token = identity().player(owner(&self.customer_id));
+        authorized(self, &token)
+    }
+}
+
+impl AsOwner for api::game::wallet::v1::ExchangeRewardRequest {
+    fn by_owner(self) -> tonic::Request<Self> {
+        let token = identity().player(owner(&self.customer_id));
+        authorized(self, &token)
+    }
+}
+
+impl<M> AsCaller for M {
+    fn by_player(self, customer_id: &str) -> tonic::Request<Self> {
+        authorized(self, &identity().player(customer_id))
+    }
+
+    fn by_operator(self) -> tonic::Request<Self> {
+        authorized(self, &identity().operator())
+    }
+}
 
 /// A port that was free a moment ago.
 ///
-/// Taken below the OS's ephemeral range (32768 and up on Linux), which the
-/// client side of every connection draws from: a port handed out there can
-/// be taken by an outgoing connection before the service under test binds
-/// it. Each test process walks the range from a random point, so ports are
-/// not handed out twice by one process and rarely by two.
+/// Taken below the range the OS hands out for outgoing connections
+/// (32768 and up on Linux), which a client connection of a test running
+/// alongside could take between this call and the test's bind; and below
+/// 20000, where `rewardsctl`'s runner picks its ports. Each test process
+/// walks the range from a random point, so one process never hands out a
+/// port twice and two rarely do.
 ///
 /// # Panics
 /// When no port of the range is free.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
-    const FIRST: u16 = 20_000;
-    const LAST: u16 = 32_000;
+    const FIRST: u16 = 10_000;
+    const LAST: u16 = 20_000;
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(0, rand::random_range(FIRST..LAST), Ordering::SeqCst, Ordering::SeqCst);
     for _ in FIRST..LAST {
@@ -351,6 +417,7 @@ pub fn service_config(broker: &Broker, database_url: String) -> platform::config
         database_url,
         nats_url: broker.url(),
         shutdown_grace: Duration::from_secs(2),
+        auth: Some(identity().auth_config()),
         ..platform::config::ServiceConfig::local("service-under-test", 0)
     }
 }
@@ -417,7 +484,10 @@ impl ServiceCommand {
                 ("RUST_LOG".to_owned(), "info,async_nats=warn".to_owned()),
                 // The log is a file, read by people and by assertions: no colour codes.
                 ("NO_COLOR".to_owned(), "1".to_owned()),
-            ],
+            ]
+            .into_iter()
+            .chain(identity().env())
+            .collect(),
             failpoint: None,
         }
     }

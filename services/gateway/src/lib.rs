@@ -1,5 +1,8 @@
 //! The edge gateway: the one entry point for players and tools.
 //!
+//! - [`edge`]: the edge policy before any routing: bearer tokens, which
+//!   role opens which method, per-caller rate limits, message size, deadlines.
+//! - [`rate_limit`]: the token buckets behind the rate limits.
 //! - [`upstream`]: which gRPC package is served where, by which replicas.
 //! - [`proxy`]: forwards every call to a replica of the service owning its
 //!   package, balancing over the replicas that answer.
@@ -10,22 +13,29 @@
 //! of its replicas is. Each upstream variable (`MISSION_URL`, …) may list
 //! several replicas, separated by commas.
 
+pub mod edge;
 pub mod proxy;
+pub mod rate_limit;
 pub mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use platform::auth::{AuthConfig, AuthError, Verifier};
 use platform::config::{ConfigError, env_millis, env_optional, env_or};
 use platform::host::{add_reflection, server_builder};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::edge::{EdgeConfig, EdgeLayer};
+use crate::rate_limit::RateLimit;
 use crate::upstream::{InvalidUpstream, Upstream};
+
+/// The largest header block a call may carry.
+const MAX_HEADER_BYTES: u32 = 32 * 1024;
 
 /// The default listen address: the one address players and tools use.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -53,6 +63,13 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// Where Prometheus scrapes `/metrics` (`METRICS_ADDR`); none when unset.
     pub metrics_addr: Option<SocketAddr>,
+    /// How bearer tokens are verified (`JWKS_FILE` or `JWKS_URL`,
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`); with none, every game API call is refused.
+    pub auth: Option<AuthConfig>,
+    /// Calls per caller (`GATEWAY_RATE_LIMIT_PER_SECOND`, `GATEWAY_RATE_LIMIT_BURST`).
+    pub rate_limit: RateLimit,
+    /// The largest request message forwarded (`GATEWAY_MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
 }
 
 impl GatewayConfig {
@@ -67,6 +84,9 @@ impl GatewayConfig {
             upstreams: UPSTREAMS.iter().map(|(service, _, url)| (*service, (*url).to_owned())).collect(),
             shutdown_grace: Duration::from_secs(20),
             metrics_addr: None,
+            auth: None,
+            rate_limit: RateLimit::DEFAULT,
+            max_message_bytes: platform::grpc::MAX_MESSAGE_BYTES,
         }
     }
 
@@ -85,6 +105,12 @@ impl GatewayConfig {
             upstreams,
             shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
             metrics_addr: env_optional("METRICS_ADDR")?,
+            auth: AuthConfig::from_env()?,
+            rate_limit: RateLimit {
+                per_second: env_or("GATEWAY_RATE_LIMIT_PER_SECOND", defaults.rate_limit.per_second)?,
+                burst: env_or("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
+            },
+            max_message_bytes: env_or("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
         })
     }
 }
@@ -102,6 +128,8 @@ pub enum GatewayError {
     },
     #[error("gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
+    #[error("cannot verify tokens")]
+    Auth(#[from] AuthError),
 }
 
 /// The gateway, bound and ready to serve.
@@ -111,6 +139,7 @@ pub struct App {
     metrics: Option<TcpListener>,
     upstreams: Vec<Upstream>,
     grace: Duration,
+    edge: EdgeConfig,
 }
 
 impl App {
@@ -120,6 +149,15 @@ impl App {
     /// # Errors
     /// When an upstream URL is invalid or an address is taken.
     pub async fn build(config: GatewayConfig) -> Result<Self, GatewayError> {
+        // Before binding: a gateway that cannot verify tokens must not take calls.
+        let verifier = match config.auth.clone() {
+            Some(auth) => Some(Verifier::load(auth).await?),
+            None => {
+                tracing::warn!("no JWKS configured (JWKS_FILE or JWKS_URL): every game API call is refused");
+                None
+            }
+        };
+        let edge = EdgeConfig { verifier, rate_limit: config.rate_limit, max_message_bytes: config.max_message_bytes };
         let upstreams =
             config.upstreams.iter().map(|(service, url)| Upstream::new(service, url)).collect::<Result<Vec<_>, _>>()?;
         let listener =
@@ -130,7 +168,7 @@ impl App {
             }
             None => None,
         };
-        Ok(Self { listener, metrics, upstreams, grace: config.shutdown_grace })
+        Ok(Self { listener, metrics, upstreams, grace: config.shutdown_grace, edge })
     }
 
     /// The port the gateway listens on.
@@ -143,7 +181,7 @@ impl App {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
-        let Self { listener, metrics, upstreams, grace } = self;
+        let Self { listener, metrics, upstreams, grace, edge } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
         let mut routes = RoutesBuilder::default();
@@ -170,8 +208,14 @@ impl App {
         };
         tracing::info!(addr = ?listener.local_addr().ok(), "gateway serving");
         let server = server_builder()
+            // Headers beyond this are refused by HTTP/2 itself: a token
+            // and a trace context take a few kilobytes.
+            .http2_max_header_list_size(Some(MAX_HEADER_BYTES))
+            // Before routing: health and reflection are served by the
+            // gateway itself and must be rate limited too.
+            .layer(EdgeLayer::new(edge))
             .add_routes(Routes::from(router))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
+            .serve_with_incoming_shutdown(platform::host::incoming(listener), stop_serving);
         tokio::select! {
             served = server => served?,
             () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {

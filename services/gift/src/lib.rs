@@ -19,6 +19,7 @@ use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulati
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::{ConfigError, ServiceConfig, env_or};
+use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 use crate::adapters::grpc::GiftGrpc;
@@ -51,7 +52,9 @@ pub async fn build(config: impl Into<GiftConfig>) -> Result<App, StartError> {
     host.spawn_relay();
     let vendor = Vendor::new(config.max_exchanges_in_flight);
     Ok(host
-        .serving(GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())))
+        .serving(
+            GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .also_serving(VendorSimulationServiceServer::new(VendorSimulationGrpc::new(vendor))))
 }
 

@@ -14,6 +14,7 @@ pub mod domain;
 use api::game::mission::v1::mission_service_server::MissionServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
+use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -41,5 +42,8 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let missions = app::Missions::new(host.db().clone(), host.outbox().clone());
     host.spawn_relay();
     host.spawn_policy(adapters::policies::RecordReward);
-    Ok(host.serving(MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions))))
+    Ok(host.serving(
+        MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    ))
 }

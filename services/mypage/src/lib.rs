@@ -16,6 +16,7 @@ pub mod domain;
 use api::game::mypage::v1::my_page_service_server::MyPageServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
+use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 use crate::adapters::policies::{MergeIntoPage, Source};
@@ -49,5 +50,5 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     }
     let pages = app::MyPages::new(host.db().clone(), changes);
     let grpc = adapters::grpc::MyPageGrpc::new(pages, host.stopping());
-    Ok(host.serving(MyPageServiceServer::new(grpc)))
+    Ok(host.serving(MyPageServiceServer::new(grpc).max_decoding_message_size(MAX_MESSAGE_BYTES)))
 }

@@ -15,6 +15,7 @@ pub mod domain;
 use api::game::reward::v1::reward_service_server::RewardServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
+use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -43,5 +44,7 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     host.spawn_relay();
     host.spawn_policy(adapters::policies::AllocateReward);
     host.spawn_policy(adapters::policies::TrackWallet);
-    Ok(host.serving(RewardServiceServer::new(adapters::grpc::RewardGrpc::new(rewards))))
+    Ok(host.serving(
+        RewardServiceServer::new(adapters::grpc::RewardGrpc::new(rewards)).max_decoding_message_size(MAX_MESSAGE_BYTES),
+    ))
 }

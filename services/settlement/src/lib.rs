@@ -15,6 +15,7 @@ pub mod domain;
 use api::game::settlement::v1::settlement_service_server::SettlementServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
+use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -42,5 +43,8 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let settlements = app::Settlements::new(host.db().clone());
     host.spawn_relay();
     host.spawn_policy(adapters::policies::RecordSettlement);
-    Ok(host.serving(SettlementServiceServer::new(adapters::grpc::SettlementGrpc::new(settlements))))
+    Ok(host.serving(
+        SettlementServiceServer::new(adapters::grpc::SettlementGrpc::new(settlements))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    ))
 }

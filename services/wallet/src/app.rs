@@ -2,7 +2,7 @@
 //! (reserve in one transaction, call gift, settle in another), plus the
 //! re-driver that settles exchanges whose outcome was unknown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::game::wallet::v1 as pb;
 use platform::CancellationToken;
@@ -94,6 +94,7 @@ impl Wallets {
         customer: CustomerId,
         entry_id: EntryId,
         product: ProductSku,
+        deadline: Option<Instant>,
     ) -> Result<WalletEntry, WalletError> {
         let (entry, ticket) = self
             .with_conflict_retries(|| {
@@ -101,7 +102,7 @@ impl Wallets {
                 self.db.write(move |conn| begin_exchange(conn, entry_id, &customer, product))
             })
             .await?;
-        let outcome = self.gift.exchange(&entry, &ticket).await;
+        let outcome = self.gift.exchange(&entry, &ticket, deadline).await;
         platform::metrics::metrics().exchanges.get_or_create(&[("result", outcome.label().to_owned())]).inc();
         let settled = self.settle(&ticket, outcome.answer()).await?;
         match outcome {
@@ -167,7 +168,7 @@ impl Wallets {
         let mut settled = 0;
         for entry in pending {
             let Some(ticket) = entry.pending_ticket() else { continue };
-            let outcome = self.gift.exchange(&entry, &ticket).await;
+            let outcome = self.gift.exchange(&entry, &ticket, None).await;
             if matches!(outcome, GiftOutcome::Unknown { .. }) {
                 continue;
             }

@@ -16,6 +16,7 @@ pub mod domain;
 use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::{ConfigError, ServiceConfig, env_millis, env_or};
+use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 use platform::resilience::ResilienceConfig;
 
@@ -101,5 +102,7 @@ pub async fn build(config: WalletConfig) -> Result<App, WalletStartError> {
     host.spawn_policy(adapters::policies::IssueReward);
     let redriver = wallets.clone();
     host.spawn(|stopping| redriver.run_redriver(config.redrive, stopping));
-    Ok(host.serving(WalletServiceServer::new(adapters::grpc::WalletGrpc::new(wallets))))
+    Ok(host.serving(
+        WalletServiceServer::new(adapters::grpc::WalletGrpc::new(wallets)).max_decoding_message_size(MAX_MESSAGE_BYTES),
+    ))
 }

@@ -9,6 +9,7 @@ use api::game::mission::v1::mission_service_client::MissionServiceClient;
 use api::game::mypage::v1::my_page_service_client::MyPageServiceClient;
 use api::game::reward::v1::reward_service_client::RewardServiceClient;
 use api::game::wallet::v1::wallet_service_client::WalletServiceClient;
+use dev_issuer::{DevIssuer, authorized};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -23,6 +24,9 @@ pub struct Clients {
     pub rewards: RewardServiceClient<Channel>,
     pub wallets: WalletServiceClient<Channel>,
     pub pages: MyPageServiceClient<Channel>,
+    /// Signs each call: a player's own calls with the player's token, the
+    /// checks' reads with an operator's.
+    identity: DevIssuer,
     /// Failed calls that were retried, by status code.
     retried: Arc<Mutex<BTreeMap<String, u64>>>,
 }
@@ -32,7 +36,7 @@ impl Clients {
     ///
     /// # Errors
     /// When the URL is invalid.
-    pub fn new(url: &str) -> anyhow::Result<Self> {
+    pub fn new(url: &str, identity: DevIssuer) -> anyhow::Result<Self> {
         let channel = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(Duration::from_secs(1))
             .timeout(CALL_DEADLINE)
@@ -43,8 +47,19 @@ impl Clients {
             rewards: RewardServiceClient::new(channel.clone()),
             wallets: WalletServiceClient::new(channel.clone()),
             pages: MyPageServiceClient::new(channel),
+            identity,
             retried: Arc::default(),
         })
+    }
+
+    /// `message` as a call of the player `customer_id`.
+    pub fn as_player<M>(&self, customer_id: &str, message: M) -> tonic::Request<M> {
+        authorized(message, &self.identity.player(customer_id))
+    }
+
+    /// `message` as a call of an operator, who may read every player's data.
+    pub fn as_operator<M>(&self, message: M) -> tonic::Request<M> {
+        authorized(message, &self.identity.operator())
     }
 
     /// Counts a failure that will be retried.

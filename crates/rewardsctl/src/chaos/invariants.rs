@@ -67,24 +67,27 @@ pub async fn read_api(clients: &Clients, players: &[String], snapshot: &Snapshot
     let mut api = Api::default();
     let mut per_player = futures::stream::iter(players.iter().cloned())
         .map(|player| async move {
-            let missions = clients
-                .patiently(deadline, || {
-                    let (mut c, customer_id) = (clients.missions.clone(), player.clone());
-                    async move { c.list_missions(mission::ListMissionsRequest { customer_id }).await }
-                })
-                .await
-                .map(|r| r.into_inner().missions);
+            let missions =
+                clients
+                    .patiently(deadline, || {
+                        let (mut c, customer_id) = (clients.missions.clone(), player.clone());
+                        async move {
+                            c.list_missions(clients.as_operator(mission::ListMissionsRequest { customer_id })).await
+                        }
+                    })
+                    .await
+                    .map(|r| r.into_inner().missions);
             let wallet = clients
                 .patiently(deadline, || {
                     let (mut c, customer_id) = (clients.wallets.clone(), player.clone());
-                    async move { c.get_wallet(wallet::GetWalletRequest { customer_id }).await }
+                    async move { c.get_wallet(clients.as_operator(wallet::GetWalletRequest { customer_id })).await }
                 })
                 .await
                 .map(|r| r.into_inner().wallet.map(|w| w.entries).unwrap_or_default());
             let page = clients
                 .patiently(deadline, || {
                     let (mut c, customer_id) = (clients.pages.clone(), player.clone());
-                    async move { c.get_my_page(mypage::GetMyPageRequest { customer_id }).await }
+                    async move { c.get_my_page(clients.as_operator(mypage::GetMyPageRequest { customer_id })).await }
                 })
                 .await
                 .map(|r| r.into_inner().my_page);
@@ -111,7 +114,7 @@ pub async fn read_api(clients: &Clients, players: &[String], snapshot: &Snapshot
             let answer = clients
                 .patiently(deadline, || {
                     let (mut c, reward_id) = (clients.rewards.clone(), reward_id.clone());
-                    async move { c.get_reward(reward::GetRewardRequest { reward_id }).await }
+                    async move { c.get_reward(clients.as_operator(reward::GetRewardRequest { reward_id })).await }
                 })
                 .await;
             (reward_id, answer)

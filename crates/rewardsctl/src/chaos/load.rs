@@ -157,7 +157,7 @@ async fn achieve(
     let request = mission::AchieveMissionRequest { customer_id: customer.to_owned(), mission_code: code.to_owned() };
     let answer = clients
         .patiently(deadline, || {
-            let (mut missions, request) = (clients.missions.clone(), request.clone());
+            let (mut missions, request) = (clients.missions.clone(), clients.as_player(customer, request.clone()));
             async move { missions.achieve_mission(request).await }
         })
         .await;
@@ -198,10 +198,11 @@ async fn exchange(clients: &Clients, driven: &Shared, task: ExchangeTask, deadli
     let mut attempt = 0u32;
     let gift_order_id = loop {
         attempt = attempt.saturating_add(1);
-        let failed = match clients.wallets.clone().exchange_reward(request.clone()).await {
-            Ok(answer) => break answer.into_inner().entry.map(|e| e.gift_order_id),
-            Err(status) => status,
-        };
+        let failed =
+            match clients.wallets.clone().exchange_reward(clients.as_player(&customer_id, request.clone())).await {
+                Ok(answer) => break answer.into_inner().entry.map(|e| e.gift_order_id),
+                Err(status) => status,
+            };
         // A retry that finds the entry exchanged learns that an earlier
         // attempt, whose answer was lost, succeeded.
         if attempt > 1 && failed.code() == Code::FailedPrecondition && failed.message().contains("already exchanged") {
@@ -238,7 +239,7 @@ async fn entry_of(
     while Instant::now() < deadline {
         attempt = attempt.saturating_add(1);
         let request = wallet::GetWalletRequest { customer_id: customer_id.to_owned() };
-        match clients.wallets.clone().get_wallet(request).await {
+        match clients.wallets.clone().get_wallet(clients.as_player(customer_id, request)).await {
             Ok(answer) => {
                 let entries = answer.into_inner().wallet.map(|w| w.entries).unwrap_or_default();
                 if let Some(entry) = entries.into_iter().find(|e| e.mission_id == mission_id) {

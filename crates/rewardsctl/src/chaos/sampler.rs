@@ -64,7 +64,7 @@ async fn sample(clients: &Clients, player: &str, seen: &mut Seen, samples: &mut 
     let mut reads = 0;
     let mut regress = |what: String| regressions.push(format!("{player}: {what}"));
     let request = mission::ListMissionsRequest { customer_id: player.to_owned() };
-    if let Ok(answer) = clients.missions.clone().list_missions(request).await {
+    if let Ok(answer) = clients.missions.clone().list_missions(clients.as_operator(request)).await {
         let missions = answer.into_inner().missions;
         for (id, (status, _)) in &seen.missions {
             if !missions.iter().any(|m| &m.mission_id == id) {
@@ -87,7 +87,7 @@ async fn sample(clients: &Clients, player: &str, seen: &mut Seen, samples: &mut 
     let reward_ids: Vec<String> = seen.missions.values().map(|(_, r)| r.clone()).filter(|r| !r.is_empty()).collect();
     for reward_id in reward_ids {
         let request = reward::GetRewardRequest { reward_id: reward_id.clone() };
-        let Ok(answer) = clients.rewards.clone().get_reward(request).await else { continue };
+        let Ok(answer) = clients.rewards.clone().get_reward(clients.as_operator(request)).await else { continue };
         let Some(r) = answer.into_inner().reward else { continue };
         let before = seen.rewards.entry(reward_id.clone()).or_insert(r.status);
         if r.status < *before {
@@ -98,7 +98,7 @@ async fn sample(clients: &Clients, player: &str, seen: &mut Seen, samples: &mut 
     }
 
     let request = wallet::GetWalletRequest { customer_id: player.to_owned() };
-    if let Ok(answer) = clients.wallets.clone().get_wallet(request).await {
+    if let Ok(answer) = clients.wallets.clone().get_wallet(clients.as_operator(request)).await {
         let entries = answer.into_inner().wallet.map(|w| w.entries).unwrap_or_default();
         let now: BTreeMap<String, (i32, String)> =
             entries.into_iter().map(|e| (e.entry_id, (e.status, e.gift_order_id))).collect();
@@ -107,7 +107,7 @@ async fn sample(clients: &Clients, player: &str, seen: &mut Seen, samples: &mut 
     }
 
     let request = mypage::GetMyPageRequest { customer_id: player.to_owned() };
-    if let Ok(answer) = clients.pages.clone().get_my_page(request).await
+    if let Ok(answer) = clients.pages.clone().get_my_page(clients.as_operator(request)).await
         && let Some(page) = answer.into_inner().my_page
     {
         if page.version < seen.page_version {

@@ -13,6 +13,7 @@ use api::game::wallet::v1 as wallet;
 use system_tests::{Mesh, MeshOptions, eventually};
 
 use crate::clients::{Clients, SETTLE, player};
+use testkit::AsCaller as _;
 
 const CODES: [&str; 5] = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND", "WEEKLY_QUEST", "EVENT_CHAMPION"];
 /// The points of all of [`CODES`].
@@ -54,8 +55,12 @@ async fn each_exactly_once(c: &Clients, customer: &str, missions: &[mission::Mis
         let mut my_pages = c.my_pages.clone();
         let customer_id = customer.to_owned();
         async move {
-            let page =
-                my_pages.get_my_page(mypage::GetMyPageRequest { customer_id }).await.ok()?.into_inner().my_page?;
+            let page = my_pages
+                .get_my_page(mypage::GetMyPageRequest { customer_id }.by_operator())
+                .await
+                .ok()?
+                .into_inner()
+                .my_page?;
             let done = page.missions.len() >= CODES.len()
                 && page.wallet.len() >= CODES.len()
                 && page.missions.iter().all(|m| {

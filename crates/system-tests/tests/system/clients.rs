@@ -9,6 +9,7 @@ use api::game::reward::v1::reward_service_client::RewardServiceClient;
 use api::game::settlement::v1::settlement_service_client::SettlementServiceClient;
 use api::game::wallet::v1::{self as wallet, wallet_service_client::WalletServiceClient};
 use system_tests::{Mesh, eventually};
+use testkit::{AsCaller as _, AsOwner as _};
 use tonic::transport::Channel;
 
 /// How long an asynchronous effect may take in these tests.
@@ -39,7 +40,7 @@ impl Clients {
 
     pub async fn achieve(&self, customer: &str, code: &str) -> mission::Mission {
         let request = mission::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into() };
-        self.missions.clone().achieve_mission(request).await.unwrap().into_inner().mission.unwrap()
+        self.missions.clone().achieve_mission(request.by_owner()).await.unwrap().into_inner().mission.unwrap()
     }
 
     pub async fn rewarded(&self, mission_id: &str) -> mission::Mission {
@@ -47,8 +48,12 @@ impl Clients {
             let mut missions = self.missions.clone();
             let mission_id = mission_id.to_owned();
             async move {
-                let m =
-                    missions.get_mission(mission::GetMissionRequest { mission_id }).await.ok()?.into_inner().mission?;
+                let m = missions
+                    .get_mission(mission::GetMissionRequest { mission_id }.by_operator())
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .mission?;
                 (m.status() == mission::MissionStatus::Rewarded).then_some(m)
             }
         })
@@ -60,7 +65,12 @@ impl Clients {
             let mut wallets = self.wallets.clone();
             let (customer_id, reward_id) = (customer.to_owned(), reward_id.to_owned());
             async move {
-                let w = wallets.get_wallet(wallet::GetWalletRequest { customer_id }).await.ok()?.into_inner().wallet?;
+                let w = wallets
+                    .get_wallet(wallet::GetWalletRequest { customer_id }.by_operator())
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .wallet?;
                 w.entries.into_iter().find(|e| e.reward_id == reward_id)
             }
         })
@@ -69,7 +79,7 @@ impl Clients {
 
     pub async fn wallet(&self, customer: &str) -> Vec<wallet::WalletEntry> {
         let request = wallet::GetWalletRequest { customer_id: customer.into() };
-        self.wallets.clone().get_wallet(request).await.unwrap().into_inner().wallet.unwrap().entries
+        self.wallets.clone().get_wallet(request.by_operator()).await.unwrap().into_inner().wallet.unwrap().entries
     }
 }
 

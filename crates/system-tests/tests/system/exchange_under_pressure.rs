@@ -15,6 +15,7 @@ use system_tests::{Mesh, MeshOptions, eventually};
 use tonic::Code;
 
 use crate::clients::{Clients, SETTLE, player};
+use testkit::{AsCaller as _, AsOwner as _};
 
 const CODES: [&str; 5] = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND", "WEEKLY_QUEST", "EVENT_CHAMPION"];
 
@@ -75,11 +76,12 @@ async fn vendor(mesh: &Mesh, behaviour: admin::VendorBehaviour) {
 
 async fn reward_status(c: &Clients, reward_id: &str) -> reward::RewardStatus {
     let request = reward::GetRewardRequest { reward_id: reward_id.into() };
-    c.rewards.clone().get_reward(request).await.unwrap().into_inner().reward.unwrap().status()
+    c.rewards.clone().get_reward(request.by_operator()).await.unwrap().into_inner().reward.unwrap().status()
 }
 
 async fn stock(c: &Clients, sku: &str) -> i64 {
-    let products = c.gifts.clone().list_products(gift::ListProductsRequest {}).await.unwrap().into_inner().products;
+    let products =
+        c.gifts.clone().list_products(gift::ListProductsRequest {}.by_operator()).await.unwrap().into_inner().products;
     products.into_iter().find(|p| p.sku == sku).unwrap().stock
 }
 
@@ -95,8 +97,12 @@ async fn with_gift_stopped_an_exchange_is_turned_away_at_once_and_missions_keep_
     mesh.stop_service("gift").await;
 
     let started = Instant::now();
-    let refused =
-        c.wallets.clone().exchange_reward(exchange(&customer, &entries[0], "STICKER-PACK")).await.unwrap_err();
+    let refused = c
+        .wallets
+        .clone()
+        .exchange_reward(exchange(&customer, &entries[0], "STICKER-PACK").by_owner())
+        .await
+        .unwrap_err();
     let waited = started.elapsed();
     assert_eq!(refused.code(), Code::Unavailable);
     assert_eq!(refused.message(), "the gift exchange is busy; your reward is unchanged, try again later");
@@ -129,7 +135,9 @@ async fn an_overloaded_gift_opens_the_breaker_which_fast_fails_and_closes_again_
         .chain(more.iter().map(|e| (other.clone(), e.clone())))
         .map(|(customer, entry)| {
             let mut wallets = c.wallets.clone();
-            tokio::spawn(async move { wallets.exchange_reward(exchange(&customer, &entry, "STICKER-PACK")).await })
+            tokio::spawn(async move {
+                wallets.exchange_reward(exchange(&customer, &entry, "STICKER-PACK").by_owner()).await
+            })
         });
     let results = futures::future::join_all(calls).await;
     let refused = results.iter().filter(|r| matches!(r, Ok(Err(s)) if s.code() == Code::Unavailable)).count();
@@ -138,7 +146,8 @@ async fn an_overloaded_gift_opens_the_breaker_which_fast_fails_and_closes_again_
     // Open: a player is answered at once — gift, slow as it still is, would
     // have taken 600 ms to answer a call that reached it.
     let started = Instant::now();
-    let fast = c.wallets.clone().exchange_reward(exchange(&third, &waiting[0], "STICKER-PACK")).await.unwrap_err();
+    let fast =
+        c.wallets.clone().exchange_reward(exchange(&third, &waiting[0], "STICKER-PACK").by_owner()).await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_millis(300),
         "fast-failed in {:?}: the breaker is open",
@@ -153,7 +162,7 @@ async fn an_overloaded_gift_opens_the_breaker_which_fast_fails_and_closes_again_
     let exchanged = eventually("the breaker to close and the exchange to go through", SETTLE, || {
         let mut wallets = c.wallets.clone();
         let request = exchange(&third, &waiting[0], "STICKER-PACK");
-        async move { wallets.exchange_reward(request).await.ok()?.into_inner().entry }
+        async move { wallets.exchange_reward(request.by_owner()).await.ok()?.into_inner().entry }
     })
     .await;
     assert_eq!(exchanged.status(), WalletEntryStatus::Exchanged);
@@ -187,8 +196,12 @@ async fn an_exchange_whose_answer_timed_out_after_gift_committed_is_completed_on
     let before = stock(&c, "AVATAR-FRAME").await;
     vendor(&mesh, admin::VendorBehaviour { latency_after_commit_ms: 3_000, ..Default::default() }).await;
 
-    let unsettled =
-        c.wallets.clone().exchange_reward(exchange(&customer, &entries[0], "AVATAR-FRAME")).await.unwrap_err();
+    let unsettled = c
+        .wallets
+        .clone()
+        .exchange_reward(exchange(&customer, &entries[0], "AVATAR-FRAME").by_owner())
+        .await
+        .unwrap_err();
     assert_eq!(unsettled.code(), Code::Unavailable);
     assert!(unsettled.message().contains("stays pending"), "{}", unsettled.message());
     assert_eq!(c.wallet(&customer).await[0].status(), WalletEntryStatus::ExchangePending);
@@ -203,7 +216,7 @@ async fn an_exchange_whose_answer_timed_out_after_gift_committed_is_completed_on
     let order = c
         .gifts
         .clone()
-        .get_order(gift::GetOrderRequest { order_id: exchanged.gift_order_id.clone() })
+        .get_order(gift::GetOrderRequest { order_id: exchanged.gift_order_id.clone() }.by_operator())
         .await
         .unwrap()
         .into_inner()
@@ -216,7 +229,7 @@ async fn an_exchange_whose_answer_timed_out_after_gift_committed_is_completed_on
             page_size: 500,
             page_token: String::new(),
         };
-        let page = c.settlements.clone().list_settlements(request).await.ok()?.into_inner();
+        let page = c.settlements.clone().list_settlements(request.by_operator()).await.ok()?.into_inner();
         let mine: Vec<_> = page.settlements.into_iter().filter(|s| s.order_id == order.order_id).collect();
         (!mine.is_empty()).then_some(mine)
     })
@@ -233,7 +246,7 @@ async fn concurrent_exchanges_of_one_entry_place_one_gift_order() {
     let calls = (0..10).map(|_| {
         let mut wallets = c.wallets.clone();
         let request = exchange(&customer, &entries[0], "STICKER-PACK");
-        tokio::spawn(async move { wallets.exchange_reward(request).await })
+        tokio::spawn(async move { wallets.exchange_reward(request.by_owner()).await })
     });
     let results = futures::future::join_all(calls).await;
     let mut orders = std::collections::HashSet::new();

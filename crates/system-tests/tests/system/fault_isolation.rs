@@ -11,6 +11,7 @@ use system_tests::{Mesh, MeshOptions, eventually};
 use tonic::Code;
 
 use crate::clients::{Clients, SETTLE, player};
+use testkit::{AsCaller as _, AsOwner as _};
 
 const CODES: [&str; 5] = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND", "WEEKLY_QUEST", "EVENT_CHAMPION"];
 
@@ -32,10 +33,11 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
     }
     for reward_id in &rewards {
         let request = reward::GetRewardRequest { reward_id: reward_id.clone() };
-        let r = c.rewards.clone().get_reward(request).await.unwrap().into_inner().reward.unwrap();
+        let r = c.rewards.clone().get_reward(request.by_operator()).await.unwrap().into_inner().reward.unwrap();
         assert_eq!(r.status(), reward::RewardStatus::Allocated, "no wallet has issued it yet");
     }
-    let down = c.wallets.clone().get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() }).await;
+    let down =
+        c.wallets.clone().get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() }.by_operator()).await;
     assert_eq!(down.unwrap_err().code(), Code::Unavailable, "the gateway says the wallet is unavailable");
 
     // The wallet returns first, with gift still down: it catches up on every
@@ -52,11 +54,14 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
     let refused = c
         .wallets
         .clone()
-        .exchange_reward(wallet::ExchangeRewardRequest {
-            customer_id: customer.clone(),
-            entry_id: entry.entry_id.clone(),
-            product_sku: "STICKER-PACK".into(),
-        })
+        .exchange_reward(
+            wallet::ExchangeRewardRequest {
+                customer_id: customer.clone(),
+                entry_id: entry.entry_id.clone(),
+                product_sku: "STICKER-PACK".into(),
+            }
+            .by_owner(),
+        )
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
@@ -73,7 +78,12 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
             let mut client = c.rewards.clone();
             let reward_id = reward_id.clone();
             async move {
-                let r = client.get_reward(reward::GetRewardRequest { reward_id }).await.ok()?.into_inner().reward?;
+                let r = client
+                    .get_reward(reward::GetRewardRequest { reward_id }.by_operator())
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .reward?;
                 (r.status() == reward::RewardStatus::Issued).then_some(())
             }
         })
@@ -87,8 +97,12 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
         let mut my_pages = c.my_pages.clone();
         let customer_id = customer.clone();
         async move {
-            let page =
-                my_pages.get_my_page(mypage::GetMyPageRequest { customer_id }).await.ok()?.into_inner().my_page?;
+            let page = my_pages
+                .get_my_page(mypage::GetMyPageRequest { customer_id }.by_operator())
+                .await
+                .ok()?
+                .into_inner()
+                .my_page?;
             let done = page.missions.len() == CODES.len()
                 && page.wallet.len() == CODES.len()
                 && page.missions.iter().all(|m| {
@@ -108,7 +122,7 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
             entry_id: entry.entry_id.clone(),
             product_sku: "STICKER-PACK".into(),
         };
-        async move { wallets.exchange_reward(request).await.ok()?.into_inner().entry }
+        async move { wallets.exchange_reward(request.by_owner()).await.ok()?.into_inner().entry }
     })
     .await;
     assert_eq!(exchanged.status(), wallet::WalletEntryStatus::Exchanged);

@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
+mod authorization;
 mod bad_input;
 mod broker_crash;
 mod clients;
 mod exchange_under_pressure;
 mod fault_isolation;
+mod fuzz;
+mod python_client;
 mod story;

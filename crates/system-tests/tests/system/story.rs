@@ -11,10 +11,11 @@ use api::game::wallet::v1 as wallet;
 use system_tests::{Mesh, MeshOptions, eventually};
 
 use crate::clients::{Clients, SETTLE, player};
+use testkit::{AsCaller as _, AsOwner as _};
 
 async fn reward_status(c: &Clients, reward_id: &str) -> reward::Reward {
     let request = reward::GetRewardRequest { reward_id: reward_id.into() };
-    c.rewards.clone().get_reward(request).await.unwrap().into_inner().reward.unwrap()
+    c.rewards.clone().get_reward(request.by_operator()).await.unwrap().into_inner().reward.unwrap()
 }
 
 async fn play_the_story(mesh: &Mesh) {
@@ -44,14 +45,15 @@ async fn play_the_story(mesh: &Mesh) {
     assert_eq!(again.mission_id, achieved.mission_id);
 
     // The player exchanges it for a product they can afford.
-    let products = c.gifts.clone().list_products(gift::ListProductsRequest {}).await.unwrap().into_inner().products;
+    let products =
+        c.gifts.clone().list_products(gift::ListProductsRequest {}.by_operator()).await.unwrap().into_inner().products;
     let product = products.iter().find(|p| p.price_points <= 300 && p.stock > 0).expect("an affordable product");
     let exchange = wallet::ExchangeRewardRequest {
         customer_id: customer.clone(),
         entry_id: entry.entry_id.clone(),
         product_sku: product.sku.clone(),
     };
-    let exchanged = c.wallets.clone().exchange_reward(exchange).await.unwrap().into_inner().entry.unwrap();
+    let exchanged = c.wallets.clone().exchange_reward(exchange.by_owner()).await.unwrap().into_inner().entry.unwrap();
     assert_eq!(exchanged.status(), wallet::WalletEntryStatus::Exchanged);
     assert_eq!(exchanged.product_sku, product.sku);
     assert!(!exchanged.gift_order_id.is_empty());
@@ -64,7 +66,7 @@ async fn play_the_story(mesh: &Mesh) {
     let order = c
         .gifts
         .clone()
-        .get_order(gift::GetOrderRequest { order_id: exchanged.gift_order_id.clone() })
+        .get_order(gift::GetOrderRequest { order_id: exchanged.gift_order_id.clone() }.by_operator())
         .await
         .unwrap()
         .into_inner()
@@ -76,7 +78,8 @@ async fn play_the_story(mesh: &Mesh) {
     );
     assert_eq!(order.customer_id, customer);
     assert_eq!(order.status(), gift::GiftOrderStatus::Placed);
-    let after = c.gifts.clone().list_products(gift::ListProductsRequest {}).await.unwrap().into_inner().products;
+    let after =
+        c.gifts.clone().list_products(gift::ListProductsRequest {}.by_operator()).await.unwrap().into_inner().products;
     let stock: HashMap<_, _> = after.iter().map(|p| (p.sku.clone(), p.stock)).collect();
     assert_eq!(stock[&product.sku], product.stock - 1);
 
@@ -87,7 +90,7 @@ async fn play_the_story(mesh: &Mesh) {
         async move {
             let request =
                 settlement::ListSettlementsRequest { product_sku: sku, page_size: 500, page_token: String::new() };
-            let page = settlements.list_settlements(request).await.ok()?.into_inner();
+            let page = settlements.list_settlements(request.by_operator()).await.ok()?.into_inner();
             let matching: Vec<_> = page.settlements.into_iter().filter(|s| s.order_id == order_id).collect();
             (!matching.is_empty()).then_some(matching)
         }
@@ -102,8 +105,12 @@ async fn play_the_story(mesh: &Mesh) {
         let mut my_pages = c.my_pages.clone();
         let customer_id = customer.clone();
         async move {
-            let page =
-                my_pages.get_my_page(mypage::GetMyPageRequest { customer_id }).await.ok()?.into_inner().my_page?;
+            let page = my_pages
+                .get_my_page(mypage::GetMyPageRequest { customer_id }.by_operator())
+                .await
+                .ok()?
+                .into_inner()
+                .my_page?;
             let done = page.missions.len() == 1
                 && page.missions[0].reward_status() == reward::RewardStatus::Exchanged
                 && page.wallet.len() == 1

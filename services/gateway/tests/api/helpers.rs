@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use api::game::mission::v1::{self as pb, mission_service_client::MissionServiceClient};
 use platform::CancellationToken;
-use testkit::{Broker, Running, TempStore, service_config};
+use testkit::{AsCaller, Broker, Running, TempStore, service_config};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -65,6 +65,9 @@ pub async fn two_replicas_behind_the_gateway(relayed: bool) -> TestMesh {
     let mut config = gateway::GatewayConfig::local();
     config.addr = ([127, 0, 0, 1], 0).into();
     config.shutdown_grace = Duration::from_secs(1);
+    config.auth = Some(testkit::identity().auth_config());
+    // Hundreds of calls of one player in a second are these tests' point.
+    config.rate_limit = gateway::rate_limit::RateLimit { per_second: 1e6, burst: 1_000_000 };
     for (service, url) in &mut config.upstreams {
         // Only the mission service is behind this gateway; the others point
         // at a port nobody listens on.
@@ -114,7 +117,7 @@ impl TestMesh {
     /// Achieves a mission through the gateway for `customer`.
     pub async fn achieve(&self, customer: &str) -> Result<pb::Mission, tonic::Status> {
         let request = pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: "FIRST_WIN".into() };
-        Ok(self.missions.clone().achieve_mission(request).await?.into_inner().mission.unwrap())
+        Ok(self.missions.clone().achieve_mission(request.by_player(customer)).await?.into_inner().mission.unwrap())
     }
 }
 

@@ -4,4 +4,5 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
 mod balancing;
+mod edge;
 mod helpers;

@@ -2,6 +2,7 @@
 //! results and errors mapped to the contract of `game.gift.v1`.
 
 use api::game::gift::v1::{self as pb, gift_service_server::GiftService};
+use platform::caller::{caller, has_caller, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{field, invalid, storage_failure};
 use platform::kernel::{CustomerId, Points};
@@ -48,6 +49,10 @@ impl From<GiftError> for Status {
     }
 }
 
+/// Why `Exchange` refuses an end-user.
+pub const INTERNAL_EXCHANGE: &str =
+    "Exchange is called by the wallet service only; exchange a reward with game.wallet.v1.WalletService/ExchangeReward";
+
 /// Parses an Exchange request, field by field in the contract's order.
 fn exchange_of(request: &pb::ExchangeRequest) -> Result<Exchange, Status> {
     let key = IdempotencyKey::parse(&request.idempotency_key).map_err(|e| invalid("idempotency_key", e))?;
@@ -92,13 +97,22 @@ fn product_to_pb(product: Product) -> pb::Product {
 impl GiftService for GiftGrpc {
     async fn list_products(
         &self,
-        _request: Request<pb::ListProductsRequest>,
+        request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        caller(&request)?;
         let products = self.gifts.products().await?;
         Ok(Response::new(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect() }))
     }
 
     async fn exchange(&self, request: Request<pb::ExchangeRequest>) -> Result<Response<pb::ExchangeResponse>, Status> {
+        // The wallet's own call, made with no end-user token (also from its
+        // re-driver). A player's or operator's token means the call came
+        // from outside, past an edge that should have stopped it: players
+        // exchange through WalletService/ExchangeReward, which reserves the
+        // wallet entry first.
+        if has_caller(&request) {
+            return Err(Status::permission_denied(INTERNAL_EXCHANGE));
+        }
         let exchange = exchange_of(request.get_ref())?;
         let _place = self.vendor.admit()?;
         self.vendor.before_exchange().await?;
@@ -108,8 +122,10 @@ impl GiftService for GiftGrpc {
     }
 
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::GetOrderResponse>, Status> {
+        let caller = caller(&request)?;
         let id = field("order_id", &request.get_ref().order_id, GiftOrderId::parse)?;
         let order = self.gifts.order(id).await?;
+        require_reader(&caller, &order.customer_id)?;
         Ok(Response::new(pb::GetOrderResponse { order: Some(order_to_pb(order)) }))
     }
 }

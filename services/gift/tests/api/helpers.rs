@@ -5,6 +5,7 @@ use std::ops::Deref;
 
 use api::game::gift::v1::{self as pb, gift_service_client::GiftServiceClient};
 use platform::events::GIFT_STREAM;
+use testkit::AsCaller;
 use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
@@ -64,8 +65,14 @@ impl TestApp {
 
     /// The current stock of `sku`, as the catalogue shows it.
     pub async fn stock_of(&self, sku: &str) -> i64 {
-        let products =
-            self.client.clone().list_products(pb::ListProductsRequest {}).await.unwrap().into_inner().products;
+        let products = self
+            .client
+            .clone()
+            .list_products(pb::ListProductsRequest {}.by_operator())
+            .await
+            .unwrap()
+            .into_inner()
+            .products;
         products.into_iter().find(|p| p.sku == sku).unwrap().stock
     }
 

@@ -2,6 +2,7 @@ use api::game::gift::v1 as pb;
 use tonic::Code;
 
 use crate::helpers::{exchange_request, spawn_app};
+use testkit::AsCaller;
 
 fn get(order_id: &str) -> pb::GetOrderRequest {
     pb::GetOrderRequest { order_id: order_id.into() }
@@ -11,7 +12,8 @@ fn get(order_id: &str) -> pb::GetOrderRequest {
 async fn a_placed_order_can_be_read_back_by_its_id() {
     let app = spawn_app(None).await;
     let placed = app.exchange(exchange_request("entry-1:1", "AVATAR-FRAME", 300)).await;
-    let read = app.client.clone().get_order(get(&placed.order_id)).await.unwrap().into_inner().order.unwrap();
+    let read =
+        app.client.clone().get_order(get(&placed.order_id).by_operator()).await.unwrap().into_inner().order.unwrap();
     assert_eq!(read, placed);
 }
 
@@ -25,7 +27,7 @@ async fn an_unknown_or_malformed_order_id_is_refused() {
         (get(""), Code::InvalidArgument, "order_id: must not be empty".into()),
     ];
     for (request, code, message) in cases {
-        let status = app.client.clone().get_order(request).await.unwrap_err();
+        let status = app.client.clone().get_order(request.by_operator()).await.unwrap_err();
         assert_eq!((status.code(), status.message()), (code, message.as_str()));
     }
 }

@@ -86,3 +86,19 @@ async fn refused_exchanges_publish_nothing() {
     let orders: Vec<&str> = events.iter().map(|e| e.order_id.as_str()).collect();
     assert_eq!(orders, [placed.order_id.as_str()]);
 }
+
+#[tokio::test]
+async fn an_exchange_carrying_a_players_or_operators_token_is_refused_and_takes_no_unit() {
+    use testkit::AsCaller as _;
+    let app = spawn_app(None).await;
+    let request = exchange_request("entry-1:1", "PLUSH-MASCOT", 800);
+    for signed in [request.clone().by_player("player-1"), request.clone().by_operator()] {
+        let status = app.client.clone().exchange(signed).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert!(status.message().contains("called by the wallet service only"), "{}", status.message());
+    }
+    assert_eq!(app.stock_of("PLUSH-MASCOT").await, 25);
+    // The wallet's own call, with no end-user token, is served.
+    app.exchange(request).await;
+    assert_eq!(app.stock_of("PLUSH-MASCOT").await, 24);
+}

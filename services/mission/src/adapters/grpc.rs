@@ -2,6 +2,7 @@
 //! results and errors mapped to the contract of `game.mission.v1`.
 
 use api::game::mission::v1::{self as pb, mission_service_server::MissionService};
+use platform::caller::{caller, require_player, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{field, invalid, storage_failure};
 use platform::kernel::CustomerId;
@@ -68,8 +69,10 @@ fn definition_to_pb(definition: MissionDefinition) -> pb::MissionDefinition {
 impl MissionService for MissionGrpc {
     async fn list_mission_definitions(
         &self,
-        _request: Request<pb::ListMissionDefinitionsRequest>,
+        request: Request<pb::ListMissionDefinitionsRequest>,
     ) -> Result<Response<pb::ListMissionDefinitionsResponse>, Status> {
+        // The catalogue is for anyone signed in, players and operators alike.
+        caller(&request)?;
         let definitions = self.missions.definitions().await?;
         Ok(Response::new(pb::ListMissionDefinitionsResponse {
             definitions: definitions.into_iter().map(definition_to_pb).collect(),
@@ -80,9 +83,11 @@ impl MissionService for MissionGrpc {
         &self,
         request: Request<pb::AchieveMissionRequest>,
     ) -> Result<Response<pb::AchieveMissionResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
         let code = mission_code(&request.mission_code)?;
+        require_player(&caller, &customer)?;
         let mission = self.missions.achieve(customer, code).await?;
         Ok(Response::new(pb::AchieveMissionResponse { mission: Some(to_pb(mission)) }))
     }
@@ -91,8 +96,10 @@ impl MissionService for MissionGrpc {
         &self,
         request: Request<pb::GetMissionRequest>,
     ) -> Result<Response<pb::GetMissionResponse>, Status> {
+        let caller = caller(&request)?;
         let id = field("mission_id", &request.get_ref().mission_id, MissionId::parse)?;
         let mission = self.missions.get(id).await?;
+        require_reader(&caller, &mission.customer_id)?;
         Ok(Response::new(pb::GetMissionResponse { mission: Some(to_pb(mission)) }))
     }
 
@@ -100,7 +107,9 @@ impl MissionService for MissionGrpc {
         &self,
         request: Request<pb::ListMissionsRequest>,
     ) -> Result<Response<pb::ListMissionsResponse>, Status> {
+        let caller = caller(&request)?;
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        require_reader(&caller, &customer)?;
         let missions = self.missions.list(customer).await?;
         Ok(Response::new(pb::ListMissionsResponse { missions: missions.into_iter().map(to_pb).collect() }))
     }

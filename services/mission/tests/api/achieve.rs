@@ -3,9 +3,16 @@ use platform::events::MISSION_STREAM;
 use tonic::Code;
 
 use crate::helpers::spawn_app;
+use testkit::AsCaller;
 
-fn achieve(customer: &str, code: &str) -> pb::AchieveMissionRequest {
-    pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into() }
+/// The player `customer` achieving `code`.
+fn achieve(customer: &str, code: &str) -> tonic::Request<pb::AchieveMissionRequest> {
+    achieve_as(customer, customer, code)
+}
+
+/// The player `caller` asking to achieve `code` for `customer`.
+fn achieve_as(caller: &str, customer: &str, code: &str) -> tonic::Request<pb::AchieveMissionRequest> {
+    pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into() }.by_player(caller)
 }
 
 #[tokio::test]
@@ -40,7 +47,7 @@ async fn the_catalogue_lists_every_mission_with_its_points() {
     let mut app = spawn_app(None).await;
     let definitions = app
         .client
-        .list_mission_definitions(pb::ListMissionDefinitionsRequest {})
+        .list_mission_definitions(pb::ListMissionDefinitionsRequest {}.by_player("player-1"))
         .await
         .unwrap()
         .into_inner()
@@ -55,7 +62,11 @@ async fn an_unknown_mission_code_is_not_found_and_changes_nothing() {
     let status = app.client.achieve_mission(achieve("player-1", "NO_SUCH_MISSION")).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(status.message(), "mission code NO_SUCH_MISSION is not in the catalogue");
-    let missions = app.client.list_missions(pb::ListMissionsRequest { customer_id: "player-1".into() }).await.unwrap();
+    let missions = app
+        .client
+        .list_missions(pb::ListMissionsRequest { customer_id: "player-1".into() }.by_player("player-1"))
+        .await;
+    let missions = missions.unwrap();
     assert!(missions.into_inner().missions.is_empty());
 }
 
@@ -63,8 +74,11 @@ async fn an_unknown_mission_code_is_not_found_and_changes_nothing() {
 async fn malformed_requests_are_invalid_arguments_naming_the_field() {
     let mut app = spawn_app(None).await;
     let cases = [
-        (achieve("", "FIRST_WIN"), "customer_id: must not be empty"),
-        (achieve("player 1", "FIRST_WIN"), "customer_id: may only contain letters, digits, '-', '_' and '.'"),
+        (achieve_as("player-1", "", "FIRST_WIN"), "customer_id: must not be empty"),
+        (
+            achieve_as("player-1", "player 1", "FIRST_WIN"),
+            "customer_id: may only contain letters, digits, '-', '_' and '.'",
+        ),
         (achieve("player-1", ""), "mission_code: must not be empty"),
         (achieve("player-1", "first win"), "mission_code: may only contain A-Z, 0-9 and '_'"),
     ];
@@ -72,12 +86,15 @@ async fn malformed_requests_are_invalid_arguments_naming_the_field() {
         let status = app.client.achieve_mission(request).await.unwrap_err();
         assert_eq!((status.code(), status.message()), (Code::InvalidArgument, message));
     }
-    let status = app.client.get_mission(pb::GetMissionRequest { mission_id: "nope".into() }).await.unwrap_err();
+    let status =
+        app.client.get_mission(pb::GetMissionRequest { mission_id: "nope".into() }.by_operator()).await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "mission_id: must be a UUID"));
-    let status = app.client.get_mission(pb::GetMissionRequest { mission_id: String::new() }).await.unwrap_err();
+    let status =
+        app.client.get_mission(pb::GetMissionRequest { mission_id: String::new() }.by_operator()).await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "mission_id: must not be empty"));
     let unknown = uuid::Uuid::new_v4().to_string();
-    let status = app.client.get_mission(pb::GetMissionRequest { mission_id: unknown.clone() }).await.unwrap_err();
+    let status =
+        app.client.get_mission(pb::GetMissionRequest { mission_id: unknown.clone() }.by_operator()).await.unwrap_err();
     assert_eq!(
         (status.code(), status.message().to_owned()),
         (Code::NotFound, format!("mission {unknown} does not exist"))

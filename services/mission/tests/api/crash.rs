@@ -11,6 +11,7 @@ use platform::failpoint::{RELAY_BEFORE_MARK_PUBLISHED, RELAY_BEFORE_PUBLISH};
 use testkit::{Broker, ServiceCommand, ServiceProcess, TempStore};
 
 use crate::helpers::eventually;
+use testkit::AsCaller;
 
 /// How long a process may take to start, or to reach a failpoint.
 const WITHIN: Duration = Duration::from_secs(15);
@@ -29,7 +30,7 @@ async fn serving(command: ServiceCommand) -> (ServiceProcess, MissionServiceClie
 
 async fn achieve(client: &mut MissionServiceClient<tonic::transport::Channel>, customer: &str) -> pb::Mission {
     let request = pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: "FIRST_WIN".into() };
-    client.achieve_mission(request).await.unwrap().into_inner().mission.unwrap()
+    client.achieve_mission(request.by_player(customer)).await.unwrap().into_inner().mission.unwrap()
 }
 
 /// How many messages the MISSION stream holds (0 before it exists).

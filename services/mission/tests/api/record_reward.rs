@@ -3,12 +3,13 @@ use api::game::reward::v1::RewardAllocated;
 use platform::events::REWARD_STREAM;
 
 use crate::helpers::{eventually, spawn_app};
+use testkit::AsCaller;
 
 async fn mission_achieved(
     client: &mut pb::mission_service_client::MissionServiceClient<tonic::transport::Channel>,
 ) -> pb::Mission {
     let request = pb::AchieveMissionRequest { customer_id: "player-2".into(), mission_code: "FIRST_LOGIN".into() };
-    client.achieve_mission(request).await.unwrap().into_inner().mission.unwrap()
+    client.achieve_mission(request.by_player("player-2")).await.unwrap().into_inner().mission.unwrap()
 }
 
 #[tokio::test]
@@ -32,7 +33,12 @@ async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivere
         let mut client = client.clone();
         let id = mission.mission_id.clone();
         async move {
-            let m = client.get_mission(pb::GetMissionRequest { mission_id: id }).await.ok()?.into_inner().mission?;
+            let m = client
+                .get_mission(pb::GetMissionRequest { mission_id: id }.by_player("player-2"))
+                .await
+                .ok()?
+                .into_inner()
+                .mission?;
             (m.status() == MissionStatus::Rewarded).then_some(m)
         }
     })
@@ -45,7 +51,10 @@ async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivere
     again.event_id = uuid::Uuid::new_v4().to_string();
     app.publish(&again).await;
     app.settled(REWARD_STREAM, "mission-record-reward").await;
-    let after =
-        client.get_mission(pb::GetMissionRequest { mission_id: mission.mission_id }).await.unwrap().into_inner();
+    let after = client
+        .get_mission(pb::GetMissionRequest { mission_id: mission.mission_id }.by_player("player-2"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(after.mission.unwrap(), rewarded);
 }

@@ -9,6 +9,7 @@ use api::game::reward::v1::RewardStatus as PbRewardStatus;
 use api::game::wallet::v1::WalletEntryStatus as PbEntryStatus;
 use futures::{Stream, StreamExt as _};
 use platform::CancellationToken;
+use platform::caller::{caller, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{field, storage_failure};
 use platform::kernel::{CustomerId, Points};
@@ -98,7 +99,9 @@ impl MyPageService for MyPageGrpc {
         &self,
         request: Request<pb::GetMyPageRequest>,
     ) -> Result<Response<pb::GetMyPageResponse>, Status> {
+        let caller = caller(&request)?;
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        require_reader(&caller, &customer)?;
         let page = self.pages.get(customer).await?;
         Ok(Response::new(pb::GetMyPageResponse { my_page: Some(to_pb(page)) }))
     }
@@ -109,7 +112,9 @@ impl MyPageService for MyPageGrpc {
         &self,
         request: Request<pb::WatchMyPageRequest>,
     ) -> Result<Response<Self::WatchMyPageStream>, Status> {
+        let caller = caller(&request)?;
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        require_reader(&caller, &customer)?;
         let pages = self.pages.watch(customer, self.stopping.clone()).await?;
         let responses = pages
             .map(|page| page.map(|page| pb::WatchMyPageResponse { my_page: Some(to_pb(page)) }).map_err(Status::from));

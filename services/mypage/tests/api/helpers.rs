@@ -10,6 +10,7 @@ use api::game::mypage::v1::{self as pb, my_page_service_client::MyPageServiceCli
 use api::game::reward::v1::RewardAllocated;
 use api::game::wallet::v1::{RewardExchanged, RewardIssued};
 use platform::CancellationToken;
+use testkit::AsCaller;
 use testkit::{Broker, TempStore, service_config};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -56,7 +57,7 @@ impl TestApp {
     pub async fn page(&self, customer: &str) -> pb::MyPage {
         self.client
             .clone()
-            .get_my_page(pb::GetMyPageRequest { customer_id: customer.into() })
+            .get_my_page(pb::GetMyPageRequest { customer_id: customer.into() }.by_operator())
             .await
             .unwrap()
             .into_inner()

@@ -4,6 +4,7 @@ use api::game::mypage::v1 as pb;
 use tonic::Code;
 
 use crate::helpers::spawn_app;
+use testkit::AsCaller;
 
 #[tokio::test]
 async fn a_player_no_event_mentioned_gets_an_empty_page() {
@@ -29,14 +30,18 @@ async fn a_malformed_customer_id_is_an_invalid_argument_naming_the_field() {
         (&"x".repeat(65), "customer_id: must be at most 64 characters"),
     ];
     for (customer, message) in cases {
-        let status =
-            app.client.clone().get_my_page(pb::GetMyPageRequest { customer_id: customer.into() }).await.unwrap_err();
+        let status = app
+            .client
+            .clone()
+            .get_my_page(pb::GetMyPageRequest { customer_id: customer.into() }.by_operator())
+            .await
+            .unwrap_err();
         assert_eq!((status.code(), status.message()), (Code::InvalidArgument, message));
 
         let status = app
             .client
             .clone()
-            .watch_my_page(pb::WatchMyPageRequest { customer_id: customer.into() })
+            .watch_my_page(pb::WatchMyPageRequest { customer_id: customer.into() }.by_operator())
             .await
             .map(|_| ())
             .unwrap_err();

@@ -7,6 +7,7 @@ use api::game::mypage::v1 as pb;
 use tonic::Streaming;
 
 use crate::helpers::{MissionLife, spawn_app};
+use testkit::AsCaller;
 
 /// The next page of a watch; waits at most 10 seconds, so a missing update
 /// fails the test instead of hanging it.
@@ -23,7 +24,7 @@ async fn next_page(watch: &mut Streaming<pb::WatchMyPageResponse>) -> pb::MyPage
 async fn watch(app: &crate::helpers::TestApp, customer: &str) -> Streaming<pb::WatchMyPageResponse> {
     app.client
         .clone()
-        .watch_my_page(pb::WatchMyPageRequest { customer_id: customer.into() })
+        .watch_my_page(pb::WatchMyPageRequest { customer_id: customer.into() }.by_operator())
         .await
         .unwrap()
         .into_inner()

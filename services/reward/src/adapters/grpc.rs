@@ -2,6 +2,7 @@
 //! results and errors mapped to the contract of `game.reward.v1`.
 
 use api::game::reward::v1::{self as pb, reward_service_server::RewardService};
+use platform::caller::{caller, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{field, storage_failure};
 use tonic::{Request, Response, Status};
@@ -55,8 +56,10 @@ impl RewardService for RewardGrpc {
         &self,
         request: Request<pb::GetRewardRequest>,
     ) -> Result<Response<pb::GetRewardResponse>, Status> {
+        let caller = caller(&request)?;
         let id = field("reward_id", &request.get_ref().reward_id, RewardId::parse)?;
         let reward = self.rewards.get(id).await?;
+        require_reader(&caller, &reward.customer_id)?;
         Ok(Response::new(pb::GetRewardResponse { reward: Some(to_pb(reward)) }))
     }
 }

@@ -3,6 +3,7 @@ use platform::events::{MISSION_STREAM, REWARD_STREAM};
 use tonic::Code;
 
 use crate::helpers::{mission_achieved, reward_id_for, spawn_app};
+use testkit::AsCaller;
 
 #[tokio::test]
 async fn an_achieved_mission_is_allocated_one_reward_and_reward_allocated_is_published_once() {
@@ -70,8 +71,11 @@ async fn a_mission_promising_no_points_is_allocated_no_reward() {
         let achieved = mission_achieved("player-3", points);
         app.publish(&achieved).await;
         app.settled(MISSION_STREAM, "reward-allocate").await;
-        let status =
-            app.client.get_reward(pb::GetRewardRequest { reward_id: reward_id_for(&achieved) }).await.unwrap_err();
+        let status = app
+            .client
+            .get_reward(pb::GetRewardRequest { reward_id: reward_id_for(&achieved) }.by_operator())
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{points} points");
     }
 }

@@ -2,6 +2,7 @@ use api::game::reward::v1 as pb;
 use tonic::Code;
 
 use crate::helpers::spawn_app;
+use testkit::AsCaller;
 
 #[tokio::test]
 async fn malformed_reward_ids_are_invalid_arguments_and_unknown_ones_are_not_found() {
@@ -13,7 +14,7 @@ async fn malformed_reward_ids_are_invalid_arguments_and_unknown_ones_are_not_fou
         (unknown.clone(), Code::NotFound, format!("reward {unknown} does not exist")),
     ];
     for (reward_id, code, message) in cases {
-        let status = app.client.get_reward(pb::GetRewardRequest { reward_id }).await.unwrap_err();
+        let status = app.client.get_reward(pb::GetRewardRequest { reward_id }.by_operator()).await.unwrap_err();
         assert_eq!((status.code(), status.message()), (code, message.as_str()));
     }
 }

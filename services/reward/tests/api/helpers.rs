@@ -9,6 +9,7 @@ use api::game::mission::v1::MissionAchieved;
 use api::game::reward::v1::{self as pb, reward_service_client::RewardServiceClient};
 use api::game::wallet::v1::{RewardExchanged, RewardIssued};
 use platform::config::ServiceConfig;
+use testkit::AsCaller;
 use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
@@ -93,7 +94,7 @@ impl TestApp {
     /// The reward as GetReward answers it, or `None` while it is not there.
     pub async fn reward(&self, reward_id: &str) -> Option<pb::Reward> {
         let request = pb::GetRewardRequest { reward_id: reward_id.into() };
-        self.client.clone().get_reward(request).await.ok()?.into_inner().reward
+        self.client.clone().get_reward(request.by_operator()).await.ok()?.into_inner().reward
     }
 
     /// Waits until the reward exists with `status`.

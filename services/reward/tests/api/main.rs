@@ -5,6 +5,7 @@
 mod allocate;
 mod busy_store;
 mod crash;
+mod fuzz;
 mod get_reward;
 mod helpers;
 mod poison;

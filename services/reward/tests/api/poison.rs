@@ -12,6 +12,7 @@ use prost::Message as _;
 use tonic::Code;
 
 use crate::helpers::{TestApp, mission_achieved, reward_id_for, reward_issued, spawn_app, spawn_app_with};
+use testkit::AsCaller;
 
 /// Bytes that are no protobuf message: field 1 with wire type 7, which does not exist.
 const GARBAGE: &[u8] = b"\x0fnot a protobuf message";
@@ -53,8 +54,12 @@ async fn an_undecodable_event_and_one_promising_no_points_are_dead_lettered_whil
     app.reward_in(&reward_id_for(&before), RewardStatus::Allocated).await;
     app.reward_in(&reward_id_for(&after), RewardStatus::Allocated).await;
     app.settled(MISSION_STREAM, "reward-allocate").await;
-    let status =
-        app.client.clone().get_reward(pb::GetRewardRequest { reward_id: reward_id_for(&no_points) }).await.unwrap_err();
+    let status = app
+        .client
+        .clone()
+        .get_reward(pb::GetRewardRequest { reward_id: reward_id_for(&no_points) }.by_operator())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "no reward for a mission promising no points");
 
     let letters = dead_letters(&app, "reward-allocate", 2).await;

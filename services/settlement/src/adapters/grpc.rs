@@ -2,6 +2,7 @@
 //! results and errors mapped to the contract of `game.settlement.v1`.
 
 use api::game::settlement::v1::{self as pb, settlement_service_server::SettlementService};
+use platform::caller::{caller, require_operator};
 use platform::events::timestamp;
 use platform::grpc::{invalid, storage_failure};
 use tonic::{Request, Response, Status};
@@ -126,6 +127,8 @@ impl SettlementService for SettlementGrpc {
         &self,
         request: Request<pb::ListSettlementsRequest>,
     ) -> Result<Response<pb::ListSettlementsResponse>, Status> {
+        // What is owed to the vendor is the operators' business alone.
+        require_operator(&caller(&request)?)?;
         let query = query(request.get_ref())?;
         let page = self.settlements.list(query).await?;
         Ok(Response::new(pb::ListSettlementsResponse {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use api::game::gift::v1::GiftExchanged;
 use api::game::settlement::v1::{self as pb, settlement_service_client::SettlementServiceClient};
+use testkit::AsCaller;
 use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
@@ -58,8 +59,10 @@ pub fn settlement_id_for(exchanged: &GiftExchanged) -> String {
 }
 
 /// A ListSettlements request.
-pub fn list(product_sku: &str, page_size: i32, page_token: &str) -> pb::ListSettlementsRequest {
+/// A page of settlements, asked by an operator (the only role that may).
+pub fn list(product_sku: &str, page_size: i32, page_token: &str) -> tonic::Request<pb::ListSettlementsRequest> {
     pb::ListSettlementsRequest { product_sku: product_sku.into(), page_size, page_token: page_token.into() }
+        .by_operator()
 }
 
 impl TestApp {

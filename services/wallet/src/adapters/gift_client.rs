@@ -3,7 +3,7 @@
 //! order placed, a definite refusal (the reward stays untouched), or an
 //! unknown outcome that must be re-driven with the same idempotency key.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::game::gift::v1::{self as pb, gift_service_client::GiftServiceClient};
 use platform::resilience::{
@@ -93,9 +93,15 @@ impl GiftClient {
         &self.breaker
     }
 
-    /// Asks gift to exchange `entry` as `ticket` says, under the ticket's key.
+    /// Asks gift to exchange `entry` as `ticket` says, under the ticket's key,
+    /// giving up by `deadline` (the player's, when one waits) at the latest.
     /// Retrying is safe: gift places at most one order per key.
-    pub async fn exchange(&self, entry: &WalletEntry, ticket: &ExchangeTicket) -> GiftOutcome {
+    pub async fn exchange(
+        &self,
+        entry: &WalletEntry,
+        ticket: &ExchangeTicket,
+        deadline: Option<Instant>,
+    ) -> GiftOutcome {
         let request = pb::ExchangeRequest {
             idempotency_key: ticket.idempotency_key(),
             customer_id: entry.customer_id.to_string(),
@@ -107,7 +113,11 @@ impl GiftClient {
         let answer = self
             .retrier
             .run(|| {
-                let (mut client, request) = (self.client.clone(), request.clone());
+                let (mut client, mut request) = (self.client.clone(), tonic::Request::new(request.clone()));
+                // Each attempt gets what is left; the stack's own deadline caps it.
+                if let Some(deadline) = deadline {
+                    request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+                }
                 async move { client.exchange(request).await }
             })
             .await;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use api::game::wallet::v1::{self as pb, wallet_service_server::WalletService};
+use platform::caller::{caller, require_player, require_reader};
 use platform::events::timestamp;
-use platform::grpc::{field, invalid, storage_failure};
+use platform::grpc::{deadline_of, field, invalid, storage_failure};
 use platform::kernel::CustomerId;
 use platform::resilience::RETRY_AFTER_MS;
 use tonic::{Request, Response, Status};
@@ -90,7 +91,9 @@ impl WalletService for WalletGrpc {
         &self,
         request: Request<pb::GetWalletRequest>,
     ) -> Result<Response<pb::GetWalletResponse>, Status> {
+        let caller = caller(&request)?;
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
+        require_reader(&caller, &customer)?;
         let entries = self.wallets.wallet(customer.clone()).await?;
         Ok(Response::new(pb::GetWalletResponse {
             wallet: Some(pb::Wallet {
@@ -104,11 +107,16 @@ impl WalletService for WalletGrpc {
         &self,
         request: Request<pb::ExchangeRewardRequest>,
     ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
+        // What is left of the player's deadline bounds the call to gift too.
+        let deadline = deadline_of(&request);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
         let entry_id = field("entry_id", &request.entry_id, EntryId::parse)?;
         let product = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
-        let entry = self.wallets.exchange(customer, entry_id, product).await?;
+        // Before anything is reserved: a refused exchange changes nothing.
+        require_player(&caller, &customer)?;
+        let entry = self.wallets.exchange(customer, entry_id, product, deadline).await?;
         Ok(Response::new(pb::ExchangeRewardResponse { entry: Some(to_pb(entry)) }))
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use api::game::reward::v1::RewardAllocated;
 use api::game::wallet::v1::{self as pb, wallet_service_client::WalletServiceClient};
+use testkit::AsCaller;
 use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
@@ -54,7 +55,7 @@ impl TestApp {
 
     pub async fn wallet(&self, customer: &str) -> Vec<pb::WalletEntry> {
         let request = pb::GetWalletRequest { customer_id: customer.into() };
-        self.client.clone().get_wallet(request).await.unwrap().into_inner().wallet.unwrap().entries
+        self.client.clone().get_wallet(request.by_player(customer)).await.unwrap().into_inner().wallet.unwrap().entries
     }
 
     pub async fn entry_for(&self, customer: &str, reward_id: &str) -> pb::WalletEntry {

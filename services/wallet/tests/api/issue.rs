@@ -3,6 +3,7 @@ use platform::events::{REWARD_STREAM, WALLET_STREAM};
 use tonic::Code;
 
 use crate::helpers::spawn_app;
+use testkit::AsCaller;
 
 #[tokio::test]
 async fn an_allocated_reward_is_issued_into_the_players_wallet_once() {
@@ -48,18 +49,19 @@ async fn a_wallet_holds_only_its_players_entries() {
 #[tokio::test]
 async fn malformed_requests_are_invalid_arguments_naming_the_field() {
     let mut app = spawn_app().await;
-    let status = app.client.get_wallet(pb::GetWalletRequest { customer_id: "a b".into() }).await.unwrap_err();
+    let status =
+        app.client.get_wallet(pb::GetWalletRequest { customer_id: "a b".into() }.by_operator()).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(status.message(), "customer_id: may only contain letters, digits, '-', '_' and '.'");
     let request = pb::ExchangeRewardRequest { customer_id: "p".into(), entry_id: "x".into(), product_sku: "S".into() };
-    let status = app.client.exchange_reward(request).await.unwrap_err();
+    let status = app.client.exchange_reward(request.by_player("p")).await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "entry_id: must be a UUID"));
     let request = pb::ExchangeRewardRequest {
         customer_id: "p".into(),
         entry_id: uuid::Uuid::new_v4().to_string(),
         product_sku: "lower".into(),
     };
-    let status = app.client.exchange_reward(request).await.unwrap_err();
+    let status = app.client.exchange_reward(request.by_player("p")).await.unwrap_err();
     assert_eq!(
         (status.code(), status.message()),
         (Code::InvalidArgument, "product_sku: may only contain A-Z, 0-9, '-' and '_'")
