@@ -250,8 +250,12 @@ pub struct Mesh {
     /// The development identity provider the gateway and every service
     /// trust (its key pair and JWKS under `auth/` of the run directory).
     identity: DevIssuer,
+    /// Stops the gateway and the services, which drain first…
     stop: CancellationToken,
     tasks: JoinSet<()>,
+    /// …then the broker, which they still need to drain (ack, flush the outbox).
+    stop_broker: CancellationToken,
+    broker: JoinSet<()>,
     processes: BTreeMap<String, ProcessHandle>,
 }
 
@@ -286,7 +290,15 @@ impl Mesh {
             );
         }
         let identity = identity(&config.run_dir)?;
-        Ok(Self { config, identity, stop: CancellationToken::new(), tasks: JoinSet::new(), processes: BTreeMap::new() })
+        Ok(Self {
+            config,
+            identity,
+            stop: CancellationToken::new(),
+            tasks: JoinSet::new(),
+            stop_broker: CancellationToken::new(),
+            broker: JoinSet::new(),
+            processes: BTreeMap::new(),
+        })
     }
 
     /// The identity provider whose tokens the mesh accepts.
@@ -336,7 +348,9 @@ impl Mesh {
             announce: self.config.announce,
         };
         let port = layout.nats_port;
-        self.spawn(spec);
+        let (handle, supervision) = supervised(spec, self.stop_broker.clone());
+        self.broker.spawn(supervision);
+        self.processes.insert(NATS.into(), handle);
         wait_for_port(port, Duration::from_secs(20)).await.context("nats-server did not start")
     }
 
@@ -453,10 +467,13 @@ impl Mesh {
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after the grace period)
-    /// and waits until they are gone.
+    /// and waits until they are gone: the gateway and the services first,
+    /// so that they drain against a live broker, then nats-server.
     pub async fn stop(mut self) {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
+        self.stop_broker.cancel();
+        while self.broker.join_next().await.is_some() {}
     }
 }
 
@@ -464,7 +481,9 @@ impl Drop for Mesh {
     fn drop(&mut self) {
         // Aborting the supervisors drops their children, which kills them.
         self.stop.cancel();
+        self.stop_broker.cancel();
         self.tasks.abort_all();
+        self.broker.abort_all();
     }
 }
 
