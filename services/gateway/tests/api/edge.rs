@@ -196,6 +196,10 @@ async fn a_caller_over_the_rate_limit_is_told_when_to_retry_and_recovers() {
     let retry_after: u64 = status.metadata().get("retry-after-ms").unwrap().to_str().unwrap().parse().unwrap();
     assert!(retry_after > 0 && retry_after <= 1000, "{retry_after}");
 
+    // Operators see it on the gateway's /metrics.
+    let metrics = platform::metrics::metrics().encode();
+    assert!(metrics.contains("rewards_edge_refusals_total{reason=\"rate_limited\"}"), "{metrics}");
+
     // Another player is not affected.
     client.list_missions(list_missions("player-2").by_player("player-2")).await.unwrap();
     // After the advertised wait the caller is served again.
