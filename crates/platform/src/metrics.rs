@@ -56,6 +56,9 @@ pub struct Metrics {
     pub exchanges: Family<OneLabel, Counter>,
     /// Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.
     pub circuit_breaker_state: Family<OneLabel, Gauge>,
+    /// Calls the edge gateway refused before routing them, by reason:
+    /// unauthenticated, permission_denied, rate_limited, too_large, malformed, …
+    pub edge_refusals: Family<OneLabel, Counter>,
     registry: Mutex<Registry>,
 }
 
@@ -78,6 +81,7 @@ impl Metrics {
             missions_achieved: Counter::default(),
             exchanges: Family::default(),
             circuit_breaker_state: Family::default(),
+            edge_refusals: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
         {
@@ -113,6 +117,11 @@ impl Metrics {
                 "rewards_circuit_breaker_state",
                 "0 closed, 1 half-open, 2 open",
                 metrics.circuit_breaker_state.clone(),
+            );
+            r.register(
+                "rewards_edge_refusals",
+                "Calls the edge gateway refused before routing, by reason",
+                metrics.edge_refusals.clone(),
             );
         }
         metrics

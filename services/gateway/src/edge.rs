@@ -177,7 +177,13 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let edge = self.edge.clone();
-        Box::pin(async move { Ok(edge.admit(inner, request).await.unwrap_or_else(Status::into_http)) })
+        Box::pin(async move {
+            Ok(edge.admit(inner, request).await.unwrap_or_else(|refusal| {
+                let reason = refusal_reason(&refusal).to_owned();
+                platform::metrics::metrics().edge_refusals.get_or_create(&[("reason", reason)]).inc();
+                refusal.into_http()
+            }))
+        })
     }
 }
 
@@ -253,6 +259,22 @@ impl Edge {
             .as_ref()
             .ok_or_else(|| AuthError::Keys("the gateway has no verification keys configured".into()))?;
         verifier.verify(token).await
+    }
+}
+
+/// The `reason` label of `rewards_edge_refusals_total` for a refusal.
+fn refusal_reason(refusal: &Status) -> &'static str {
+    use tonic::Code;
+    match refusal.code() {
+        Code::Unauthenticated => "unauthenticated",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted if refusal.message().starts_with("rate limit") => "rate_limited",
+        Code::ResourceExhausted => "too_large",
+        Code::InvalidArgument => "malformed",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::Unimplemented => "unknown_method",
+        Code::Unavailable => "keys_unavailable",
+        _ => "other",
     }
 }
 

@@ -107,12 +107,23 @@ impl GatewayConfig {
             metrics_addr: env_optional("METRICS_ADDR")?,
             auth: AuthConfig::from_env()?,
             rate_limit: RateLimit {
-                per_second: env_or("GATEWAY_RATE_LIMIT_PER_SECOND", defaults.rate_limit.per_second)?,
-                burst: env_or("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
+                per_second: positive("GATEWAY_RATE_LIMIT_PER_SECOND", defaults.rate_limit.per_second)?,
+                burst: positive("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
             },
-            max_message_bytes: env_or("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
+            max_message_bytes: positive("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
         })
     }
+}
+
+/// Reads `name`, which must be a number above zero: a limit of zero would
+/// refuse every call, forever, with no sign of why.
+fn positive<T>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Default + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let value = env_or(name, default)?;
+    if value > T::default() { Ok(value) } else { Err(ConfigError::new(name, value.to_string(), "must be above zero")) }
 }
 
 /// Why the gateway could not start.

@@ -196,6 +196,10 @@ async fn a_caller_over_the_rate_limit_is_told_when_to_retry_and_recovers() {
     let retry_after: u64 = status.metadata().get("retry-after-ms").unwrap().to_str().unwrap().parse().unwrap();
     assert!(retry_after > 0 && retry_after <= 1000, "{retry_after}");
 
+    // Operators see it on the gateway's /metrics.
+    let metrics = platform::metrics::metrics().encode();
+    assert!(metrics.contains("rewards_edge_refusals_total{reason=\"rate_limited\"}"), "{metrics}");
+
     // Another player is not affected.
     client.list_missions(list_missions("player-2").by_player("player-2")).await.unwrap();
     // After the advertised wait the caller is served again.
@@ -264,4 +268,78 @@ async fn raw_call(url: &str, path: &str, token: &str, body: &'static [u8]) -> to
     let collected = http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
     let trailers = collected.trailers().cloned().unwrap_or_default();
     tonic::Status::from_header_map(&trailers).unwrap_or_else(|| tonic::Status::ok(""))
+}
+
+/// Serves `document` (read at each request) as a JWKS over plain HTTP.
+async fn jwks_endpoint(document: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let document = document.lock().unwrap().clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{document}",
+                    document.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+fn keys_of(issuer: &DevIssuer) -> Vec<serde_json::Value> {
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(issuer.jwks_path()).unwrap()).unwrap();
+    document["keys"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_key_published_at_the_jwks_url_is_trusted_without_a_restart() {
+    let old = identity();
+    let new =
+        DevIssuer::create_or_load(&std::env::temp_dir().join(format!("rotated-{}", uuid::Uuid::new_v4()))).unwrap();
+    let document = std::sync::Arc::new(std::sync::Mutex::new(json!({ "keys": keys_of(old) }).to_string()));
+    let url = jwks_endpoint(document.clone()).await;
+    let auth = platform::auth::AuthConfig { jwks: platform::auth::JwksSource::Url(url), ..old.auth_config() };
+
+    // The gateway and the service behind it both read the keys from the URL.
+    let broker = Broker::start().await;
+    let store = TempStore::new();
+    let mut service = service_config(&broker, store.sqlite_url("mission"));
+    service.auth = Some(auth.clone());
+    let mission = Running::serve(mission::build(service).await.unwrap());
+    let edge = edge(|c| {
+        c.auth = Some(auth);
+        for (service, target) in &mut c.upstreams {
+            if *service == "game.mission.v1.MissionService" {
+                *target = mission.url();
+            }
+        }
+    })
+    .await;
+    let mut client = MissionServiceClient::new(edge.channel.clone());
+    client.list_missions(list_missions("player-1").by_player("player-1")).await.unwrap();
+    let rotated = new.player("player-1");
+    let status = client.list_missions(authorized(list_missions("player-1"), &rotated)).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "token signed with an unknown key"));
+
+    // The identity provider publishes its next key. An unknown key makes
+    // the JWKS be read again, at most once per 10 s (so forged kids cannot
+    // hammer the endpoint): after that, the new key is trusted everywhere.
+    let both = [keys_of(old), keys_of(&new)].concat();
+    *document.lock().unwrap() = json!({ "keys": both }).to_string();
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    client.list_missions(authorized(list_missions("player-1"), &rotated)).await.unwrap();
+    client.list_missions(list_missions("player-1").by_player("player-1")).await.unwrap();
 }
