@@ -17,7 +17,6 @@ use async_nats::jetstream;
 use diesel_migrations::EmbeddedMigrations;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
@@ -240,7 +239,7 @@ impl ServiceHost {
         let server = server_builder()
             .layer(crate::telemetry::GrpcServerLayer)
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
+            .serve_with_incoming_shutdown(incoming(listener), stop_serving);
 
         // In-flight calls get the grace period; long-lived streams end when
         // `background` is cancelled, so they cannot hold the drain forever.
@@ -316,6 +315,16 @@ pub fn server_builder() -> tonic::transport::Server {
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tcp_nodelay(true)
+}
+
+/// The connections `listener` accepts, with Nagle's algorithm off.
+///
+/// The builder's `tcp_nodelay` only reaches listeners tonic binds itself:
+/// on ours, a response written as headers, data and trailers waited for the
+/// client's delayed ACK, about 40 ms, whenever calls overlapped on one
+/// connection (measured: 16 GetMyPage calls in flight answered at 44 ms p50).
+pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Adds gRPC reflection (v1 and v1alpha, for older tools) for `services`

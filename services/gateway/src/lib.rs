@@ -18,9 +18,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use platform::config::{ConfigError, env_millis, env_optional, env_or};
-use platform::host::{add_reflection, server_builder};
+use platform::host::{add_reflection, incoming, server_builder};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -171,7 +170,7 @@ impl App {
         tracing::info!(addr = ?listener.local_addr().ok(), "gateway serving");
         let server = server_builder()
             .add_routes(Routes::from(router))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_serving);
+            .serve_with_incoming_shutdown(incoming(listener), stop_serving);
         tokio::select! {
             served = server => served?,
             () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {
