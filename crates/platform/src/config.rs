@@ -137,6 +137,7 @@ impl ServiceConfig {
                 )?,
                 retry_base: env_millis("CONSUMER_RETRY_BASE_MS", defaults.consumer.retry_base)?,
                 retry_max: env_millis("CONSUMER_RETRY_MAX_MS", defaults.consumer.retry_max)?,
+                apply_batch: env_or("CONSUMER_APPLY_BATCH", defaults.consumer.apply_batch)?,
                 ..defaults.consumer
             },
             auth: AuthConfig::from_env()?,

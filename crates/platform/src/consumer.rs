@@ -2,6 +2,13 @@
 //! consumer, records each event id in its inbox in the same transaction as
 //! its effect, and acks only after that transaction committed. A redelivered
 //! event is a no-op; replicas share the durable consumer and divide the work.
+//!
+//! Events that arrive together are applied together: one transaction for
+//! the batch, one inbox check and one savepoint per event, one commit, then
+//! the acks. An event that cannot be applied (malformed, not yet applicable)
+//! is undone alone at its savepoint and settled on its own while the rest
+//! commit; a store failure rolls the batch back and every event of it is
+//! applied on its own, exactly as without batching.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +112,9 @@ pub struct ConsumerConfig {
     /// Messages fetched per pull; small, because every message's ack timer
     /// starts when the server hands out the batch.
     pub batch: usize,
+    /// Events applied in one transaction at most, of those already
+    /// delivered; 1 applies each in its own.
+    pub apply_batch: usize,
     /// Unacked messages across all replicas before JetStream stops delivering.
     pub max_ack_pending: i64,
     /// Deliveries after which an event that keeps failing for a reason that
@@ -130,6 +140,7 @@ impl Default for ConsumerConfig {
             // events soon go to another one.
             ack_wait: Duration::from_secs(15),
             batch: 64,
+            apply_batch: 64,
             max_ack_pending: 1024,
             max_deliveries: 8,
             max_deliveries_not_yet: 40,
@@ -154,6 +165,19 @@ impl From<DbError> for NotApplied {
     fn from(error: DbError) -> Self {
         Self::Policy(PolicyError::Db(error))
     }
+}
+
+impl From<diesel::result::Error> for NotApplied {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Policy(PolicyError::from(error))
+    }
+}
+
+/// One delivery of a batch, with the span its effect is applied in.
+struct Delivery {
+    message: jetstream::Message,
+    event: ReceivedEvent,
+    span: tracing::Span,
 }
 
 /// Runs a [`Policy`] on its durable consumer until shutdown.
@@ -227,16 +251,19 @@ impl<P: Policy> Consumer<P> {
                 },
             )
             .await?;
+        // What has arrived is taken together, up to a batch, without waiting
+        // for more: a lone event is applied at once.
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(self.config.batch)
             .heartbeat(Duration::from_secs(5))
             .messages()
-            .await?;
+            .await?
+            .ready_chunks(self.config.apply_batch.clamp(1, self.config.batch.max(1)));
         tracing::info!(consumer = name, "consuming");
         let mut lag = tokio::time::interval(self.config.lag_interval);
         loop {
-            let message = tokio::select! {
+            let arrived = tokio::select! {
                 next = messages.next() => next,
                 _ = lag.tick() => {
                     if let Ok(info) = consumer.info().await {
@@ -247,12 +274,94 @@ impl<P: Policy> Consumer<P> {
                 }
                 () = shutdown.cancelled() => return Ok(()),
             };
-            let Some(message) = message else {
+            let Some(arrived) = arrived else {
                 return Err("message stream ended".into());
             };
-            let message = message?;
-            self.handle(message).await;
+            let mut batch = Vec::with_capacity(arrived.len());
+            let mut failed = None;
+            for message in arrived {
+                match message {
+                    Ok(message) => batch.push(message),
+                    Err(error) => failed = Some(error),
+                }
+            }
+            self.handle_batch(batch).await;
+            if let Some(error) = failed {
+                return Err(error.into());
+            }
         }
+    }
+
+    /// Applies the events of `messages` in one transaction and settles each.
+    async fn handle_batch(&self, mut messages: Vec<jetstream::Message>) {
+        if messages.len() <= 1 {
+            if let Some(message) = messages.pop() {
+                self.handle(message).await;
+            }
+            return;
+        }
+        let name = self.policy.name();
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for message in messages {
+            match received(&message) {
+                (event, true) => {
+                    let span = self.span(&message, &event);
+                    deliveries.push(Delivery { message, event, span });
+                }
+                // No id to key an inbox row by: dead-lettered on its own.
+                (_, false) => self.handle(message).await,
+            }
+        }
+        let policy = Arc::clone(&self.policy);
+        let applying: Vec<(ReceivedEvent, tracing::Span)> =
+            deliveries.iter().map(|d| (d.event.clone(), d.span.clone())).collect();
+        let batch_span = tracing::debug_span!("consume batch", consumer = name, events = applying.len());
+        let outcomes =
+            self.db.write(move |conn| apply_batch(policy.as_ref(), conn, &applying)).instrument(batch_span).await;
+        let outcomes = match outcomes {
+            Ok(outcomes) => outcomes,
+            // The store is busy or away: every event of the batch comes back
+            // later, as a single one would, instead of each waiting its turn
+            // for the same lock again now.
+            Err(NotApplied::Policy(failure @ PolicyError::Db(_))) if is_transient(&failure) => {
+                for Delivery { message, event, span } in deliveries {
+                    self.fail(&message, &event, &failure).instrument(span).await;
+                }
+                return;
+            }
+            // The batch rolled back for one event's sake: each event on its
+            // own, with the retries and dead-lettering of a single delivery.
+            Err(_) => {
+                for Delivery { message, event, span } in deliveries {
+                    self.settle(&message, event).instrument(span).await;
+                }
+                return;
+            }
+        };
+        if outcomes.iter().any(Result::is_ok) {
+            self.signal.wake();
+            failpoint::reached(failpoint::CONSUMER_BEFORE_ACK).await;
+        }
+        for (Delivery { message, event, span }, outcome) in deliveries.into_iter().zip(outcomes) {
+            self.conclude(&message, &event, outcome).instrument(span).await;
+        }
+    }
+
+    /// The span an event's effect runs in, continuing its publisher's trace.
+    fn span(&self, message: &jetstream::Message, event: &ReceivedEvent) -> tracing::Span {
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = %format!("consume {}", event.subject),
+            otel.kind = "consumer",
+            consumer = self.policy.name(),
+            subject = %event.subject,
+            event_id = %event.event_id,
+            mission_id = event.mission_id.as_deref().unwrap_or_default(),
+            trace_id = tracing::field::Empty,
+        );
+        let headers = message.headers.as_ref();
+        crate::telemetry::continue_trace(&span, |key| headers.and_then(|h| h.get(key)).map(|v| v.as_str().to_owned()));
+        span
     }
 
     async fn handle(&self, message: jetstream::Message) {
@@ -272,42 +381,41 @@ impl<P: Policy> Consumer<P> {
                 return;
             }
         };
-        let span = tracing::info_span!(
-            "consume",
-            otel.name = %format!("consume {}", event.subject),
-            otel.kind = "consumer",
-            consumer = name,
-            subject = %event.subject,
-            event_id = %event.event_id,
-            mission_id = event.mission_id.as_deref().unwrap_or_default(),
-            trace_id = tracing::field::Empty,
-        );
-        let headers = message.headers.as_ref();
-        crate::telemetry::continue_trace(&span, |key| headers.and_then(|h| h.get(key)).map(|v| v.as_str().to_owned()));
+        let span = self.span(&message, &event);
         self.settle(&message, event).instrument(span).await;
     }
 
-    /// Applies the event once and tells JetStream what became of it.
+    /// Applies the event once, in its own transaction, and tells JetStream
+    /// what became of it.
     async fn settle(&self, message: &jetstream::Message, event: ReceivedEvent) {
+        let policy = Arc::clone(&self.policy);
+        let applied_event = event.clone();
+        let result = self.db.write(move |conn| apply_once(policy.as_ref(), conn, &applied_event)).await;
+        if result.is_ok() {
+            self.signal.wake();
+            failpoint::reached(failpoint::CONSUMER_BEFORE_ACK).await;
+        }
+        self.conclude(message, &event, result).await;
+    }
+
+    /// Tells JetStream what became of an event whose transaction ended
+    /// (committed when `outcome` is applied or already applied).
+    async fn conclude(&self, message: &jetstream::Message, event: &ReceivedEvent, outcome: Result<(), NotApplied>) {
         let name = self.policy.name();
+        // A failure counts its redelivery where it is handled, in `fail`.
+        if event.delivered > 1 && !matches!(outcome, Err(NotApplied::Policy(_))) {
+            metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
+        }
         let count = |outcome: &str| {
             metrics()
                 .consumer_events
                 .get_or_create(&[("consumer", name.to_owned()), ("outcome", outcome.to_owned())])
                 .inc();
         };
-        if event.delivered > 1 {
-            metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
-        }
-        let policy = Arc::clone(&self.policy);
-        let applied_event = event.clone();
-        let result = self.db.write(move |conn| apply_once(policy.as_ref(), conn, &applied_event)).await;
-        let failure = match result {
+        let failure = match outcome {
             Ok(()) => {
-                self.signal.wake();
-                failpoint::reached(failpoint::CONSUMER_BEFORE_ACK).await;
                 ack(message, AckKind::Ack).await;
-                self.policy.applied(&event);
+                self.policy.applied(event);
                 count("applied");
                 tracing::debug!("event applied");
                 return;
@@ -320,7 +428,23 @@ impl<P: Policy> Consumer<P> {
             }
             Err(NotApplied::Policy(failure)) => failure,
         };
-        let hopeless = match &failure {
+        self.fail(message, event, &failure).await;
+    }
+
+    /// Dead-letters an event that will never apply, or has it delivered
+    /// again after a back-off.
+    async fn fail(&self, message: &jetstream::Message, event: &ReceivedEvent, failure: &PolicyError) {
+        let name = self.policy.name();
+        if event.delivered > 1 {
+            metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
+        }
+        let count = |outcome: &str| {
+            metrics()
+                .consumer_events
+                .get_or_create(&[("consumer", name.to_owned()), ("outcome", outcome.to_owned())])
+                .inc();
+        };
+        let hopeless = match failure {
             PolicyError::Malformed(_) => true,
             // The store will come back: a valid event is never dead-lettered
             // because of it; it keeps coming back at the longest back-off.
@@ -331,7 +455,7 @@ impl<P: Policy> Consumer<P> {
             PolicyError::Db(_) => event.delivered >= self.config.max_deliveries,
         };
         if hopeless {
-            match self.dead_letter(message, &event, &failure).await {
+            match self.dead_letter(message, event, failure).await {
                 Ok(()) => {
                     tracing::error!(reason = %failure, deliveries = event.delivered, "event dead-lettered");
                     metrics().dead_letters.get_or_create(&metrics::consumer(name)).inc();
@@ -345,7 +469,7 @@ impl<P: Policy> Consumer<P> {
         }
         let attempt = u32::try_from(event.delivered).unwrap_or(u32::MAX);
         let delay = crate::backoff(attempt, self.config.retry_base, self.config.retry_max);
-        match &failure {
+        match failure {
             PolicyError::NotYet(reason) => tracing::info!(%reason, retry_in = ?delay, "event not yet applicable"),
             other => {
                 tracing::warn!(error = %other, retry_in = ?delay, deliveries = event.delivered, "event not applied")
@@ -381,6 +505,32 @@ impl<P: Policy> Consumer<P> {
         self.jetstream.send_publish(format!("deadletter.{name}"), publish).await?.await?;
         Ok(())
     }
+}
+
+fn is_transient(failure: &PolicyError) -> bool {
+    matches!(failure, PolicyError::Db(error) if error.is_transient())
+}
+
+/// Applies each event of a batch inside the caller's transaction, each at
+/// its own savepoint so that one that cannot be applied is undone alone.
+/// A store failure fails the whole batch: the transaction may be unusable,
+/// and the caller then applies every event on its own.
+fn apply_batch<P: Policy>(
+    policy: &P,
+    conn: &mut DbConnection,
+    batch: &[(ReceivedEvent, tracing::Span)],
+) -> Result<Vec<Result<(), NotApplied>>, NotApplied> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (event, span) in batch {
+        // The effect runs in the event's own span: events it stages carry its trace.
+        let _entered = span.enter();
+        let outcome = conn.transaction(|conn| apply_once(policy, conn, event));
+        if let Err(NotApplied::Policy(PolicyError::Db(error))) = outcome {
+            return Err(NotApplied::Policy(PolicyError::Db(error)));
+        }
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 /// Records the event in the inbox, then applies it; both or neither commit.

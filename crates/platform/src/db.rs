@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -13,6 +14,7 @@ use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::Sqlite;
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tokio::sync::Semaphore;
 
 /// A connection to whichever backend the service was configured with.
 ///
@@ -186,6 +188,13 @@ where
 pub struct Database {
     pool: Pool<Connector>,
     backend: Backend,
+    /// SQLite takes one writer at a time. Writers of this process queue
+    /// here, in order, instead of in SQLite's busy handler, which sleeps
+    /// 1 ms, then 2, 5, 10… between tries however soon the lock is free
+    /// (measured: about 70 such sleeps a second per service at 500
+    /// missions/s). Other processes on the same file still wait in the
+    /// busy handler.
+    writer: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Database {
@@ -231,7 +240,7 @@ impl Database {
                 .map_err(DbError::Pool)
         })
         .await??;
-        let db = Self { pool, backend };
+        let db = Self { pool, backend, writer: Arc::new(Semaphore::new(1)) };
         db.with_conn(move |conn| run_migrations(conn, migrations)).await?;
         drop(startup_lock);
         Ok(db)
@@ -256,7 +265,19 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.with_conn(move |conn| write_transaction(conn, work)).await
+        let turn = match self.backend {
+            // The permit moves into the blocking task: it is released when
+            // the transaction ends, even if this future is dropped first.
+            // The semaphore is never closed; were it, SQLite's busy
+            // handler would still keep writers apart.
+            Backend::Sqlite => Arc::clone(&self.writer).acquire_owned().await.ok(),
+            Backend::Postgres => None,
+        };
+        self.with_conn(move |conn| {
+            let _turn = turn;
+            write_transaction(conn, work)
+        })
+        .await
     }
 
     /// Runs read-only `work` on a pooled connection on a blocking thread.

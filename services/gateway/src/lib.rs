@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use platform::auth::{AuthConfig, AuthError, Verifier};
 use platform::config::{ConfigError, env_millis, env_optional, env_or};
-use platform::host::{add_reflection, server_builder};
+use platform::host::{add_reflection, incoming, server_builder};
 use tokio::net::TcpListener;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
@@ -226,7 +226,7 @@ impl App {
             // gateway itself and must be rate limited too.
             .layer(EdgeLayer::new(edge))
             .add_routes(Routes::from(router))
-            .serve_with_incoming_shutdown(platform::host::incoming(listener), stop_serving);
+            .serve_with_incoming_shutdown(incoming(listener), stop_serving);
         tokio::select! {
             served = server => served?,
             () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {

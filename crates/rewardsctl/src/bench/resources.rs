@@ -16,7 +16,7 @@ pub struct Usage {
 }
 
 /// The name the load generator's own process is listed under.
-pub const LOAD_GENERATOR: &str = "load generator (rewardsctl)";
+pub const LOAD_GENERATOR: &str = "loadgen(rewardsctl)";
 
 /// Every process of `mesh` that runs now, and this process (the load generator).
 pub fn snapshot(mesh: &Mesh) -> BTreeMap<String, Usage> {
