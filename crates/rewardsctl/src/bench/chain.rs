@@ -145,20 +145,28 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
     let sample_every = ((rate / options.samples_per_s).round() as u64).max(1);
     let watch_for = options.duration + options.drain;
     let prefix = format!("chain-{rate:.0}");
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a positive count of calls
+    let players =
+        (rate * options.duration.as_secs_f64()).ceil() as u64 / loadgen::methods::MISSION_CODES.len() as u64 + 1;
+    let bearers = system.bearers(&prefix, players).await?;
     let config = OpenLoop { rate, duration: options.duration, max_in_flight: 1_024, timeout: Duration::from_secs(10) };
     let mut watchers = tokio::task::JoinSet::new();
     let (spawn_watch, mut watch_requests) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
     let driven = {
         let (chain, skipped, slots) = (Arc::clone(&chain), Arc::clone(&skipped), Arc::clone(&slots));
+        let bearers = bearers.clone();
         open_loop(&config, move |i, intended| {
             let request = achieve_request(&prefix, i);
             if i % sample_every == 0 {
                 match Arc::clone(&slots).try_acquire_owned() {
                     Ok(slot) => {
+                        let mut watch_request =
+                            watches.request(WatchMyPageRequest { customer_id: request.customer_id.clone() });
+                        bearers.achieve(i, &mut watch_request);
                         let watch = watch_until_issued(
                             watches.clone(),
-                            request.customer_id.clone(),
+                            watch_request,
                             request.mission_code.clone(),
                             intended,
                             watch_for,
@@ -175,9 +183,11 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
                 }
             }
             let target = calls.clone();
+            let mut request = target.request(request);
+            bearers.achieve(i, &mut request);
             async move {
                 let mut client = MissionServiceClient::new(target.channel(i));
-                outcome(client.achieve_mission(target.request(request)).await)
+                outcome(client.achieve_mission(request).await)
             }
         })
     };
@@ -218,7 +228,7 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
 /// ISSUED, and records the time since `intended`.
 async fn watch_until_issued(
     target: Target,
-    customer: String,
+    request: tonic::Request<WatchMyPageRequest>,
     code: String,
     intended: Instant,
     within: Duration,
@@ -226,8 +236,7 @@ async fn watch_until_issued(
 ) {
     let watch = async {
         let mut client = MyPageServiceClient::new(target.channel(0));
-        let mut pages =
-            client.watch_my_page(target.request(WatchMyPageRequest { customer_id: customer })).await.ok()?.into_inner();
+        let mut pages = client.watch_my_page(request).await.ok()?.into_inner();
         while let Some(Ok(response)) = pages.next().await {
             let issued = response.my_page.is_some_and(|page| {
                 page.missions.iter().any(|m| m.mission_code == code && m.reward_status() == RewardStatus::Issued)

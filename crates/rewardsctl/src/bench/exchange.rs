@@ -14,6 +14,7 @@ use loadgen::grpc::{Target, outcome, outcome_expecting};
 use loadgen::run::{OpenLoop, Report, open_loop};
 use serde::Serialize;
 use tonic::Code;
+use tonic::metadata::AsciiMetadataValue;
 
 use super::system::{Entry, System};
 use crate::mesh::{scrape, sum_metric};
@@ -62,6 +63,11 @@ pub async fn run(system: &System, entries: &[Entry], options: &Options) -> anyho
     if entries.len() < needed {
         bail!("the exchange benchmark needs {needed} wallet entries, {} were seeded", entries.len());
     }
+    // Each exchange is its player's: signed here, outside the timed runs.
+    let entries = entries
+        .iter()
+        .map(|entry| Ok((entry.clone(), system.bearer(&entry.customer_id)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let (healthy_entries, pool) = entries.split_at(needed - BREAKER_POOL);
     let target = Target::connect(&system.gateway(), 2, &[]).await?;
     let config = OpenLoop {
@@ -101,15 +107,14 @@ fn print_line(what: &str, report: &Report) {
 
 /// Exchanges `entries[i % len]` in call `i`; with `expected`, that failure
 /// is the answer sought.
-async fn drive(target: &Target, config: &OpenLoop, entries: Vec<Entry>, expected: Option<Code>) -> Report {
+async fn drive(target: &Target, config: &OpenLoop, entries: Vec<Signed>, expected: Option<Code>) -> Report {
     let entries = Arc::new(entries);
     let target = target.clone();
     open_loop(config, move |i, _| {
         let (target, entries) = (target.clone(), Arc::clone(&entries));
         async move {
-            let entry = &entries[usize::try_from(i).unwrap_or_default() % entries.len()];
-            let answer =
-                WalletServiceClient::new(target.channel(i)).exchange_reward(target.request(request(entry))).await;
+            let signed = &entries[usize::try_from(i).unwrap_or_default() % entries.len()];
+            let answer = WalletServiceClient::new(target.channel(i)).exchange_reward(request(&target, signed)).await;
             match expected {
                 Some(code) => outcome_expecting(answer, code),
                 None => outcome(answer),
@@ -119,12 +124,18 @@ async fn drive(target: &Target, config: &OpenLoop, entries: Vec<Entry>, expected
     .await
 }
 
-fn request(entry: &Entry) -> ExchangeRewardRequest {
-    ExchangeRewardRequest {
+/// A seeded entry and its player's `authorization` value.
+type Signed = (Entry, AsciiMetadataValue);
+
+/// The exchange of `entry`, as its player's call.
+fn request(target: &Target, (entry, bearer): &Signed) -> tonic::Request<ExchangeRewardRequest> {
+    let mut request = target.request(ExchangeRewardRequest {
         customer_id: entry.customer_id.clone(),
         entry_id: entry.entry_id.clone(),
         product_sku: PRODUCT.to_owned(),
-    }
+    });
+    request.metadata_mut().insert("authorization", bearer.clone());
+    request
 }
 
 async fn set_vendor(system: &System, behaviour: admin::VendorBehaviour) -> anyhow::Result<()> {
@@ -135,7 +146,7 @@ async fn set_vendor(system: &System, behaviour: admin::VendorBehaviour) -> anyho
 
 /// Exchanges one entry after another until the wallet reports its breaker
 /// open (gauge 2); returns how many calls that took.
-async fn open_breaker(system: &System, target: &Target, pool: &[Entry]) -> anyhow::Result<u32> {
+async fn open_breaker(system: &System, target: &Target, pool: &[Signed]) -> anyhow::Result<u32> {
     let wallet = system.mesh.layout().members_of("wallet").next().cloned();
     let deadline = Instant::now() + Duration::from_secs(30);
     for (calls, entry) in (0u32..).zip(pool.iter().cycle()) {
@@ -148,9 +159,8 @@ async fn open_breaker(system: &System, target: &Target, pool: &[Entry]) -> anyho
         if Instant::now() > deadline {
             bail!("the wallet's breaker did not open after {calls} failing exchanges");
         }
-        let _ = WalletServiceClient::new(target.channel(u64::from(calls)))
-            .exchange_reward(target.request(request(entry)))
-            .await;
+        let _ =
+            WalletServiceClient::new(target.channel(u64::from(calls))).exchange_reward(request(target, entry)).await;
     }
     bail!("no entries to open the breaker with")
 }

@@ -45,13 +45,21 @@ pub struct GatewayCost {
 /// When either address cannot be reached.
 pub async fn run(system: &System, customer: &str, options: &Options) -> anyhow::Result<GatewayCost> {
     let method = Arc::new(Method::MyPage { customer: customer.to_owned() });
-    let direct = measure("direct", &system.service("mypage"), &method, options).await?;
-    let gateway = measure("gateway", &system.gateway(), &method, options).await?;
+    // The player's own token on both paths: mypage verifies it either way.
+    let headers = [("authorization".to_owned(), system.bearer(customer)?.to_str()?.to_owned())];
+    let direct = measure("direct", &system.service("mypage"), &method, &headers, options).await?;
+    let gateway = measure("gateway", &system.gateway(), &method, &headers, options).await?;
     Ok(GatewayCost { method: "game.mypage.v1.MyPageService/GetMyPage", direct, gateway })
 }
 
-async fn measure(name: &str, url: &str, method: &Arc<Method>, options: &Options) -> anyhow::Result<Path> {
-    let target = Target::connect(url, 2, &[]).await?;
+async fn measure(
+    name: &str,
+    url: &str,
+    method: &Arc<Method>,
+    headers: &[(String, String)],
+    options: &Options,
+) -> anyhow::Result<Path> {
+    let target = Target::connect(url, 2, headers).await?;
     let method = Arc::clone(method);
     let call = move |i| {
         let (target, method) = (target.clone(), Arc::clone(&method));

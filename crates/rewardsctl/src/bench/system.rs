@@ -3,6 +3,7 @@
 //! players seeded through the gateway and their wallet entries read back.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -11,6 +12,7 @@ use diesel::sql_types::{BigInt, Text};
 use loadgen::grpc::{Target, outcome};
 use loadgen::methods::achieve_request;
 use loadgen::run::{OpenLoop, open_loop};
+use tonic::metadata::AsciiMetadataValue;
 
 use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
 use crate::stores::Stores;
@@ -29,7 +31,17 @@ impl System {
     ///
     /// # Errors
     /// When a process is missing or does not serve within a minute.
-    pub async fn start(run_dir: PathBuf, bin_dir: PathBuf, env: Vec<(String, String, String)>) -> anyhow::Result<Self> {
+    pub async fn start(
+        run_dir: PathBuf,
+        bin_dir: PathBuf,
+        mut env: Vec<(String, String, String)>,
+    ) -> anyhow::Result<Self> {
+        // The load comes from one address at rates far above what one player
+        // is allowed: the per-caller limit would measure itself, not the mesh.
+        for (variable, value) in [("GATEWAY_RATE_LIMIT_PER_SECOND", "1000000"), ("GATEWAY_RATE_LIMIT_BURST", "1000000")]
+        {
+            env.push(("gateway".into(), variable.into(), value.into()));
+        }
         let layout = Layout::free(&Replicas::default())?;
         let config = MeshConfig { run_dir, bin_dir, nats_server: None, layout, env, announce: true };
         let mut mesh = Mesh::new(config)?;
@@ -52,9 +64,52 @@ impl System {
         self.mesh.layout().urls(service)
     }
 
+    /// The `authorization` value of player `customer_id`'s calls.
+    ///
+    /// # Errors
+    /// Never in practice: a signed token is ASCII.
+    pub fn bearer(&self, customer_id: &str) -> anyhow::Result<AsciiMetadataValue> {
+        Ok(format!("Bearer {}", self.mesh.identity().player(customer_id)).parse()?)
+    }
+
+    /// Bearers of the players `<prefix>-0` … `<prefix>-{players - 1}`, signed
+    /// now so that signing costs nothing inside a timed run.
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub async fn bearers(&self, prefix: &str, players: u64) -> anyhow::Result<Bearers> {
+        let identity = self.mesh.identity().clone();
+        let prefix = prefix.to_owned();
+        let signed = tokio::task::spawn_blocking(move || {
+            (0..players)
+                .map(|p| Ok(format!("Bearer {}", identity.player(&format!("{prefix}-{p}"))).parse()?))
+                .collect::<anyhow::Result<Vec<AsciiMetadataValue>>>()
+        })
+        .await??;
+        Ok(Bearers(signed.into()))
+    }
+
     /// Stops every process.
     pub async fn stop(self) {
         self.mesh.stop().await;
+    }
+}
+
+/// Pre-signed bearers of numbered players, cheap to clone into every call.
+#[derive(Debug, Clone)]
+pub struct Bearers(Arc<[AsciiMetadataValue]>);
+
+impl Bearers {
+    /// Call `i` of [`achieve_request`] as its player (`i / 5`).
+    pub fn achieve<T>(&self, i: u64, request: &mut tonic::Request<T>) {
+        self.player(i / loadgen::methods::MISSION_CODES.len() as u64, request);
+    }
+
+    /// `request` as a call of player number `player`.
+    pub fn player<T>(&self, player: u64, request: &mut tonic::Request<T>) {
+        if let Some(bearer) = usize::try_from(player).ok().and_then(|p| self.0.get(p)) {
+            request.metadata_mut().insert("authorization", bearer.clone());
+        }
     }
 }
 
@@ -77,6 +132,7 @@ pub struct Entry {
 /// When calls fail or the entries do not all arrive within the time the
 /// slowest drain seen so far would allow.
 pub async fn seed_entries(system: &System, prefix: &str, count: u64) -> anyhow::Result<Vec<Entry>> {
+    let bearers = system.bearers(prefix, count.div_ceil(loadgen::methods::MISSION_CODES.len() as u64)).await?;
     let started = Instant::now();
     let target = Target::connect(&system.gateway(), 2, &[]).await?;
     let prefix_owned = prefix.to_owned();
@@ -88,9 +144,10 @@ pub async fn seed_entries(system: &System, prefix: &str, count: u64) -> anyhow::
         timeout: Duration::from_secs(30),
     };
     let report = open_loop(&config, move |i, _| {
-        let (target, prefix) = (target.clone(), prefix_owned.clone());
+        let (target, prefix, bearers) = (target.clone(), prefix_owned.clone(), bearers.clone());
         async move {
-            let request = target.request(achieve_request(&prefix, i));
+            let mut request = target.request(achieve_request(&prefix, i));
+            bearers.achieve(i, &mut request);
             outcome(
                 api::game::mission::v1::mission_service_client::MissionServiceClient::new(target.channel(i))
                     .achieve_mission(request)
