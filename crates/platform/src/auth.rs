@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -142,6 +142,7 @@ impl From<AuthError> for tonic::Status {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -170,6 +171,32 @@ struct Keys {
 pub struct Verifier {
     config: Arc<AuthConfig>,
     keys: Arc<RwLock<Keys>>,
+    /// Tokens that verified lately. A player sends the same token with
+    /// every call for its whole life, and checking an ES256 or RS256
+    /// signature costs far more than the call it guards: the gateway and the
+    /// service behind it would each spend most of their CPU on it.
+    verified: Arc<Mutex<HashMap<String, Verified>>>,
+}
+
+/// A token that verified, and until when that answer may be reused.
+#[derive(Debug, Clone)]
+struct Verified {
+    caller: Caller,
+    kid: String,
+    /// The token's `exp` (seconds since the epoch).
+    expires: u64,
+    verified_at: Instant,
+}
+
+/// How long a verified token is trusted without checking it again: a key
+/// withdrawn from the JWKS stops working within this (once the JWKS is read
+/// again), however long its tokens would live.
+const VERIFIED_FOR: Duration = Duration::from_secs(30);
+/// Verified tokens remembered at most; beyond, the memory starts over.
+const VERIFIED_MAX: usize = 50_000;
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// An unknown `kid` triggers at most one JWKS read per this interval, so a
@@ -183,7 +210,11 @@ impl Verifier {
     /// When the JWKS cannot be read or holds no usable key.
     pub async fn load(config: AuthConfig) -> Result<Self, AuthError> {
         let by_kid = fetch_keys(&config.jwks).await?;
-        Ok(Self { config: Arc::new(config), keys: Arc::new(RwLock::new(Keys { by_kid, fetched_at: Instant::now() })) })
+        Ok(Self {
+            config: Arc::new(config),
+            keys: Arc::new(RwLock::new(Keys { by_kid, fetched_at: Instant::now() })),
+            verified: Arc::default(),
+        })
     }
 
     /// Verifies `token` (the part after `Bearer `).
@@ -191,6 +222,29 @@ impl Verifier {
     /// # Errors
     /// See [`AuthError`].
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        if let Some(caller) = self.verified_lately(token).await {
+            return Ok(caller);
+        }
+        let (caller, kid, expires) = self.check(token).await?;
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified
+            .insert(token.to_owned(), Verified { caller: caller.clone(), kid, expires, verified_at: Instant::now() });
+        Ok(caller)
+    }
+
+    /// The caller of `token` if it verified less than [`VERIFIED_FOR`] ago,
+    /// has not expired since, and its key is still published.
+    async fn verified_lately(&self, token: &str) -> Option<Caller> {
+        let hit = self.verified.lock().unwrap_or_else(PoisonError::into_inner).get(token).cloned()?;
+        let fresh = hit.verified_at.elapsed() < VERIFIED_FOR && unix_now() < hit.expires;
+        (fresh && self.keys.read().await.by_kid.contains_key(&hit.kid)).then_some(hit.caller)
+    }
+
+    /// Checks `token` in full: header, key, signature and claims.
+    async fn check(&self, token: &str) -> Result<(Caller, String, u64), AuthError> {
         // A header the library cannot read may still name an algorithm it
         // does not know (`none`): say so rather than "malformed".
         let header = jsonwebtoken::decode_header(token).map_err(|_| match algorithm_name(token) {
@@ -239,7 +293,7 @@ impl Verifier {
                 _ => None,
             })
             .collect();
-        Ok(Caller { subject: data.claims.sub, roles })
+        Ok((Caller { subject: data.claims.sub, roles }, kid, data.claims.exp))
     }
 
     /// The key named `kid`, reading the JWKS again when it is unknown or stale.
