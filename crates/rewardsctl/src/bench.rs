@@ -111,7 +111,10 @@ async fn run_exchange(args: &[String]) -> anyhow::Result<()> {
     let result = async {
         let entries = system::seed_entries(&system, "bench-x", options.entries_needed()).await?;
         system::restock_gift(&system, 10_000_000).await?;
+        let quiet = system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
+        println!("  every consumer idle {:.1}s after seeding", quiet.as_secs_f64());
         exchange::run(&system, &entries, &options).await?;
+        system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
         let cost = gateway::Options { rate: 1_000.0, concurrency: 16, duration: duration.min(Duration::from_secs(10)) };
         gateway::run(&system, &entries[0].customer_id, &cost).await?;
         anyhow::Ok(())

@@ -60,6 +60,10 @@ pub struct Step {
     pub chain: Summary,
     /// Samples skipped because the watches were at their cap.
     pub samples_skipped: u64,
+    /// Watched missions whose reward was not ISSUED on the page before the
+    /// watch gave up (the run and its drain time): recorded at the time
+    /// they were given up, so the percentiles are lower bounds then.
+    pub samples_censored: u64,
     /// Missions whose reward reached the page, per second, from the first
     /// call until the last reached it (or the drain time ran out).
     pub chain_rate: f64,
@@ -86,6 +90,7 @@ impl Step {
             && self.chain.count > 0
             && self.chain.p99_ms <= p99_ms
             && self.chain_rate >= 0.95 * self.offered_rate
+            && self.samples_censored == 0
     }
 }
 
@@ -120,9 +125,11 @@ fn print_step(step: &Step) {
         if step.calls.failed.is_empty() { String::new() } else { format!("; failed {:?}", step.calls.failed) }
     );
     println!(
-        "    chain to ISSUED on my page: {} samples, ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}; {} of {} through at \
+        "    chain to ISSUED on my page: {} samples ({} given up, {} skipped), ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}; {} of {} through at \
          {:.0}/s{}",
         c.count,
+        step.samples_censored,
+        step.samples_skipped,
         c.p50_ms,
         c.p90_ms,
         c.p99_ms,
@@ -140,6 +147,7 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
     let watches = Target::connect(&system.gateway(), 1, &[]).await?;
     let chain = Arc::new(Mutex::new(Latencies::new()));
     let skipped = Arc::new(AtomicU64::new(0));
+    let censored = Arc::new(AtomicU64::new(0));
     let slots = Arc::new(Semaphore::new(options.max_watches));
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a positive ratio of rates
     let sample_every = ((rate / options.samples_per_s).round() as u64).max(1);
@@ -156,6 +164,7 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
     let driven = {
         let (chain, skipped, slots) = (Arc::clone(&chain), Arc::clone(&skipped), Arc::clone(&slots));
         let bearers = bearers.clone();
+        let censored = Arc::clone(&censored);
         open_loop(&config, move |i, intended| {
             let request = achieve_request(&prefix, i);
             if i % sample_every == 0 {
@@ -171,6 +180,7 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
                             intended,
                             watch_for,
                             Arc::clone(&chain),
+                            Arc::clone(&censored),
                         );
                         let _ = spawn_watch.send(async move {
                             watch.await;
@@ -214,6 +224,7 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
         calls: report,
         chain,
         samples_skipped: skipped.load(Ordering::Relaxed),
+        samples_censored: censored.load(Ordering::Relaxed),
         chain_rate,
         completed,
         drain_s: chain_end.saturating_duration_since(calls_done).as_secs_f64(),
@@ -225,7 +236,8 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
 }
 
 /// Watches `customer`'s page until its `code` mission shows the reward
-/// ISSUED, and records the time since `intended`.
+/// ISSUED, and records the time since `intended`; a watch that gives up
+/// records the time it gave up, and counts in `censored`.
 async fn watch_until_issued(
     target: Target,
     request: tonic::Request<WatchMyPageRequest>,
@@ -233,6 +245,7 @@ async fn watch_until_issued(
     intended: Instant,
     within: Duration,
     chain: Arc<Mutex<Latencies>>,
+    censored: Arc<AtomicU64>,
 ) {
     let watch = async {
         let mut client = MyPageServiceClient::new(target.channel(0));
@@ -247,9 +260,14 @@ async fn watch_until_issued(
         }
         None
     };
-    if let Ok(Some(latency)) = tokio::time::timeout(within, watch).await {
-        chain.lock().unwrap_or_else(PoisonError::into_inner).record(latency);
-    }
+    let latency = match tokio::time::timeout(within, watch).await {
+        Ok(Some(latency)) => latency,
+        _ => {
+            censored.fetch_add(1, Ordering::Relaxed);
+            intended.elapsed()
+        }
+    };
+    chain.lock().unwrap_or_else(PoisonError::into_inner).record(latency);
 }
 
 /// Waits until mypage has applied a RewardIssued for each of `expected`
@@ -306,6 +324,7 @@ mod tests {
             calls,
             chain: Summary { count: 20, p99_ms, ..Summary::default() },
             samples_skipped: 0,
+            samples_censored: 0,
             chain_rate,
             completed: 100,
             drain_s: 0.1,

@@ -140,7 +140,10 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     let measured = async {
         let entries = system::seed_entries(&system, "bench-x", exchange_options.entries_needed()).await?;
         system::restock_gift(&system, 10_000_000).await?;
+        let quiet = system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
+        println!("  every consumer idle {:.1}s after seeding", quiet.as_secs_f64());
         let exchange = exchange::run(&system, &entries, &exchange_options).await?;
+        system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
         let cost = gateway::Options { rate: 1_000.0, concurrency: 16, duration: options.gateway_duration };
         let gateway = gateway::run(&system, &entries[0].customer_id, &cost).await?;
         anyhow::Ok((exchange, gateway))

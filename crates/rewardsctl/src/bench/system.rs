@@ -184,6 +184,37 @@ pub async fn seed_entries(system: &System, prefix: &str, count: u64) -> anyhow::
     }
 }
 
+/// Waits until every durable consumer of every stream has applied all it
+/// was given (nothing pending, nothing unacknowledged), at most `within`,
+/// so that a measurement does not share the machine with an earlier
+/// phase's backlog. Returns how long that took.
+///
+/// # Errors
+/// When nats-server cannot be reached, or the consumers are still busy after `within`.
+pub async fn wait_until_quiet(system: &System, within: Duration) -> anyhow::Result<Duration> {
+    use futures::TryStreamExt as _;
+    let started = Instant::now();
+    let js = async_nats::jetstream::new(async_nats::connect(system.mesh.layout().nats_url()).await?);
+    loop {
+        let mut busy = 0usize;
+        let mut streams = js.streams();
+        while let Some(info) = streams.try_next().await? {
+            let stream = js.get_stream(&info.config.name).await?;
+            let mut consumers = stream.consumers();
+            while let Some(consumer) = consumers.try_next().await? {
+                busy += usize::from(consumer.num_pending > 0 || consumer.num_ack_pending > 0);
+            }
+        }
+        if busy == 0 {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > within {
+            bail!("{busy} consumers still busy after {}s", within.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Raises every product's stock to `stock`, so a long exchange run measures
 /// exchanges rather than "out of stock" refusals.
 ///
