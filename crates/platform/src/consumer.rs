@@ -406,12 +406,7 @@ impl<P: Policy> Consumer<P> {
         if event.delivered > 1 && !matches!(outcome, Err(NotApplied::Policy(_))) {
             metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
         }
-        let count = |outcome: &str| {
-            metrics()
-                .consumer_events
-                .get_or_create(&[("consumer", name.to_owned()), ("outcome", outcome.to_owned())])
-                .inc();
-        };
+        let count = |outcome: &str| count_outcome(name, outcome);
         let failure = match outcome {
             Ok(()) => {
                 ack(message, AckKind::Ack).await;
@@ -438,12 +433,7 @@ impl<P: Policy> Consumer<P> {
         if event.delivered > 1 {
             metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
         }
-        let count = |outcome: &str| {
-            metrics()
-                .consumer_events
-                .get_or_create(&[("consumer", name.to_owned()), ("outcome", outcome.to_owned())])
-                .inc();
-        };
+        let count = |outcome: &str| count_outcome(name, outcome);
         let hopeless = match failure {
             PolicyError::Malformed(_) => true,
             // The store will come back: a valid event is never dead-lettered
@@ -582,6 +572,11 @@ fn received(message: &jetstream::Message) -> (ReceivedEvent, bool) {
         delivered: message.info().map(|info| info.delivered).unwrap_or(1),
     };
     (event, event_id.is_some())
+}
+
+/// Counts one event of consumer `name` in `rewards_consumer_events_total{outcome}`.
+fn count_outcome(name: &str, outcome: &str) {
+    metrics().consumer_events.get_or_create(&[("consumer", name.to_owned()), ("outcome", outcome.to_owned())]).inc();
 }
 
 async fn ack(message: &jetstream::Message, kind: AckKind) {
