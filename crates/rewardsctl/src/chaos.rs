@@ -87,19 +87,15 @@ impl Options {
     /// On an unknown or incomplete argument.
     pub fn parse(args: &[String], bin_dir: PathBuf) -> Result<Self, String> {
         let mut options = Self::new(bin_dir);
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = |what: &str| args.next().cloned().ok_or(format!("{arg} needs {what}"));
-            let number = |text: String| text.parse::<u64>().map_err(|_| format!("{arg}: {text:?} is not a number"));
-            match arg.as_str() {
-                "--missions" => options.missions = usize::try_from(number(value("a count")?)?).unwrap_or(usize::MAX),
-                "--exchanges" => {
-                    options.exchanges = usize::try_from(number(value("a count")?)?).unwrap_or(usize::MAX);
-                }
-                "--kill-every" => options.kill_every = Duration::from_secs(number(value("seconds")?)?.max(1)),
-                "--seed" => options.seed = number(value("a number")?)?,
-                "--run-dir" => options.run_dir = value("a directory")?.into(),
-                other => return Err(format!("unknown argument {other:?}")),
+        let mut args = crate::args::Args::new(args);
+        while let Some(option) = args.next_option() {
+            match option {
+                "--missions" => options.missions = args.number("a count")?,
+                "--exchanges" => options.exchanges = args.number("a count")?,
+                "--kill-every" => options.kill_every = args.seconds()?.max(Duration::from_secs(1)),
+                "--seed" => options.seed = args.number("a number")?,
+                "--run-dir" => options.run_dir = args.value("a directory")?.into(),
+                _ => return Err(args.unknown()),
             }
         }
         load::Plan::new(options.missions, options.exchanges)?;

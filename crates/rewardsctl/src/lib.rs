@@ -1,6 +1,7 @@
 //! `rewardsctl`: run the whole mesh on one machine, play the player's story
 //! against it, prove its delivery guarantees under chaos, and measure it.
 //!
+//! - [`args`]: reading a command's `--name value` options.
 //! - [`mesh`]: the processes of the mesh (services in replicas, the gateway,
 //!   nats-server), their ports and environment, started supervised.
 //! - [`supervisor`]: keeps one process running; kills or replaces it on request.
@@ -15,6 +16,7 @@
 //! - [`rolling`]: a rolling update of a replicated service.
 //! - [`stores`]: read-only views of the services' SQLite files.
 
+pub mod args;
 pub mod bench;
 pub mod chaos;
 pub mod dead_letters;

@@ -85,19 +85,15 @@ impl Options {
     /// On an unknown or incomplete argument.
     pub fn parse(args: &[String], bin_dir: PathBuf) -> Result<Self, String> {
         let mut options = Self::new(bin_dir);
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = |what: &str| args.next().cloned().ok_or(format!("{arg} needs {what}"));
-            let number = |text: String| text.parse::<u64>().map_err(|_| format!("{arg}: {text:?} is not a number"));
-            match arg.as_str() {
-                "--players" => options.players = usize::try_from(number(value("a count")?)?).unwrap_or(usize::MAX),
-                "--concurrency" => {
-                    options.concurrency = usize::try_from(number(value("a count")?)?).unwrap_or(usize::MAX);
-                }
-                "--rate" => options.rate = u32::try_from(number(value("exchanges per second")?)?).unwrap_or(u32::MAX),
-                "--phase-secs" => options.phase = Duration::from_secs(number(value("seconds")?)?.max(2)),
-                "--run-dir" => options.run_dir = value("a directory")?.into(),
-                other => return Err(format!("unknown argument {other:?}")),
+        let mut args = crate::args::Args::new(args);
+        while let Some(option) = args.next_option() {
+            match option {
+                "--players" => options.players = args.number("a count")?,
+                "--concurrency" => options.concurrency = args.number("a count")?,
+                "--rate" => options.rate = args.number("exchanges per second")?,
+                "--phase-secs" => options.phase = args.seconds()?.max(Duration::from_secs(2)),
+                "--run-dir" => options.run_dir = args.value("a directory")?.into(),
+                _ => return Err(args.unknown()),
             }
         }
         if options.players == 0 || options.concurrency == 0 || options.rate == 0 {

@@ -7,13 +7,11 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use api::game::mission::v1 as mission;
-use api::game::mypage::v1 as mypage;
 use api::game::reward::v1 as reward;
 use api::game::wallet::v1 as wallet;
 use system_tests::{Mesh, MeshOptions, eventually};
 
 use crate::clients::{Clients, SETTLE, player};
-use testkit::AsCaller as _;
 
 const CODES: [&str; 5] = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND", "WEEKLY_QUEST", "EVENT_CHAMPION"];
 /// The points of all of [`CODES`].
@@ -51,23 +49,14 @@ async fn each_exactly_once(c: &Clients, customer: &str, missions: &[mission::Mis
     assert_eq!(entries.len(), CODES.len(), "exactly one wallet entry per reward");
     assert_eq!(in_wallet, rewards);
 
-    let page = eventually("my page to converge", SETTLE, || {
-        let mut my_pages = c.my_pages.clone();
-        let customer_id = customer.to_owned();
-        async move {
-            let page = my_pages
-                .get_my_page(mypage::GetMyPageRequest { customer_id }.by_operator())
-                .await
-                .ok()?
-                .into_inner()
-                .my_page?;
-            let done = page.missions.len() >= CODES.len()
-                && page.wallet.len() >= CODES.len()
-                && page.missions.iter().all(|m| {
-                    m.status() == mission::MissionStatus::Rewarded && m.reward_status() == reward::RewardStatus::Issued
-                });
-            done.then_some(page)
-        }
+    let page = eventually("my page to converge", SETTLE, || async {
+        let page = c.my_page(customer).await?;
+        let done = page.missions.len() >= CODES.len()
+            && page.wallet.len() >= CODES.len()
+            && page.missions.iter().all(|m| {
+                m.status() == mission::MissionStatus::Rewarded && m.reward_status() == reward::RewardStatus::Issued
+            });
+        done.then_some(page)
     })
     .await;
     assert_eq!((page.missions.len(), page.wallet.len()), (CODES.len(), CODES.len()), "each shown once");

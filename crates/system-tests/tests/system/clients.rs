@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use api::game::gift::v1::gift_service_client::GiftServiceClient;
 use api::game::mission::v1::{self as mission, mission_service_client::MissionServiceClient};
-use api::game::mypage::v1::my_page_service_client::MyPageServiceClient;
-use api::game::reward::v1::reward_service_client::RewardServiceClient;
+use api::game::mypage::v1::{self as mypage, my_page_service_client::MyPageServiceClient};
+use api::game::reward::v1::{self as reward, reward_service_client::RewardServiceClient};
 use api::game::settlement::v1::settlement_service_client::SettlementServiceClient;
 use api::game::wallet::v1::{self as wallet, wallet_service_client::WalletServiceClient};
 use system_tests::{Mesh, eventually};
@@ -75,6 +75,18 @@ impl Clients {
             }
         })
         .await
+    }
+
+    /// The player's page, read as an operator; `None` while mypage does not answer.
+    pub async fn my_page(&self, customer: &str) -> Option<mypage::MyPage> {
+        let request = mypage::GetMyPageRequest { customer_id: customer.to_owned() }.by_operator();
+        self.my_pages.clone().get_my_page(request).await.ok()?.into_inner().my_page
+    }
+
+    /// The reward, read as an operator; `None` while the reward service does not answer.
+    pub async fn reward(&self, reward_id: &str) -> Option<reward::Reward> {
+        let request = reward::GetRewardRequest { reward_id: reward_id.to_owned() }.by_operator();
+        self.rewards.clone().get_reward(request).await.ok()?.into_inner().reward
     }
 
     pub async fn wallet(&self, customer: &str) -> Vec<wallet::WalletEntry> {

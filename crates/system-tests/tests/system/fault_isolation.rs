@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use api::game::mission::v1 as mission;
-use api::game::mypage::v1 as mypage;
 use api::game::reward::v1 as reward;
 use api::game::wallet::v1 as wallet;
 use system_tests::{Mesh, MeshOptions, eventually};
@@ -74,18 +73,8 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
 
     // Rewards become ISSUED as the reward context reads the wallet's events.
     for reward_id in &rewards {
-        eventually("the reward to be issued", SETTLE, || {
-            let mut client = c.rewards.clone();
-            let reward_id = reward_id.clone();
-            async move {
-                let r = client
-                    .get_reward(reward::GetRewardRequest { reward_id }.by_operator())
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .reward?;
-                (r.status() == reward::RewardStatus::Issued).then_some(())
-            }
+        eventually("the reward to be issued", SETTLE, || async {
+            (c.reward(reward_id).await?.status() == reward::RewardStatus::Issued).then_some(())
         })
         .await;
     }
@@ -93,23 +82,14 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
     // mypage and gift return: my page shows every mission and entry.
     mesh.start_service("mypage").await;
     mesh.start_service("gift").await;
-    let page = eventually("my page to converge", SETTLE, || {
-        let mut my_pages = c.my_pages.clone();
-        let customer_id = customer.clone();
-        async move {
-            let page = my_pages
-                .get_my_page(mypage::GetMyPageRequest { customer_id }.by_operator())
-                .await
-                .ok()?
-                .into_inner()
-                .my_page?;
-            let done = page.missions.len() == CODES.len()
-                && page.wallet.len() == CODES.len()
-                && page.missions.iter().all(|m| {
-                    m.status() == mission::MissionStatus::Rewarded && m.reward_status() == reward::RewardStatus::Issued
-                });
-            done.then_some(page)
-        }
+    let page = eventually("my page to converge", SETTLE, || async {
+        let page = c.my_page(&customer).await?;
+        let done = page.missions.len() == CODES.len()
+            && page.wallet.len() == CODES.len()
+            && page.missions.iter().all(|m| {
+                m.status() == mission::MissionStatus::Rewarded && m.reward_status() == reward::RewardStatus::Issued
+            });
+        done.then_some(page)
     })
     .await;
     assert_eq!(page.available_points, 100 + 300 + 500 + 800 + 2000);

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use api::game::gift::v1 as gift;
 use api::game::mission::v1 as mission;
-use api::game::mypage::v1 as mypage;
 use api::game::reward::v1 as reward;
 use api::game::settlement::v1 as settlement;
 use api::game::wallet::v1 as wallet;
@@ -101,22 +100,13 @@ async fn play_the_story(mesh: &Mesh) {
     assert!(recorded[0].amount > 0);
 
     // My page shows all of it.
-    let page = eventually("my page to converge", SETTLE, || {
-        let mut my_pages = c.my_pages.clone();
-        let customer_id = customer.clone();
-        async move {
-            let page = my_pages
-                .get_my_page(mypage::GetMyPageRequest { customer_id }.by_operator())
-                .await
-                .ok()?
-                .into_inner()
-                .my_page?;
-            let done = page.missions.len() == 1
-                && page.missions[0].reward_status() == reward::RewardStatus::Exchanged
-                && page.wallet.len() == 1
-                && page.wallet[0].status() == wallet::WalletEntryStatus::Exchanged;
-            done.then_some(page)
-        }
+    let page = eventually("my page to converge", SETTLE, || async {
+        let page = c.my_page(&customer).await?;
+        let done = page.missions.len() == 1
+            && page.missions[0].reward_status() == reward::RewardStatus::Exchanged
+            && page.wallet.len() == 1
+            && page.wallet[0].status() == wallet::WalletEntryStatus::Exchanged;
+        done.then_some(page)
     })
     .await;
     let m = &page.missions[0];
