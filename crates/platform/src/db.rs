@@ -1,10 +1,18 @@
 //! The database every service owns: SQLite (one bundled file) by default,
 //! PostgreSQL when the URL says so; a pool, embedded migrations run at start,
 //! and write transactions that never deadlock on SQLite's lock upgrade.
+//!
+//! On SQLite every write of a process goes to one writer thread with its own
+//! connection, which runs the writes that queued while it was busy in one
+//! transaction, each at its own savepoint, and answers them after the one
+//! commit (group commit). SQLite takes one writer at a time anyway; this way
+//! a burst of writes costs one lock, one WAL sync point and one thread
+//! hand-off instead of one of each per write.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -14,7 +22,7 @@ use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::Sqlite;
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 /// A connection to whichever backend the service was configured with.
 ///
@@ -51,6 +59,8 @@ pub enum DbError {
     InvalidUrl(String),
     #[error("cannot connect to the database")]
     Pool(#[source] r2d2::PoolError),
+    #[error("cannot open a database connection")]
+    Open(#[source] r2d2::Error),
     #[error("database migrations failed: {0}")]
     Migration(String),
     #[error("database query failed: {0}")]
@@ -62,6 +72,16 @@ pub enum DbError {
     /// Another transaction changed the row since it was read (optimistic concurrency).
     #[error("{entity} {key} was changed concurrently")]
     Conflict { entity: &'static str, key: String },
+    /// The write succeeded at its savepoint, but the transaction it shared
+    /// with other writes could not begin or commit: nothing of it is stored.
+    #[error("the shared write transaction failed: {0}")]
+    GroupCommit(Arc<DbError>),
+    /// The work panicked; its effects were undone.
+    #[error("the database work panicked")]
+    Panicked,
+    /// The process's writer is gone (the process is stopping).
+    #[error("the database writer has stopped")]
+    WriterStopped,
 }
 
 /// A stored row that does not parse into the domain: written by an
@@ -87,13 +107,14 @@ impl DbError {
     pub fn is_transient(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            Self::Pool(_) | Self::Cancelled(_) | Self::Conflict { .. } => true,
+            Self::Pool(_) | Self::Open(_) | Self::Cancelled(_) | Self::Conflict { .. } | Self::WriterStopped => true,
+            Self::GroupCommit(cause) => cause.is_transient(),
             Self::Query(Error::DatabaseError(kind, info)) => {
                 matches!(kind, DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection)
                     || info.message().contains("database is locked")
                     || info.message().contains("database is busy")
             }
-            Self::InvalidUrl(_) | Self::Migration(_) | Self::Query(_) | Self::Corrupt(_) => false,
+            Self::InvalidUrl(_) | Self::Migration(_) | Self::Query(_) | Self::Corrupt(_) | Self::Panicked => false,
         }
     }
 }
@@ -188,13 +209,13 @@ where
 pub struct Database {
     pool: Pool<Connector>,
     backend: Backend,
-    /// SQLite takes one writer at a time. Writers of this process queue
-    /// here, in order, instead of in SQLite's busy handler, which sleeps
-    /// 1 ms, then 2, 5, 10… between tries however soon the lock is free
-    /// (measured: about 70 such sleeps a second per service at 500
-    /// missions/s). Other processes on the same file still wait in the
-    /// busy handler.
-    writer: Arc<Semaphore>,
+    /// SQLite's writes, queued in order for the one writer thread rather
+    /// than in SQLite's busy handler, which sleeps 1 ms, then 2, 5, 10…
+    /// between tries however soon the lock is free (measured: about 70 such
+    /// sleeps a second per service at 500 missions/s). Other processes on
+    /// the same file still wait in the busy handler. `None` on PostgreSQL,
+    /// whose transactions run side by side on the pool.
+    writer: Option<mpsc::Sender<QueuedWrite>>,
 }
 
 impl fmt::Debug for Database {
@@ -218,6 +239,7 @@ impl Database {
                 .map_err(|e| DbError::InvalidUrl(format!("cannot create {}: {e}", dir.display())))?;
         }
         let connector = Connector { backend, url: target.clone() };
+        let writer_connector = connector.clone();
         // Replicas sharing one SQLite file take turns to open it (the first
         // switches it to WAL) and to migrate it; the lock is released when
         // the file handle drops, even if the process dies.
@@ -240,8 +262,11 @@ impl Database {
                 .map_err(DbError::Pool)
         })
         .await??;
-        let db = Self { pool, backend, writer: Arc::new(Semaphore::new(1)) };
+        let mut db = Self { pool, backend, writer: None };
         db.with_conn(move |conn| run_migrations(conn, migrations)).await?;
+        if backend == Backend::Sqlite {
+            db.writer = Some(GroupWriter::start(writer_connector).await?);
+        }
         drop(startup_lock);
         Ok(db)
     }
@@ -251,11 +276,19 @@ impl Database {
         self.backend
     }
 
-    /// Runs `work` in one write transaction on a blocking thread.
+    /// Runs `work` in a write transaction: all of it is stored, or none.
+    /// The answer comes once it is committed.
     ///
-    /// On SQLite the transaction starts with `BEGIN IMMEDIATE`, taking the
-    /// write lock up front: a deferred transaction that reads and then writes
-    /// fails at once with SQLITE_BUSY when another process holds the lock.
+    /// On SQLite `work` runs on the process's writer thread at a savepoint of
+    /// a transaction it may share with other writes queued at the same time
+    /// (it sees their effects as if they had run just before it); when it
+    /// fails, only its own effects are undone. The transaction starts with
+    /// `BEGIN IMMEDIATE`, taking the write lock up front: a deferred
+    /// transaction that reads and then writes fails at once with
+    /// SQLITE_BUSY when another process holds the lock. On PostgreSQL
+    /// `work` has a transaction of its own on a pooled connection.
+    ///
+    /// Once called, the write happens even if the returned future is dropped.
     ///
     /// # Errors
     /// Whatever `work` returns, or a [`DbError`] converted into `E`.
@@ -265,19 +298,16 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let turn = match self.backend {
-            // The permit moves into the blocking task: it is released when
-            // the transaction ends, even if this future is dropped first.
-            // The semaphore is never closed; were it, SQLite's busy
-            // handler would still keep writers apart.
-            Backend::Sqlite => Arc::clone(&self.writer).acquire_owned().await.ok(),
-            Backend::Postgres => None,
+        let Some(writer) = &self.writer else {
+            return self.with_conn(move |conn| write_transaction(conn, work)).await;
         };
-        self.with_conn(move |conn| {
-            let _turn = turn;
-            write_transaction(conn, work)
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        let queued = QueuedWrite(Box::new(Write { work, reply, span: tracing::Span::current() }));
+        if writer.send(queued).is_err() {
+            return Err(DbError::WriterStopped.into());
+        }
+        // A dropped reply means the work panicked (caught on the writer thread).
+        answer.await.unwrap_or_else(|_| Err(DbError::Panicked.into()))
     }
 
     /// Runs read-only `work` on a pooled connection on a blocking thread.
@@ -340,6 +370,185 @@ where
                 tracing::warn!(error = %rollback, "rollback failed");
             }
             Err(error)
+        }
+    }
+}
+
+/// Most writes one shared transaction takes: bounds how long the first of
+/// them waits for its answer behind the others.
+const MAX_GROUP: usize = 128;
+
+/// A write waiting for the writer thread, its types erased.
+struct QueuedWrite(Box<dyn Queued>);
+
+trait Queued: Send {
+    /// Runs the work at its own savepoint of the open transaction.
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> Box<dyn Ran>;
+    /// Answers the caller that the transaction could not begin.
+    fn refuse(self: Box<Self>, cause: &Arc<DbError>);
+}
+
+trait Ran: Send {
+    /// Answers the caller once the shared transaction ended: `Ok` when it committed.
+    fn settle(self: Box<Self>, shared: Result<(), &Arc<DbError>>);
+}
+
+struct Write<F, T, E> {
+    work: F,
+    reply: oneshot::Sender<Result<T, E>>,
+    span: tracing::Span,
+}
+
+impl<F, T, E> Queued for Write<F, T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> Box<dyn Ran> {
+        let Self { work, reply, span } = *self;
+        // The work runs in its caller's span: events it stages carry its trace.
+        let _entered = span.enter();
+        // `None` (it panicked) drops `reply`, which tells the caller.
+        Box::new(at_savepoint(conn, work).map(|outcome| Done { outcome, reply }))
+    }
+
+    fn refuse(self: Box<Self>, cause: &Arc<DbError>) {
+        // The caller may have gone away: nothing was written either way.
+        let _ = self.reply.send(Err(DbError::GroupCommit(Arc::clone(cause)).into()));
+    }
+}
+
+struct Done<T, E> {
+    outcome: Result<T, E>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<T: Send, E: From<DbError> + Send> Ran for Option<Done<T, E>> {
+    fn settle(self: Box<Self>, shared: Result<(), &Arc<DbError>>) {
+        let Some(Done { outcome, reply }) = *self else { return };
+        let outcome = match (outcome, shared) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(cause)) => Err(E::from(DbError::GroupCommit(Arc::clone(cause)))),
+            // Undone at its savepoint: its own failure is the answer either way.
+            (Err(error), _) => Err(error),
+        };
+        // The caller may have gone away; what committed is stored all the same.
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Runs `work` at a savepoint of the open transaction, undoing it alone
+/// when it fails. `None` when it panicked (its effects undone as well).
+fn at_savepoint<T, E, F>(conn: &mut DbConnection, work: F) -> Option<Result<T, E>>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DbError>,
+{
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    if let Err(error) = Manager::begin_transaction(conn) {
+        return Some(Err(DbError::from(error).into()));
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| work(&mut *conn)));
+    let kept = matches!(outcome, Ok(Ok(_)));
+    let ended = if kept { Manager::commit_transaction(conn) } else { Manager::rollback_transaction(conn) };
+    match (outcome, ended) {
+        (Ok(Ok(value)), Ok(())) => Some(Ok(value)),
+        (Ok(Ok(_)), Err(error)) => Some(Err(DbError::from(error).into())),
+        (Ok(Err(error)), ended) => {
+            if let Err(rollback) = ended {
+                tracing::warn!(error = %rollback, "rollback to savepoint failed");
+            }
+            Some(Err(error))
+        }
+        (Err(_panic), _) => {
+            tracing::error!("database work panicked; its effects were undone");
+            None
+        }
+    }
+}
+
+/// The SQLite writer thread of a process.
+struct GroupWriter {
+    conn: DbConnection,
+    connector: Connector,
+    queue: mpsc::Receiver<QueuedWrite>,
+}
+
+impl GroupWriter {
+    /// Opens the writer's connection and starts its thread; the thread ends
+    /// when the last handle to the database is dropped.
+    async fn start(connector: Connector) -> Result<mpsc::Sender<QueuedWrite>, DbError> {
+        let (sender, queue) = mpsc::channel();
+        let connecting = connector.clone();
+        let conn = tokio::task::spawn_blocking(move || connecting.connect().map_err(DbError::Open)).await??;
+        let writer = Self { conn, connector, queue };
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| DbError::Migration(format!("cannot start the database writer: {e}")))?;
+        Ok(sender)
+    }
+
+    fn run(mut self) {
+        while let Ok(first) = self.queue.recv() {
+            let mut group = Vec::with_capacity(8);
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match self.queue.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.commit(group);
+        }
+    }
+
+    /// Runs `group` in one transaction and answers each write after it ended.
+    fn commit(&mut self, group: Vec<QueuedWrite>) {
+        type Manager = <DbConnection as Connection>::TransactionManager;
+        let begun = match &mut self.conn {
+            DbConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
+            DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN"),
+        };
+        if let Err(error) = begun {
+            let cause = Arc::new(DbError::from(error));
+            for QueuedWrite(write) in group {
+                write.refuse(&cause);
+            }
+            self.recover();
+            return;
+        }
+        let ran: Vec<Box<dyn Ran>> = group.into_iter().map(|QueuedWrite(write)| write.run(&mut self.conn)).collect();
+        // Every savepoint must have ended for the commit below to be the
+        // transaction's, not a savepoint's.
+        let depth = Manager::transaction_manager_status_mut(&mut self.conn).transaction_depth();
+        let committed = match depth {
+            Ok(Some(depth)) if depth.get() == 1 => Manager::commit_transaction(&mut self.conn),
+            _ => Err(diesel::result::Error::BrokenTransactionManager),
+        };
+        match committed {
+            Ok(()) => ran.into_iter().for_each(|write| write.settle(Ok(()))),
+            Err(error) => {
+                if let Err(rollback) = Manager::rollback_transaction(&mut self.conn) {
+                    tracing::warn!(error = %rollback, "rollback after a failed commit failed");
+                }
+                let cause = Arc::new(DbError::from(error));
+                ran.into_iter().for_each(|write| write.settle(Err(&cause)));
+                self.recover();
+            }
+        }
+    }
+
+    /// After a transaction could not begin or end, makes sure the next one
+    /// starts on a usable connection, opening a new one if need be.
+    fn recover(&mut self) {
+        if !self.connector.has_broken(&mut self.conn) && self.connector.is_valid(&mut self.conn).is_ok() {
+            return;
+        }
+        match self.connector.connect() {
+            Ok(conn) => self.conn = conn,
+            Err(error) => tracing::error!(%error, "cannot reopen the database writer's connection"),
         }
     }
 }

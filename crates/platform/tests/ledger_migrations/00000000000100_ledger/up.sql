@@ -1,0 +1,4 @@
+CREATE TABLE ledger (
+    id INTEGER PRIMARY KEY NOT NULL,
+    note TEXT NOT NULL
+);
