@@ -56,6 +56,23 @@ impl fmt::Display for CustomerId {
     }
 }
 
+/// The id of what `parent` gives rise to (its reward, its event…), named
+/// `name`: the same pair always gives the same id, so a retried step
+/// re-creates the same thing, and different pairs practically never meet.
+///
+/// A UUIDv8 that begins with the parent's first 48 bits (a UUIDv7's
+/// millisecond timestamp) followed by 74 bits of SHA-1 over the pair: ids
+/// derived from time-ordered ids are time-ordered too, so every store
+/// appends them at the end of its indexes instead of dirtying a random
+/// page per row (UUIDv5 ids did: measured, most of the stores' WAL writes).
+pub fn derived_uuid(parent: Uuid, name: &[u8]) -> Uuid {
+    let mut bytes = Uuid::new_v5(&parent, name).into_bytes();
+    bytes[..6].copy_from_slice(&parent.as_bytes()[..6]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(bytes)
+}
+
 /// Parses an id this system generated (a UUID), in its canonical form.
 ///
 /// # Errors
@@ -189,9 +206,10 @@ macro_rules! uuid_id {
         pub struct $name(uuid::Uuid);
 
         impl $name {
-            /// A new random id.
+            /// A new id, unique and ordered by creation time (UUIDv7), so
+            /// that stores append it to their indexes.
             pub fn generate() -> Self {
-                Self(uuid::Uuid::new_v4())
+                Self(uuid::Uuid::now_v7())
             }
 
             /// Wraps an existing UUID.
@@ -224,6 +242,22 @@ macro_rules! uuid_id {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_distinct_and_keep_their_parents_order() {
+        let earlier = Uuid::now_v7();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = Uuid::now_v7();
+        let reward = derived_uuid(earlier, b"Reward");
+        assert_eq!(reward, derived_uuid(earlier, b"Reward"));
+        assert_ne!(reward, derived_uuid(earlier, b"RewardAllocated"));
+        assert_ne!(reward, derived_uuid(later, b"Reward"));
+        assert_eq!(reward.get_version_num(), 8);
+        assert_eq!(reward.get_variant(), uuid::Variant::RFC4122);
+        // Sorted as text, as the stores' indexes sort them.
+        assert!(derived_uuid(earlier, b"Reward").to_string() < derived_uuid(later, b"Reward").to_string());
+        assert!(derived_uuid(earlier, b"z").to_string() < derived_uuid(later, b"a").to_string());
+    }
 
     #[test]
     fn customer_ids_accept_game_style_names() {

@@ -115,7 +115,7 @@ fn mission_achieved(mission: &Mission) -> pb::MissionAchieved {
     pb::MissionAchieved {
         // Derived from the mission id, so a re-staged copy could never be a
         // second, different event.
-        event_id: uuid::Uuid::new_v5(&mission.id.as_uuid(), b"MissionAchieved").to_string(),
+        event_id: platform::kernel::derived_uuid(mission.id.as_uuid(), b"MissionAchieved").to_string(),
         mission_id: mission.id.to_string(),
         customer_id: mission.customer_id.to_string(),
         mission_code: mission.code.to_string(),

@@ -17,7 +17,7 @@ impl RewardId {
     /// id, so allocating again for the same mission (a redelivery, a second
     /// replica) can only ever name the same reward.
     pub fn for_mission(mission_id: MissionId) -> Self {
-        Self::from_uuid(uuid::Uuid::new_v5(&mission_id.as_uuid(), b"Reward"))
+        Self::from_uuid(platform::kernel::derived_uuid(mission_id.as_uuid(), b"Reward"))
     }
 }
 

@@ -23,7 +23,7 @@ impl SettlementId {
     /// order id, so recording the same order again can only name the same
     /// settlement.
     pub fn for_order(order_id: OrderId) -> Self {
-        Self::from_uuid(uuid::Uuid::new_v5(&order_id.as_uuid(), b"Settlement"))
+        Self::from_uuid(platform::kernel::derived_uuid(order_id.as_uuid(), b"Settlement"))
     }
 }
 

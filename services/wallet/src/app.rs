@@ -233,7 +233,7 @@ pub fn issue(
 
 fn reward_issued(entry: &WalletEntry) -> pb::RewardIssued {
     pb::RewardIssued {
-        event_id: uuid::Uuid::new_v5(&entry.id.as_uuid(), b"RewardIssued").to_string(),
+        event_id: platform::kernel::derived_uuid(entry.id.as_uuid(), b"RewardIssued").to_string(),
         entry_id: entry.id.to_string(),
         reward_id: entry.reward_id.to_string(),
         mission_id: entry.mission_id.to_string(),
@@ -245,7 +245,7 @@ fn reward_issued(entry: &WalletEntry) -> pb::RewardIssued {
 
 fn reward_exchanged(entry: &WalletEntry, gift_order_id: String, product: &ProductSku, at: i64) -> pb::RewardExchanged {
     pb::RewardExchanged {
-        event_id: uuid::Uuid::new_v5(&entry.id.as_uuid(), b"RewardExchanged").to_string(),
+        event_id: platform::kernel::derived_uuid(entry.id.as_uuid(), b"RewardExchanged").to_string(),
         entry_id: entry.id.to_string(),
         reward_id: entry.reward_id.to_string(),
         mission_id: entry.mission_id.to_string(),

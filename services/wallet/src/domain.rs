@@ -119,7 +119,7 @@ impl WalletEntry {
     ) -> Self {
         Self {
             // One entry per reward, whoever computes it.
-            id: EntryId::from_uuid(uuid::Uuid::new_v5(&reward_id.as_uuid(), b"WalletEntry")),
+            id: EntryId::from_uuid(platform::kernel::derived_uuid(reward_id.as_uuid(), b"WalletEntry")),
             reward_id,
             mission_id,
             customer_id,
