@@ -79,6 +79,9 @@ pub enum DbError {
     /// The work panicked; its effects were undone.
     #[error("the database work panicked")]
     Panicked,
+    /// The operating system refused the writer its thread.
+    #[error("cannot start the database writer")]
+    WriterStart(#[source] std::io::Error),
     /// The process's writer is gone (the process is stopping).
     #[error("the database writer has stopped")]
     WriterStopped,
@@ -114,7 +117,12 @@ impl DbError {
                     || info.message().contains("database is locked")
                     || info.message().contains("database is busy")
             }
-            Self::InvalidUrl(_) | Self::Migration(_) | Self::Query(_) | Self::Corrupt(_) | Self::Panicked => false,
+            Self::InvalidUrl(_)
+            | Self::Migration(_)
+            | Self::Query(_)
+            | Self::Corrupt(_)
+            | Self::Panicked
+            | Self::WriterStart(_) => false,
         }
     }
 }
@@ -354,16 +362,20 @@ impl Database {
     }
 }
 
+/// Begins a write transaction; on SQLite with the write lock taken up front.
+fn begin_write(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
+        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN"),
+    }
+}
+
 fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<DbError>,
 {
-    let begun = match conn {
-        DbConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
-        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN"),
-    };
-    begun.map_err(DbError::from)?;
+    begin_write(conn).map_err(DbError::from)?;
     match work(conn) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn).map_err(DbError::from)?;
@@ -490,7 +502,7 @@ impl GroupWriter {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| DbError::Migration(format!("cannot start the database writer: {e}")))?;
+            .map_err(DbError::WriterStart)?;
         Ok(sender)
     }
 
@@ -511,11 +523,7 @@ impl GroupWriter {
     /// Runs `group` in one transaction and answers each write after it ended.
     fn commit(&mut self, group: Vec<QueuedWrite>) {
         type Manager = <DbConnection as Connection>::TransactionManager;
-        let begun = match &mut self.conn {
-            DbConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
-            DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN"),
-        };
-        if let Err(error) = begun {
+        if let Err(error) = begin_write(&mut self.conn) {
             let cause = Arc::new(DbError::from(error));
             for QueuedWrite(write) in group {
                 write.refuse(&cause);

@@ -223,10 +223,10 @@ impl Relay {
     /// Publishes every pending row; returns how many were published.
     ///
     /// Marking a batch published runs while the next batch is read and
-    /// published: waiting for the mark (a write queued behind the service's
-    /// other writes) held every event staged meanwhile for a few
-    /// milliseconds per hop (measured at 1,000 missions/s: commit to
-    /// published 5 ms p50, 14 ms p99 on each of the chain's three hops).
+    /// published, so a mark queued behind the service's other writes does
+    /// not hold back what was staged meanwhile. It shows when the store is
+    /// saturated (chain p99 at 2,000 missions/s offered), not at 1,000/s
+    /// (`docs/performance.md`).
     async fn publish_pending(&self) -> Result<usize, RelayError> {
         let mut total = 0;
         let mut marking: Option<Marking> = None;
