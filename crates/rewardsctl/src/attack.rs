@@ -128,7 +128,7 @@ impl Scale {
             peer_connections: 16,
             spread_connections: 80,
             spread_origins: 10,
-            idle_wait: Duration::from_secs(5),
+            idle_wait: Duration::from_secs(8),
             reset_connections: 2,
             oversized_header_kib: 256,
         }
@@ -288,6 +288,8 @@ pub struct Options {
     pub env: Vec<(String, String, String)>,
     /// Which services run besides the gateway (all when empty).
     pub services: Vec<&'static str>,
+    /// The nats-server binary; looked up when `None`.
+    pub nats_server: Option<PathBuf>,
 }
 
 impl Options {
@@ -304,6 +306,7 @@ impl Options {
             bin_dir,
             env: Vec::new(),
             services: Vec::new(),
+            nats_server: None,
         };
         let mut args = Args::new(arguments);
         while let Some(option) = args.next_option() {
@@ -432,7 +435,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let config = MeshConfig {
         run_dir: options.run_dir.clone(),
         bin_dir: options.bin_dir.clone(),
-        nats_server: None,
+        nats_server: options.nats_server.clone(),
         layout,
         env: options.env.clone(),
         announce: true,

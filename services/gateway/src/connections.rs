@@ -39,7 +39,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use platform::CancellationToken;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Status;
 use tonic::body::Body;
@@ -277,6 +277,17 @@ fn refuse(mut tcp: TcpStream, refusal: &Refusal, log: &LogBudget) {
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let _ = tcp.write_all(&bytes).await;
             let _ = tcp.shutdown().await;
+            // Read what the client sent (its preface) before closing: a
+            // socket closed with unread data sends a reset, and the client's
+            // kernel would discard the GOAWAY with it, unread.
+            let mut sink = [0u8; 4096];
+            let mut read = 0;
+            while read < 64 * 1024 {
+                match tcp.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
         })
         .await;
     });

@@ -110,6 +110,13 @@ pub async fn stalled(arena: &Arena, duration: Duration) -> anyhow::Result<Findin
             Some(connection)
         });
     }
+    // Every watch in place first: its first page is then the one before the change.
+    let mut connections = Vec::new();
+    while let Some(joined) = attackers.join_next().await {
+        if let Ok(Some(connection)) = joined {
+            connections.push(connection);
+        }
+    }
     // The attack's own players achieve missions, through the gateway like
     // anyone, so their pages change under the stalled watches.
     let achiever = MissionServiceClient::new(channel(arena.origins.fresh(), arena.gateway).await?);
@@ -118,13 +125,6 @@ pub async fn stalled(arena: &Arena, duration: Duration) -> anyhow::Result<Findin
     // The reading player's page changes once the stalled ones are in place.
     let mut findings = Findings::default();
     let reader_saw = reader.expect_update(arena, achiever, until).await;
-
-    let mut connections = Vec::new();
-    while let Some(joined) = attackers.join_next().await {
-        if let Ok(Some(connection)) = joined {
-            connections.push(connection);
-        }
-    }
     tokio::time::sleep_until(until).await;
     let (held, refused) = (held.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
     let (closed_updated, closed_idle) = (closed_updated.load(Ordering::Relaxed), closed_idle.load(Ordering::Relaxed));
