@@ -382,8 +382,8 @@ impl Report {
         let _ = writeln!(out, "load average before: {}; after: {}", self.load_before, self.load_after);
         let _ = writeln!(
             out,
-            "{:<18} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>6}  {}",
-            "attack", "canary%", "p50 ms", "p99 ms", "gw CPU", "peak MB", "settle s", "refused", "logs", "verdict"
+            "{:<18} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>6}  verdict",
+            "attack", "canary%", "p50 ms", "p99 ms", "gw CPU", "peak MB", "settle s", "refused", "logs"
         );
         let _ = writeln!(out, "{}", "-".repeat(112));
         for row in &self.rows {

@@ -258,6 +258,8 @@ pub async fn stream_flood(arena: &Arena, duration: Duration) -> anyhow::Result<F
     let authority = arena.gateway.to_string();
     let mut advertised = None;
     let (mut refused, mut answered, mut goaway) = (0u64, 0u64, None);
+    // Streams after the last one a GOAWAY names were never taken.
+    let mut last_taken = None;
     let mut buffer = Vec::new();
     let mut read = vec![0u8; 64 * 1024];
     let mut sent = 0usize;
@@ -300,6 +302,10 @@ pub async fn stream_flood(arena: &Arena, duration: Duration) -> anyhow::Result<F
                 frame::RST_STREAM => refused += 1,
                 frame::HEADERS => answered += 1,
                 frame::GOAWAY => {
+                    last_taken = received
+                        .payload
+                        .get(..4)
+                        .map(|id| u32::from_be_bytes([id[0], id[1], id[2], id[3]]) & 0x7fff_ffff);
                     goaway = Some(format!(
                         "{} {}",
                         wire::reason_name(received.error_code().unwrap_or_default()),
@@ -311,7 +317,8 @@ pub async fn stream_flood(arena: &Arena, duration: Duration) -> anyhow::Result<F
         }
     }
     let sent = sent as u64;
-    let open = sent.saturating_sub(refused + answered);
+    let taken = last_taken.map_or(sent, |last| u64::from(last).div_ceil(2)).min(sent);
+    let open = taken.saturating_sub(refused + answered);
     let mut findings = Findings { refused, ..Findings::default() };
     let limit = match advertised {
         Some(Some(limit)) => limit.to_string(),
