@@ -190,12 +190,22 @@ impl Frame {
         Some(u32::from_be_bytes([code[0], code[1], code[2], code[3]]))
     }
 
-    /// The debug data of a GOAWAY frame, as text.
+    /// The debug data of a GOAWAY frame, as text, with every run of digits
+    /// written `N` (a reason like "cut off for 9804 ms more" is one reason).
     pub fn goaway_debug(&self) -> String {
         if self.kind != frame::GOAWAY {
             return String::new();
         }
-        String::from_utf8_lossy(self.payload.get(8..).unwrap_or_default()).into_owned()
+        let text = String::from_utf8_lossy(self.payload.get(8..).unwrap_or_default()).into_owned();
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if !c.is_ascii_digit() {
+                out.push(c);
+            } else if !out.ends_with('N') {
+                out.push('N');
+            }
+        }
+        out
     }
 }
 
