@@ -50,6 +50,15 @@ bench *args:
     cargo build --release --workspace --bins
     "${CARGO_TARGET_DIR:-target}/release/rewardsctl" bench {{args}}
 
+# The edge under hostile load, on a release build: the whole system, then each
+# attack of issue 17 (forged signatures, floods, stalled streams, connection and
+# stream floods, rapid reset, header limits) for 20 s beside a canary player; a
+# table of the canary's success and p99, the gateway's CPU and memory, and each
+# target met or NOT MET. `just attack --only stalled-streams --secs 10` runs one.
+attack *args:
+    cargo build --release --workspace --bins
+    "${CARGO_TARGET_DIR:-target}/release/rewardsctl" attack {{args}}
+
 # Dead letters: `just dead-letters list`, `just dead-letters redrive SEQUENCE`.
 dead-letters *args:
     cargo build -p rewardsctl

@@ -4,12 +4,20 @@
 //! type named by the token's `kid`: `alg: none`, HMAC tokens (the
 //! "HS256 signed with the public key" confusion) and unknown keys are refused
 //! before any signature is checked. Issuer, audience, expiry and not-before
-//! are checked with a small clock skew. The JWKS comes from a file (local
+//! are checked with a small clock skew.
+//!
+//! Refusing costs less than verifying: a token is taken apart and checked
+//! for everything that needs no cryptography first — its shape, a known key
+//! id, the algorithm of that key, a signature of exactly that key's length,
+//! issuer, audience and validity period — and only a token that passes all
+//! of that costs a signature check. A token refused lately is refused again
+//! from memory, and one verified lately is trusted from memory. The JWKS comes from a file (local
 //! runs, a mounted Secret) or a URL (production), and is read again
 //! periodically and whenever a token names a key not seen yet, so a key
 //! rotation needs no restart.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher as _, RandomState};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -152,6 +160,9 @@ struct Claims {
 struct Key {
     algorithm: Algorithm,
     decoding: DecodingKey,
+    /// The length of this key's signatures, base64url without padding: a
+    /// token whose signature has another length is refused unverified.
+    signature_chars: usize,
 }
 
 impl std::fmt::Debug for Key {
@@ -176,6 +187,11 @@ pub struct Verifier {
     /// signature costs far more than the call it guards: the gateway and the
     /// service behind it would each spend most of their CPU on it.
     verified: Arc<Mutex<HashMap<String, Verified>>>,
+    /// Tokens refused lately, by a keyed hash of the token (a forger's
+    /// tokens are not worth keeping whole), with why and when.
+    refused: Arc<Mutex<HashMap<u64, (AuthError, Instant)>>>,
+    /// The hash key of `refused`, random per process.
+    refused_hasher: RandomState,
 }
 
 /// A token that verified, and until when that answer may be reused.
@@ -194,6 +210,11 @@ struct Verified {
 const VERIFIED_FOR: Duration = Duration::from_secs(30);
 /// Verified tokens remembered at most; beyond, the memory starts over.
 const VERIFIED_MAX: usize = 50_000;
+/// How long a refused token is refused from memory: short, since a token
+/// of a key not published yet, or not valid yet, may be accepted soon.
+const REFUSED_FOR: Duration = Duration::from_secs(10);
+/// Refused tokens remembered at most; beyond, the memory starts over.
+const REFUSED_MAX: usize = 20_000;
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -214,6 +235,8 @@ impl Verifier {
             config: Arc::new(config),
             keys: Arc::new(RwLock::new(Keys { by_kid, fetched_at: Instant::now() })),
             verified: Arc::default(),
+            refused: Arc::default(),
+            refused_hasher: RandomState::new(),
         })
     }
 
@@ -222,10 +245,16 @@ impl Verifier {
     /// # Errors
     /// See [`AuthError`].
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        if let Some(caller) = self.verified_lately(token).await {
-            return Ok(caller);
+        if let Some(answer) = self.remembered(token).await {
+            return answer;
         }
-        let (caller, kid, expires) = self.check(token).await?;
+        let (caller, kid, expires) = match self.check(token).await {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.remember_refusal(token, &error);
+                return Err(error);
+            }
+        };
         let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         if verified.len() >= VERIFIED_MAX {
             verified.clear();
@@ -233,6 +262,31 @@ impl Verifier {
         verified
             .insert(token.to_owned(), Verified { caller: caller.clone(), kid, expires, verified_at: Instant::now() });
         Ok(caller)
+    }
+
+    /// The answer for `token` if it is known without checking it: it
+    /// verified lately (and its key is still published), or it was refused
+    /// lately. `None` when only [`Verifier::verify`] can tell.
+    pub async fn remembered(&self, token: &str) -> Option<Result<Caller, AuthError>> {
+        if let Some(caller) = self.verified_lately(token).await {
+            return Some(Ok(caller));
+        }
+        let hash = self.refused_hasher.hash_one(token);
+        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner).get(&hash).cloned();
+        refused.filter(|(_, at)| at.elapsed() < REFUSED_FOR).map(|(error, _)| Err(error))
+    }
+
+    fn remember_refusal(&self, token: &str, error: &AuthError) {
+        // Not the token's fault: it may verify once the keys can be read.
+        if matches!(error, AuthError::Keys(_)) {
+            return;
+        }
+        let hash = self.refused_hasher.hash_one(token);
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if refused.len() >= REFUSED_MAX {
+            refused.clear();
+        }
+        refused.insert(hash, (error.clone(), Instant::now()));
     }
 
     /// The caller of `token` if it verified less than [`VERIFIED_FOR`] ago,
@@ -243,8 +297,9 @@ impl Verifier {
         (fresh && self.keys.read().await.by_kid.contains_key(&hit.kid)).then_some(hit.caller)
     }
 
-    /// Checks `token` in full: header, key, signature and claims.
+    /// Checks `token` in full: shape, header, key, claims, then the signature.
     async fn check(&self, token: &str) -> Result<(Caller, String, u64), AuthError> {
+        let (signed, signature) = split_token(token)?;
         // A header the library cannot read may still name an algorithm it
         // does not know (`none`): say so rather than "malformed".
         let header = jsonwebtoken::decode_header(token).map_err(|_| match algorithm_name(token) {
@@ -261,6 +316,10 @@ impl Verifier {
         if key.algorithm != header.alg {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
         }
+        if signature.len() != key.signature_chars {
+            return Err(AuthError::Signature);
+        }
+        self.precheck_claims(signed)?;
         let mut validation = Validation::new(key.algorithm);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.audience]);
@@ -296,6 +355,44 @@ impl Verifier {
         Ok((Caller { subject: data.claims.sub, roles }, kid, data.claims.exp))
     }
 
+    /// The claims checked before the signature, with the same rules (and
+    /// leeway) as after it: a token that is expired, not valid yet, for
+    /// another issuer or audience, or with no subject costs no signature check.
+    fn precheck_claims(&self, signed: &str) -> Result<(), AuthError> {
+        use base64::Engine as _;
+        let payload = signed.split_once('.').map(|(_, payload)| payload).ok_or(AuthError::Malformed)?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
+        let claims: Prechecked = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+        let leeway = self.config.leeway.as_secs();
+        let now = unix_now();
+        let exp = claims.exp.ok_or_else(|| AuthError::Invalid("missing claim exp".into()))?;
+        if exp.saturating_add(leeway) < now {
+            return Err(AuthError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(AuthError::NotYetValid);
+        }
+        match claims.iss {
+            None => return Err(AuthError::Invalid("missing claim iss".into())),
+            Some(iss) if iss != self.config.issuer => return Err(AuthError::Issuer),
+            Some(_) => {}
+        }
+        let audience_matches = match claims.aud {
+            None => return Err(AuthError::Invalid("missing claim aud".into())),
+            Some(Audience::One(aud)) => aud == self.config.audience,
+            Some(Audience::Many(auds)) => auds.iter().any(|aud| *aud == self.config.audience),
+        };
+        if !audience_matches {
+            return Err(AuthError::Audience);
+        }
+        match claims.sub {
+            None => Err(AuthError::Invalid("missing claim sub".into())),
+            Some(sub) if sub.is_empty() => Err(AuthError::Invalid("empty subject".into())),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// The key named `kid`, reading the JWKS again when it is unknown or stale.
     async fn key(&self, kid: &str) -> Result<Key, AuthError> {
         {
@@ -323,6 +420,53 @@ impl Verifier {
         }
         keys.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKey)
     }
+}
+
+/// The claims read before the signature is checked; the token's own types
+/// are checked again, strictly, after it.
+#[derive(Debug, Deserialize)]
+struct Prechecked {
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    iss: Option<String>,
+    aud: Option<Audience>,
+    sub: Option<String>,
+}
+
+/// `aud` is one audience or a list of them (RFC 7519 §4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The longest token looked at: real ones are a kilobyte or two.
+const MAX_TOKEN_CHARS: usize = 8 * 1024;
+
+/// Splits a compact JWS into its signed part (`header.claims`) and its
+/// signature, checking its shape: three non-empty base64url segments.
+fn split_token(token: &str) -> Result<(&str, &str), AuthError> {
+    if token.len() > MAX_TOKEN_CHARS {
+        return Err(AuthError::Malformed);
+    }
+    let (signed, signature) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;
+    let base64url =
+        |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let mut parts = signed.split('.');
+    let well_formed =
+        matches!((parts.next(), parts.next(), parts.next()), (Some(h), Some(c), None) if base64url(h) && base64url(c));
+    // `alg: none` has an empty signature: it is refused by its header, with
+    // a message naming the algorithm.
+    if !well_formed || !(signature.is_empty() || base64url(signature)) {
+        return Err(AuthError::Malformed);
+    }
+    Ok((signed, signature))
+}
+
+/// The length, in base64url without padding, of a signature of `bytes` bytes.
+const fn base64url_chars(bytes: usize) -> usize {
+    (bytes * 8).div_ceil(6)
 }
 
 /// The `alg` a token's header names, for the error message, even when the
@@ -354,24 +498,35 @@ fn parse_jwks(text: &str) -> Result<HashMap<String, Key>, AuthError> {
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let Some(kid) = jwk.common.key_id.clone() else { continue };
-        let algorithm = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => Algorithm::RS256,
-            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+        let (algorithm, signature_bytes) = match &jwk.algorithm {
+            AlgorithmParameters::RSA(rsa) => (Algorithm::RS256, rsa_modulus_bytes(&rsa.n)),
+            // r and s, 32 bytes each (RFC 7518 §3.4).
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => (Algorithm::ES256, Some(64)),
             _ => continue,
         };
+        let Some(signature_bytes) = signature_bytes else { continue };
         if let Some(declared) = jwk.common.key_algorithm
             && format!("{declared:?}") != format!("{algorithm:?}")
         {
             continue;
         }
         if let Ok(decoding) = DecodingKey::from_jwk(jwk) {
-            keys.insert(kid, Key { algorithm, decoding });
+            keys.insert(kid, Key { algorithm, decoding, signature_chars: base64url_chars(signature_bytes) });
         }
     }
     if keys.is_empty() {
         return Err(AuthError::Keys("the JWKS holds no RS256 or ES256 key with a kid".into()));
     }
     Ok(keys)
+}
+
+/// The size in bytes of an RSA modulus given as base64url (`n` of a JWK):
+/// the size of every signature of that key.
+fn rsa_modulus_bytes(n: &str) -> Option<usize> {
+    use base64::Engine as _;
+    let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?;
+    let leading_zeros = modulus.iter().take_while(|b| **b == 0).count();
+    Some(modulus.len() - leading_zeros).filter(|bytes| *bytes > 0)
 }
 
 /// GETs a JWKS over plain HTTP (a cluster-internal endpoint or a sidecar).

@@ -12,6 +12,13 @@ use tonic::Status;
 /// limit only has to stop a caller from making a service buffer megabytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// The largest header list (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`: names,
+/// values and 32 bytes per field) a service or the gateway accepts, and
+/// advertises. One figure for both: the gateway forwards a call's headers as
+/// they came, so a list it accepted must fit every service behind it. A
+/// token and a trace context take a few kilobytes.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
 use crate::db::DbError;
 use crate::kernel::IdError;
 

@@ -340,6 +340,9 @@ pub fn server_builder() -> tonic::transport::Server {
         // for the caller's deadline.
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Stated rather than left to hyper's default, so that the gateway,
+        // which forwards what it accepted, is held to the same figure.
+        .http2_max_header_list_size(crate::grpc::MAX_HEADER_LIST_BYTES)
         .tcp_nodelay(true)
 }
 

@@ -55,11 +55,22 @@ fn exporting_traces() -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
+/// The filter directive that keeps h2's per-connection warnings out of the log.
+const H2_ERRORS_ONLY: &str = "h2=error";
+
 /// Installs logging, and tracing when asked for. Call once, first thing in
 /// `main`, inside the runtime (the exporter needs it).
 pub fn init(service: &'static str) -> Telemetry {
     install_propagator();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
+    // h2 warns once per connection it closes for an abuse (too many resets,
+    // say): an attacker with many connections would write the log. The
+    // gateway reports those itself, rate-limited; `RUST_LOG=h2=…` still wins.
+    let filter = if std::env::var("RUST_LOG").is_ok_and(|value| value.contains("h2")) {
+        filter
+    } else {
+        filter.add_directive(H2_ERRORS_ONLY.parse().unwrap_or_default())
+    };
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = if json {
         tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_target(false).boxed()

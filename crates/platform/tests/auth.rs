@@ -145,3 +145,26 @@ fn only_bearer_authorization_values_are_read() {
     assert_eq!(bearer(Some("Basic dXNlcg==")), Err(AuthError::Malformed));
     assert_eq!(bearer(Some("Bearer")), Err(AuthError::Malformed));
 }
+
+#[tokio::test]
+async fn a_signature_of_the_wrong_length_or_bad_claims_is_refused_before_any_signature_check() {
+    let verifier = verifier().await;
+    let valid = sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &claims());
+    let (signed, _) = valid.rsplit_once('.').unwrap();
+    // A signature too short for a P-256 key is not worth checking.
+    assert_eq!(verifier.verify(&format!("{signed}.AAAA")).await, Err(AuthError::Signature));
+    // Garbage instead of base64url is malformed.
+    assert_eq!(verifier.verify(&format!("{signed}.***")).await, Err(AuthError::Malformed));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_refused_again_from_memory_and_a_verified_one_trusted() {
+    let verifier = verifier().await;
+    let forged = sign(Algorithm::RS256, Some("test-rsa"), "unlisted-rsa.pem", &claims());
+    assert_eq!(verifier.remembered(&forged).await, None, "not seen yet");
+    assert_eq!(verifier.verify(&forged).await, Err(AuthError::Signature));
+    assert_eq!(verifier.remembered(&forged).await, Some(Err(AuthError::Signature)));
+    let valid = sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &claims());
+    let caller = verifier.verify(&valid).await.unwrap();
+    assert_eq!(verifier.remembered(&valid).await, Some(Ok(caller)));
+}

@@ -1,6 +1,7 @@
 //! `rewardsctl`: run the whole mesh on one machine, play the player's story
 //! against it, prove its delivery guarantees under chaos, and measure it.
 //!
+//! - [`attack`]: `rewardsctl attack`, the edge under hostile load beside a canary player.
 //! - [`args`]: reading a command's `--name value` options.
 //! - [`mesh`]: the processes of the mesh (services in replicas, the gateway,
 //!   nats-server), their ports and environment, started supervised.
@@ -17,6 +18,7 @@
 //! - [`stores`]: read-only views of the services' SQLite files.
 
 pub mod args;
+pub mod attack;
 pub mod bench;
 pub mod chaos;
 pub mod dead_letters;

@@ -9,12 +9,13 @@
 //! - `rewardsctl chaos [...]`: the chaos test (see [`rewardsctl::chaos`]).
 //! - `rewardsctl overload [...]`: the breaker against a slowed gift (see [`rewardsctl::overload`]).
 //! - `rewardsctl bench [NAME] [...]`: the benchmarks (see [`rewardsctl::bench`]).
+//! - `rewardsctl attack [...]`: the edge under hostile load (see [`rewardsctl::attack`]).
 //! - `rewardsctl dead-letters list|redrive SEQ`: the events consumers gave up on.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use rewardsctl::{bench, chaos, dead_letters, demo, overload, token, up};
+use rewardsctl::{attack, bench, chaos, dead_letters, demo, overload, token, up};
 
 const USAGE: &str = "\
 usage:
@@ -40,6 +41,12 @@ usage:
       others achieve missions, gift is slowed beyond the wallet's deadline, then
       recovers: watch the breaker open, players turned away at once, missions
       flowing, and the breaker close again
+  rewardsctl attack [--only NAME,...] [--secs S] [--idle-wait S] [--run-dir DIR]
+      start the whole system in a fresh directory and run each attack of issue 17
+      for S seconds (default 20) while a canary player reads their page every
+      50 ms: a table of the canary's success and p50/p99, the gateway's CPU,
+      peak memory and recovery, and whether each target is met (build with
+      --release for figures that mean anything)
   rewardsctl dead-letters list [--limit N] [--nats URL]
   rewardsctl dead-letters redrive SEQUENCE [--nats URL]
       list the events consumers gave up on (with the reason), or send one back
@@ -80,6 +87,7 @@ async fn main() -> ExitCode {
         },
         Some("chaos") => return run_chaos(&args[1..]).await,
         Some("overload") => return run_overload(&args[1..]).await,
+        Some("attack") => return run_attack(&args[1..]).await,
         Some("bench") => bench::run(&args[1..]).await,
         Some("dead-letters") => match dead_letters::Command::parse(&args[1..]) {
             Ok(command) => dead_letters::run(command).await,
@@ -111,6 +119,15 @@ async fn run_overload(args: &[String]) -> ExitCode {
         bin_dir().and_then(|dir| overload::Options::parse(args, dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
     match options {
         Ok(options) => verdict(overload::run(options).await, overload::Report::print, overload::Report::passed),
+        Err(error) => failed(&error),
+    }
+}
+
+async fn run_attack(args: &[String]) -> ExitCode {
+    let options =
+        bin_dir().and_then(|dir| attack::Options::parse(args, dir).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}")));
+    match options {
+        Ok(options) => verdict(attack::run(options).await, attack::Report::print, attack::Report::passed),
         Err(error) => failed(&error),
     }
 }

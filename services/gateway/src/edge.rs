@@ -1,6 +1,6 @@
 //! The edge policy, applied to every call before it is routed: who may
 //! call which method, how often, with how large a message, within which
-//! deadline.
+//! deadline — and what a caller that keeps being refused costs.
 //!
 //! In order (each step refuses with a precise status and goes no further):
 //! 1. identity headers a client may have made up (`x-verified-*`) are
@@ -8,27 +8,41 @@
 //! 2. health and reflection are open to everyone, limited per peer address;
 //! 3. a method the edge does not know is UNIMPLEMENTED, and gift's
 //!    `Exchange` (the wallet's own call) is PERMISSION_DENIED: neither is forwarded;
-//! 4. the bearer token is verified (UNAUTHENTICATED, saying why);
+//! 4. the bearer token: a token verified lately is trusted from memory, one
+//!    refused lately is refused from memory; otherwise, if the peer has spent
+//!    its budget of calls with no valid token, the call is refused
+//!    (RESOURCE_EXHAUSTED) before any signature is checked; otherwise the
+//!    token is verified, cheap checks first (UNAUTHENTICATED, saying why);
 //! 5. the token's roles must open the method (PERMISSION_DENIED): players
 //!    on the player APIs, operators on reads and settlements;
 //! 6. the caller's rate limit, per verified subject (RESOURCE_EXHAUSTED with
-//!    `retry-after-ms`);
-//! 7. the request is read whole, at most one message of the size limit, and
-//!    must be well-formed gRPC framing (RESOURCE_EXHAUSTED, INVALID_ARGUMENT);
+//!    `retry-after-ms`), and for `WatchMyPage` the player's open watches;
+//! 7. the request is read whole within the request timeout, at most one
+//!    message of the size limit, and must be well-formed gRPC framing
+//!    (RESOURCE_EXHAUSTED, INVALID_ARGUMENT, DEADLINE_EXCEEDED);
 //! 8. the caller's deadline (`grpc-timeout`) is forwarded as what is left of
 //!    it, and the gateway answers DEADLINE_EXCEEDED itself when it passes.
+//!
+//! Every refusal the caller caused draws on its peer's refusal budget
+//! ([`Peers`]); a peer that overdraws it is cut off: the connection is
+//! closed and new ones are refused for a while. Refusals are logged at most
+//! once per reason every 10 s, with how many were left out.
 //!
 //! The token itself is forwarded untouched: every service verifies it again
 //! and checks, where the data lives, that a player only touches their own.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf as _, Bytes};
 use futures::future::BoxFuture;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt as _, Full, Limited};
 use platform::auth::{AuthError, Caller, Role, Verifier, bearer};
 use platform::caller::is_open;
@@ -39,6 +53,9 @@ use tonic::body::Body;
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
+use crate::connections::Connection;
+use crate::log_budget::LogBudget;
+use crate::peers::Peers;
 use crate::rate_limit::{RateLimit, RateLimiter};
 
 /// What a method of the contracts asks of its caller at the edge.
@@ -76,6 +93,11 @@ pub const METHODS: [(&str, Access); 13] = [
     ("/game.settlement.v1.SettlementService/ListSettlements", Access::Operator),
 ];
 
+/// The methods whose answer is a stream of snapshots (each message the
+/// whole state): held open as long as the player watches, capped per player,
+/// and coalesced to the latest message by the proxy.
+pub const WATCHES: [&str; 1] = ["/game.mypage.v1.MyPageService/WatchMyPage"];
+
 /// What `path` asks of its caller; `None` for a method the edge does not forward.
 pub fn access_of(path: &str) -> Option<Access> {
     METHODS.iter().find(|(method, _)| *method == path).map(|(_, access)| *access)
@@ -112,11 +134,23 @@ pub struct EdgeConfig {
     pub rate_limit: RateLimit,
     /// The largest request message forwarded.
     pub max_message_bytes: usize,
+    /// Every peer's budgets and cut-offs, shared with the connection server.
+    pub peers: Arc<Peers>,
+    /// Watch streams one player may hold open at once.
+    pub watches_per_player: usize,
+    /// How long a request may take to arrive whole.
+    pub request_timeout: Duration,
+    /// The header a trusted proxy in front of the gateway names the client's
+    /// address in; `None` when clients connect directly.
+    pub client_address_header: Option<HeaderName>,
 }
 
 /// Bearer tokens longer than this are refused unread: real ones are a
 /// kilobyte or two, and parsing a huge one would be work for nothing.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Refusals are logged at most once per reason this often.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Applies the edge policy (see the module documentation) before routing.
 #[derive(Debug, Clone)]
@@ -129,6 +163,11 @@ struct Edge {
     verifier: Option<Verifier>,
     callers: RateLimiter,
     max_message_bytes: usize,
+    peers: Arc<Peers>,
+    watches: Arc<Watches>,
+    request_timeout: Duration,
+    client_address_header: Option<HeaderName>,
+    log: LogBudget,
 }
 
 impl EdgeLayer {
@@ -139,9 +178,25 @@ impl EdgeLayer {
                 verifier: config.verifier,
                 callers: RateLimiter::new(config.rate_limit),
                 max_message_bytes: config.max_message_bytes,
+                peers: config.peers,
+                watches: Arc::new(Watches { max: config.watches_per_player, open: Mutex::default() }),
+                request_timeout: config.request_timeout,
+                client_address_header: config.client_address_header,
+                log: LogBudget::new(REFUSAL_LOG_INTERVAL),
             }),
         }
     }
+}
+
+/// Who a call comes from, as far as budgets go.
+#[derive(Debug)]
+struct Client {
+    /// The budgets' key: `peer 203.0.113.7`.
+    key: String,
+    /// The connection, when it comes straight from the client (not through
+    /// a proxy, whose connection carries everyone's calls): it is what a
+    /// cut-off closes.
+    direct: Option<(IpAddr, Arc<Connection>)>,
 }
 
 impl<S> Layer<S> for EdgeLayer {
@@ -178,9 +233,10 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let edge = self.edge.clone();
         Box::pin(async move {
-            Ok(edge.admit(inner, request).await.unwrap_or_else(|refusal| {
-                let reason = refusal_reason(&refusal).to_owned();
-                platform::metrics::metrics().edge_refusals.get_or_create(&[("reason", reason)]).inc();
+            let client = edge.client_of(&request);
+            let path = request.uri().path().to_owned();
+            Ok(edge.admit(inner, request, &client).await.unwrap_or_else(|refusal| {
+                edge.refused(&client, &refusal, &path);
                 refusal.into_http()
             }))
         })
@@ -188,16 +244,81 @@ where
 }
 
 impl Edge {
-    async fn admit<S>(&self, mut inner: S, mut request: Request<Body>) -> Result<Response<Body>, Status>
+    /// Whom a call's budgets are charged to: the client address a trusted
+    /// proxy reports, else the connection's peer.
+    fn client_of(&self, request: &Request<Body>) -> Client {
+        let connection = request.extensions().get::<Arc<Connection>>();
+        if let Some(header) = &self.client_address_header {
+            let reported = request.headers().get(header).and_then(|v| v.to_str().ok());
+            let address = reported.and_then(|v| v.split(',').next_back()).map(str::trim).filter(|v| !v.is_empty());
+            if let Some(address) = address {
+                return Client { key: format!("peer {address}"), direct: None };
+            }
+        }
+        match connection {
+            Some(connection) => {
+                let ip = connection.peer.ip();
+                let direct = self.client_address_header.is_none().then(|| (ip, connection.clone()));
+                Client { key: format!("peer {ip}"), direct }
+            }
+            None => Client { key: peer_of(request), direct: None },
+        }
+    }
+
+    /// Counts and logs a refusal, and cuts the client off when it has been
+    /// refused more than its budget allows.
+    fn refused(&self, client: &Client, refusal: &Status, path: &str) {
+        let reason = refusal_reason(refusal);
+        platform::metrics::metrics().edge_refusals.get_or_create(&[("reason", reason.to_owned())]).inc();
+        if let Some(suppressed) = self.log.allow(reason) {
+            tracing::info!(
+                reason,
+                client = %client.key,
+                %path,
+                message = refusal.message(),
+                suppressed,
+                "refusing calls (one line per reason every 10 s; `suppressed` were left out since the last)"
+            );
+        }
+        if !caused_by_caller(refusal) {
+            return;
+        }
+        let now = Instant::now();
+        if !self.peers.refused_call(&client.key, now) {
+            return;
+        }
+        let Some((ip, connection)) = &client.direct else { return };
+        if connection.is_closing() {
+            return;
+        }
+        self.peers.cut_off(*ip, now);
+        connection.close("too many refused calls");
+        platform::metrics::metrics().edge_refusals.get_or_create(&[("reason", "cut_off".to_owned())]).inc();
+        if let Some(suppressed) = self.log.allow("cut_off") {
+            tracing::warn!(
+                client = %client.key,
+                penalty_ms = self.peers.limits().penalty.as_millis(),
+                suppressed,
+                "peer cut off: too many refused calls; its connection is closed and new ones refused for the penalty"
+            );
+        }
+    }
+
+    async fn admit<S>(
+        &self,
+        mut inner: S,
+        mut request: Request<Body>,
+        client: &Client,
+    ) -> Result<Response<Body>, Status>
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
     {
         let received = Instant::now();
         strip_identity_headers(request.headers_mut());
         let path = request.uri().path().to_owned();
-        let peer = peer_of(&request);
+        let peer = &client.key;
         if is_open(&path) {
-            self.callers.take(&peer, received).map_err(|wait| limited(&format!("calls from {peer}"), wait))?;
+            self.callers.take(peer, received).map_err(|wait| limited(&format!("calls from {peer}"), wait))?;
             return Ok(call(&mut inner, request).await);
         }
         let access = access_of(&path)
@@ -208,29 +329,31 @@ impl Edge {
                  game.wallet.v1.WalletService/ExchangeReward"
             )));
         }
-        // Refused tokens are not limited per peer: behind an ingress every
-        // caller has the ingress's address, and a client whose token just
-        // expired must hear UNAUTHENTICATED (to refresh it), not be throttled
-        // for someone else's forgeries. Forging costs the forger: a token
-        // with an unknown key or algorithm is refused before any signature
-        // check, and the key endpoint is read again at most every 10 s.
-        let caller = match self.authenticate(request.headers()).await {
-            Ok(caller) => caller,
-            Err(error) => {
-                tracing::debug!(%error, %path, %peer, "token refused at the edge");
-                return Err(error.into());
-            }
-        };
+        let caller = self.authenticate(request.headers(), &client.key, received).await.inspect_err(|error| {
+            tracing::debug!(%error, %path, %peer, "token refused at the edge");
+        })?;
         if !access.admits(&caller) {
             return Err(access.refusal(&caller, &path));
         }
         self.callers
             .take(&format!("subject {}", caller.subject), received)
             .map_err(|wait| limited(&format!("calls of {}", caller.subject), wait))?;
+        let watching = if WATCHES.contains(&path.as_str()) { Some(self.watches.open(&caller.subject)?) } else { None };
 
         let (parts, body) = request.into_parts();
-        let message = read_request(body, self.max_message_bytes).await?;
+        let message = tokio::time::timeout(self.request_timeout, read_request(body, self.max_message_bytes))
+            .await
+            .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "the request did not arrive whole within {} ms",
+                self.request_timeout.as_millis()
+            ))
+        })??;
         let mut request = Request::from_parts(parts, Body::new(Full::new(message)));
+        if let Some(watching) = watching {
+            // The watch counts as open for as long as its answer streams.
+            return Ok(call(&mut inner, request).await.map(|body| Body::new(Holding { body, _held: watching })));
+        }
         let Some(deadline) = deadline_of(request.headers()) else {
             return Ok(call(&mut inner, request).await);
         };
@@ -247,18 +370,127 @@ impl Edge {
         })
     }
 
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    /// The caller of a call's bearer token. A call with no valid token
+    /// draws on the client's budget of unverified calls; once that is spent,
+    /// a token not already known is refused without a signature check. A
+    /// token known good or known bad is answered from memory either way, so
+    /// a player whose token verified lately is never held back by a
+    /// neighbour's forgeries, and a client whose token just expired still
+    /// hears UNAUTHENTICATED (to refresh it).
+    async fn authenticate(&self, headers: &HeaderMap, client: &str, now: Instant) -> Result<Caller, Status> {
+        let unverified = |error: AuthError| {
+            self.peers.unverified_call(client, now);
+            Status::from(error)
+        };
         let value = match headers.get(http::header::AUTHORIZATION) {
             None => None,
-            Some(value) if value.len() > MAX_TOKEN_BYTES => return Err(AuthError::Malformed),
-            Some(value) => Some(value.to_str().map_err(|_| AuthError::Malformed)?),
+            Some(value) if value.len() > MAX_TOKEN_BYTES => return Err(unverified(AuthError::Malformed)),
+            Some(value) => Some(value.to_str().map_err(|_| unverified(AuthError::Malformed))?),
         };
-        let token = bearer(value)?;
+        let token = bearer(value).map_err(unverified)?;
         let verifier = self
             .verifier
             .as_ref()
             .ok_or_else(|| AuthError::Keys("the gateway has no verification keys configured".into()))?;
-        verifier.verify(token).await
+        if let Some(known) = verifier.remembered(token).await {
+            return known.map_err(unverified);
+        }
+        self.peers.may_verify(client, now).map_err(|wait| {
+            let mut status = Status::resource_exhausted(format!(
+                "too many calls without a valid token from {client}; retry after {} ms",
+                wait.as_millis().max(1)
+            ));
+            if let Ok(value) = wait.as_millis().max(1).to_string().parse() {
+                status.metadata_mut().insert(RETRY_AFTER_MS, value);
+            }
+            status
+        })?;
+        verifier.verify(token).await.map_err(|error| match error {
+            // Not the caller's fault: the gateway cannot read its keys.
+            AuthError::Keys(_) => Status::from(error),
+            error => unverified(error),
+        })
+    }
+}
+
+/// Whether a refusal is the caller's doing (so counts against its budget):
+/// not a deadline that passed, nor keys the gateway could not read.
+fn caused_by_caller(refusal: &Status) -> bool {
+    use tonic::Code;
+    matches!(
+        refusal.code(),
+        Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::ResourceExhausted
+            | Code::InvalidArgument
+            | Code::Unimplemented
+    )
+}
+
+/// The watch streams open per player.
+#[derive(Debug)]
+struct Watches {
+    max: usize,
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open watch; closed when dropped.
+#[derive(Debug)]
+struct Watching {
+    watches: Arc<Watches>,
+    subject: String,
+}
+
+impl Watches {
+    fn open(self: &Arc<Self>, subject: &str) -> Result<Watching, Status> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(subject.to_owned()).or_default();
+        if *count >= self.max {
+            return Err(Status::resource_exhausted(format!(
+                "{subject} already watches {} pages at once, the most allowed; close one first",
+                self.max
+            )));
+        }
+        *count += 1;
+        Ok(Watching { watches: self.clone(), subject: subject.to_owned() })
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut open = self.watches.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.subject) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.subject);
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body holding something (an open watch) until it is done.
+    struct Holding<T> {
+        #[pin]
+        body: Body,
+        _held: T,
+    }
+}
+
+impl<T> HttpBody for Holding<T> {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -269,6 +501,10 @@ fn refusal_reason(refusal: &Status) -> &'static str {
         Code::Unauthenticated => "unauthenticated",
         Code::PermissionDenied => "permission_denied",
         Code::ResourceExhausted if refusal.message().starts_with("rate limit") => "rate_limited",
+        Code::ResourceExhausted if refusal.message().starts_with("too many calls without a valid token") => {
+            "unverified_budget"
+        }
+        Code::ResourceExhausted if refusal.message().contains("pages at once") => "watch_limit",
         Code::ResourceExhausted => "too_large",
         Code::InvalidArgument => "malformed",
         Code::DeadlineExceeded => "deadline_exceeded",
@@ -292,7 +528,7 @@ where
 /// token may write them (Istio's `outputClaimToHeaders` does, after the
 /// gateway), never a client.
 fn strip_identity_headers(headers: &mut HeaderMap) {
-    let forged: Vec<http::HeaderName> =
+    let forged: Vec<HeaderName> =
         headers.keys().filter(|name| name.as_str().starts_with("x-verified-")).cloned().collect();
     for name in forged {
         headers.remove(name);

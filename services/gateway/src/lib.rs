@@ -6,6 +6,13 @@
 //! - [`upstream`]: which gRPC package is served where, by which replicas.
 //! - [`proxy`]: forwards every call to a replica of the service owning its
 //!   package, balancing over the replicas that answer.
+//! - [`snapshots`]: watch streams read as fast as the service sends, only
+//!   the latest page kept for a slow reader; a stalled reader is closed.
+//! - [`connections`]: the HTTP/2 server: connection caps, the limits it
+//!   advertises and enforces, idle connections closed, resets told from
+//!   deadlines, abusive connections cut off.
+//! - [`peers`]: per-peer connection counts, budgets and cut-offs.
+//! - [`log_budget`]: logging under attack, one line per reason per interval.
 //!
 //! Beside the proxy it serves gRPC reflection for every service (so
 //! `grpcurl -plaintext 127.0.0.1:8080 list` works with no proto files) and
@@ -13,29 +20,34 @@
 //! of its replicas is. Each upstream variable (`MISSION_URL`, …) may list
 //! several replicas, separated by commas.
 
+pub mod connections;
 pub mod edge;
+pub mod log_budget;
+pub mod peers;
 pub mod proxy;
 pub mod rate_limit;
+pub mod snapshots;
 pub mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use platform::auth::{AuthConfig, AuthError, Verifier};
 use platform::config::{ConfigError, env_millis, env_optional, env_or};
-use platform::host::{add_reflection, incoming, server_builder};
+use platform::host::add_reflection;
 use tokio::net::TcpListener;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::Layer as _;
 
+use crate::connections::ConnectionLimits;
 use crate::edge::{EdgeConfig, EdgeLayer};
+use crate::peers::{PeerLimits, Peers};
 use crate::rate_limit::RateLimit;
 use crate::upstream::{InvalidUpstream, Upstream};
-
-/// The largest header block a call may carry.
-const MAX_HEADER_BYTES: u32 = 32 * 1024;
 
 /// The default listen address: the one address players and tools use.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -70,6 +82,21 @@ pub struct GatewayConfig {
     pub rate_limit: RateLimit,
     /// The largest request message forwarded (`GATEWAY_MAX_MESSAGE_BYTES`).
     pub max_message_bytes: usize,
+    /// Connections per peer and in all, budgets of refused calls, cut-offs.
+    pub peers: PeerLimits,
+    /// What each connection may do: streams, header list, idle time, resets.
+    pub connections: ConnectionLimits,
+    /// Watch streams one player may hold open (`GATEWAY_MAX_WATCHES_PER_PLAYER`).
+    pub watches_per_player: usize,
+    /// A watcher that leaves a page untaken this long is closed (`GATEWAY_STALLED_WATCH_MS`).
+    pub stalled_watch: Duration,
+    /// How long a request may take to arrive whole (`GATEWAY_REQUEST_TIMEOUT_MS`).
+    pub request_timeout: Duration,
+    /// The header in which a trusted proxy in front names the client's
+    /// address (`GATEWAY_CLIENT_ADDRESS_HEADER`, e.g. `x-envoy-external-address`
+    /// behind an Istio ingress). When set, budgets are kept per reported
+    /// client, and connection caps and cut-offs are left to the proxy.
+    pub client_address_header: Option<http::HeaderName>,
 }
 
 impl GatewayConfig {
@@ -87,6 +114,12 @@ impl GatewayConfig {
             auth: None,
             rate_limit: RateLimit::DEFAULT,
             max_message_bytes: platform::grpc::MAX_MESSAGE_BYTES,
+            peers: PeerLimits::DEFAULT,
+            connections: ConnectionLimits::DEFAULT,
+            watches_per_player: 4,
+            stalled_watch: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            client_address_header: None,
         }
     }
 
@@ -111,8 +144,44 @@ impl GatewayConfig {
                 burst: positive("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
             },
             max_message_bytes: positive("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
+            peers: PeerLimits {
+                max_connections: positive("GATEWAY_MAX_CONNECTIONS", defaults.peers.max_connections)?,
+                // 0: no per-peer cap (behind a proxy, every connection is the proxy's).
+                per_peer: env_or("GATEWAY_MAX_CONNECTIONS_PER_PEER", defaults.peers.per_peer)?,
+                unverified: RateLimit {
+                    per_second: positive("GATEWAY_UNVERIFIED_PER_SECOND", defaults.peers.unverified.per_second)?,
+                    burst: positive("GATEWAY_UNVERIFIED_BURST", defaults.peers.unverified.burst)?,
+                },
+                refusals: RateLimit {
+                    per_second: positive("GATEWAY_REFUSALS_PER_SECOND", defaults.peers.refusals.per_second)?,
+                    burst: positive("GATEWAY_REFUSALS_BURST", defaults.peers.refusals.burst)?,
+                },
+                penalty: env_millis("GATEWAY_PENALTY_MS", defaults.peers.penalty)?,
+            },
+            connections: ConnectionLimits {
+                max_concurrent_streams: positive(
+                    "GATEWAY_MAX_CONCURRENT_STREAMS",
+                    defaults.connections.max_concurrent_streams,
+                )?,
+                idle_timeout: positive_millis("GATEWAY_IDLE_TIMEOUT_MS", defaults.connections.idle_timeout)?,
+                early_resets: RateLimit {
+                    per_second: positive("GATEWAY_RESETS_PER_SECOND", defaults.connections.early_resets.per_second)?,
+                    burst: positive("GATEWAY_RESETS_BURST", defaults.connections.early_resets.burst)?,
+                },
+                ..defaults.connections
+            },
+            watches_per_player: positive("GATEWAY_MAX_WATCHES_PER_PLAYER", defaults.watches_per_player)?,
+            stalled_watch: positive_millis("GATEWAY_STALLED_WATCH_MS", defaults.stalled_watch)?,
+            request_timeout: positive_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
+            client_address_header: env_optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
         })
     }
+}
+
+/// Reads `name` as milliseconds, which must be above zero.
+fn positive_millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let value = env_millis(name, default)?;
+    if value.is_zero() { Err(ConfigError::new(name, "0", "must be above zero")) } else { Ok(value) }
 }
 
 /// Reads `name`, which must be a number above zero: a limit of zero would
@@ -137,8 +206,6 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
-    #[error("gRPC server failed")]
-    Serve(#[from] tonic::transport::Error),
     #[error("cannot verify tokens")]
     Auth(#[from] AuthError),
 }
@@ -151,6 +218,8 @@ pub struct App {
     upstreams: Vec<Upstream>,
     grace: Duration,
     edge: EdgeConfig,
+    connections: ConnectionLimits,
+    stalled_watch: Duration,
 }
 
 impl App {
@@ -168,7 +237,15 @@ impl App {
                 None
             }
         };
-        let edge = EdgeConfig { verifier, rate_limit: config.rate_limit, max_message_bytes: config.max_message_bytes };
+        let edge = EdgeConfig {
+            verifier,
+            rate_limit: config.rate_limit,
+            max_message_bytes: config.max_message_bytes,
+            peers: Arc::new(Peers::new(config.peers.clone())),
+            watches_per_player: config.watches_per_player,
+            request_timeout: config.request_timeout,
+            client_address_header: config.client_address_header.clone(),
+        };
         let upstreams =
             config.upstreams.iter().map(|(service, url)| Upstream::new(service, url)).collect::<Result<Vec<_>, _>>()?;
         let listener =
@@ -179,7 +256,15 @@ impl App {
             }
             None => None,
         };
-        Ok(Self { listener, metrics, upstreams, grace: config.shutdown_grace, edge })
+        Ok(Self {
+            listener,
+            metrics,
+            upstreams,
+            grace: config.shutdown_grace,
+            edge,
+            connections: config.connections,
+            stalled_watch: config.stalled_watch,
+        })
     }
 
     /// The port the gateway listens on.
@@ -192,13 +277,14 @@ impl App {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
-        let Self { listener, metrics, upstreams, grace, edge } = self;
+        let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
         let mut routes = RoutesBuilder::default();
         routes.add_service(health_service);
         add_reflection(&mut routes, &services);
-        let router = routes.routes().into_axum_router().fallback_service(proxy::Proxy::new(upstreams.clone()));
+        let router =
+            routes.routes().into_axum_router().fallback_service(proxy::Proxy::new(upstreams.clone(), stalled_watch));
 
         let watcher = tokio::spawn(watch_upstreams(reporter.clone(), upstreams));
         let metrics_stop = platform::CancellationToken::new();
@@ -218,17 +304,13 @@ impl App {
             }
         };
         tracing::info!(addr = ?listener.local_addr().ok(), "gateway serving");
-        let server = server_builder()
-            // Headers beyond this are refused by HTTP/2 itself: a token
-            // and a trace context take a few kilobytes.
-            .http2_max_header_list_size(Some(MAX_HEADER_BYTES))
-            // Before routing: health and reflection are served by the
-            // gateway itself and must be rate limited too.
-            .layer(EdgeLayer::new(edge))
-            .add_routes(Routes::from(router))
-            .serve_with_incoming_shutdown(incoming(listener), stop_serving);
+        let peers = edge.peers.clone();
+        // Before routing: health and reflection are served by the gateway
+        // itself and must be rate limited too.
+        let service = EdgeLayer::new(edge).layer(Routes::from(router));
+        let server = connections::serve(listener, service, connections, peers, stop_serving);
         tokio::select! {
-            served = server => served?,
+            () = server => {}
             () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("calls in flight outlived the grace period");
             }

@@ -2,6 +2,10 @@
 //! deadline untouched, to a replica of the service that owns its package.
 //! Streams pass through as they come.
 //!
+//! A watch (`WatchMyPage`) is read from the service as fast as it sends and
+//! coalesced to the latest page for its client ([`crate::snapshots`]); a
+//! client that leaves a page untaken too long has its connection closed.
+//!
 //! A call is retried once, on another replica, only when it provably never
 //! reached the first one: the transport says so (a refused connection, a
 //! call cancelled unsent when its connection closed, a stream the draining
@@ -12,7 +16,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Bytes, HttpBody};
 use futures::future::BoxFuture;
@@ -22,18 +26,24 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::{Service, ServiceExt as _};
 
+use crate::connections::Connection;
+use crate::edge::WATCHES;
+use crate::log_budget::LogBudget;
 use crate::upstream::Upstream;
 
 /// Forwards each call to its upstream by gRPC package.
 #[derive(Debug, Clone)]
 pub struct Proxy {
     upstreams: Arc<[Upstream]>,
+    /// A watcher that leaves a page untaken this long is closed.
+    stalled_watch: Duration,
+    log: Arc<LogBudget>,
 }
 
 impl Proxy {
-    /// A proxy over `upstreams`.
-    pub fn new(upstreams: Vec<Upstream>) -> Self {
-        Self { upstreams: upstreams.into() }
+    /// A proxy over `upstreams`, closing watchers stalled for `stalled_watch`.
+    pub fn new(upstreams: Vec<Upstream>, stalled_watch: Duration) -> Self {
+        Self { upstreams: upstreams.into(), stalled_watch, log: Arc::new(LogBudget::new(Duration::from_secs(10))) }
     }
 
     fn route(&self, path: &str) -> Option<&Upstream> {
@@ -59,7 +69,32 @@ impl Service<Request<axum::body::Body>> for Proxy {
             return Box::pin(async move { Ok(status.into_http()) });
         };
         let upstream = upstream.clone();
-        Box::pin(async move { Ok(forward(&upstream, &path, request).await) })
+        if !WATCHES.contains(&path.as_str()) {
+            return Box::pin(async move { Ok(forward(&upstream, &path, request).await) });
+        }
+        let connection = request.extensions().get::<Arc<Connection>>().cloned();
+        let (stall, log) = (self.stalled_watch, self.log.clone());
+        Box::pin(async move {
+            let response = forward(&upstream, &path, request).await;
+            Ok(crate::snapshots::coalesce(response, stall, move || {
+                if let Some(suppressed) = log.allow("stalled watch") {
+                    let peer = connection.as_ref().map(|c| c.peer.to_string()).unwrap_or_default();
+                    tracing::warn!(
+                        %peer,
+                        stalled_ms = stall.as_millis(),
+                        suppressed,
+                        "a watcher took no page for too long: its connection is closed"
+                    );
+                }
+                platform::metrics::metrics()
+                    .edge_refusals
+                    .get_or_create(&[("reason", "stalled_watch".to_owned())])
+                    .inc();
+                if let Some(connection) = connection {
+                    connection.close("a watch stalled");
+                }
+            }))
+        })
     }
 }
 

@@ -67,6 +67,20 @@ impl RateLimiter {
         })
     }
 
+    /// Whether `key`'s bucket holds a call, without taking it.
+    ///
+    /// # Errors
+    /// How long until it would, when the bucket is empty.
+    pub fn peek(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.with_bucket(
+            key,
+            now,
+            |bucket| {
+                if bucket.tokens >= 1.0 { Ok(()) } else { Err(self.wait_for_one(bucket.tokens)) }
+            },
+        )
+    }
+
     fn wait_for_one(&self, tokens: f64) -> Duration {
         let per_second = self.limit.per_second.max(f64::MIN_POSITIVE);
         Duration::from_secs_f64(((1.0 - tokens) / per_second).min(3600.0)).max(Duration::from_millis(1))

@@ -1,7 +1,15 @@
 //! The services behind the gateway: which gRPC package goes where, and the
-//! replicas serving it. Calls are balanced over the replicas that answer
-//! their health check; a replica that stops answering is taken out of the
-//! balance until it answers again.
+//! replicas serving it. Calls are balanced over the replicas judged healthy
+//! from evidence ([`judge`]):
+//!
+//! - a replica that answers its check NOT_SERVING, or refuses connections,
+//!   is taken out at once, and back in as soon as it answers SERVING;
+//! - a check that only timed out is weak evidence — a busy gateway (its own
+//!   CPU saturated by a flood) misses deadlines on healthy replicas — so a
+//!   replica is taken out only after several in a row;
+//! - replicas are never all taken out on timeouts alone: with nothing else
+//!   in the balance, the gateway keeps sending to those it merely did not
+//!   hear from, rather than failing every call itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,9 +21,65 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-/// How long a replica may take to answer its health check before it counts
-/// as not serving.
+/// How long a replica may take to answer its health check before the
+/// check counts as timed out.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Checks in a row that must time out before a replica that answers
+/// nothing is taken out.
+pub const TIMEOUTS_BEFORE_OUT: u32 = 3;
+
+/// What one health check of a replica saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// It answered SERVING.
+    Serving,
+    /// It answered, and not SERVING (or does not know the service).
+    NotServing,
+    /// Its connection was refused: nothing listens there.
+    Unreachable,
+    /// No answer within the check's deadline.
+    TimedOut,
+}
+
+/// What the gateway believes of one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Whether calls go to it.
+    pub serving: bool,
+    /// Checks in a row that timed out.
+    pub timeouts: u32,
+}
+
+impl Health {
+    /// A replica not checked yet: trusted until the evidence says otherwise.
+    pub const NEW: Self = Self { serving: true, timeouts: 0 };
+}
+
+/// The replicas' health after a round of `checks`, from what was believed
+/// before (see the module documentation for the rules).
+pub fn judge(before: &[Health], checks: &[Check]) -> Vec<Health> {
+    let mut after: Vec<Health> = before
+        .iter()
+        .zip(checks)
+        .map(|(before, check)| match check {
+            Check::Serving => Health { serving: true, timeouts: 0 },
+            Check::NotServing | Check::Unreachable => Health { serving: false, timeouts: 0 },
+            Check::TimedOut => {
+                let timeouts = before.timeouts.saturating_add(1);
+                Health { serving: before.serving && timeouts < TIMEOUTS_BEFORE_OUT, timeouts }
+            }
+        })
+        .collect();
+    if !after.iter().any(|h| h.serving) {
+        for (health, check) in after.iter_mut().zip(checks) {
+            if *check == Check::TimedOut {
+                health.serving = true;
+            }
+        }
+    }
+    after
+}
 
 /// One routed service.
 #[derive(Debug, Clone)]
@@ -71,8 +135,8 @@ struct Replica {
 /// What the last health round saw.
 #[derive(Debug)]
 struct Membership {
-    /// Per replica, whether it answered SERVING.
-    serving: Vec<bool>,
+    /// Per replica, what the gateway believes of it.
+    health: Vec<Health>,
     /// Per replica, whether the balance holds it.
     balanced: Vec<bool>,
     /// When the last round started; a caller whose call failed before that
@@ -119,7 +183,7 @@ impl Replicas {
             }
         }
         let count = replicas.len();
-        let membership = Membership { serving: vec![true; count], balanced: vec![true; count], last_round: None };
+        let membership = Membership { health: vec![Health::NEW; count], balanced: vec![true; count], last_round: None };
         Ok(Self { service, replicas, channel, changes, membership: Mutex::new(membership) })
     }
 
@@ -143,9 +207,10 @@ impl Replicas {
         self.replicas.iter().map(|r| r.url.clone()).collect()
     }
 
-    /// Asks every replica for its health, keeps only the serving ones in the
-    /// balance (all of them when none serves, so that calls fail at once
-    /// instead of waiting for a replica), and returns how many serve.
+    /// Asks every replica for its health, judges each from the evidence
+    /// ([`judge`]), keeps the serving ones in the balance (all of them when
+    /// none serves, so that calls fail at once instead of waiting for a
+    /// replica), and returns how many serve.
     ///
     /// A round that started after `failed_at` already knows of that failure:
     /// its result is returned without asking again, so that many calls
@@ -153,17 +218,19 @@ impl Replicas {
     pub async fn refresh(&self, failed_at: Instant) -> usize {
         let mut membership = self.membership.lock().await;
         if membership.last_round.is_some_and(|round| round >= failed_at) {
-            return membership.serving.iter().filter(|s| **s).count();
+            return membership.health.iter().filter(|h| h.serving).count();
         }
         membership.last_round = Some(Instant::now());
-        let serving = join_all(self.replicas.iter().map(|replica| is_serving(self.service, replica))).await;
+        let checks = join_all(self.replicas.iter().map(|replica| check(self.service, replica))).await;
+        let health = judge(&membership.health, &checks);
+        let serving: Vec<bool> = health.iter().map(|h| h.serving).collect();
         let any = serving.iter().any(|s| *s);
         for (index, replica) in self.replicas.iter().enumerate() {
-            if serving[index] != membership.serving[index] {
+            if serving[index] != membership.health[index].serving {
                 if serving[index] {
                     tracing::info!(service = self.service, url = %replica.url, "replica serving again");
                 } else {
-                    tracing::warn!(service = self.service, url = %replica.url, "replica not serving");
+                    tracing::warn!(service = self.service, url = %replica.url, check = ?checks[index], "replica not serving");
                 }
             }
             let wanted = serving[index] || !any;
@@ -182,22 +249,76 @@ impl Replicas {
             }
         }
         let count = serving.iter().filter(|s| **s).count();
-        membership.serving = serving;
+        membership.health = health;
         count
     }
 }
 
-async fn is_serving(service: &'static str, replica: &Replica) -> bool {
+/// Asks `replica` for the health of `service`.
+async fn check(service: &'static str, replica: &Replica) -> Check {
     let mut client = HealthClient::new(replica.health.clone());
     let mut request = tonic::Request::new(HealthCheckRequest { service: service.to_owned() });
     request.set_timeout(HEALTH_TIMEOUT);
-    let answer = tokio::time::timeout(HEALTH_TIMEOUT, client.check(request)).await;
-    matches!(answer, Ok(Ok(response)) if response.get_ref().status() == WireStatus::Serving)
+    match tokio::time::timeout(HEALTH_TIMEOUT, client.check(request)).await {
+        Ok(Ok(response)) if response.get_ref().status() == WireStatus::Serving => Check::Serving,
+        Ok(Ok(_)) => Check::NotServing,
+        Ok(Err(status)) if platform::grpc::never_reached(&status) => Check::Unreachable,
+        Ok(Err(status)) if matches!(status.code(), tonic::Code::Unimplemented | tonic::Code::NotFound) => {
+            Check::NotServing
+        }
+        // A deadline, a connection that broke mid-call, a connect that timed
+        // out: nothing says the replica is down rather than slow to reach.
+        Ok(Err(_)) | Err(_) => Check::TimedOut,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const IN: Health = Health { serving: true, timeouts: 0 };
+
+    fn rounds(checks: &[&[Check]]) -> Vec<Health> {
+        let mut health = vec![Health::NEW; checks[0].len()];
+        for round in checks {
+            health = judge(&health, round);
+        }
+        health
+    }
+
+    #[test]
+    fn a_replica_that_answers_not_serving_or_refuses_is_out_at_once_and_back_when_it_serves() {
+        use Check::*;
+        let after = rounds(&[&[Serving, NotServing, Unreachable]]);
+        assert_eq!(after.iter().map(|h| h.serving).collect::<Vec<_>>(), [true, false, false]);
+        let back = rounds(&[&[Serving, NotServing], &[Serving, Serving]]);
+        assert_eq!(back, [IN, IN]);
+    }
+
+    #[test]
+    fn a_replica_that_only_times_out_is_out_after_several_checks_in_a_row() {
+        use Check::*;
+        let twice = rounds(&[&[Serving, TimedOut], &[Serving, TimedOut]]);
+        assert!(twice[1].serving, "two timeouts are not enough: the gateway may be the slow one");
+        let thrice = rounds(&[&[Serving, TimedOut], &[Serving, TimedOut], &[Serving, TimedOut]]);
+        assert!(!thrice[1].serving);
+        let interrupted =
+            rounds(&[&[Serving, TimedOut], &[Serving, TimedOut], &[Serving, Serving], &[Serving, TimedOut]]);
+        assert!(interrupted[1].serving, "an answer starts the count again");
+    }
+
+    #[test]
+    fn timeouts_alone_never_take_every_replica_out() {
+        use Check::*;
+        let saturated = rounds(&[&[TimedOut, TimedOut] as &[Check]; 5]);
+        assert!(saturated.iter().all(|h| h.serving), "{saturated:?}");
+        // A replica that said it is down stays out; the silent one stays in.
+        let mixed = rounds(&[&[NotServing, TimedOut] as &[Check]; 5]);
+        assert_eq!(mixed.iter().map(|h| h.serving).collect::<Vec<_>>(), [false, true]);
+        // Definite answers can take all out: the service is down.
+        let down = rounds(&[&[Unreachable, NotServing]]);
+        assert!(down.iter().all(|h| !h.serving));
+    }
 
     #[tokio::test]
     async fn a_comma_separated_list_names_every_replica() {

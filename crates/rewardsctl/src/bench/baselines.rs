@@ -160,7 +160,7 @@ async fn measure_jetstream(url: &str, messages: usize) -> anyhow::Result<JetStre
         })
         .await?;
     // A payload the size of a MissionAchieved.
-    let payload = prost::bytes::Bytes::from(vec![7u8; 160]);
+    let payload = bytes::Bytes::from(vec![7u8; 160]);
     let mut one = Latencies::new();
     for _ in 0..1_000 {
         let started = Instant::now();

@@ -43,6 +43,11 @@ pub fn spent(before: &BTreeMap<String, Usage>, after: &BTreeMap<String, Usage>) 
         .collect()
 }
 
+/// Process `pid`'s use now, with `ticks_per_second` from [`clock_ticks`].
+pub fn of_process(pid: u32, ticks_per_second: f64) -> Option<Usage> {
+    read(&pid.to_string(), ticks_per_second)
+}
+
 fn read(pid: &str, ticks_per_second: f64) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -79,7 +84,7 @@ fn parse_stat(stat: &str) -> Option<(u64, u64)> {
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux when unknown).
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
