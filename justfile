@@ -10,7 +10,9 @@ default:
     @just --list
 
 # Run the whole system locally: nats-server and every service, supervised, with
-# SQLite files under .run/. `just up --demo` also plays the player's story. Ctrl-C stops it.
+# SQLite files under .run/. `just up --demo` also plays the player's story;
+# `just up --prometheus` also runs a Prometheus on :9090 scraping every process
+# (`./dev up --prometheus` installs Debian's prometheus first). Ctrl-C stops it.
 up *args:
     cargo build --workspace --bins
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" up {{args}}
