@@ -737,8 +737,12 @@ def check_package(failures: Failures) -> None:
     print("\n== packaged chart (helm package)")
     failures.unit("packaged chart")
     with tempfile.TemporaryDirectory() as tmp:
-        with quiet_native_logs():
-            archive = Path(package(str(CHART_DIR), destination=tmp))
+        try:
+            with quiet_native_logs():
+                archive = Path(package(str(CHART_DIR), destination=tmp))
+        except helm_errors.HelmError as error:
+            failures.add("helm package", one_line(str(error)))
+            return
         for values_file in value_set_files():
             values = load_value_set(values_file)
             try:
