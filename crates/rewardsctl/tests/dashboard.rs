@@ -140,15 +140,18 @@ async fn every_panel_of_the_dashboard_shows_data_from_a_real_prometheus() {
         }
     });
 
-    // The dashboard's namespace variable: label_values(rpc_server_duration_seconds_count, namespace).
-    let namespaces = prometheus.label_values("namespace", "rpc_server_duration_seconds_count").await.unwrap();
-    assert!(namespaces.contains(&NAMESPACE.to_owned()), "the namespace variable offers {namespaces:?}");
-
-    // Every panel, retried while the rate windows fill up.
+    // The namespace variable and every panel, retried while the scrapes
+    // catch up with the load and the rate windows fill up.
     let queries = dashboard_queries();
     let deadline = Instant::now() + Duration::from_secs(45);
     let failures = loop {
         let mut failures = Vec::new();
+        // label_values(rpc_server_duration_seconds_count, namespace)
+        match prometheus.label_values("namespace", "rpc_server_duration_seconds_count").await {
+            Ok(namespaces) if namespaces.contains(&NAMESPACE.to_owned()) => {}
+            Ok(namespaces) => failures.push(format!("the namespace variable offers {namespaces:?}")),
+            Err(error) => failures.push(format!("the namespace variable: error: {error:#}")),
+        }
         for query in &queries {
             match prometheus.query(&query.expr).await {
                 Err(error) => failures.push(format!("{}: {}: error: {error:#}", query.panel, query.expr)),
