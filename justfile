@@ -10,7 +10,9 @@ default:
     @just --list
 
 # Run the whole system locally: nats-server and every service, supervised, with
-# SQLite files under .run/. `just up --demo` also plays the player's story. Ctrl-C stops it.
+# SQLite files under .run/. `just up --demo` also plays the player's story;
+# `just up --prometheus` also runs a Prometheus on :9090 scraping every process
+# (`./dev up --prometheus` installs Debian's prometheus first). Ctrl-C stops it.
 up *args:
     cargo build --workspace --bins
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" up {{args}}
@@ -84,12 +86,16 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Offline checks of the deployment (no cluster needed): the Istio manifests of
-# mesh/ against Istio's CRD schemas, and the Helm chart rendered with every CI
-# value set and validated object by object; broken fixtures must be rejected.
+# mesh/ against the CRD schemas of the oldest and newest supported Istio
+# (vendored), the Helm chart (its vendored dependency, lint, package) rendered
+# with every value set and validated object by object, the mesh's policies
+# path by path, and the alerts with promtool (check rules, test rules);
+# broken fixtures must be rejected. ./dev installs promtool (Debian's prometheus).
 check-deploy:
     .tools/venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-deploy.txt
     .tools/venv/bin/python scripts/validate_manifests.py mesh --self-test
     .tools/venv/bin/python scripts/check_chart.py
+    .tools/venv/bin/python scripts/check_alerts.py
 
 # The contracts: buf lint, and buf breaking against the last released set
 # (contracts/released.binpb). Golden event fixtures are checked by `just test`.

@@ -1,34 +1,43 @@
 #!/usr/bin/env python3
 """Offline checks of the Helm chart helm/game-rewards (no cluster, no helm binary).
 
-For every value set in helm/game-rewards/ci/*.yaml it
-  1. lints the chart (helm-python-sdk, the Helm 4 SDK, strict),
-  2. renders it (values.schema.json and the templates' `fail` checks apply),
-  3. validates every rendered object:
+The checks the Helm CLI itself runs, on the real chart (not a copy):
+  - its dependencies: `helm dependency list` (the vendored charts/nats is
+    present and is the version Chart.yaml asks for), the install's
+    CheckDependencies (every dependency of Chart.yaml loaded from charts/),
+    and `helm dependency build`'s lock check (Chart.lock in sync with
+    Chart.yaml: Helm's own digest); the vendored files match their record
+    (third_party/vendored.yaml, scripts/vendored.py);
+  - `helm lint --strict` with each value set, and `helm package`, whose
+    archive must render every value set like the source.
+For every value set (ci/*.yaml and values-production.yaml; a file may say
+`# base: <file>` to be layered on another, as `-f base -f file` would) it
+  1. renders it (values.schema.json and the templates' `fail` checks apply),
+  2. validates every rendered object:
      - Kubernetes built-in kinds with kubernetes-validate, strict (unknown
        fields are errors), against the oldest Kubernetes the chart supports
        (Chart.yaml kubeVersion) and the newest the package knows;
-     - Istio kinds with scripts/validate_manifests.py
-       (`validate_documents(docs)`: CRD schema + CEL, and
-       `check_mesh_policy(docs)`: the mesh rules, on what the release really
-       installs), or, should that module be absent, against the CRD schemas
-       in ../shared/schemas/istio ($ISTIO_CRDS);
+     - Istio kinds with scripts/validate_manifests.py against the CRD
+       schemas of the oldest supported Istio and of the newest release
+       (both vendored in third_party/istio), with the mesh rules;
      - other custom resources (ServiceMonitor, PrometheusRule, ScaledObject)
        structurally: apiVersion, kind, metadata.name, spec and the fields
        their controllers need;
-  4. checks the chart's own promises on the rendered objects (gRPC probes,
+  3. checks the chart's own promises on the rendered objects (gRPC probes,
      drain timing, non-root read-only pods, one SQLite pod, rolling updates
-     with no unavailability, one ServiceAccount per service, port names),
+     with no unavailability, one ServiceAccount per service, port names,
+     metrics scraped exactly once, the production shape),
+  4. under Istio, proves every allowed path of the security policies and one
+     denied path per policy (scripts/mesh_paths.py, scripts/tests/mesh-paths.yaml),
 and prints the rendered objects per kind. Then it checks that
   - every values file in scripts/fixtures/chart-broken/ is REJECTED, by the
     mechanism and with the message its `# expect:` header names;
-  - the chart renders without the NATS chart (a dependency, not vendored) when nats.enabled=false
-    (and says "helm dependency update" when it is enabled but absent);
+  - with the vendored NATS chart deleted, the dependency checks fail and say
+    so, and the chart refuses nats.enabled=true with a message saying why;
   - helm/game-rewards/files/mesh is the symlink to mesh/ (or, if it was ever
     replaced by a copy, that the copy is identical), and every document of
     mesh/{traffic,security,ingress} is rendered when its folder is enabled;
-  - the packaged chart (`helm package`, which follows the symlink) renders
-    every value set exactly like the source chart;
+  - the Istio floor the READMEs state is the oldest Istio validated against;
   - the Dockerfile passes hadolint and ships every binary the chart runs.
 
 Exit status 0 when everything holds, 1 otherwise. Usage:
@@ -53,11 +62,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import jsonschema
+import hashlib
+import json
+
 import kubernetes_validate
 import yaml
 from helm_python import errors as helm_errors
-from helm_python.chart import Chart, lint, package
+from helm_python.chart import Chart, dependency_list, lint, package
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mesh_paths  # noqa: E402  (this directory)
+import validate_manifests  # noqa: E402
+import vendored  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CHART_DIR = REPO / "helm" / "game-rewards"
@@ -66,7 +82,8 @@ BROKEN_FIXTURES = REPO / "scripts" / "fixtures" / "chart-broken"
 MESH_DIR = REPO / "mesh"
 MESH_LINK = CHART_DIR / "files" / "mesh"
 MESH_SUBDIRS = ("traffic", "security", "ingress")
-ISTIO_CRDS = Path(os.environ.get("ISTIO_CRDS", REPO.parent / "shared" / "schemas" / "istio" / "crd-all.gen.yaml"))
+PRODUCTION_VALUES = CHART_DIR / "values-production.yaml"
+CHART_LOCK = CHART_DIR / "Chart.lock"
 
 RELEASE = "rewards"
 NAMESPACE = "rewards"
@@ -134,6 +151,32 @@ def load_values(path: Path) -> dict[str, Any]:
     return values
 
 
+BASE = re.compile(r"^#\s*base:\s*(\S+)\s*$", re.M)
+
+
+def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``-f base -f override``: maps merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_value_set(path: Path) -> dict[str, Any]:
+    """A value set; a `# base: FILE` line layers it on FILE (relative to it)."""
+    values = load_values(path)
+    for base in BASE.findall(path.read_text()):
+        values = merge_values(load_value_set((path.parent / base).resolve()), values)
+    return values
+
+
+def value_set_files() -> list[Path]:
+    return sorted(CI_VALUES.glob("*.yaml")) + [PRODUCTION_VALUES]
+
+
 def render(values: dict[str, Any], chart_dir: Path = CHART_DIR) -> dict[str, str]:
     """Renders a freshly loaded chart: Helm's dependency processing removes a
     disabled subchart (nats) from the loaded chart for good, so a Chart object
@@ -176,96 +219,16 @@ def is_istio(obj: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------
 
 def istio_validator() -> tuple[str, Callable[[list[dict[str, Any]]], list[str]]]:
-    """The colleague's scripts/validate_manifests.py when present, else the CRD schemas."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import validate_manifests  # type: ignore[import-not-found]
-    except ImportError:
-        validate_manifests = None
-    finally:
-        sys.path.pop(0)
-    if validate_manifests is not None and hasattr(validate_manifests, "validate_documents"):
-        policy = getattr(validate_manifests, "check_mesh_policy", None)
-
-        def via_module(docs: list[dict[str, Any]]) -> list[str]:
-            if not docs:
-                return []
-            try:
-                errors = normalise_result(validate_manifests.validate_documents(copy.deepcopy(docs)))
-                # The mesh rules (retries, DestinationRule per host, JWT rules…)
-                # on what the release really installs, JWT overrides included.
-                if policy is not None:
-                    errors += normalise_result(policy(copy.deepcopy(docs)))
-            except Exception as error:  # a raise means invalid (or the module cannot run)
-                return [f"{type(error).__name__}: {error}"]
-            return errors
-        name = "scripts/validate_manifests.py (schema + CEL" + (" + mesh policy)" if policy else ")")
-        return name, via_module
-    return f"CRD schemas in {ISTIO_CRDS} (scripts/validate_manifests.py not found)", crd_schema_validator()
-
-
-def normalise_result(result: Any) -> list[str]:
-    """validate_documents may return None/True (valid), False, or a collection of errors."""
-    if result is None or result is True:
-        return []
-    if result is False:
-        return ["invalid (validate_documents returned False)"]
-    if isinstance(result, str):
-        return [result] if result else []
-    if isinstance(result, dict):
-        return [f"{k}: {v}" for k, v in result.items() if v]
-    errors = []
-    for item in result:
-        if item in (None, True, "", [], {}):
-            continue
-        if isinstance(item, (tuple, list)) and len(item) == 2 and item[1] in (None, True, "", [], {}):
-            continue  # (document, no errors)
-        errors.append(str(item))
-    return errors
-
-
-def crd_schema_validator() -> Callable[[list[dict[str, Any]]], list[str]]:
-    schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    if ISTIO_CRDS.is_file():
-        for crd in yaml.safe_load_all(ISTIO_CRDS.read_text()):
-            if not crd or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-            for version in crd["spec"]["versions"]:
-                schema = dig(version, "schema.openAPIV3Schema")
-                if schema:
-                    schemas[(f"{group}/{version['name']}", kind)] = strict_schema(schema)
+    """scripts/validate_manifests.py: CRD schema + CEL in every vendored Istio
+    version, and the mesh rules, on what the release really installs."""
+    sets = validate_manifests.load_istio_schema_sets()
 
     def validate(docs: list[dict[str, Any]]) -> list[str]:
-        if not schemas:
-            return [f"no Istio CRD schemas at {ISTIO_CRDS} (set ISTIO_CRDS)"] if docs else []
-        errors = []
-        for doc in docs:
-            schema = schemas.get((doc.get("apiVersion"), doc.get("kind")))
-            if schema is None:
-                errors.append(f"{ident(doc)}: no Istio CRD schema for {doc.get('apiVersion')}")
-                continue
-            body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")}
-            for error in jsonschema.Draft7Validator(schema).iter_errors(body):
-                path = ".".join(str(p) for p in error.absolute_path)
-                errors.append(f"{ident(doc)}: {path}: {error.message}")
-        return errors
-
-    return validate
-
-
-def strict_schema(schema: Any) -> Any:
-    """An OpenAPI schema where objects with listed properties reject unknown ones
-    (the API server would silently prune them: a typo would be lost)."""
-    if isinstance(schema, list):
-        return [strict_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: strict_schema(v) for k, v in schema.items()}
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
-        out["additionalProperties"] = False
-    return out
+        if not docs:
+            return []
+        return (validate_manifests.validate_documents(copy.deepcopy(docs), sets)
+                + validate_manifests.check_mesh_policy(copy.deepcopy(docs)))
+    return f"scripts/validate_manifests.py (Istio {', '.join(sets)}: schema + CEL + mesh policy)", validate
 
 
 # --------------------------------------------------------------------------
@@ -429,18 +392,16 @@ def chart_rules(where: str, docs: list[tuple[str, dict[str, Any]]], failures: Fa
 def check_value_sets(istio: Callable, failures: Failures, out_dir: Path | None,
                      verbose: bool) -> dict[str, collections.Counter]:
     counts: dict[str, collections.Counter] = {}
-    value_files = sorted(CI_VALUES.glob("*.yaml"))
-    if not value_files:
-        failures.add(str(CI_VALUES), "no value sets")
-    lint_tmp = tempfile.TemporaryDirectory()
-    lint_dir = standalone_copy(lint_tmp.name)
+    value_files = value_set_files()
+    path_cases = mesh_paths.load_cases()
     for values_file in value_files:
         where = values_file.name
         failures.unit(f"value set {where}")
-        print(f"\n== {where}")
-        values = load_values(values_file)
+        print(f"\n== {values_file.relative_to(CHART_DIR)}")
+        values = load_value_set(values_file)
+        # helm lint --strict, on the chart itself (its vendored dependency included).
         with quiet_native_logs():
-            report = lint(str(lint_dir), values, strict=True, namespace=NAMESPACE,
+            report = lint(str(CHART_DIR), values, strict=True, namespace=NAMESPACE,
                           kube_version=f"v{KUBE_VERSIONS[0]}")
         for message in report.get("messages", []):
             if message["severity"] >= 2:
@@ -452,7 +413,7 @@ def check_value_sets(istio: Callable, failures: Failures, out_dir: Path | None,
         try:
             rendered = render(values)
         except helm_errors.HelmError as error:
-            failures.add(where, f"does not render: {error}")
+            failures.add(where, f"does not render: {one_line(str(error))}")
             continue
         docs = documents(rendered)
         if out_dir is not None:
@@ -464,14 +425,110 @@ def check_value_sets(istio: Callable, failures: Failures, out_dir: Path | None,
                 dest.write_text(text)
         validate_objects(where, docs, istio, failures)
         chart_rules(where, docs, failures)
-        if values.get("istio", {}).get("enabled"):
+        merged = merge_values(load_values(CHART_DIR / "values.yaml"), values)
+        metrics_scraped_once(where, docs, merged, failures)
+        if values_file == PRODUCTION_VALUES:
+            production_shape(where, docs, failures)
+        if merged["istio"]["enabled"]:
             check_mesh_rendered(where, docs, values, failures)
+        if where in path_cases.get("value_sets", []):
+            lines, problems = mesh_paths.check([o for _, o in docs], NAMESPACE, merged["istio"]["trustDomain"],
+                                               path_cases)
+            for problem in problems:
+                failures.add(f"{where} mesh paths", problem)
+            allowed = sum(1 for line in lines if line.startswith("allow"))
+            print(f"  mesh paths (scripts/tests/mesh-paths.yaml): {allowed} allowed and "
+                  f"{len(lines) - allowed} denied calls as expected")
+            if verbose:
+                for line in lines:
+                    print(f"    {line}")
         counts[where] = collections.Counter(obj["kind"] for _, obj in docs)
         width = max(len(k) for k in counts[where])
         for kind, n in sorted(counts[where].items()):
             print(f"  {kind:<{width}}  {n:>3}")
         print(f"  {'total':<{width}}  {sum(counts[where].values()):>3}")
     return counts
+
+
+def metrics_scraped_once(where: str, docs: list[tuple[str, dict[str, Any]]], values: dict[str, Any],
+                         failures: Failures) -> None:
+    """Each pod's :9464/metrics has exactly one way in: pod annotations (under
+    Istio through the sidecar's merged endpoint) or a ServiceMonitor, never
+    both; and under Istio the way in works (STRICT mTLS: PERMISSIVE :9464 for
+    a ServiceMonitor's Prometheus outside the mesh)."""
+    monitors = [o for _, o in docs if o["kind"] == "ServiceMonitor"]
+    peer = {dig(o, "metadata.name"): o for _, o in docs if o["kind"] == "PeerAuthentication"}
+    istio = values["istio"]["enabled"]
+    for _, workload in docs:
+        if workload["kind"] not in ("Deployment", "StatefulSet") or \
+                dig(workload, "metadata.labels") is None or \
+                workload["metadata"]["labels"].get("app.kubernetes.io/part-of") != "game-rewards":
+            continue
+        name = workload["metadata"]["name"]
+        annotations = dig(workload, "spec.template.metadata.annotations") or {}
+        labels = dig(workload, "spec.template.metadata.labels") or {}
+        by_annotation = annotations.get("prometheus.io/scrape") == "true" and \
+            annotations.get("prometheus.io/port") == "9464"
+        service = next((o for _, o in docs if o["kind"] == "Service" and dig(o, "metadata.name") == name), {})
+        service_labels = dig(service, "metadata.labels") or {}
+        selects_pods = all(labels.get(k) == v for k, v in (dig(service, "spec.selector") or {}).items())
+        by_monitor = selects_pods and any(
+            all(service_labels.get(k) == v for k, v in (dig(m, "spec.selector.matchLabels") or {}).items())
+            and any(e.get("port") == "http-metrics" for e in dig(m, "spec.endpoints") or [])
+            for m in monitors)
+        ways = [w for w, on in (("pod annotations", by_annotation), ("ServiceMonitor", by_monitor)) if on]
+        at = f"{where} {ident(workload)}"
+        if len(ways) > 1:
+            failures.add(at, f"metrics scraped twice ({' and '.join(ways)})")
+        if istio and by_monitor:
+            if annotations.get("prometheus.istio.io/merge-metrics") != "false":
+                failures.add(at, "a ServiceMonitor scrapes :9464, but the sidecar would also merge the "
+                                 "app's series into :15020 (prometheus.istio.io/merge-metrics must be \"false\")")
+            if values["istio"]["metricsPortPermissive"] and \
+                    dig(peer.get(f"{name}-metrics") or {}, "spec.portLevelMtls.9464.mode") != "PERMISSIVE":
+                failures.add(at, "a ServiceMonitor's Prometheus (outside the mesh) cannot reach :9464 "
+                                 "under STRICT mTLS: no PERMISSIVE PeerAuthentication for it")
+        if istio and by_annotation and f"{name}-metrics" in peer:
+            failures.add(at, "scraped through the sidecar's merged endpoint, yet :9464 is opened PERMISSIVE")
+    way = "a ServiceMonitor" if monitors else "pod annotations" if any(
+        "prometheus.io/scrape" in (dig(o, "spec.template.metadata.annotations") or {}) for _, o in docs
+        if o["kind"] in ("Deployment", "StatefulSet")) else "nothing"
+    print(f"  metrics: scraped by {way}, never twice")
+
+
+def production_shape(where: str, docs: list[tuple[str, dict[str, Any]]], failures: Failures) -> None:
+    """values-production.yaml is what the README promises zero downtime for:
+    PostgreSQL everywhere, 2+ pods, a PDB and an HPA each, NATS clustered,
+    every stream replicated 3 times."""
+    by_kind: dict[str, dict[str, dict[str, Any]]] = collections.defaultdict(dict)
+    for _, obj in docs:
+        by_kind[obj["kind"]][dig(obj, "metadata.name")] = obj
+    services = load_values(CHART_DIR / "values.yaml")["services"]
+    for name in services:
+        at = f"{where} {name}"
+        workload = by_kind["Deployment"].get(name)
+        if workload is None:
+            failures.add(at, "not a Deployment (SQLite StatefulSets are briefly down on every upgrade)")
+            continue
+        hpa = by_kind["HorizontalPodAutoscaler"].get(name) or by_kind["ScaledObject"].get(name)
+        minimum = dig(hpa or {}, "spec.minReplicas") or dig(hpa or {}, "spec.minReplicaCount") or 0
+        if minimum < 2:
+            failures.add(at, f"needs an autoscaler with at least 2 pods, got {minimum}")
+        if name not in by_kind["PodDisruptionBudget"]:
+            failures.add(at, "no PodDisruptionBudget")
+        config = dig(by_kind["ConfigMap"].get(f"{name}-config") or {}, "data") or {}
+        if services[name]["component"] != "gateway":
+            env = {e["name"] for c in dig(workload, "spec.template.spec.containers") for e in c.get("env", [])}
+            if "DATABASE_URL" not in env or "DATABASE_URL" in config:
+                failures.add(at, "DATABASE_URL must come from a Secret (PostgreSQL)")
+            if config.get("STREAM_REPLICAS") != "3":
+                failures.add(at, f"STREAM_REPLICAS is {config.get('STREAM_REPLICAS')!r}, not 3")
+    nats = by_kind["StatefulSet"].get("nats")
+    if nats is None or dig(nats, "spec.replicas") != 3:
+        failures.add(f"{where} nats", "NATS must run as a cluster of 3 servers")
+    else:
+        print("  production shape: every service on PostgreSQL with an HPA (2+ pods) and a PDB; "
+              "NATS 3 servers; STREAM_REPLICAS=3")
 
 
 def mesh_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -565,68 +622,162 @@ def one_line(message: str) -> str:
     return re.sub(r"\s+", " ", message).strip()
 
 
-def check_without_nats_chart(failures: Failures) -> None:
-    """nats.enabled=false must not need charts/nats; enabled without it says what to run."""
-    print("\n== without the NATS chart (charts/nats absent)")
+def helm_digest(requested: list[dict[str, Any]], locked: list[dict[str, Any]]) -> str:
+    """Helm's Chart.lock digest (resolver.HashReq): sha256 of the JSON of
+    [Chart.yaml dependencies, locked dependencies] as Go marshals them."""
+    def go_json(dep: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": dep.get("name", "")}
+        if dep.get("version"):
+            out["version"] = dep["version"]
+        out["repository"] = dep.get("repository", "")
+        for key in ("condition", "tags", "enabled", "import-values", "alias"):
+            if dep.get(key):
+                out[key] = dep[key]
+        return out
+    data = json.dumps([[go_json(d) for d in requested], [go_json(d) for d in locked]], separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+
+
+def dependency_problems(chart_dir: Path) -> list[str]:
+    """What `helm dependency list`, the install's dependency check and
+    `helm dependency build`'s lock check say about the chart at ``chart_dir``."""
+    problems: list[str] = []
+    meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    requested = meta.get("dependencies") or []
+    with quiet_native_logs():
+        listed = dependency_list(str(chart_dir))
+    for dep in listed:
+        if dep["status"] not in ("ok", "unpacked"):
+            problems.append(f"dependency {dep['name']} {dep['version']}: {dep['status']} in charts/ "
+                            f"(helm dependency list); the repository vendors it in "
+                            f"{(chart_dir / 'charts' / dep['name']).relative_to(chart_dir.parent.parent)}: "
+                            f"restore it (`git checkout -- helm/game-rewards/charts/{dep['name']}`)")
+    try:
+        with quiet_native_logs(), Chart.load(str(chart_dir)) as chart:
+            loaded = {d.get("name") for d in chart.dependencies}
+    except helm_errors.HelmError as error:
+        return problems + [f"the chart does not load: {one_line(str(error))}"]
+    for dep in requested:
+        if dep["name"] not in loaded:
+            problems.append(f"found in Chart.yaml, but missing in charts/ directory: {dep['name']} "
+                            "(helm install refuses the chart whatever nats.enabled says)")
+    lock_file = chart_dir / "Chart.lock"
+    if not lock_file.is_file():
+        return problems + ["Chart.lock is missing: the dependencies are not pinned"]
+    lock = yaml.safe_load(lock_file.read_text()) or {}
+    locked = lock.get("dependencies") or []
+    if helm_digest(requested, locked) != lock.get("digest"):
+        problems.append("the lock file (Chart.lock) is out of sync with the dependencies file (Chart.yaml) "
+                        f"(helm dependency build): digest {lock.get('digest')}, Chart.yaml gives "
+                        f"{helm_digest(requested, locked)}")
+    for dep in requested:
+        pinned = next((d for d in locked if d.get("name") == dep["name"]), None)
+        if pinned is None or str(pinned.get("version")) != str(dep.get("version")):
+            problems.append(f"dependency {dep['name']}: Chart.yaml asks for {dep.get('version')}, Chart.lock "
+                            f"pins {pinned and pinned.get('version')}: pin an exact version in both")
+        sub = chart_dir / "charts" / dep["name"] / "Chart.yaml"
+        if sub.is_file() and str(yaml.safe_load(sub.read_text()).get("version")) != str(dep.get("version")):
+            problems.append(f"charts/{dep['name']} is version {yaml.safe_load(sub.read_text()).get('version')}, "
+                            f"Chart.yaml asks for {dep.get('version')}")
+    return problems
+
+
+def check_dependencies(failures: Failures) -> None:
+    print("\n== dependencies (helm dependency list, install's dependency check, Chart.lock; vendored files)")
+    failures.unit("dependencies")
+    for problem in dependency_problems(CHART_DIR):
+        failures.add("helm/game-rewards", problem)
+    for problem in vendored.check():
+        failures.add("third_party/vendored.yaml", problem)
+    meta = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    for dep in meta.get("dependencies") or []:
+        records = [r for r in vendored.records() if r["path"] == f"helm/game-rewards/charts/{dep['name']}"]
+        if not records:
+            failures.add("third_party/vendored.yaml", f"no record of the vendored {dep['name']} chart")
+        elif str(records[0]["version"]) != str(dep["version"]):
+            failures.add("third_party/vendored.yaml", f"records {dep['name']} {records[0]['version']}, "
+                                                      f"Chart.yaml asks for {dep['version']}")
+        else:
+            print(f"  {dep['name']} {dep['version']}: vendored in charts/{dep['name']} "
+                  f"({records[0]['upstream']} {records[0]['ref']}), pinned by Chart.lock")
+    for record in vendored.records():
+        print(f"  {record['path']}: sha256 as recorded ({record['name']} {record['version']})")
+
+
+def check_without_vendored_nats(failures: Failures) -> None:
+    """Deleting the vendored dependency must fail the checks, with a message saying why."""
+    print("\n== without the vendored NATS chart (charts/nats deleted in a copy)")
     failures.unit("without charts/nats")
     with tempfile.TemporaryDirectory() as tmp:
-        copy_dir = Path(tmp) / "game-rewards"
+        copy_dir = Path(tmp) / "helm" / "game-rewards"
         # Follow symlinks: the copy must not point back at a relative mesh/.
-        shutil.copytree(CHART_DIR, copy_dir, symlinks=False,
-                        ignore=lambda d, names: ["nats"] if Path(d).name == "charts" else [])
+        shutil.copytree(CHART_DIR, copy_dir, symlinks=False)
+        shutil.rmtree(copy_dir / "charts" / "nats", ignore_errors=True)
+        problems = dependency_problems(copy_dir)
+        if not any("missing" in p for p in problems):
+            failures.add("without charts/nats", f"the dependency checks did not notice: {problems}")
+        else:
+            print(f"  dependency check: {problems[0][:150]}")
         try:
-            docs = documents(render(load_values(CI_VALUES / "default-values.yaml"), copy_dir))
-            print(f"  nats.enabled=false renders: {len(docs)} objects")
-        except helm_errors.HelmError as error:
-            failures.add("without charts/nats", f"nats.enabled=false does not render: {one_line(str(error))}")
-        try:
-            render({"nats": {"enabled": True}}, copy_dir)
+            render({}, copy_dir)
         except helm_errors.HelmRenderError as error:
-            if "helm dependency update" not in str(error):
+            if "vendors it in helm/game-rewards/charts/nats" not in str(error):
                 failures.add("without charts/nats", f"unexpected error: {one_line(str(error))}")
             else:
-                print("  nats.enabled=true is refused: 'run `helm dependency update …`'")
+                print("  nats.enabled=true is refused: 'the NATS chart is not in charts/: this repository "
+                      "vendors it in helm/game-rewards/charts/nats …'")
         else:
             failures.add("without charts/nats", "nats.enabled=true rendered without the NATS chart")
 
 
-def standalone_copy(tmp: str) -> Path:
-    """A copy of the chart without its NATS dependency, for the Helm steps that
-    insist on dependencies being present (lint, package): the dependency is
-    fetched by `helm dependency build`, which needs the network, and every CI
-    value set uses an existing NATS. Symlinks (files/mesh) are copied as files."""
-    copy = Path(tmp) / "standalone" / CHART_DIR.name
-    shutil.copytree(CHART_DIR, copy, symlinks=False)
-    chart_yaml = copy / "Chart.yaml"
-    meta = yaml.safe_load(chart_yaml.read_text())
-    meta.pop("dependencies", None)
-    chart_yaml.write_text(yaml.safe_dump(meta, sort_keys=False))
-    return copy
-
-
 def check_package(failures: Failures) -> None:
-    """`helm package` must carry mesh/ (the files/mesh symlink): the packaged
-    chart renders every value set like the source. The NATS dependency is
-    fetched by `helm dependency build`, which needs the network, so the check
-    packages a copy whose Chart.yaml leaves it out (every CI value set uses an
-    existing NATS)."""
-    print("\n== packaged chart (helm package, without the NATS dependency)")
+    """`helm package` of the chart itself carries mesh/ (the files/mesh
+    symlink) and the vendored NATS chart: the archive renders every value set
+    like the source."""
+    print("\n== packaged chart (helm package)")
     failures.unit("packaged chart")
     with tempfile.TemporaryDirectory() as tmp:
-        copy = standalone_copy(tmp)
-        with quiet_native_logs():
-            archive = Path(package(str(copy), destination=tmp))
-        for values_file in sorted(CI_VALUES.glob("*.yaml")):
+        try:
+            with quiet_native_logs():
+                archive = Path(package(str(CHART_DIR), destination=tmp))
+        except helm_errors.HelmError as error:
+            failures.add("helm package", one_line(str(error)))
+            return
+        for values_file in value_set_files():
+            values = load_value_set(values_file)
             try:
                 with quiet_native_logs(), Chart.load(str(archive)) as chart:
-                    docs = documents(chart.render(load_values(values_file), name=RELEASE, namespace=NAMESPACE))
+                    docs = documents(chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True))
             except helm_errors.HelmError as error:
                 failures.add(f"{archive.name} {values_file.name}", f"does not render: {one_line(str(error))}")
                 continue
-            source = documents(render(load_values(values_file)))
+            source = documents(render(values))
             if [ident(o) for _, o in docs] != [ident(o) for _, o in source]:
                 failures.add(f"{archive.name} {values_file.name}", "renders other objects than the source chart")
-        print(f"  {archive.name}: renders every value set like the source chart")
+        print(f"  {archive.name} ({archive.stat().st_size // 1024} KiB): renders every value set like the source chart")
+
+
+def check_istio_floor(failures: Failures) -> None:
+    """The Istio versions the READMEs state are the ones validated against."""
+    print("\n== Istio floor")
+    failures.unit("Istio floor")
+    versions = [v for v, _ in validate_manifests.crd_files()]
+    oldest = ".".join(versions[0].split(".")[:2])
+    newest = ".".join(versions[-1].split(".")[:2])
+    claims = {
+        "helm/game-rewards/README.md": re.compile(r"\| Istio \(optional\) \| (\d+\.\d+)\+"),
+        "mesh/README.md": re.compile(r"\*\*Istio (\d+\.\d+) or newer\*\*"),
+        "README.md": re.compile(r"Istio \(?(\d+\.\d+) or newer"),
+    }
+    for path, pattern in claims.items():
+        found = pattern.findall((REPO / path).read_text())
+        if not found:
+            failures.add(path, f"states no Istio floor (expected a line matching {pattern.pattern!r})")
+        for claim in found:
+            if claim != oldest:
+                failures.add(path, f"states Istio {claim}+, but the oldest Istio the manifests are validated "
+                                   f"against is {versions[0]} (third_party/vendored.yaml)")
+    print(f"  validated against Istio {', '.join(versions)}: the floor is {oldest} (newest release {newest})")
 
 
 def check_dockerfile(failures: Failures) -> None:
@@ -676,6 +827,11 @@ def self_test(istio: Callable, failures: Failures) -> None:
                  "metadata": {"name": "canary"}, "spec": {"host": "gift", "trafficPolcy": {}}}
     if not istio([bad_istio]):
         failures.add("self-test", "the Istio validator accepted an unknown field (trafficPolcy)")
+    newer = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "canary"},
+             "spec": {"rules": [{"from": [{"source": {"serviceAccounts": ["wallet"]}}]}]}}
+    if not any("oldest supported release" in e for e in istio([newer])):
+        failures.add("self-test", "the Istio validator accepted serviceAccounts, which the oldest supported "
+                                  "Istio lacks")
 
 
 def main() -> int:
@@ -691,10 +847,12 @@ def main() -> int:
     istio_name, istio = istio_validator()
     print(f"chart {CHART_DIR.relative_to(REPO)}; Kubernetes schemas {', '.join(KUBE_VERSIONS)} (strict); Istio: {istio_name}")
     self_test(istio, failures)
+    check_dependencies(failures)
+    check_istio_floor(failures)
     check_mesh_link(failures)
     counts = check_value_sets(istio, failures, args.out, args.verbose)
     rejected = check_broken_fixtures(failures)
-    check_without_nats_chart(failures)
+    check_without_vendored_nats(failures)
     check_package(failures)
     check_dockerfile(failures)
 

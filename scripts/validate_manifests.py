@@ -5,8 +5,11 @@ Three layers, each catching what the one before cannot:
 
 1. **Schema** — every Istio object (apiVersion ``*.istio.io/*``) is validated
    against the ``openAPIV3Schema`` of its CRD kind and version, taken from
-   Istio's generated CRDs (``$ISTIO_CRDS``, default
-   ``../shared/schemas/istio/crd-all.gen.yaml`` beside the repository).
+   Istio's generated CRDs, vendored in ``third_party/istio/<version>/``:
+   the OLDEST supported Istio and the newest release (listed in
+   ``third_party/vendored.yaml``; ``$ISTIO_CRDS`` — paths separated by
+   ``:`` — replaces them). An object must be valid for every one of them,
+   so no field newer than the floor the READMEs state is ever used.
    Structural strictness: an object schema that lists ``properties`` and says
    nothing of ``additionalProperties`` rejects unknown fields. The API server
    would silently *prune* them, so a typo (``attemps``) would vanish and the
@@ -20,14 +23,16 @@ Three layers, each catching what the one before cannot:
    Istio CRDs use (``url``, ``isURL``, ``getScheme``, ``substring``).
 3. **Mesh policy** (``check_mesh_policy``; the CLI runs it unless
    ``--schema-only``) — what istiod's validating webhook rejects but the
-   schema cannot express, and this project's rules from
-   ../shared/PITFALLS.md: explicit ``retries`` on every route, ``attempts: 0``
+   schema cannot express, and this project's rules (docs/mesh-pitfalls.md):
+   explicit ``retries`` on every route, ``attempts: 0``
    on non-idempotent methods, known ``retryOn`` tokens, no array claim in
    ``outputClaimToHeaders``, an explicit ``forwardOriginalToken``, a
    DestinationRule with limits, outlier detection and ISTIO_MUTUAL for every
    in-mesh VirtualService host, JWT-based rules backed by a
-   RequestAuthentication, no duplicate objects, and every file listed in its
-   kustomization.yaml.
+   RequestAuthentication, callers named by SPIFFE principal
+   (``<trust domain>/ns/<namespace>/sa/<account>``; a bare name never
+   matches), every unary route's timeout above the routes behind it, no
+   duplicate objects, and every file listed in its kustomization.yaml.
 
 Usage (exit status 0 = all good, 1 = a manifest is invalid or a broken fixture
 was accepted, 2 = cannot run)::
@@ -44,8 +49,8 @@ fails if any file is accepted, or is rejected without the message its
 As a module (the Helm chart check reuses it on rendered output)::
 
     import validate_manifests
-    schemas = validate_manifests.load_istio_schemas(path)   # optional
-    errors = validate_manifests.validate_documents(docs)    # list[str], [] = valid
+    sets = validate_manifests.load_istio_schema_sets()     # {version: schemas}, oldest first
+    errors = validate_manifests.validate_documents(docs)    # list[str], [] = valid (every version)
 
 ``validate_documents`` is schema + CEL only (non-Istio kinds are ignored);
 ``check_mesh_policy(docs)`` adds layer 3.
@@ -78,7 +83,8 @@ except ImportError as missing:  # pragma: no cover - environment problem
     )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CRDS = REPO_ROOT / ".." / "shared" / "schemas" / "istio" / "crd-all.gen.yaml"
+VENDORED = REPO_ROOT / "third_party" / "vendored.yaml"
+ISTIO_DIR = "third_party/istio/"
 BROKEN_FIXTURES = REPO_ROOT / "scripts" / "fixtures" / "mesh-broken"
 
 # ---------------------------------------------------------------------------
@@ -271,10 +277,30 @@ def _is_base64(value: Any) -> bool:
     return True
 
 
-def crds_path() -> Path:
-    """Where the Istio CRDs are: $ISTIO_CRDS, else beside the repository."""
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)) or (0,)
+
+
+def crd_files() -> list[tuple[str, Path]]:
+    """The Istio CRD files to validate against, oldest first, as (version, path):
+    ``$ISTIO_CRDS`` (paths separated by ``:``; the version is the parent
+    directory's name) or the vendored ones of third_party/vendored.yaml."""
     env = os.environ.get("ISTIO_CRDS")
-    return Path(env) if env else DEFAULT_CRDS
+    if env:
+        files = [(Path(p).resolve().parent.name, Path(p)) for p in env.split(os.pathsep) if p]
+    else:
+        records = yaml.safe_load(VENDORED.read_text(encoding="utf-8")) if VENDORED.is_file() else []
+        files = [(str(r["version"]), REPO_ROOT / r["path"]) for r in records or []
+                 if str(r.get("path", "")).startswith(ISTIO_DIR)]
+    if not files:
+        raise FileNotFoundError(f"no Istio CRDs: {os.path.relpath(VENDORED)} lists none under {ISTIO_DIR} "
+                                "(and ISTIO_CRDS is not set)")
+    return sorted(files, key=lambda item: _version_key(item[0]))
+
+
+def oldest_supported_istio() -> str:
+    """The floor: the oldest Istio whose CRDs the manifests are validated against."""
+    return crd_files()[0][0]
 
 
 @functools.lru_cache(maxsize=4)
@@ -297,19 +323,24 @@ def _load_istio_schemas_cached(path: str, mtime_ns: int) -> dict[tuple[str, str]
     return schemas
 
 
-def load_istio_schemas(path: str | Path | None = None) -> dict[tuple[str, str], IstioSchema]:
-    """Schemas of every kind and version in Istio's CRD file, keyed by
+def load_istio_schemas(path: str | Path) -> dict[tuple[str, str], IstioSchema]:
+    """Schemas of every kind and version in one Istio CRD file, keyed by
     ``(apiVersion, kind)``, e.g. ``("networking.istio.io/v1", "VirtualService")``.
 
-    Raises FileNotFoundError when the file is missing (the message says how to
-    point ISTIO_CRDS at it)."""
-    target = Path(path) if path else crds_path()
+    Raises FileNotFoundError when the file is missing."""
+    target = Path(path)
     if not target.is_file():
-        raise FileNotFoundError(
-            f"Istio CRDs not found at {target}: set ISTIO_CRDS to crd-all.gen.yaml "
-            "(../shared/schemas/istio/ beside the repository)")
+        raise FileNotFoundError(f"Istio CRDs not found at {target} (see third_party/vendored.yaml)")
     resolved = target.resolve()
     return _load_istio_schemas_cached(str(resolved), resolved.stat().st_mtime_ns)
+
+
+SchemaSets = dict[str, dict[tuple[str, str], IstioSchema]]
+
+
+def load_istio_schema_sets() -> SchemaSets:
+    """``{Istio version: schemas}`` for every CRD file of :func:`crd_files`, oldest first."""
+    return {version: load_istio_schemas(path) for version, path in crd_files()}
 
 
 # ---------------------------------------------------------------------------
@@ -519,19 +550,44 @@ def validate_object(obj: Any, schemas: dict[tuple[str, str], IstioSchema]) -> li
     return errors
 
 
-def validate_documents(docs: Iterable[Any], schemas: dict[tuple[str, str], IstioSchema] | None = None,
-                       ) -> list[str]:
-    """Validate Istio objects against their CRD schemas (layers 1 and 2).
+def validate_object_versions(obj: Any, sets: SchemaSets) -> list[str]:
+    """Errors of one Istio object against every Istio version of ``sets``.
+
+    A problem every version reports is said once; one only some versions
+    report names them, and a field only the oldest lacks says so: it is newer
+    than the supported floor."""
+    found: dict[str, list[str]] = {}
+    for version, schemas in sets.items():
+        for message in validate_object(obj, schemas):
+            found.setdefault(message, []).append(version)
+    versions = list(sets)
+    errors = []
+    for message, where in found.items():
+        if len(where) == len(versions):
+            errors.append(message)
+            continue
+        text = f"{message} in Istio {', '.join(where)}"
+        if versions[0] in where and "unknown field" in message:
+            text += (f" (a field newer than Istio {versions[0]}, the oldest supported release, whose API "
+                     "server would silently drop it: use one every supported release has, or raise the "
+                     "floor: third_party/vendored.yaml and the READMEs)")
+        errors.append(text)
+    return errors
+
+
+def validate_documents(docs: Iterable[Any], sets: SchemaSets | None = None) -> list[str]:
+    """Validate Istio objects against their CRD schemas (layers 1 and 2), in
+    every supported Istio version (the vendored oldest and newest by default).
 
     ``docs`` are parsed YAML/JSON objects (non-Istio kinds and ``None`` are
     ignored). Returns one ``"Kind name: path: message"`` string per problem;
     an empty list means every Istio object is valid."""
-    schemas = schemas if schemas is not None else load_istio_schemas()
+    sets = sets if sets is not None else load_istio_schema_sets()
     errors: list[str] = []
     for obj in docs:
         if obj is None or not is_istio(obj):
             continue
-        errors.extend(f"{describe(obj)}: {message}" for message in validate_object(obj, schemas))
+        errors.extend(f"{describe(obj)}: {message}" for message in validate_object_versions(obj, sets))
     return errors
 
 
@@ -686,6 +742,8 @@ def check_mesh_policy(docs: Iterable[Any]) -> list[str]:
                                  "is an array claim: Envoy copies only string/int/bool claims (istio/istio#49169)")
         elif kind == "AuthorizationPolicy":
             spec = obj.get("spec") or {}
+            for message in _check_principals(spec):
+                add(obj, message)
             text = repr(spec.get("rules") or []).lower()
             uses_jwt = any(k in text for k in ("requestprincipals", "request.auth."))
             if uses_jwt:
@@ -697,6 +755,84 @@ def check_mesh_policy(docs: Iterable[Any]) -> list[str]:
                 if not covered:
                     add(obj, "spec.rules: uses JWT attributes but no RequestAuthentication in this set "
                              "selects its workloads (the rule could never match / never deny)")
+    errors.extend(_check_timeout_order(objs))
+    return errors
+
+
+#: A workload identity as Istio's ``principals`` match it (the SPIFFE id
+#: without ``spiffe://``); ``*`` wildcards at either end are allowed.
+SPIFFE_PRINCIPAL = re.compile(r"^(\*|\*?[^/*]*/ns/[^/*]+/sa/[^/*]+\*?|[^/*]+/ns/[^/*]+/sa/\*)$")
+
+
+def _check_principals(spec: dict[str, Any]) -> list[str]:
+    """``principals``/``notPrincipals`` entries are SPIFFE identities: a bare
+    ServiceAccount name never matches (the rule silently allows or denies
+    nothing). ``serviceAccounts`` exist only from Istio 1.25; the schema
+    layer reports them against the oldest supported release."""
+    errors = []
+    for i, rule in enumerate(spec.get("rules") or []):
+        for j, source in enumerate((rule or {}).get("from") or []):
+            for key in ("principals", "notPrincipals"):
+                for value in (_dig(source, "source", key, default=[]) or []):
+                    if not SPIFFE_PRINCIPAL.match(str(value)):
+                        errors.append(f"spec.rules[{i}].from[{j}].source.{key}: {value!r} is not a workload "
+                                      "identity <trust domain>/ns/<namespace>/sa/<service account>: it would "
+                                      "never match")
+    return errors
+
+
+def _duration_seconds(text: Any) -> float | None:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", str(text).strip())
+    if not match:
+        return None
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _representative_path(route: dict[str, Any]) -> str | None:
+    """A request path the route takes (None when it matches on more than paths)."""
+    for match in route.get("match") or [{}]:
+        uri = (match or {}).get("uri") if isinstance(match, dict) else None
+        if not match:
+            return "/unlisted.v1.Service/Method"
+        if uri and "exact" in uri:
+            return uri["exact"]
+        if uri and "prefix" in uri:
+            return uri["prefix"] + ("Method" if uri["prefix"].endswith("/") else "")
+    return None
+
+
+def _first_route(routes: list[Any], path: str) -> tuple[int, dict[str, Any]] | None:
+    for i, route in enumerate(routes):
+        if isinstance(route, dict) and _route_matches(route, path):
+            return i, route
+    return None
+
+
+def _check_timeout_order(objs: list[dict[str, Any]]) -> list[str]:
+    """Each unary edge route (a VirtualService bound to a Gateway) waits longer
+    than the in-mesh route behind it for the same call, so the player gets the
+    innermost, most precise answer (wallet's fallback), not a mesh timeout."""
+    errors = []
+    services = [o for o in objs if o.get("kind") == "VirtualService" and not _dig(o, "spec", "gateways")]
+    edges = [o for o in objs if o.get("kind") == "VirtualService" and _dig(o, "spec", "gateways")]
+    for inner in services:
+        for i, route in enumerate(_dig(inner, "spec", "http", default=[]) or []):
+            inner_timeout = _duration_seconds(route.get("timeout")) if isinstance(route, dict) else None
+            path = _representative_path(route) if isinstance(route, dict) else None
+            if inner_timeout is None or path is None:
+                continue
+            for edge in edges:
+                found = _first_route(_dig(edge, "spec", "http", default=[]) or [], path)
+                if found is None:
+                    continue
+                j, edge_route = found
+                edge_timeout = _duration_seconds(edge_route.get("timeout"))
+                if edge_timeout is not None and edge_timeout <= inner_timeout:
+                    errors.append(
+                        f"{describe(edge)}: spec.http[{j}] ({edge_route.get('name', '')}).timeout: "
+                        f"{edge_route['timeout']} is not above the {route['timeout']} of {describe(inner)} "
+                        f"spec.http[{i}] ({route.get('name', '')}) behind it for {path}: the player would get "
+                        "the edge's timeout instead of the service's answer")
     return errors
 
 
@@ -752,7 +888,7 @@ class Report:
     lines: list[str] = field(default_factory=list)
 
 
-def validate_paths(paths: list[str], schemas: dict[tuple[str, str], IstioSchema], *, policy: bool,
+def validate_paths(paths: list[str], schemas: SchemaSets, *, policy: bool,
                    emit: bool = True) -> Report:
     """Validate every manifest under ``paths``; print one line per object."""
     report = Report()
@@ -771,7 +907,7 @@ def validate_paths(paths: list[str], schemas: dict[tuple[str, str], IstioSchema]
         elif not is_istio(doc.obj):
             per_object.append((doc, []))
         else:
-            per_object.append((doc, validate_object(doc.obj, schemas)))
+            per_object.append((doc, validate_object_versions(doc.obj, schemas)))
 
     if policy:
         istio_docs = [d for d, _ in per_object if is_istio(d.obj)]
@@ -810,7 +946,7 @@ def validate_paths(paths: list[str], schemas: dict[tuple[str, str], IstioSchema]
 EXPECT = re.compile(r"^#\s*expect-error:\s*(.+?)\s*$", re.MULTILINE)
 
 
-def expect_failure(directory: Path, schemas: dict[tuple[str, str], IstioSchema]) -> tuple[int, int]:
+def expect_failure(directory: Path, schemas: SchemaSets) -> tuple[int, int]:
     """Each YAML file of ``directory`` must be rejected (with the text of its
     ``# expect-error:`` lines). Returns (files rejected as expected, files not)."""
     good = bad = 0
@@ -865,7 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     try:
-        schemas = load_istio_schemas()
+        schemas = load_istio_schema_sets()
         _cel()
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"validate_manifests: {error}", file=sys.stderr)
@@ -887,7 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"self-test: {good} passed, {bad} failed")
         status |= int(bad > 0)
     print(f"validate_manifests: {'OK' if status == 0 else 'FAILED'} in {time.monotonic() - started:.2f}s "
-          f"(CRDs: {os.path.relpath(crds_path().resolve())})")
+          f"(Istio {', '.join(schemas)}: {', '.join(os.path.relpath(p) for _, p in crd_files())})")
     return status
 
 

@@ -261,6 +261,7 @@ impl<P: Policy> Consumer<P> {
             .await?
             .ready_chunks(self.config.apply_batch.clamp(1, self.config.batch.max(1)));
         tracing::info!(consumer = name, "consuming");
+        metrics::consumer_started(name);
         let mut lag = tokio::time::interval(self.config.lag_interval);
         loop {
             let arrived = tokio::select! {

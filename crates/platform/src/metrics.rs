@@ -149,6 +149,18 @@ pub fn consumer(name: &str) -> ConsumerLabels {
     [("consumer", name.to_owned())]
 }
 
+/// Creates a durable consumer's series at zero when it starts consuming, so
+/// that they exist before its first redelivery or dead letter: a counter
+/// born at 1 shows no `increase()` (the first dead letter would never fire
+/// the RewardsDeadLetters alert), and dashboards show 0 rather than "no data".
+pub fn consumer_started(name: &str) {
+    let metrics = metrics();
+    let labels = consumer(name);
+    drop(metrics.consumer_redeliveries.get_or_create(&labels));
+    drop(metrics.dead_letters.get_or_create(&labels));
+    drop(metrics.consumer_lag.get_or_create(&labels));
+}
+
 /// Serves `GET /metrics` on `listener` until `stopping` is cancelled.
 pub async fn serve(listener: TcpListener, stopping: CancellationToken) {
     loop {

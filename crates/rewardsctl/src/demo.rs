@@ -34,6 +34,13 @@ impl Options {
     pub fn in_run_dir(run_dir: PathBuf) -> Self {
         Self { run_dir, ..Self::default() }
     }
+
+    /// The same, through the gateway at `gateway` (a system on free ports).
+    #[must_use]
+    pub fn through(mut self, gateway: String) -> Self {
+        self.gateway = gateway;
+        self
+    }
 }
 
 impl Options {

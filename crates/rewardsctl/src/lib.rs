@@ -8,6 +8,7 @@
 //! - [`supervisor`]: keeps one process running; kills or replaces it on request.
 //! - [`token`]: `rewardsctl token`, a development bearer token for grpcurl.
 //! - [`up`]: `rewardsctl up`, the mesh for a developer, until Ctrl-C.
+//! - [`prometheus`]: a real Prometheus scraping every process of the mesh.
 //! - [`demo`]: `rewardsctl demo`, the player's story through the gateway.
 //! - [`chaos`]: `rewardsctl chaos`, load and random SIGKILLs, then the
 //!   invariants checked from the stores and the APIs.
@@ -25,6 +26,7 @@ pub mod dead_letters;
 pub mod demo;
 pub mod mesh;
 pub mod overload;
+pub mod prometheus;
 pub mod rolling;
 pub mod stores;
 pub mod supervisor;

@@ -1,6 +1,6 @@
 //! The `rewardsctl` binary: parses the command line and runs the command.
 //!
-//! - `rewardsctl up [--demo] [--replicas SERVICE=N,…]`: starts a nats-server
+//! - `rewardsctl up [--demo] [--prometheus] [--replicas SERVICE=N,…]`: starts a nats-server
 //!   with JetStream and every service as its own supervised OS process, each
 //!   service with its own SQLite file under `.run/`; waits until all are
 //!   SERVING, prints the endpoints; Ctrl-C stops everything cleanly.
@@ -19,9 +19,11 @@ use rewardsctl::{attack, bench, chaos, dead_letters, demo, overload, token, up};
 
 const USAGE: &str = "\
 usage:
-  rewardsctl up [--demo] [--replicas SERVICE=N,...] [--run-dir DIR]
+  rewardsctl up [--demo] [--prometheus] [--replicas SERVICE=N,...] [--run-dir DIR]
       start nats-server and every service locally (supervised), wait until all
-      are SERVING; with --demo, play the player's story once they are.
+      are SERVING; with --demo, play the player's story once they are;
+      with --prometheus, also a Prometheus on 127.0.0.1:9090 scraping every
+      process (Debian's `prometheus`; ./dev up --prometheus installs it).
       --replicas reward=2,wallet=2 runs services (any but the gateway) as
       several processes behind the gateway
   rewardsctl demo [--gateway URL] [--run-dir DIR]

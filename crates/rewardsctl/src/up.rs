@@ -1,7 +1,8 @@
 //! `rewardsctl up`: the whole mesh on one machine, with embedded defaults —
 //! a nats-server with JetStream and one SQLite file per service, all under
 //! the run directory, every process supervised; services may run as several
-//! replicas behind the gateway.
+//! replicas behind the gateway; with `--prometheus`, a real Prometheus
+//! scraping every process ([`crate::prometheus`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
 #[derive(Debug)]
 pub struct Options {
     demo: bool,
+    /// Also start a Prometheus scraping every process.
+    prometheus: bool,
     run_dir: PathBuf,
     replicas: Replicas,
 }
@@ -24,11 +27,13 @@ impl Options {
     /// # Errors
     /// On an unknown or incomplete argument.
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self { demo: false, run_dir: PathBuf::from(".run"), replicas: Replicas::default() };
+        let mut options =
+            Self { demo: false, prometheus: false, run_dir: PathBuf::from(".run"), replicas: Replicas::default() };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--demo" => options.demo = true,
+                "--prometheus" => options.prometheus = true,
                 "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
                 "--replicas" => {
                     options.replicas = Replicas::parse(args.next().ok_or("--replicas needs SERVICE=N,…")?)?;
@@ -64,6 +69,22 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         return Err(error);
     }
     print_endpoints(&mesh, started.elapsed());
+    let prometheus = if options.prometheus {
+        let layout = mesh.layout().clone();
+        let port = crate::prometheus::DEFAULT_PORT;
+        match crate::prometheus::Prometheus::start(&layout, mesh.run_dir(), port, Duration::from_secs(5), true).await {
+            Ok(prometheus) => {
+                crate::prometheus::print_started(&prometheus, &layout);
+                Some(prometheus)
+            }
+            Err(error) => {
+                mesh.stop().await;
+                return Err(error);
+            }
+        }
+    } else {
+        None
+    };
 
     if options.demo {
         let demo = crate::demo::Options::in_run_dir(mesh.run_dir().to_path_buf());
@@ -75,6 +96,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     platform::shutdown_signal().await;
     println!("\n[runner] stopping every service…");
+    if let Some(prometheus) = prometheus {
+        prometheus.stop().await;
+    }
     mesh.stop().await;
     println!("[runner] stopped.");
     Ok(())

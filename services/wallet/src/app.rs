@@ -69,6 +69,10 @@ const CONFLICT_RETRIES: usize = 3;
 impl Wallets {
     /// Use cases over `db`, calling gift through `gift`.
     pub fn new(db: Database, outbox: OutboxSignal, gift: GiftClient) -> Self {
+        let exchanges = &platform::metrics::metrics().exchanges;
+        for result in GiftOutcome::LABELS {
+            drop(exchanges.get_or_create(&[("result", result.to_owned())]));
+        }
         Self { db, outbox, gift }
     }
 

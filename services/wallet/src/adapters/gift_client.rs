@@ -51,6 +51,11 @@ impl GiftOutcome {
         }
     }
 
+    /// Every result label of `rewards_exchanges_total`, created at zero when
+    /// the wallet starts: a counter that first appears at 1 shows no
+    /// `increase()`, so the first exchange of each result would be missed.
+    pub const LABELS: [&'static str; 4] = ["exchanged", "busy", "refused", "unsettled"];
+
     /// The result label of `rewards_exchanges_total`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -152,5 +157,25 @@ pub fn classify(status: &Status) -> GiftOutcome {
         Code::Unavailable if never_sent(status) => busy(message),
         // Timeouts, broken connections and server faults: the order may exist.
         _ => GiftOutcome::Unknown { reason: format!("{:?}: {message}", status.code()) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_is_counted_under_a_result_created_at_start() {
+        let outcomes = [
+            GiftOutcome::Placed { gift_order_id: "o".into() },
+            GiftOutcome::Refused(GiftRefusal::Busy { reason: "open".into(), retry_after: None }),
+            GiftOutcome::Refused(GiftRefusal::Rejected("out of stock".into())),
+            GiftOutcome::Refused(GiftRefusal::UnknownProduct("X".into())),
+            GiftOutcome::Refused(GiftRefusal::Invalid("bad".into())),
+            GiftOutcome::Unknown { reason: "timeout".into() },
+        ];
+        for outcome in &outcomes {
+            assert!(GiftOutcome::LABELS.contains(&outcome.label()), "{outcome:?} is counted as {}", outcome.label());
+        }
     }
 }
