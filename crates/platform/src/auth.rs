@@ -99,6 +99,9 @@ pub struct Caller {
     /// The token's `sub`: a customer id for players, a service name for services.
     pub subject: String,
     pub roles: BTreeSet<Role>,
+    /// The token's `exp` (seconds since the epoch): what is served on the
+    /// strength of this token, a watch included, ends then.
+    pub expires: u64,
 }
 
 impl Caller {
@@ -352,7 +355,7 @@ impl Verifier {
                 _ => None,
             })
             .collect();
-        Ok((Caller { subject: data.claims.sub, roles }, kid, data.claims.exp))
+        Ok((Caller { subject: data.claims.sub, roles, expires: data.claims.exp }, kid, data.claims.exp))
     }
 
     /// The claims checked before the signature, with the same rules (and

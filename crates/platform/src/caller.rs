@@ -22,6 +22,7 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
+use futures::{Stream, StreamExt as _};
 use http::{Request, Response};
 use tonic::Status;
 use tonic::body::Body;
@@ -166,6 +167,38 @@ pub fn require_operator(caller: &Caller) -> Result<(), Status> {
     Err(Status::permission_denied(format!("{} lacks the operator role this needs", caller.subject)))
 }
 
+/// `stream`, served on the strength of `caller`'s token: it ends with
+/// UNAUTHENTICATED when the token expires (its `exp`), so an open stream
+/// never outlives the token that opened it. The caller signs in again and
+/// opens a new one.
+pub fn while_token_valid<T, S>(caller: &Caller, stream: S) -> impl Stream<Item = Result<T, Status>> + Send + 'static
+where
+    S: Stream<Item = Result<T, Status>> + Send + 'static,
+    T: Send + 'static,
+{
+    let expires = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(caller.expires));
+    let left = expires.map(|at| at.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+    // An expiry too far to represent never comes.
+    let expiry: BoxFuture<'static, ()> = match left.and_then(|left| tokio::time::Instant::now().checked_add(left)) {
+        Some(at) => Box::pin(tokio::time::sleep_until(at)),
+        None => Box::pin(std::future::pending()),
+    };
+    let state = (Box::pin(stream), expiry, false);
+    futures::stream::unfold(state, |(mut stream, mut expiry, ended)| async move {
+        if ended {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            () = &mut expiry => {
+                let status = Status::from(AuthError::Expired);
+                Some((Err(status), (stream, expiry, true)))
+            }
+            next = stream.next() => next.map(|item| (item, (stream, expiry, false))),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -174,7 +207,7 @@ mod tests {
     use super::*;
 
     fn caller(subject: &str, roles: &[Role]) -> Caller {
-        Caller { subject: subject.into(), roles: roles.iter().copied().collect::<BTreeSet<_>>() }
+        Caller { subject: subject.into(), roles: roles.iter().copied().collect::<BTreeSet<_>>(), expires: u64::MAX }
     }
 
     fn customer(id: &str) -> CustomerId {

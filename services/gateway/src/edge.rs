@@ -655,7 +655,11 @@ mod tests {
 
     #[test]
     fn roles_open_methods_as_the_access_says() {
-        let caller = |roles: &[Role]| Caller { subject: "someone".into(), roles: roles.iter().copied().collect() };
+        let caller = |roles: &[Role]| Caller {
+            subject: "someone".into(),
+            roles: roles.iter().copied().collect(),
+            expires: u64::MAX,
+        };
         let (player, operator, none) = (caller(&[Role::Player]), caller(&[Role::Operator]), caller(&[]));
         assert!(Access::PlayerAction.admits(&player) && !Access::PlayerAction.admits(&operator));
         assert!(Access::PlayerData.admits(&player) && Access::PlayerData.admits(&operator));

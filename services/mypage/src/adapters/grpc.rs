@@ -9,7 +9,7 @@ use api::game::reward::v1::RewardStatus as PbRewardStatus;
 use api::game::wallet::v1::WalletEntryStatus as PbEntryStatus;
 use futures::{Stream, StreamExt as _};
 use platform::CancellationToken;
-use platform::caller::{caller, require_reader};
+use platform::caller::{caller, require_reader, while_token_valid};
 use platform::events::timestamp;
 use platform::grpc::{field, storage_failure};
 use platform::kernel::{CustomerId, Points};
@@ -118,6 +118,6 @@ impl MyPageService for MyPageGrpc {
         let pages = self.pages.watch(customer, self.stopping.clone()).await?;
         let responses = pages
             .map(|page| page.map(|page| pb::WatchMyPageResponse { my_page: Some(to_pb(page)) }).map_err(Status::from));
-        Ok(Response::new(Box::pin(responses)))
+        Ok(Response::new(Box::pin(while_token_valid(&caller, responses))))
     }
 }

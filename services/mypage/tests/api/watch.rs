@@ -119,3 +119,36 @@ async fn a_stopping_service_ends_open_watches_instead_of_waiting_for_them() {
         .expect("the service drains within 10 seconds");
     assert!(served.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn a_watch_ends_unauthenticated_when_its_token_expires() {
+    let app = spawn_app().await;
+    // Past its `exp` within the verifier's leeway: accepted, and already due to end.
+    let token = testkit::identity().token("player-11", &["player"], Duration::ZERO);
+    let request = testkit::authorized(pb::WatchMyPageRequest { customer_id: "player-11".into() }, &token);
+    let mut pages = app.client.clone().watch_my_page(request).await.unwrap().into_inner();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match pages.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the watch ended with no status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the watch ends within 10 seconds");
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
+    assert!(ended.message().contains("expired"), "{}", ended.message());
+}
+
+#[tokio::test]
+async fn a_watch_with_a_valid_token_stays_open() {
+    let app = spawn_app().await;
+    let token = testkit::identity().token("player-12", &["player"], Duration::from_secs(600));
+    let request = testkit::authorized(pb::WatchMyPageRequest { customer_id: "player-12".into() }, &token);
+    let mut pages = app.client.clone().watch_my_page(request).await.unwrap().into_inner();
+    next_page(&mut pages).await;
+    let next = tokio::time::timeout(Duration::from_millis(1500), pages.message()).await;
+    assert!(next.is_err(), "the watch ended or sent a page with nothing changed: {next:?}");
+}
