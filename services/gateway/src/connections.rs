@@ -1,5 +1,7 @@
-//! The gateway's HTTP/2 server: how connections are accepted, what each one
-//! may do, and when it is closed.
+//! The gateway's HTTP server: how connections are accepted, what each one
+//! may do, and when it is closed. gRPC arrives over HTTP/2; browsers (the
+//! page and its gRPC-Web calls, see [`crate::web`]) use HTTP/1.1 on the same
+//! port, told apart by the HTTP/2 preface.
 //!
 //! - **Caps** ([`Peers`]): a connection over the total or per-peer cap, or
 //!   from a peer that is cut off, is refused as it is accepted, with an HTTP/2
@@ -163,8 +165,9 @@ pub async fn serve<S>(
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list_bytes)
@@ -176,6 +179,14 @@ pub async fn serve<S>(
         // Detects dead peers: a half-open connection holds its slot otherwise.
         .keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10));
+    // HTTP/1.1 is for browsers (gRPC-Web and the page), which never speak
+    // cleartext HTTP/2: the same header budget, and a request head that
+    // must arrive promptly.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .max_buf_size(usize::try_from(limits.max_header_list_bytes).unwrap_or(usize::MAX).max(8 * 1024));
     let draining = CancellationToken::new();
     // Each connection's task holds a sender: when every one is dropped, the
     // last connection has ended.
@@ -213,7 +224,7 @@ pub async fn serve<S>(
             peers: peers.clone(),
             log: refusals.clone(),
         };
-        let served = http2.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+        let served = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service)).into_owned();
         let (limits, draining, alive) = (limits.clone(), draining.clone(), alive.clone());
         tokio::spawn(async move {
             let mut served = std::pin::pin!(served);

@@ -13,6 +13,8 @@
 //!   deadlines, abusive connections cut off.
 //! - [`peers`]: per-peer connection counts, budgets and cut-offs.
 //! - [`log_budget`]: logging under attack, one line per reason per interval.
+//! - [`web`]: browsers: gRPC-Web for the player APIs, CORS, the player's
+//!   page at `/` and the development sign-in.
 //!
 //! Beside the proxy it serves gRPC reflection for every service (so
 //! `grpcurl -plaintext 127.0.0.1:8080 list` works with no proto files) and
@@ -28,6 +30,7 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod snapshots;
 pub mod upstream;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,6 +51,7 @@ use crate::edge::{EdgeConfig, EdgeLayer};
 use crate::peers::{PeerLimits, Peers};
 use crate::rate_limit::RateLimit;
 use crate::upstream::{InvalidUpstream, Upstream};
+use crate::web::{Front, Web, WebConfig, WebError};
 
 /// The default listen address: the one address players and tools use.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -97,6 +101,8 @@ pub struct GatewayConfig {
     /// behind an Istio ingress). When set, budgets are kept per reported
     /// client, and connection caps and cut-offs are left to the proxy.
     pub client_address_header: Option<http::HeaderName>,
+    /// What browsers get: the page, gRPC-Web's allowed origins, sign-in.
+    pub web: WebConfig,
 }
 
 impl GatewayConfig {
@@ -120,6 +126,7 @@ impl GatewayConfig {
             stalled_watch: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             client_address_header: None,
+            web: WebConfig::default(),
         }
     }
 
@@ -174,6 +181,7 @@ impl GatewayConfig {
             stalled_watch: positive_millis("GATEWAY_STALLED_WATCH_MS", defaults.stalled_watch)?,
             request_timeout: positive_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
             client_address_header: env_optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
+            web: WebConfig::from_env()?,
         })
     }
 }
@@ -208,6 +216,8 @@ pub enum GatewayError {
     },
     #[error("cannot verify tokens")]
     Auth(#[from] AuthError),
+    #[error("cannot serve browsers")]
+    Web(#[from] WebError),
 }
 
 /// The gateway, bound and ready to serve.
@@ -220,6 +230,7 @@ pub struct App {
     edge: EdgeConfig,
     connections: ConnectionLimits,
     stalled_watch: Duration,
+    web: Arc<Web>,
 }
 
 impl App {
@@ -246,6 +257,7 @@ impl App {
             request_timeout: config.request_timeout,
             client_address_header: config.client_address_header.clone(),
         };
+        let web = Arc::new(Web::load(&config.web, config.addr)?);
         let upstreams =
             config.upstreams.iter().map(|(service, url)| Upstream::new(service, url)).collect::<Result<Vec<_>, _>>()?;
         let listener =
@@ -264,6 +276,7 @@ impl App {
             edge,
             connections: config.connections,
             stalled_watch: config.stalled_watch,
+            web,
         })
     }
 
@@ -277,7 +290,7 @@ impl App {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
-        let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch } = self;
+        let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch, web } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
         let mut routes = RoutesBuilder::default();
@@ -303,11 +316,12 @@ impl App {
                 drained.cancel();
             }
         };
-        tracing::info!(addr = ?listener.local_addr().ok(), "gateway serving");
+        tracing::info!(addr = ?listener.local_addr().ok(), page = web.serves_page(), "gateway serving");
         let peers = edge.peers.clone();
         // Before routing: health and reflection are served by the gateway
-        // itself and must be rate limited too.
-        let service = EdgeLayer::new(edge).layer(Routes::from(router));
+        // itself and must be rate limited too. Browsers' gRPC-Web calls are
+        // translated in front of it, so the same policy applies to them.
+        let service = Front::new(EdgeLayer::new(edge).layer(Routes::from(router)), web);
         let server = connections::serve(listener, service, connections, peers, stop_serving);
         tokio::select! {
             () = server => {}

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
 mod balancing;
+mod browser;
 mod edge;
 mod helpers;
