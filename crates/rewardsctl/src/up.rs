@@ -54,8 +54,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let bin_dir = std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf();
     let layout = Layout::well_known(&options.replicas);
-    let config =
-        MeshConfig { run_dir: options.run_dir, bin_dir, nats_server: None, layout, env: Vec::new(), announce: true };
+    let env = page_env(&options.run_dir);
+    let config = MeshConfig { run_dir: options.run_dir, bin_dir, nats_server: None, layout, env, announce: true };
     let mut mesh = Mesh::new(config)?;
     mesh.start_nats().await?;
     mesh.start_members(|_| true);
@@ -104,6 +104,31 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The built development page (`npm --prefix web run build:dev`, which
+/// `just up` runs first): with the "play a match" control and the
+/// development sign-in, which the production build has not.
+const DEV_PAGE: &str = "web/dist-dev";
+
+/// The origin of the page's development server (`npm --prefix web run dev`).
+const DEV_SERVER_ORIGINS: &str = "http://localhost:5173,http://127.0.0.1:5173";
+
+/// What the gateway needs to serve the page locally: the built page, the
+/// development sign-in with this run's key, and CORS for the page's
+/// development server. No page when it was not built.
+fn page_env(run_dir: &std::path::Path) -> Vec<(String, String, String)> {
+    let gateway = |name: &str, value: String| ("gateway".to_owned(), name.to_owned(), value);
+    let mut env = vec![
+        gateway("GATEWAY_DEV_SIGN_IN_DIR", run_dir.join("auth").display().to_string()),
+        gateway("GATEWAY_CORS_ORIGINS", DEV_SERVER_ORIGINS.to_owned()),
+    ];
+    let page = std::path::Path::new(DEV_PAGE);
+    if page.join("index.html").exists() {
+        let page = page.canonicalize().unwrap_or_else(|_| page.to_path_buf());
+        env.push(gateway("GATEWAY_WEB_ROOT", page.display().to_string()));
+    }
+    env
+}
+
 fn print_endpoints(mesh: &Mesh, elapsed: Duration) {
     let layout = mesh.layout();
     println!("\nAll services are SERVING ({:.1}s from start).\n", elapsed.as_secs_f64());
@@ -123,6 +148,11 @@ fn print_endpoints(mesh: &Mesh, elapsed: Duration) {
     println!("\n  the gateway serves plaintext gRPC with reflection, balancing over each service's replicas");
     println!("  stores and logs under {}", mesh.run_dir().display());
     let gateway = layout.gateway_url();
+    if std::path::Path::new(DEV_PAGE).join("index.html").exists() {
+        println!("\n  My page (open it in a browser; sign in with any player id): {gateway}/");
+    } else {
+        println!("\n  My page is not built: `./dev up` builds it (npm --prefix web run build:dev)");
+    }
     let gateway = gateway.trim_start_matches("http://");
     println!(
         "\nTry (grpcurl is in .tools/bin); every game API call needs a token, health and reflection do not:

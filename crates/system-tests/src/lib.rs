@@ -28,6 +28,8 @@ pub struct MeshOptions {
     pub wallet_to_gift: Option<platform::resilience::ResilienceConfig>,
     /// Exchanges gift serves at once; its default when `None`.
     pub gift_max_exchanges_in_flight: Option<usize>,
+    /// What the gateway serves browsers (the page, the development sign-in).
+    pub web: gateway::web::WebConfig,
 }
 
 struct Running {
@@ -157,6 +159,7 @@ impl Mesh {
             .collect();
         config.shutdown_grace = Duration::from_secs(3);
         config.auth = Some(testkit::identity().auth_config());
+        config.web = self.options.web.clone();
         // The tests drive hundreds of calls per second as one operator.
         config.rate_limit = gateway::rate_limit::RateLimit { per_second: 1e6, burst: 1_000_000 };
         let stop = CancellationToken::new();

@@ -6,6 +6,7 @@
 mod authorization;
 mod bad_input;
 mod broker_crash;
+mod browser;
 mod clients;
 mod exchange_under_pressure;
 mod fault_isolation;

@@ -1,0 +1,59 @@
+// What a failed call means to a player, in words: never a status code.
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** What the page does after an error, besides saying it. */
+export type Consequence = "none" | "sign-in" | "stop";
+
+export interface Explanation {
+  text: string;
+  consequence: Consequence;
+}
+
+/** The `retry-after-ms` the gateway and the wallet send with a refusal, as whole seconds (at least 1). */
+export function waitSeconds(error: ConnectError): number | undefined {
+  const value = error.metadata.get("retry-after-ms");
+  const millis = value === null ? Number.NaN : Number(value);
+  return Number.isFinite(millis) && millis >= 0 ? Math.max(1, Math.ceil(millis / 1000)) : undefined;
+}
+
+function later(seconds: number | undefined): string {
+  if (seconds === undefined) return "Please try again in a moment.";
+  return seconds === 1 ? "Please try again in 1 second." : `Please try again in ${seconds} seconds.`;
+}
+
+/** A player's reading of `reason`, a failed call of the page (`what` names it: "exchange"). */
+export function explain(reason: unknown, what: "exchange" | "page" | "match" = "page"): Explanation {
+  const error = ConnectError.from(reason);
+  const message = error.rawMessage.toLowerCase();
+  const say = (text: string, consequence: Consequence = "none") => ({ text, consequence });
+  switch (error.code) {
+    case Code.Unauthenticated:
+      return say("Your session has ended. Please sign in again.", "sign-in");
+    case Code.PermissionDenied:
+      return say("This page belongs to another player: you can only see your own.", "stop");
+    case Code.Unavailable:
+      return what === "exchange"
+        ? say(`The gift exchange is busy right now and your reward is unchanged. ${later(waitSeconds(error))}`)
+        : say(`The game's rewards are taking a break. ${later(waitSeconds(error))}`);
+    case Code.ResourceExhausted:
+      return say(`You are going a bit fast. ${later(waitSeconds(error))}`);
+    case Code.FailedPrecondition:
+      if (message.includes("already exchanged")) return say("You already exchanged this reward.");
+      if (message.includes("out of stock")) return say("Sorry, that gift is out of stock. Pick another one.");
+      if (message.includes("not enough points")) return say("This reward has not enough points for that gift.");
+      if (message.includes("being exchanged")) return say("This reward is being exchanged. Wait a moment.");
+      return say("That cannot be done right now.");
+    case Code.NotFound:
+      return what === "exchange"
+        ? say("That gift or reward is no longer offered.")
+        : say("We could not find that. Please reload the page.");
+    case Code.AlreadyExists:
+      return say("That was done already.");
+    case Code.DeadlineExceeded:
+    case Code.Canceled:
+    case Code.Aborted:
+      return say(`That took too long. ${later(waitSeconds(error))}`);
+    default:
+      return say(`Something went wrong on our side. ${later(waitSeconds(error))}`);
+  }
+}
