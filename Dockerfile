@@ -22,6 +22,17 @@
 ARG RUST_VERSION=1
 ARG BINARIES="mission reward wallet gift mypage settlement gateway"
 
+# The player's page (web/), production build: TypeScript generated from
+# proto/ by buf and protoc-gen-es (both npm packages, pinned by
+# web/package-lock.json), bundled by Vite, with gzip copies the gateway serves.
+FROM node:20-bookworm-slim AS page
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY proto /src/proto
+COPY web/ ./
+RUN npm run build
+
 FROM rust:${RUST_VERSION}-bookworm AS builder
 ARG BINARIES
 WORKDIR /src
@@ -51,6 +62,9 @@ LABEL org.opencontainers.image.title="game-rewards-mesh" \
       org.opencontainers.image.source="https://github.com/game-rewards/game-rewards-mesh" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /out/bin/ /usr/local/bin/
+# The gateway serves it at / when GATEWAY_WEB_ROOT names it (the chart's
+# `web.enabled`); read once at start, so a read-only root filesystem is fine.
+COPY --from=page /src/web/dist/ /usr/local/share/game-rewards/web/
 # The nonroot user's home (owned by 65532 in the base image): outside
 # Kubernetes the default DATABASE_URL, data/<service>.sqlite, lands in
 # /home/nonroot/data (mount a volume there to keep it). The chart sets

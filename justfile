@@ -14,6 +14,7 @@ default:
 # `just up --prometheus` also runs a Prometheus on :9090 scraping every process
 # (`./dev up --prometheus` installs Debian's prometheus first). Ctrl-C stops it.
 up *args:
+    npm --prefix web run --silent build:dev
     cargo build --workspace --bins
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" up {{args}}
 
@@ -67,11 +68,22 @@ dead-letters *args:
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" dead-letters {{args}}
 
 # Run every test: unit, integration (real nats-server, SQLite, PostgreSQL when
-# reachable), and the Python client generated from proto/ (grpcio-tools,
-# installed into .tools/venv here; required, not skipped).
+# reachable), the Python client generated from proto/ (grpcio-tools,
+# installed into .tools/venv here; required, not skipped), the page's own
+# tests (vitest) and the page in Chromium against the whole mesh (Playwright;
+# required, not skipped: ./dev installs chromium and the npm packages).
 test:
     .tools/venv/bin/pip install --quiet --disable-pip-version-check -r scripts/python_client/requirements.txt
-    REQUIRE_PYTHON_CLIENT=1 cargo test --workspace --all-targets
+    npm --prefix web test --silent
+    npm --prefix web run --silent build:dev
+    REQUIRE_PYTHON_CLIENT=1 REQUIRE_BROWSER=1 cargo test --workspace --all-targets
+
+# The player's page: `just web` builds what the chart serves (web/dist, with
+# gzip copies); `just web build:dev` the development build `just up` serves
+# (web/dist-dev: development sign-in, "play a match"); `just web dev` runs
+# Vite's development server on :5173 against the gateway of `just up`.
+web script="build":
+    npm --prefix web run {{script}}
 
 # Python stubs of every contract into DIR (default .run/python-stubs), with grpcio-tools.
 python-stubs dir=".run/python-stubs":

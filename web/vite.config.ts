@@ -4,13 +4,17 @@
 // bundle does not contain at all (dead code, removed at build time).
 import { defineConfig } from "vitest/config";
 
-export default defineConfig(({ mode }) => {
+export default defineConfig(({ command, mode }) => {
   // The gateway the development server (`npm run dev`, port 5173) talks to:
   // gRPC-Web goes to it cross-origin (CORS, `GATEWAY_CORS_ORIGINS` under
   // `./dev up`); settings and the development sign-in go through the proxy.
   const gateway = process.env.GATEWAY_URL ?? "http://127.0.0.1:8080";
   return {
-    define: { __DEV_BUILD__: JSON.stringify(mode === "development") },
+    define: {
+      __DEV_BUILD__: JSON.stringify(mode === "development"),
+      // Built pages call the gateway that served them.
+      __GATEWAY__: command === "serve" ? JSON.stringify(gateway) : "location.origin",
+    },
     build: { target: "es2022", sourcemap: false, minify: true, reportCompressedSize: false },
     server: {
       port: 5173,

@@ -8,7 +8,8 @@ import { WalletService } from "./gen/game/wallet/v1/wallet_pb.js";
 
 // Served by the gateway itself: same origin. The development server
 // (`npm run dev`) names the gateway, which allows its origin (CORS).
-const gateway = import.meta.env.VITE_GATEWAY_URL ?? location.origin;
+declare const __GATEWAY__: string;
+const gateway = __GATEWAY__;
 
 export function clients(token: () => string) {
   const bearer: Interceptor = (next) => (request) => {
