@@ -242,9 +242,14 @@ impl Site {
         let mut total = 0u64;
         while let Some(dir) = pending.pop() {
             for entry in std::fs::read_dir(&dir).map_err(io)? {
-                let path = entry.map_err(io)?.path();
-                if path.is_dir() {
+                let entry = entry.map_err(io)?;
+                let (kind, path) = (entry.file_type().map_err(io)?, entry.path());
+                if kind.is_dir() {
                     pending.push(path);
+                    continue;
+                }
+                // A linked directory is not followed: a link to a parent would never end.
+                if kind.is_symlink() && path.is_dir() {
                     continue;
                 }
                 total += path.metadata().map_err(io)?.len();
