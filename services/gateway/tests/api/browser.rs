@@ -363,3 +363,14 @@ async fn the_development_sign_in_is_never_served_beyond_loopback() {
     let error = gateway::App::build(config).await.unwrap_err();
     assert!(format!("{:?}", error).contains("DevSignInExposed"), "{error:?}");
 }
+
+#[tokio::test]
+async fn plain_grpc_over_http1_is_told_it_needs_http2() {
+    let gateway = gateway(|_| {}).await;
+    let request = Request::post(DEFINITIONS)
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .unwrap();
+    let response = gateway.send(request).await;
+    assert_eq!(response.status(), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
+}
