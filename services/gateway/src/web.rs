@@ -19,26 +19,29 @@
 //!   refuses to start with it unless it listens on loopback, and its tokens
 //!   verify only where that key's JWKS is trusted.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::Full;
 use platform::config::{ConfigError, env_optional, env_or};
-use platform::kernel::CustomerId;
 use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer as _, Service, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::edge::{Access, access_of};
+
+mod sign_in;
+mod site;
+
+use site::Site;
 
 /// How the gateway serves browsers.
 #[derive(Debug, Clone, Default)]
@@ -121,9 +124,6 @@ pub enum WebError {
     #[error("GATEWAY_OIDC_AUTHORITY: {0:?} is not an https URL (http only on loopback)")]
     Authority(String),
 }
-
-/// The longest development token asked for: the development issuer's own lifetime.
-const DEV_TOKEN_MAX: Duration = dev_issuer::TOKEN_LIFETIME;
 
 /// Everything the browser side serves, read once at start.
 #[derive(Debug)]
@@ -212,86 +212,6 @@ fn origin_of(url: &str) -> Option<String> {
         _ => return None,
     }
     Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
-}
-
-/// The page's files, by path (`/`, `/assets/index-1a2b.js`).
-#[derive(Debug)]
-struct Site {
-    files: HashMap<String, Asset>,
-}
-
-#[derive(Debug)]
-struct Asset {
-    content_type: &'static str,
-    /// Hashed asset names never change content; `index.html` always may.
-    immutable: bool,
-    bytes: Bytes,
-    /// The build's `.gz` copy, when it made one.
-    gzip: Option<Bytes>,
-}
-
-/// A page is a few files; a directory far larger is the wrong directory.
-const MAX_SITE_FILES: usize = 512;
-const MAX_SITE_BYTES: u64 = 32 * 1024 * 1024;
-
-impl Site {
-    fn load(root: &Path) -> Result<Self, WebError> {
-        let io = |source| WebError::Page { root: root.to_owned(), source };
-        let mut files = HashMap::new();
-        let mut pending = vec![root.to_owned()];
-        let mut total = 0u64;
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(io)? {
-                let entry = entry.map_err(io)?;
-                let (kind, path) = (entry.file_type().map_err(io)?, entry.path());
-                if kind.is_dir() {
-                    pending.push(path);
-                    continue;
-                }
-                // A linked directory is not followed: a link to a parent would never end.
-                if kind.is_symlink() && path.is_dir() {
-                    continue;
-                }
-                total += path.metadata().map_err(io)?.len();
-                if files.len() >= MAX_SITE_FILES || total > MAX_SITE_BYTES {
-                    return Err(io(std::io::Error::other("more files than a page has: is this the built page?")));
-                }
-                if path.extension().is_some_and(|e| e == "gz") {
-                    continue;
-                }
-                let relative = path.strip_prefix(root).map_err(|e| io(std::io::Error::other(e)))?;
-                let key = format!("/{}", relative.to_string_lossy().replace('\\', "/"));
-                let gz = PathBuf::from(format!("{}.gz", path.display()));
-                let asset = Asset {
-                    content_type: content_type(&key),
-                    immutable: key.starts_with("/assets/"),
-                    bytes: std::fs::read(&path).map_err(io)?.into(),
-                    gzip: if gz.exists() { Some(std::fs::read(&gz).map_err(io)?.into()) } else { None },
-                };
-                files.insert(key, asset);
-            }
-        }
-        if !files.contains_key("/index.html") {
-            return Err(WebError::NoIndex(root.to_owned()));
-        }
-        Ok(Self { files })
-    }
-}
-
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("json") => "application/json",
-        Some("webmanifest") => "application/manifest+json",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("ico") => "image/x-icon",
-        Some("woff2") => "font/woff2",
-        Some("txt") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
 }
 
 /// Whether the player APIs' method at `path` is served over gRPC-Web.
@@ -394,53 +314,16 @@ impl Web {
                 response
             }
             (&Method::POST, "/dev/sign-in") => match &self.dev {
-                Some(issuer) => dev_sign_in(issuer, request).await,
+                Some(issuer) => sign_in::dev_sign_in(issuer, request).await,
                 None => plain(StatusCode::NOT_FOUND, "no development sign-in here\n"),
             },
-            (&Method::GET | &Method::HEAD, _) => self.asset(&request),
+            (&Method::GET | &Method::HEAD, _) => match &self.site {
+                Some(site) => site.respond(&request, &self.csp),
+                None => plain(StatusCode::NOT_FOUND, "this gateway serves no page (GATEWAY_WEB_ROOT is not set)\n"),
+            },
             _ => plain(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
-
-    fn asset(&self, request: &Request<Body>) -> Response<Body> {
-        let Some(site) = &self.site else {
-            return plain(StatusCode::NOT_FOUND, "this gateway serves no page (GATEWAY_WEB_ROOT is not set)\n");
-        };
-        let path = match request.uri().path() {
-            "/" => "/index.html",
-            path => path,
-        };
-        let Some(asset) = site.files.get(path) else {
-            return plain(StatusCode::NOT_FOUND, "not found\n");
-        };
-        let gzip = asset.gzip.as_ref().filter(|_| accepts_gzip(request));
-        let head = request.method() == Method::HEAD;
-        let mut response = body_of(gzip.unwrap_or(&asset.bytes).clone(), head);
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        if gzip.is_some() {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        let cache = if asset.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-        if asset.content_type.starts_with("text/html") {
-            headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
-            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        }
-        response
-    }
-}
-
-fn accepts_gzip(request: &Request<Body>) -> bool {
-    request.headers().get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|value| {
-        value.split(',').any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            parts.next() == Some("gzip") && !parts.any(|p| p.replace(' ', "") == "q=0")
-        })
-    })
 }
 
 fn body_of(bytes: Bytes, head: bool) -> Response<Body> {
@@ -455,53 +338,6 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
-}
-
-/// A sign-in request: who, and for how long (at most an hour).
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignIn {
-    customer_id: String,
-    #[serde(default)]
-    lifetime_secs: Option<u64>,
-}
-
-/// Signs a player's token with the development key.
-async fn dev_sign_in(issuer: &dev_issuer::DevIssuer, request: Request<Body>) -> Response<Body> {
-    let json = |status: StatusCode, value: serde_json::Value| {
-        let mut response = body_of(Bytes::from(value.to_string()), false);
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
-    };
-    let refuse = |why: String| json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": why }));
-    let Ok(body) = Limited::new(request.into_body(), 1024).collect().await else {
-        return refuse("the request must be a small JSON object".into());
-    };
-    let sign_in: SignIn = match serde_json::from_slice(&body.to_bytes()) {
-        Ok(sign_in) => sign_in,
-        Err(error) => return refuse(format!("expected {{\"customer_id\": \"…\"}}: {error}")),
-    };
-    let customer = match CustomerId::parse(sign_in.customer_id.trim()) {
-        Ok(customer) => customer,
-        Err(error) => return refuse(format!("player id: {error}")),
-    };
-    let lifetime = match sign_in.lifetime_secs.map(Duration::from_secs) {
-        None => DEV_TOKEN_MAX,
-        Some(lifetime) if lifetime.is_zero() || lifetime > DEV_TOKEN_MAX => {
-            return refuse(format!("lifetime_secs must be between 1 and {}", DEV_TOKEN_MAX.as_secs()));
-        }
-        Some(lifetime) => lifetime,
-    };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    let token = issuer.token(customer.as_str(), &["player"], lifetime);
-    tracing::info!(customer_id = %customer, lifetime_secs = lifetime.as_secs(), "development sign-in");
-    json(
-        StatusCode::OK,
-        serde_json::json!({ "customer_id": customer.as_str(), "token": token, "expires_at": now + lifetime.as_secs() }),
-    )
 }
 
 /// What gRPC-Web may call, and from where: the player APIs, from the
@@ -595,13 +431,5 @@ mod tests {
         assert!(!served_to_browsers("/game.gift.v1.GiftService/Exchange"));
         assert!(!served_to_browsers("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
         assert!(!served_to_browsers("/grpc.health.v1.Health/Check"));
-    }
-
-    #[test]
-    fn gzip_is_taken_unless_refused() {
-        let request = |value: &str| Request::builder().header("accept-encoding", value).body(Body::empty()).unwrap();
-        assert!(accepts_gzip(&request("gzip, deflate, br")));
-        assert!(!accepts_gzip(&request("gzip;q=0, br")));
-        assert!(!accepts_gzip(&request("br")));
     }
 }
