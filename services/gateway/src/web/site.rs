@@ -95,12 +95,11 @@ fn content_type(path: &str) -> &'static str {
 impl Site {
     /// The file `request` names, as the browser takes it (gzip or not); `csp` on HTML.
     pub(super) fn respond(&self, request: &Request<Body>, csp: &HeaderValue) -> Response<Body> {
-        let site = self;
         let path = match request.uri().path() {
             "/" => "/index.html",
             path => path,
         };
-        let Some(asset) = site.files.get(path) else {
+        let Some(asset) = self.files.get(path) else {
             return plain(StatusCode::NOT_FOUND, "not found\n");
         };
         let gzip = asset.gzip.as_ref().filter(|_| accepts_gzip(request));
