@@ -4,13 +4,21 @@
 
 use std::time::Duration;
 
-use async_nats::{Client, ConnectOptions, Event, jetstream};
+use async_nats::{Client, ConnectOptions, Event, ServerAddr, jetstream};
 
-/// Connects to `url` as `name`.
+/// Connects to `url` as `name`: one server, or a cluster's servers
+/// comma-separated (any live one will do; the client learns the others).
 ///
 /// # Errors
-/// Only when the URL itself is unusable; an unreachable server is retried.
+/// Only when a URL itself is unusable; an unreachable server is retried.
 pub async fn connect(url: &str, name: &str) -> Result<(Client, jetstream::Context), async_nats::ConnectError> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::parse::<ServerAddr>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, error))?;
     let client = ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
@@ -32,7 +40,7 @@ pub async fn connect(url: &str, name: &str) -> Result<(Client, jetstream::Contex
                 other => tracing::info!(event = %other, "NATS event"),
             }
         })
-        .connect(url)
+        .connect(servers)
         .await?;
     let jetstream = jetstream::new(client.clone());
     Ok((client, jetstream))

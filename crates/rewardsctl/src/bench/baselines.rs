@@ -73,7 +73,7 @@ pub async fn run(dir: &Path, bin_dir: &Path, options: &Options) -> anyhow::Resul
 }
 
 async fn echo(dir: &Path, bin_dir: &Path, duration: Duration) -> anyhow::Result<(Report, Report)> {
-    let port = Layout::free(&Replicas::default())?.nats_port;
+    let port = localinfra::ports::RUNNER.take()?;
     let stop = platform::CancellationToken::new();
     let spec = ProcessSpec {
         name: "echo".into(),
@@ -82,6 +82,7 @@ async fn echo(dir: &Path, bin_dir: &Path, duration: Duration) -> anyhow::Result<
         env: Vec::new(),
         log: dir.join("echo.log"),
         announce: true,
+        owner: None,
     };
     let (_handle, supervision) = supervised(spec, stop.clone());
     let supervisor = tokio::spawn(supervision);
@@ -124,7 +125,7 @@ async fn connect_when_up(url: &str) -> anyhow::Result<Target> {
 }
 
 async fn jetstream(dir: &Path, bin_dir: &Path, messages: usize) -> anyhow::Result<JetStream> {
-    let mut layout = Layout::free(&Replicas::default())?;
+    let mut layout = Layout::free(crate::mesh::Shape::Single, &Replicas::default())?;
     layout.members.clear();
     let config = MeshConfig {
         run_dir: dir.join("nats-baseline"),
@@ -135,7 +136,7 @@ async fn jetstream(dir: &Path, bin_dir: &Path, messages: usize) -> anyhow::Resul
         announce: true,
     };
     let mut mesh = Mesh::new(config)?;
-    mesh.start_nats().await?;
+    mesh.start_infrastructure().await?;
     let measured = measure_jetstream(&mesh.layout().nats_url(), messages).await;
     mesh.stop().await;
     let measured = measured?;

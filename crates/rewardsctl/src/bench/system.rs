@@ -42,15 +42,15 @@ impl System {
         {
             env.push(("gateway".into(), variable.into(), value.into()));
         }
-        let layout = Layout::free(&Replicas::default())?;
+        let layout = Layout::free(crate::mesh::Shape::Single, &Replicas::default())?;
         let config = MeshConfig { run_dir, bin_dir, nats_server: None, layout, env, announce: true };
         let mut mesh = Mesh::new(config)?;
         let started = Instant::now();
-        mesh.start_nats().await?;
+        mesh.start_infrastructure().await?;
         mesh.start_members(|_| true);
         mesh.wait_until_serving(Duration::from_secs(60), true).await?;
         let serving_after = started.elapsed();
-        let stores = Stores::new(mesh.run_dir().join("data"));
+        let stores = mesh.stores();
         Ok(Self { mesh, serving_after, stores })
     }
 
