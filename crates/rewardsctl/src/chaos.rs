@@ -279,7 +279,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let nats = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .max_reconnects(None)
-        .connect(mesh.layout().nats_addresses()?)
+        .connect(mesh.layout().nats_urls())
         .await
         .context("cannot connect to nats-server")?;
     let js = async_nats::jetstream::new(nats);

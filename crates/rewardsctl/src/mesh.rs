@@ -273,12 +273,9 @@ impl Layout {
         self.nats.iter().map(|n| format!("nats://127.0.0.1:{}", n.client)).collect::<Vec<_>>().join(",")
     }
 
-    /// The broker's addresses, for a client of the runner's own.
-    ///
-    /// # Errors
-    /// Never for the layouts this module makes.
-    pub fn nats_addresses(&self) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
-        self.nats_url().split(',').map(|url| url.parse().with_context(|| format!("bad NATS URL {url}"))).collect()
+    /// The broker's URLs, one per node, for a client of the runner's own.
+    pub fn nats_urls(&self) -> Vec<String> {
+        self.nats_url().split(',').map(str::to_owned).collect()
     }
 
     /// The names of the nats-server processes: `nats-server` alone, `nats-1`… in a cluster.

@@ -212,6 +212,23 @@ impl Stores {
         tokio::task::spawn_blocking(move || stores.query(&service, &sql)).await?
     }
 
+    /// Runs the write `sql` on `service`'s store; returns the rows it changed.
+    ///
+    /// # Errors
+    /// When the store cannot be opened or refuses the statement.
+    pub async fn execute(&self, service: &str, sql: String) -> anyhow::Result<usize> {
+        let stores = self.clone();
+        let service = service.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let changed = match stores.connect(&service, Access::ReadWrite)? {
+                Conn::Sqlite(mut conn) => diesel::sql_query(&sql).execute(&mut conn),
+                Conn::Postgres(mut conn) => diesel::sql_query(&sql).execute(&mut conn),
+            };
+            changed.with_context(|| format!("{sql:?} on {service}'s store"))
+        })
+        .await?
+    }
+
     async fn count(&self, service: &str, table: &'static str, sql: &'static str) -> anyhow::Result<i64> {
         let stores = self.clone();
         let service = service.to_owned();
@@ -241,16 +258,16 @@ impl Stores {
     where
         T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
     {
-        let loaded = match self.connect(service)? {
+        let loaded = match self.connect(service, Access::ReadOnly)? {
             Conn::Sqlite(mut conn) => diesel::sql_query(sql).load(&mut conn),
             Conn::Postgres(mut conn) => diesel::sql_query(sql).load(&mut conn),
         };
         loaded.with_context(|| format!("{sql:?} on {service}'s store"))
     }
 
-    fn connect(&self, service: &str) -> anyhow::Result<Conn> {
+    fn connect(&self, service: &str, access: Access) -> anyhow::Result<Conn> {
         match &self.backend {
-            Backend::Sqlite(data) => open_read_only(&data.join(format!("{service}.sqlite"))).map(Conn::Sqlite),
+            Backend::Sqlite(data) => open(&data.join(format!("{service}.sqlite")), access).map(Conn::Sqlite),
             Backend::Postgres(url) => {
                 let url = format!("{}?connect_timeout=2", url(service));
                 let conn = PgConnection::establish(&url).with_context(|| format!("cannot connect to {url}"))?;
@@ -260,8 +277,18 @@ impl Stores {
     }
 }
 
-fn open_read_only(path: &Path) -> anyhow::Result<SqliteConnection> {
-    let url = format!("file:{}?mode=ro", path.display());
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+fn open(path: &Path, access: Access) -> anyhow::Result<SqliteConnection> {
+    let mode = match access {
+        Access::ReadOnly => "ro",
+        Access::ReadWrite => "rw",
+    };
+    let url = format!("file:{}?mode={mode}", path.display());
     let mut conn = SqliteConnection::establish(&url).with_context(|| format!("cannot open {}", path.display()))?;
     // The services write while this reads: wait for their locks instead of failing.
     diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)?;

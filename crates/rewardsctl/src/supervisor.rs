@@ -209,6 +209,13 @@ async fn supervise(
             }
             Some(request) = requests.recv() => match request {
                 Request::Kill(reply, down) => {
+                    // The whole process group, as a crashed container goes: a
+                    // postmaster's backends die with it instead of holding its
+                    // shared memory and delaying the restart.
+                    if let Some(pid) = child.id() {
+                        let group = format!("-{pid}");
+                        let _ = Command::new("kill").args(["-KILL", "--", &group]).status().await;
+                    }
                     let killed = child.start_kill().is_ok();
                     let _ = child.wait().await;
                     pid.store(0, Ordering::SeqCst);

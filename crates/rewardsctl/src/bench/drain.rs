@@ -122,7 +122,7 @@ async fn drain(options: &Options, replicas: usize) -> anyhow::Result<Drained> {
     };
     let mut mesh = Mesh::new(config)?;
     mesh.start_infrastructure().await?;
-    let client = async_nats::connect(mesh.layout().nats_url()).await.context("cannot connect to nats-server")?;
+    let client = async_nats::connect(mesh.layout().nats_urls()).await.context("cannot connect to nats-server")?;
     let js = jetstream::new(client);
     publish_backlog(&js, options.events).await?;
 
