@@ -181,14 +181,11 @@ async fn kill_leader(victims: &Victims, stream: Option<&str>, started: Instant, 
     }
     let Some(leader) = localinfra::nats::leader_of(&victims.nodes, stream).await else { return };
     let Some(process) = victims.brokers.get(leader) else { return };
-    let what = stream.map_or("meta leader".to_owned(), |s| format!("{s} stream leader"));
-    if kill(process, crate::supervisor::RESTART_AFTER_KILL, started, kills, progress).await {
+    let what = stream.map_or("the JetStream meta leader".to_owned(), |s| format!("the {s} stream's leader"));
+    if kill_as(process, &what, crate::supervisor::RESTART_AFTER_KILL, started, kills, progress).await {
         match stream {
             None => kills.meta_leader += 1,
             Some(_) => kills.stream_leader += 1,
-        }
-        if let Some((_, name)) = kills.log.last_mut() {
-            *name = format!("{name} ({what})");
         }
     }
 }
@@ -219,6 +216,23 @@ async fn outage(instance: Instance) -> Duration {
 }
 
 async fn kill(victim: &ProcessHandle, down: Duration, started: Instant, kills: &mut Kills, progress: bool) -> bool {
+    let role = if victim.name() == crate::mesh::POSTGRES {
+        format!("the database, down for {}s", down.as_secs())
+    } else {
+        String::new()
+    };
+    kill_as(victim, &role, down, started, kills, progress).await
+}
+
+/// Kills `victim`, which plays `role` (shown when not empty).
+async fn kill_as(
+    victim: &ProcessHandle,
+    role: &str,
+    down: Duration,
+    started: Instant,
+    kills: &mut Kills,
+    progress: bool,
+) -> bool {
     if !victim.kill_for(down).await {
         // It was already down, waiting for its restart.
         return false;
@@ -228,10 +242,11 @@ async fn kill(victim: &ProcessHandle, down: Duration, started: Instant, kills: &
     if is_broker(victim.name()) {
         kills.broker += 1;
     }
+    let name = if role.is_empty() { victim.name().to_owned() } else { format!("{} ({role})", victim.name()) };
     if progress {
-        println!("[chaos] {at:6.1}s  SIGKILL {}", victim.name());
+        println!("[chaos] {at:6.1}s  SIGKILL {name}");
     }
-    kills.log.push((at, victim.name().to_owned()));
+    kills.log.push((at, name));
     true
 }
 
