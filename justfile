@@ -52,6 +52,8 @@ overload *args:
 # missions/s (60 s each), the exchange healthy and with the breaker open, the
 # gateway's cost, each process's memory and CPU. Prints a table and writes
 # .run/bench-<time>/results.json. `just bench --quick` takes under 3 minutes;
+# `just bench --cluster` adds the production shape (three NATS nodes,
+# PostgreSQL, two replicas of everything) beside the single box;
 # `just bench compare A.json B.json` sets two runs side by side.
 bench *args:
     cargo build --release --workspace --bins

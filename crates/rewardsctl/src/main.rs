@@ -60,11 +60,13 @@ usage:
   rewardsctl dead-letters redrive SEQUENCE [--nats URL]
       list the events consumers gave up on (with the reason), or send one back
       to its consumer under its own Event-Id (default NATS nats://127.0.0.1:14222)
-  rewardsctl bench [--quick] [--rates R,R,...] [--duration SECS] [--run-dir DIR]
+  rewardsctl bench [--quick] [--cluster] [--rates R,R,...] [--duration SECS] [--run-dir DIR]
       every measurement in one run (baselines; the chain at 500, 1000, 2000, 3000
       and 5000 missions/s, 60 s each, 5 s with --quick; the exchange healthy and
       with the breaker open; the gateway's cost; resources): prints a table and
-      writes .run/bench-<time>/results.json
+      writes .run/bench-<time>/results.json. --cluster: then the chain at 500
+      and 1000/s and the exchange on the production shape (see up --cluster)
+      with a PostgreSQL commit baseline, both shapes side by side
   rewardsctl bench compare BEFORE.json AFTER.json
       two runs' figures side by side
   rewardsctl bench NAME [OPTIONS]
