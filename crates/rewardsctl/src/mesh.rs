@@ -149,7 +149,7 @@ impl Layout {
     /// # Errors
     /// When no free port is found.
     pub fn free(replicas: &Replicas) -> anyhow::Result<Self> {
-        let mut picker = PortPicker::new();
+        let picker = &localinfra::ports::RUNNER;
         let nats_port = picker.take()?;
         let nats_monitor_port = picker.take()?;
         let mut failed = None;
@@ -199,32 +199,6 @@ fn members(replicas: &Replicas, ports: &mut impl FnMut(&Service, usize) -> (u16,
         }
     }
     members
-}
-
-/// Hands out ports that accept a listener now, from a random point of a
-/// range that the OS never uses for outgoing connections.
-struct PortPicker {
-    next: u16,
-}
-
-impl PortPicker {
-    const FIRST: u16 = 20_000;
-    const LAST: u16 = 32_000;
-
-    fn new() -> Self {
-        Self { next: rand::random_range(Self::FIRST..Self::LAST - 2_000) }
-    }
-
-    fn take(&mut self) -> anyhow::Result<u16> {
-        while self.next < Self::LAST {
-            let port = self.next;
-            self.next += 1;
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                return Ok(port);
-            }
-        }
-        bail!("no free port between {} and {}", Self::FIRST, Self::LAST)
-    }
 }
 
 /// How to run the mesh.
@@ -499,15 +473,7 @@ pub fn identity(run_dir: &Path) -> anyhow::Result<DevIssuer> {
 
 /// Finds nats-server: `$NATS_SERVER_BIN`, the project's `.tools/bin`, then `PATH`.
 pub fn find_nats_server() -> Option<PathBuf> {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        return Some(bin.into());
-    }
-    let local = Path::new(".tools/bin/nats-server");
-    if local.exists() {
-        return Some(local.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("nats-server")).find(|candidate| candidate.exists())
+    localinfra::nats::find_server(Path::new("."))
 }
 
 async fn wait_for_port(port: u16, within: Duration) -> anyhow::Result<()> {
@@ -612,6 +578,6 @@ mod tests {
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), count);
-        assert!(ports.iter().all(|p| (PortPicker::FIRST..PortPicker::LAST).contains(p)));
+        assert!(ports.iter().all(|p| localinfra::ports::RUNNER.contains(*p)));
     }
 }

@@ -7,6 +7,9 @@
 //! - [`TempStore`], [`service_config`], [`Running`]: a service under test on
 //!   a free port with a fresh SQLite file, stopped when dropped.
 //! - [`PostgresSchema`]: a fresh schema on the local PostgreSQL server, dropped after the test.
+//! - [`PostgresServer`]: a PostgreSQL instance of the test's own, to kill and restart.
+//! - [`NatsCluster`]: a JetStream cluster of real nats-server processes, to
+//!   kill and restart node by node.
 //! - [`ServiceProcess`]: a service binary as a child process, to kill with
 //!   SIGKILL at a named failpoint and to scrape its `/metrics`.
 //! - [`identity`], [`AsCaller`]: the tests' identity provider (a key pair
@@ -15,13 +18,18 @@
 //! - [`eventually`]: polls until an asynchronous effect is visible.
 //! - [`free_port`]: a port nobody listens on.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+
+mod cluster;
+mod postgres_server;
+
+pub use cluster::NatsCluster;
 pub use dev_issuer::{Bearer, DevIssuer, authorized};
+pub use postgres_server::PostgresServer;
 
 /// The identity provider of this test process: one key pair and JWKS in a
 /// temporary directory, which every service and gateway under test trusts.
@@ -84,33 +92,14 @@ impl<M> AsCaller for M {
     }
 }
 
-/// A port that was free a moment ago.
-///
-/// Taken below the range the OS hands out for outgoing connections
-/// (32768 and up on Linux), which a client connection of a test running
-/// alongside could take between this call and the test's bind; and below
-/// 20000, where `rewardsctl`'s runner picks its ports. Each test process
-/// walks the range from a random point, so one process never hands out a
-/// port twice and two rarely do.
+/// A port that was free a moment ago, from the tests' range (see
+/// [`localinfra::ports`]).
 ///
 /// # Panics
 /// When no port of the range is free.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    const FIRST: u16 = 10_000;
-    const LAST: u16 = 20_000;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(0, rand::random_range(FIRST..LAST), Ordering::SeqCst, Ordering::SeqCst);
-    for _ in FIRST..LAST {
-        let port =
-            NEXT.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| Some(if p + 1 >= LAST { FIRST } else { p + 1 }));
-        #[allow(clippy::unwrap_used)] // the closure always returns Some
-        let port = port.unwrap();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port between {FIRST} and {LAST}")
+    #[allow(clippy::expect_used)] // ten thousand ports all taken: no test can run
+    localinfra::ports::TESTS.take().expect("a free port for the test")
 }
 
 /// The workspace root, where `.tools/` lives.
@@ -123,17 +112,7 @@ pub fn workspace_root() -> PathBuf {
 /// # Errors
 /// When none is installed; `./dev test` installs one.
 pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let local = workspace_root().join(".tools/bin/nats-server");
-    if local.exists() {
-        return Ok(local);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.exists())
+    localinfra::nats::find_server(&workspace_root())
         .context("nats-server not found: run ./dev test (it installs it into .tools/) or set NATS_SERVER_BIN")
 }
 
