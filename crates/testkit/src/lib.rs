@@ -7,6 +7,8 @@
 //! - [`TempStore`], [`service_config`], [`Running`]: a service under test on
 //!   a free port with a fresh SQLite file, stopped when dropped.
 //! - [`PostgresSchema`]: a fresh schema on the local PostgreSQL server, dropped after the test.
+//! - [`split_backlog`]: replicas of a service on one PostgreSQL store
+//!   splitting a backlog, each event applied once.
 //! - [`PostgresServer`]: a PostgreSQL instance of the test's own, to kill and restart.
 //! - [`NatsCluster`]: a JetStream cluster of real nats-server processes, to
 //!   kill and restart node by node.
@@ -24,9 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+mod backlog;
 mod cluster;
 mod postgres_server;
 
+pub use backlog::{BacklogSplit, Durable, published_once, split_backlog};
 pub use cluster::NatsCluster;
 pub use dev_issuer::{Bearer, DevIssuer, authorized};
 pub use postgres_server::PostgresServer;
@@ -214,6 +218,22 @@ impl PostgresSchema {
     /// A URL whose `search_path` is this schema.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Runs `query`, which selects one BIGINT named `n` (`SELECT COUNT(*)
+    /// AS n …`), in this schema, beside the services using it.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or refuses the query.
+    pub fn count(&self, query: &str) -> anyhow::Result<i64> {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = diesel::PgConnection::establish(&self.url)?;
+        Ok(diesel::sql_query(query).get_result::<Count>(&mut conn).with_context(|| query.to_owned())?.n)
     }
 }
 
