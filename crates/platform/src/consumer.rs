@@ -589,11 +589,14 @@ pub async fn declare_durable(
     let name = config.durable_name.clone().unwrap_or_default();
     let subject = || format!("consumer {name} of stream {}", stream.cached_info().config.name);
     let wanted = config.num_replicas.max(1);
-    let refused = |kind: &ConsumerErrorKind| matches!(kind, ConsumerErrorKind::JetStream(e) if e.code() != 503);
+    let refused = |kind: ConsumerErrorKind| match kind {
+        ConsumerErrorKind::JetStream(answer) => events::refusal(Some(&answer)),
+        _ => None,
+    };
     let consumer: jetstream::consumer::PullConsumer = stream
         .get_or_create_consumer(&name, config)
         .await
-        .map_err(|e| TopologyError::create(subject(), wanted, refused(&e.kind()), &e))?;
+        .map_err(|e| TopologyError::create(subject(), wanted, refused(e.kind()), &e))?;
     let existing = consumer.cached_info().config.clone();
     // 0 is "as many as the stream", which need not be what was asked for.
     let actual = existing.num_replicas;
@@ -603,7 +606,10 @@ pub async fn declare_durable(
     let actual = if actual == 0 { stream.cached_info().config.num_replicas.max(1) } else { actual };
     let updated = jetstream::consumer::Config { num_replicas: wanted, ..existing };
     stream.update_consumer(updated).await.map_err(|e| {
-        let refused = matches!(e.kind(), jetstream::stream::ConsumerUpdateErrorKind::JetStream(e) if e.code() != 503);
+        let refused = match e.kind() {
+            jetstream::stream::ConsumerUpdateErrorKind::JetStream(answer) => events::refusal(Some(&answer)),
+            _ => None,
+        };
         TopologyError::change(subject(), actual, wanted, refused, &e)
     })?;
     tracing::warn!(consumer = %name, from = actual, to = wanted, "consumer replicas changed");

@@ -109,7 +109,7 @@ impl StreamDef {
                     return js
                         .create_stream(config)
                         .await
-                        .map_err(|e| TopologyError::create(subject(), wanted, jetstream_refusal(&e), &e));
+                        .map_err(|e| TopologyError::create(subject(), wanted, stream_refusal(&e), &e));
                 }
                 _ => return Err(TopologyError::unreachable(subject(), &error)),
             },
@@ -121,7 +121,7 @@ impl StreamDef {
         let config = stream::Config { num_replicas: wanted, ..existing.cached_info().config.clone() };
         js.update_stream(&config)
             .await
-            .map_err(|e| TopologyError::change(subject(), actual, wanted, jetstream_refusal(&e), &e))?;
+            .map_err(|e| TopologyError::change(subject(), actual, wanted, stream_refusal(&e), &e))?;
         tracing::warn!(stream = self.name, from = actual, to = wanted, "stream replicas changed");
         js.get_stream(self.name).await.map_err(|e| TopologyError::unreachable(subject(), &e))
     }
@@ -191,24 +191,29 @@ pub enum TopologyError {
 }
 
 impl TopologyError {
-    /// Creating `subject` with `wanted` replicas failed with `error`.
-    pub fn create(subject: String, wanted: usize, refused: bool, error: &dyn std::fmt::Display) -> Self {
-        if refused {
-            Self::Refused { action: format!("create {subject} with {wanted} replicas"), reason: error.to_string() }
-        } else {
-            Self::Unreachable { subject, reason: error.to_string() }
+    /// Creating `subject` with `wanted` replicas failed with `error`, which
+    /// is the server's `refusal` when it answered no.
+    pub fn create(subject: String, wanted: usize, refusal: Option<String>, error: &dyn std::fmt::Display) -> Self {
+        match refusal {
+            Some(reason) => Self::Refused { action: format!("create {subject} with {wanted} replicas"), reason },
+            None => Self::Unreachable { subject, reason: error.to_string() },
         }
     }
 
-    /// Changing `subject` from `actual` to `wanted` replicas failed with `error`.
-    pub fn change(subject: String, actual: usize, wanted: usize, refused: bool, error: &dyn std::fmt::Display) -> Self {
-        if refused {
-            Self::Refused {
-                action: format!("change {subject} from {actual} to {wanted} replicas"),
-                reason: error.to_string(),
+    /// Changing `subject` from `actual` to `wanted` replicas failed with
+    /// `error`, which is the server's `refusal` when it answered no.
+    pub fn change(
+        subject: String,
+        actual: usize,
+        wanted: usize,
+        refusal: Option<String>,
+        error: &dyn std::fmt::Display,
+    ) -> Self {
+        match refusal {
+            Some(reason) => {
+                Self::Refused { action: format!("change {subject} from {actual} to {wanted} replicas"), reason }
             }
-        } else {
-            Self::Unreachable { subject, reason: error.to_string() }
+            None => Self::Unreachable { subject, reason: error.to_string() },
         }
     }
 
@@ -223,10 +228,18 @@ impl TopologyError {
     }
 }
 
-/// Whether a stream request failed because JetStream answered no; a 503
-/// (no meta leader, JetStream not ready) is an absence, not an answer.
-fn jetstream_refusal(error: &CreateStreamError) -> bool {
-    matches!(error.kind(), CreateStreamErrorKind::JetStream(refusal) if refusal.code() != 503)
+/// The server's answer when JetStream said no to a request, `None` when it
+/// did not answer: a 503 (no meta leader, JetStream not ready) is an
+/// absence, not an answer.
+pub fn refusal(answer: Option<&jetstream::Error>) -> Option<String> {
+    answer.filter(|error| error.code() != 503).map(ToString::to_string)
+}
+
+fn stream_refusal(error: &CreateStreamError) -> Option<String> {
+    match error.kind() {
+        CreateStreamErrorKind::JetStream(answer) => refusal(Some(&answer)),
+        _ => None,
+    }
 }
 
 /// Who an event is about: the correlation keys carried as headers.
@@ -351,13 +364,14 @@ mod tests {
 
     #[test]
     fn refusals_name_the_stream_both_counts_and_the_reason() {
-        let refused = TopologyError::change("stream MISSION".into(), 1, 3, true, &"replicas > 1 not supported");
+        let refused =
+            TopologyError::change("stream MISSION".into(), 1, 3, Some("replicas > 1 not supported".into()), &"x");
         assert_eq!(
             refused.to_string(),
             "cannot change stream MISSION from 1 to 3 replicas: the server refused: replicas > 1 not supported"
         );
         assert!(refused.is_refusal());
-        assert!(!TopologyError::create("stream MISSION".into(), 3, false, &"timed out").is_refusal());
+        assert!(!TopologyError::create("stream MISSION".into(), 3, None, &"timed out").is_refusal());
     }
 
     #[test]

@@ -315,20 +315,10 @@ impl Broker {
     /// # Panics
     /// When JetStream refuses it, or drops it as a duplicate of an earlier id.
     pub async fn publish<E: platform::events::Event>(&self, event: &E) -> u64 {
-        use platform::events::{CUSTOMER_ID_HEADER, EVENT_TYPE_HEADER, MISSION_ID_HEADER};
         #[allow(clippy::expect_used)] // a broker that refuses a stream breaks the test setup
         E::STREAM.ensure(&self.js).await.expect("stream exists");
-        let correlation = event.correlation();
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(EVENT_TYPE_HEADER, E::TYPE);
-        headers.insert(MISSION_ID_HEADER, correlation.mission_id.as_str());
-        headers.insert(CUSTOMER_ID_HEADER, correlation.customer_id.as_str());
-        let message = async_nats::jetstream::message::PublishMessage::build()
-            .payload(event.encode_to_vec().into())
-            .headers(headers)
-            .message_id(event.event_id());
         #[allow(clippy::expect_used)] // as above
-        let ack = self.js.send_publish(E::SUBJECT, message).await.expect("published").await.expect("acknowledged");
+        let ack = publish_to(&self.js, event).await.expect("published and acknowledged");
         assert!(!ack.duplicate, "{} was published before", event.event_id());
         ack.sequence
     }
@@ -381,6 +371,30 @@ impl Broker {
         }
         seen
     }
+}
+
+/// Publishes `event` once on `js` as its producing context would: on its
+/// subject, its id as `Nats-Msg-Id` (so that publishing it again is a
+/// duplicate JetStream drops), with the correlation headers; the stream must
+/// exist. Returns JetStream's acknowledgement.
+///
+/// # Errors
+/// When JetStream does not acknowledge it (no leader, no quorum, timeout).
+pub async fn publish_to<E: platform::events::Event>(
+    js: &async_nats::jetstream::Context,
+    event: &E,
+) -> Result<async_nats::jetstream::publish::PublishAck, async_nats::Error> {
+    use platform::events::{CUSTOMER_ID_HEADER, EVENT_TYPE_HEADER, MISSION_ID_HEADER};
+    let correlation = event.correlation();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(EVENT_TYPE_HEADER, E::TYPE);
+    headers.insert(MISSION_ID_HEADER, correlation.mission_id.as_str());
+    headers.insert(CUSTOMER_ID_HEADER, correlation.customer_id.as_str());
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(event.encode_to_vec().into())
+        .headers(headers)
+        .message_id(event.event_id());
+    Ok(js.send_publish(E::SUBJECT, message).await?.await?)
 }
 
 /// A directory for a service's SQLite file, removed at the end of the test.

@@ -4,6 +4,7 @@
 
 mod allocate;
 mod busy_store;
+mod cluster;
 mod crash;
 mod fuzz;
 mod get_reward;
