@@ -197,6 +197,9 @@ pub struct Consumer<P> {
     excused: std::sync::Mutex<HashMap<String, i64>>,
 }
 
+/// How often a consumer holding events looks whether the store is back.
+const STORE_POLL: Duration = Duration::from_millis(100);
+
 /// Events whose excused deliveries a process remembers at most; beyond,
 /// it forgets them all, which can only make it dead-letter a failing event
 /// later than it would, never sooner than `max_deliveries` real failures.
@@ -331,11 +334,46 @@ impl<P: Policy> Consumer<P> {
                     Err(error) => failed = Some(error),
                 }
             }
+            if !self.db.is_available() && !self.hold(&batch, shutdown).await {
+                // Stopping: another replica takes them at once.
+                for message in &batch {
+                    ack(message, AckKind::Nak(None)).await;
+                }
+                return Ok(());
+            }
             self.handle_batch(batch).await;
             if let Some(error) = failed {
                 return Err(error.into());
             }
         }
+    }
+
+    /// Holds a delivered batch while the store is known to be down, instead
+    /// of failing each event and having it delivered again and again: no
+    /// ack, a progress note before the ack wait runs out (so JetStream does
+    /// not hand them to a replica that is just as stuck), no further pulls.
+    /// Returns once the store takes connections again (`true`), or when the
+    /// service stops (`false`).
+    async fn hold(&self, batch: &[jetstream::Message], shutdown: &CancellationToken) -> bool {
+        let name = self.policy.name();
+        tracing::warn!(consumer = name, events = batch.len(), "the store is unavailable; holding delivered events");
+        let mut last_progress = tokio::time::Instant::now();
+        while !self.db.is_available() {
+            // Answered at once while the store is down; keeps the prober going.
+            let _ = self.db.ping().await;
+            if last_progress.elapsed() >= self.config.ack_wait / 3 {
+                for message in batch {
+                    ack(message, AckKind::Progress).await;
+                }
+                last_progress = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(STORE_POLL) => {}
+                () = shutdown.cancelled() => return false,
+            }
+        }
+        tracing::info!(consumer = name, events = batch.len(), "the store is back; applying held events");
+        true
     }
 
     /// Applies the events of `messages` in one transaction and settles each.

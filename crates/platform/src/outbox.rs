@@ -208,7 +208,14 @@ impl Relay {
                         streams_ready = false;
                     }
                     failures = failures.saturating_add(1);
-                    let delay = crate::backoff(failures, Duration::from_millis(200), Duration::from_secs(5));
+                    // Retrying against a store known to be down costs nothing
+                    // (it is answered at once), and the events wait for it.
+                    let max = if matches!(&error, RelayError::Db(db) if db.is_unavailable()) {
+                        Duration::from_millis(500)
+                    } else {
+                        Duration::from_secs(5)
+                    };
+                    let delay = crate::backoff(failures, Duration::from_millis(200), max);
                     tracing::warn!(%error, retry_in = ?delay, "outbox relay could not publish");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,

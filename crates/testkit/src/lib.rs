@@ -620,6 +620,41 @@ impl ServiceProcess {
         }
     }
 
+    /// Whether `grpc.health.v1` reports `service` (a gRPC service, `""`, or
+    /// a dependency's entry such as `database`) SERVING; `None` when the
+    /// process does not answer within a second.
+    pub async fn serving(&self, service: &str) -> Option<bool> {
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+        let endpoint = tonic::transport::Endpoint::from_shared(self.grpc_url())
+            .ok()?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(1));
+        let channel = endpoint.connect().await.ok()?;
+        let request = HealthCheckRequest { service: service.to_owned() };
+        let response = HealthClient::new(channel).check(request).await.ok()?;
+        Some(response.into_inner().status() == ServingStatus::Serving)
+    }
+
+    /// Waits until the health entry `service` is SERVING (`serving`) or
+    /// NOT_SERVING, and says how long that took.
+    ///
+    /// # Errors
+    /// When it is not `within` that long (the process's log is in the error).
+    pub async fn wait_serving(&mut self, service: &str, serving: bool, within: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            self.ensure_alive()?;
+            if self.serving(service).await == Some(serving) {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > within {
+                let status = if serving { "SERVING" } else { "NOT_SERVING" };
+                bail!("health entry {service:?} not {status} within {within:?}; the log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the process reached its armed failpoint (and paused there).
     ///
     /// # Errors

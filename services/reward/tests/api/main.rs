@@ -9,6 +9,7 @@ mod crash;
 mod fuzz;
 mod get_reward;
 mod helpers;
+mod outage;
 mod poison;
 mod postgres;
 mod processes;
