@@ -308,7 +308,12 @@ impl ManageConnection for Connector {
                     Ok(DbConnection::Postgres(conn))
                 }
                 Err(error) => {
-                    self.availability.mark_down(error.to_string());
+                    let reason = error.to_string();
+                    // A server at its connection limit is up: the pool's
+                    // connections still work, and waiting for one is "busy".
+                    if !reason.contains("too many clients") && !reason.contains("connection slots are reserved") {
+                        self.availability.mark_down(reason);
+                    }
                     Err(r2d2::Error::ConnectionError(error))
                 }
             },

@@ -11,7 +11,7 @@ use platform::events::{DEAD_LETTER_STREAM, MISSION_STREAM, REWARD_STREAM, Replic
 use testkit::{Broker, NatsCluster, ServiceCommand, TempStore};
 
 use crate::helpers::mission_achieved;
-use crate::processes::{ALLOCATE, WITHIN, count, rewards, serving};
+use crate::processes::{ALLOCATE, WITHIN, count, reward_process, rewards, serving};
 
 const MISSIONS: usize = 600;
 /// Missions acknowledged before the stream leader is killed.
@@ -146,30 +146,18 @@ async fn on_a_single_server_three_replicas_are_refused_at_start_naming_the_strea
         "{message}"
     );
 
-    // The binary exits with that message instead of serving.
-    let mut process = ServiceCommand::new(
-        env!("CARGO_BIN_EXE_reward"),
-        reward::SPEC.grpc_service,
-        &store.sqlite_url("c"),
-        &broker.url(),
-    )
-    .env("STREAM_REPLICAS", "3")
-    .spawn()
-    .unwrap();
-    let exited = process.wait_healthy(WITHIN).await.unwrap_err().to_string();
+    // The binary exits with that message instead of serving; so it does
+    // with a count out of range, naming the variable.
+    let exit_of = |database: &str, replicas: &str| {
+        let command = reward_process(&broker, &store.sqlite_url(database)).env("STREAM_REPLICAS", replicas);
+        async move {
+            let mut process = command.spawn().unwrap();
+            process.wait_healthy(WITHIN).await.unwrap_err().to_string()
+        }
+    };
+    let exited = exit_of("c", "3").await;
     assert!(exited.contains("exited with"), "{exited}");
     assert!(exited.contains("cannot change stream REWARD from 1 to 3 replicas"), "{exited}");
-
-    // Out of range is a configuration error naming the variable.
-    let mut process = ServiceCommand::new(
-        env!("CARGO_BIN_EXE_reward"),
-        reward::SPEC.grpc_service,
-        &store.sqlite_url("d"),
-        &broker.url(),
-    )
-    .env("STREAM_REPLICAS", "7")
-    .spawn()
-    .unwrap();
-    let exited = process.wait_healthy(WITHIN).await.unwrap_err().to_string();
+    let exited = exit_of("d", "7").await;
     assert!(exited.contains("invalid STREAM_REPLICAS=\"7\": JetStream keeps 1 to 5 replicas of a stream"), "{exited}");
 }
