@@ -75,12 +75,12 @@ async fn every_panel_of_the_dashboard_shows_data_from_a_real_prometheus() {
         run_dir: run_dir.clone(),
         bin_dir,
         nats_server: Some(testkit::nats_server_binary().unwrap()),
-        layout: Layout::free(&Replicas::default()).unwrap(),
+        layout: Layout::free(rewardsctl::mesh::Shape::Single, &Replicas::default()).unwrap(),
         env: Vec::new(),
         announce: false,
     };
     let mut mesh = Mesh::new(config).unwrap();
-    mesh.start_nats().await.unwrap();
+    mesh.start_infrastructure().await.unwrap();
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(90), false).await.unwrap();
     let layout = mesh.layout().clone();
