@@ -14,7 +14,7 @@ async fn a_cluster_elects_a_new_meta_leader_and_takes_a_killed_node_back() {
     assert_eq!(cluster.urls().split(',').count(), 3);
     let leader = cluster.meta_leader().await.unwrap();
     cluster.kill(leader);
-    let next = testkit::eventually("a new meta leader", Duration::from_secs(20), || {
+    let next = testkit::eventually("a new meta leader", Duration::from_secs(60), || {
         let cluster = &cluster;
         async move { cluster.meta_leader().await.ok().filter(|next| *next != leader) }
     })
