@@ -12,7 +12,10 @@ default:
 # Run the whole system locally: nats-server and every service, supervised, with
 # SQLite files under .run/. `just up --demo` also plays the player's story;
 # `just up --prometheus` also runs a Prometheus on :9090 scraping every process
-# (`./dev up --prometheus` installs Debian's prometheus first). Ctrl-C stops it.
+# (`./dev up --prometheus` installs Debian's prometheus first). `just up --cluster`
+# runs the production shape instead: three clustered nats-servers, a PostgreSQL of
+# its own (`./dev up --cluster` installs Debian's postgresql first) and two
+# replicas of every service and of the gateway. Ctrl-C stops it.
 up *args:
     npm --prefix web run --silent build:dev
     cargo build --workspace --bins
@@ -31,7 +34,9 @@ token *args:
 
 # The chaos test: the whole system with 2 replicas of reward, wallet and mypage,
 # 2,000 missions and 300 exchanges while random processes (and nats-server) are
-# SIGKILLed; then every invariant is checked. `just chaos --help` lists the options.
+# SIGKILLed; then every invariant is checked. `just chaos --cluster` runs it on the
+# production shape, killing NATS leaders and stopping PostgreSQL too.
+# `just chaos --help` lists the options.
 chaos *args:
     cargo build --workspace --bins
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" chaos {{args}}
@@ -48,6 +53,8 @@ overload *args:
 # missions/s (60 s each), the exchange healthy and with the breaker open, the
 # gateway's cost, each process's memory and CPU. Prints a table and writes
 # .run/bench-<time>/results.json. `just bench --quick` takes under 3 minutes;
+# `just bench --cluster` adds the production shape (three NATS nodes,
+# PostgreSQL, two replicas of everything) beside the single box;
 # `just bench compare A.json B.json` sets two runs side by side.
 bench *args:
     cargo build --release --workspace --bins

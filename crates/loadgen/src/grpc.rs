@@ -26,15 +26,20 @@ impl Target {
     /// # Errors
     /// When the URL is invalid or nothing answers there.
     pub async fn connect(url: &str, connections: usize, headers: &[(String, String)]) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            // Calls the caller cannot start yet wait in the open-loop driver,
-            // where their wait is measured, rather than in the channel.
-            .buffer_size(4096)
-            .http2_adaptive_window(true);
-        let mut channels = Vec::with_capacity(connections.max(1));
-        for _ in 0..connections.max(1) {
+        // Several URLs (comma-separated: replicas of one service) share the
+        // connections in turn, each getting at least one.
+        let urls: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        let count = connections.max(urls.len()).max(1);
+        let mut channels = Vec::with_capacity(count);
+        for n in 0..count {
+            let url = urls.get(n % urls.len().max(1)).copied().unwrap_or(url);
+            let endpoint = Endpoint::from_shared(url.to_owned())?
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                // Calls the caller cannot start yet wait in the open-loop driver,
+                // where their wait is measured, rather than in the channel.
+                .buffer_size(4096)
+                .http2_adaptive_window(true);
             channels.push(endpoint.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {url}: {e}"))?);
         }
         let headers = headers

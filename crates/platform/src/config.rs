@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::auth::AuthConfig;
 use crate::consumer::ConsumerConfig;
+use crate::events::Replicas;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +81,13 @@ pub struct ServiceConfig {
     pub grpc_addr: SocketAddr,
     /// The service's own store (`DATABASE_URL`): a SQLite path or a postgres:// URL.
     pub database_url: String,
-    /// The NATS server (`NATS_URL`).
+    /// The NATS servers (`NATS_URL`): one URL, or several separated by
+    /// commas (the nodes of a cluster; any live one will do).
     pub nats_url: String,
+    /// Copies JetStream keeps of every stream and durable consumer the
+    /// service declares (`STREAM_REPLICAS`, 1 to 5): 1 on a single server,
+    /// 3 on a cluster of three.
+    pub stream_replicas: Replicas,
     /// How long a stopping service may take to drain (`SHUTDOWN_GRACE_MS`).
     pub shutdown_grace: Duration,
     /// How long a stopping service keeps serving after it turned NOT_SERVING
@@ -107,6 +113,7 @@ impl ServiceConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
             database_url: format!("data/{service}.sqlite"),
             nats_url: "nats://127.0.0.1:4222".to_owned(),
+            stream_replicas: Replicas::ONE,
             shutdown_grace: Duration::from_secs(20),
             drain_delay: Duration::ZERO,
             metrics_addr: None,
@@ -125,6 +132,7 @@ impl ServiceConfig {
             grpc_addr: env_or("GRPC_ADDR", defaults.grpc_addr)?,
             database_url: env_or("DATABASE_URL", defaults.database_url)?,
             nats_url: env_or("NATS_URL", defaults.nats_url)?,
+            stream_replicas: env_or("STREAM_REPLICAS", defaults.stream_replicas)?,
             shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
             drain_delay: env_millis("DRAIN_DELAY_MS", defaults.drain_delay)?,
             metrics_addr: env_optional("METRICS_ADDR")?,

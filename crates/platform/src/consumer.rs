@@ -10,6 +10,7 @@
 //! commit; a store failure rolls the batch back and every event of it is
 //! applied on its own, exactly as without batching.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::db::{Database, DbConnection, DbError, is_unique_violation, now_millis};
-use crate::events::{self, DEAD_LETTER_STREAM, Event, StreamDef};
+use crate::events::{self, DEAD_LETTER_STREAM, Event, Replicas, StreamDef, TopologyError};
 use crate::failpoint;
 use crate::metrics::{self, metrics};
 use crate::outbox::OutboxSignal;
@@ -188,13 +189,42 @@ pub struct Consumer<P> {
     jetstream: jetstream::Context,
     signal: OutboxSignal,
     config: ConsumerConfig,
+    /// Copies JetStream keeps of the durable consumer and its streams.
+    replicas: Replicas,
+    /// Deliveries of each unsettled event that failed for the store's sake
+    /// (away, busy, a conflict): they say nothing about the event, so they
+    /// do not count toward dead-lettering it.
+    excused: std::sync::Mutex<HashMap<String, i64>>,
 }
+
+/// How often a consumer holding events looks whether the store is back.
+const STORE_POLL: Duration = Duration::from_millis(100);
+
+/// Events whose excused deliveries a process remembers at most; beyond,
+/// it forgets them all, which can only make it dead-letter a failing event
+/// later than it would, never sooner than `max_deliveries` real failures.
+const MAX_EXCUSED: usize = 65_536;
 
 impl<P: Policy> Consumer<P> {
     /// A consumer applying `policy` to `db`, waking the outbox relay when an
     /// effect staged events.
     pub fn new(policy: P, db: Database, jetstream: jetstream::Context, signal: OutboxSignal) -> Self {
-        Self { policy: Arc::new(policy), db, jetstream, signal, config: ConsumerConfig::default() }
+        Self {
+            policy: Arc::new(policy),
+            db,
+            jetstream,
+            signal,
+            config: ConsumerConfig::default(),
+            replicas: Replicas::ONE,
+            excused: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Keeps `replicas` copies of the durable consumer and its streams.
+    #[must_use]
+    pub fn with_replicas(mut self, replicas: Replicas) -> Self {
+        self.replicas = replicas;
+        self
     }
 
     /// Overrides the default tuning.
@@ -230,27 +260,45 @@ impl<P: Policy> Consumer<P> {
         }
     }
 
-    async fn consume(&self, shutdown: &CancellationToken) -> Result<(), async_nats::Error> {
-        let stream = self.policy.stream().ensure(&self.jetstream).await?;
-        DEAD_LETTER_STREAM.ensure(&self.jetstream).await?;
+    /// Declares the policy's stream, the dead letters' stream and the
+    /// durable consumer with the configured replicas; what [`Consumer::run`]
+    /// does first, and a service at start-up to refuse to run on a topology
+    /// JetStream will not give it.
+    ///
+    /// # Errors
+    /// See [`TopologyError`].
+    pub async fn declare(&self) -> Result<jetstream::consumer::PullConsumer, TopologyError> {
+        let stream = self.policy.stream().declare(&self.jetstream, self.replicas).await?;
+        DEAD_LETTER_STREAM.declare(&self.jetstream, self.replicas).await?;
         let name = self.policy.name();
-        let mut consumer: jetstream::consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                name,
-                pull::Config {
-                    durable_name: Some(name.to_owned()),
-                    filter_subjects: self.policy.subjects(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: self.config.ack_wait,
-                    max_ack_pending: self.config.max_ack_pending,
-                    // Unlimited on the server: this consumer counts deliveries
-                    // itself and dead-letters, so JetStream never drops an
-                    // event silently when a limit is reached.
-                    max_deliver: -1,
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let config = pull::Config {
+            durable_name: Some(name.to_owned()),
+            filter_subjects: self.policy.subjects(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: self.config.ack_wait,
+            max_ack_pending: self.config.max_ack_pending,
+            // Unlimited on the server: this consumer counts deliveries
+            // itself and dead-letters, so JetStream never drops an
+            // event silently when a limit is reached.
+            max_deliver: -1,
+            num_replicas: self.replicas.get(),
+            ..Default::default()
+        };
+        declare_durable(&stream, config).await
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken) -> Result<(), async_nats::Error> {
+        let mut consumer = match self.declare().await {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                if error.is_refusal() {
+                    // Not a blip: said every time, at the level an operator alerts on.
+                    tracing::error!(consumer = self.policy.name(), %error, "consumer cannot start");
+                }
+                return Err(error.into());
+            }
+        };
+        let name = self.policy.name();
         // What has arrived is taken together, up to a batch, without waiting
         // for more: a lone event is applied at once.
         let mut messages = consumer
@@ -286,11 +334,46 @@ impl<P: Policy> Consumer<P> {
                     Err(error) => failed = Some(error),
                 }
             }
+            if !self.db.is_available() && !self.hold(&batch, shutdown).await {
+                // Stopping: another replica takes them at once.
+                for message in &batch {
+                    ack(message, AckKind::Nak(None)).await;
+                }
+                return Ok(());
+            }
             self.handle_batch(batch).await;
             if let Some(error) = failed {
                 return Err(error.into());
             }
         }
+    }
+
+    /// Holds a delivered batch while the store is known to be down, instead
+    /// of failing each event and having it delivered again and again: no
+    /// ack, a progress note before the ack wait runs out (so JetStream does
+    /// not hand them to a replica that is just as stuck), no further pulls.
+    /// Returns once the store takes connections again (`true`), or when the
+    /// service stops (`false`).
+    async fn hold(&self, batch: &[jetstream::Message], shutdown: &CancellationToken) -> bool {
+        let name = self.policy.name();
+        tracing::warn!(consumer = name, events = batch.len(), "the store is unavailable; holding delivered events");
+        let mut last_progress = tokio::time::Instant::now();
+        while !self.db.is_available() {
+            // Answered at once while the store is down; keeps the prober going.
+            let _ = self.db.ping().await;
+            if last_progress.elapsed() >= self.config.ack_wait / 3 {
+                for message in batch {
+                    ack(message, AckKind::Progress).await;
+                }
+                last_progress = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(STORE_POLL) => {}
+                () = shutdown.cancelled() => return false,
+            }
+        }
+        tracing::info!(consumer = name, events = batch.len(), "the store is back; applying held events");
+        true
     }
 
     /// Applies the events of `messages` in one transaction and settles each.
@@ -408,6 +491,9 @@ impl<P: Policy> Consumer<P> {
             metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
         }
         let count = |outcome: &str| count_outcome(name, outcome);
+        if outcome.is_ok() || matches!(outcome, Err(NotApplied::AlreadyApplied)) {
+            self.settled(&event.event_id);
+        }
         let failure = match outcome {
             Ok(()) => {
                 ack(message, AckKind::Ack).await;
@@ -435,6 +521,13 @@ impl<P: Policy> Consumer<P> {
             metrics().consumer_redeliveries.get_or_create(&metrics::consumer(name)).inc();
         }
         let count = |outcome: &str| count_outcome(name, outcome);
+        // Only deliveries that failed for the event's own sake count.
+        let counted = if is_transient(failure) {
+            self.excuse(&event.event_id);
+            0
+        } else {
+            event.delivered - self.excused_deliveries(&event.event_id)
+        };
         let hopeless = match failure {
             PolicyError::Malformed(_) => true,
             // The store will come back: a valid event is never dead-lettered
@@ -442,8 +535,8 @@ impl<P: Policy> Consumer<P> {
             PolicyError::Db(error) if error.is_transient() => false,
             // What it waits for may come late (a lagging stream), so it gets
             // far more deliveries than a failure that will not go away.
-            PolicyError::NotYet(_) => event.delivered >= self.config.max_deliveries_not_yet,
-            PolicyError::Db(_) => event.delivered >= self.config.max_deliveries,
+            PolicyError::NotYet(_) => counted >= self.config.max_deliveries_not_yet,
+            PolicyError::Db(_) => counted >= self.config.max_deliveries,
         };
         if hopeless {
             match self.dead_letter(message, event, failure).await {
@@ -452,6 +545,7 @@ impl<P: Policy> Consumer<P> {
                     metrics().dead_letters.get_or_create(&metrics::consumer(name)).inc();
                     count("dead_lettered");
                     ack(message, AckKind::Term).await;
+                    self.settled(&event.event_id);
                     return;
                 }
                 // Never drop it: it stays on the stream and comes back.
@@ -468,6 +562,27 @@ impl<P: Policy> Consumer<P> {
         }
         count("retried");
         ack(message, AckKind::Nak(Some(delay))).await;
+    }
+
+    /// Notes one delivery of `event_id` that failed for the store's sake.
+    fn excuse(&self, event_id: &str) {
+        let mut excused = self.excused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if excused.len() >= MAX_EXCUSED && !excused.contains_key(event_id) {
+            excused.clear();
+        }
+        *excused.entry(event_id.to_owned()).or_default() += 1;
+    }
+
+    /// How many deliveries of `event_id` failed for the store's sake.
+    fn excused_deliveries(&self, event_id: &str) -> i64 {
+        let excused = self.excused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        excused.get(event_id).copied().unwrap_or_default()
+    }
+
+    /// Forgets `event_id`'s excused deliveries once it is settled.
+    fn settled(&self, event_id: &str) {
+        let mut excused = self.excused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        excused.remove(event_id);
     }
 
     /// Moves the event to `deadletter.<consumer>` with its original headers
@@ -496,6 +611,47 @@ impl<P: Policy> Consumer<P> {
         self.jetstream.send_publish(format!("deadletter.{name}"), publish).await?.await?;
         Ok(())
     }
+}
+
+/// Creates the durable consumer `config` names on `stream`, or brings the
+/// existing one to `config`'s replica count (leaving the rest of its
+/// configuration as it is: an operator may have tuned it).
+///
+/// # Errors
+/// See [`TopologyError`].
+pub async fn declare_durable(
+    stream: &jetstream::stream::Stream,
+    config: pull::Config,
+) -> Result<jetstream::consumer::PullConsumer, TopologyError> {
+    use jetstream::stream::ConsumerErrorKind;
+    let name = config.durable_name.clone().unwrap_or_default();
+    let subject = || format!("consumer {name} of stream {}", stream.cached_info().config.name);
+    let wanted = config.num_replicas.max(1);
+    let refused = |kind: ConsumerErrorKind| match kind {
+        ConsumerErrorKind::JetStream(answer) => events::refusal(Some(&answer)),
+        _ => None,
+    };
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(&name, config)
+        .await
+        .map_err(|e| TopologyError::create(subject(), wanted, refused(e.kind()), &e))?;
+    let existing = consumer.cached_info().config.clone();
+    // 0 is "as many as the stream", which need not be what was asked for.
+    let actual = existing.num_replicas;
+    if actual == wanted || (actual == 0 && wanted == stream.cached_info().config.num_replicas.max(1)) {
+        return Ok(consumer);
+    }
+    let actual = if actual == 0 { stream.cached_info().config.num_replicas.max(1) } else { actual };
+    let updated = jetstream::consumer::Config { num_replicas: wanted, ..existing };
+    stream.update_consumer(updated).await.map_err(|e| {
+        let refused = match e.kind() {
+            jetstream::stream::ConsumerUpdateErrorKind::JetStream(answer) => events::refusal(Some(&answer)),
+            _ => None,
+        };
+        TopologyError::change(subject(), actual, wanted, refused, &e)
+    })?;
+    tracing::warn!(consumer = %name, from = actual, to = wanted, "consumer replicas changed");
+    stream.get_consumer(&name).await.map_err(|e| TopologyError::unreachable(subject(), &e))
 }
 
 fn is_transient(failure: &PolicyError) -> bool {

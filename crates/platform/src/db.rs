@@ -57,7 +57,12 @@ pub enum Backend {
 pub enum DbError {
     #[error("database URL is invalid: {0}")]
     InvalidUrl(String),
-    #[error("cannot connect to the database")]
+    /// The server does not take connections (down, restarting, unreachable):
+    /// answered at once while it is known to be so, until a probe reaches it.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Every pooled connection stayed busy for the pool's whole wait.
+    #[error("no database connection became free in time")]
     Pool(#[source] r2d2::PoolError),
     #[error("cannot open a database connection")]
     Open(#[source] r2d2::Error),
@@ -104,26 +109,85 @@ impl CorruptRow {
     }
 }
 
+/// What a failed store operation means for whoever asked: the store is
+/// away, busy, in a concurrency conflict, or something else went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server does not answer or dropped the connection: try again
+    /// once it is back; nothing of the failed work was committed.
+    Unavailable,
+    /// Locks or connections were all taken for longer than the wait.
+    Busy,
+    /// A concurrent transaction changed what this one read.
+    Conflict,
+    /// Anything else: a bug, a corrupt row, a failed migration.
+    Other,
+}
+
 impl DbError {
-    /// Whether retrying the same work later may succeed (lock contention,
-    /// a pool timeout, a serialization failure, a dropped connection).
-    pub fn is_transient(&self) -> bool {
+    /// What the failure means: see [`Failure`].
+    pub fn failure(&self) -> Failure {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            Self::Pool(_) | Self::Open(_) | Self::Cancelled(_) | Self::Conflict { .. } | Self::WriterStopped => true,
-            Self::GroupCommit(cause) => cause.is_transient(),
-            Self::Query(Error::DatabaseError(kind, info)) => {
-                matches!(kind, DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection)
-                    || info.message().contains("database is locked")
-                    || info.message().contains("database is busy")
-            }
+            Self::Unavailable(_) | Self::Open(_) | Self::WriterStopped => Failure::Unavailable,
+            Self::Pool(_) => Failure::Busy,
+            Self::Conflict { .. } => Failure::Conflict,
+            Self::GroupCommit(cause) => cause.failure(),
+            // A blocking task is cancelled only when the runtime stops.
+            Self::Cancelled(join) if join.is_cancelled() => Failure::Unavailable,
+            Self::Query(Error::DatabaseError(kind, info)) => match kind {
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => Failure::Unavailable,
+                DatabaseErrorKind::SerializationFailure => Failure::Conflict,
+                _ => classify_message(info.message()),
+            },
             Self::InvalidUrl(_)
             | Self::Migration(_)
             | Self::Query(_)
+            | Self::Cancelled(_)
             | Self::Corrupt(_)
             | Self::Panicked
-            | Self::WriterStart(_) => false,
+            | Self::WriterStart(_) => Failure::Other,
         }
+    }
+
+    /// Whether retrying the same work later may succeed: the store was
+    /// away or busy, or the work met a concurrent change.
+    pub fn is_transient(&self) -> bool {
+        self.failure() != Failure::Other
+    }
+
+    /// Whether the store itself was away (rather than the work at fault).
+    pub fn is_unavailable(&self) -> bool {
+        self.failure() == Failure::Unavailable
+    }
+}
+
+/// Sorts a server message diesel has no kind for. PostgreSQL's SQLSTATE is
+/// not exposed by diesel, so its fixed English messages stand in for it.
+fn classify_message(message: &str) -> Failure {
+    const UNAVAILABLE: [&str; 9] = [
+        // 57P01..57P03: the server is stopping, restarting or recovering.
+        "terminating connection due to",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "the database system is in recovery mode",
+        "the database system is not yet accepting connections",
+        // libpq's own, when the connection broke mid-statement.
+        "server closed the connection unexpectedly",
+        "no connection to the server",
+        "could not receive data from server",
+        "could not send data to server",
+    ];
+    const BUSY: [&str; 4] =
+        ["database is locked", "database is busy", "canceling statement due to lock timeout", "could not obtain lock"];
+    if UNAVAILABLE.iter().any(|m| message.contains(m)) {
+        Failure::Unavailable
+    } else if BUSY.iter().any(|m| message.contains(m)) {
+        Failure::Busy
+    } else if message.contains("deadlock detected") {
+        Failure::Conflict
+    } else {
+        Failure::Other
     }
 }
 
@@ -150,12 +214,86 @@ fn backend_of(url: &str) -> Result<(Backend, String), DbError> {
     Ok((Backend::Sqlite, path.to_owned()))
 }
 
+/// Connection settings a PostgreSQL URL gets unless it sets them: a
+/// connection attempt to a dead or unreachable server gives up within 2 s,
+/// and a connection whose server vanished without a word (a crashed host, a
+/// dropped network) is found dead within seconds, not at the kernel's
+/// default of two hours of silence. libpq's names and units.
+const POSTGRES_URL_DEFAULTS: [(&str, &str); 6] = [
+    ("connect_timeout", "2"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "2"),
+    ("keepalives_count", "2"),
+    ("tcp_user_timeout", "5000"),
+];
+
+/// `url` with every [`POSTGRES_URL_DEFAULTS`] it does not set itself.
+fn with_postgres_defaults(url: &str) -> String {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let set: Vec<&str> = query.split('&').filter_map(|pair| pair.split('=').next()).collect();
+    let mut url = url.to_owned();
+    for (key, value) in POSTGRES_URL_DEFAULTS {
+        if !set.contains(&key) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&format!("{key}={value}"));
+        }
+    }
+    url
+}
+
+/// How long a call waits for a pooled PostgreSQL connection: enough for a
+/// connection to come free under load, short of any caller's deadline.
+const POSTGRES_POOL_WAIT: Duration = Duration::from_secs(2);
+/// How often the pool looks whether the store went down while a call waits
+/// for a connection: a refused connection ends the wait at once.
+const POOL_WAIT_STEP: Duration = Duration::from_millis(100);
+/// How often a store known to be down is tried again.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Whether the store takes connections, as the last attempt to connect
+/// found. While it does not, calls are answered at once instead of each
+/// waiting for the pool's whole timeout, and one prober tries to connect
+/// until it can.
+#[derive(Debug, Default)]
+struct Availability {
+    /// Why the store is down, when it is.
+    down: std::sync::Mutex<Option<String>>,
+    /// Whether a prober is running.
+    probing: std::sync::atomic::AtomicBool,
+}
+
+impl Availability {
+    fn down_because(&self) -> Option<String> {
+        self.down.lock().map_or_else(|poisoned| poisoned.into_inner().clone(), |down| down.clone())
+    }
+
+    fn mark_down(&self, reason: String) {
+        let mut down = self.down.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if down.is_none() {
+            tracing::warn!(%reason, "the store is unavailable");
+            crate::metrics::store_available(false);
+        }
+        *down = Some(reason);
+    }
+
+    fn mark_up(&self) {
+        let mut down = self.down.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if down.take().is_some() {
+            tracing::info!("the store is available again");
+            crate::metrics::store_available(true);
+        }
+    }
+}
+
 /// Establishes connections of one backend only, so that a mistyped
-/// PostgreSQL URL fails loudly instead of creating a SQLite file named after it.
+/// PostgreSQL URL fails loudly instead of creating a SQLite file named after
+/// it; and records whether the server takes connections.
 #[derive(Debug, Clone)]
 struct Connector {
     backend: Backend,
     url: String,
+    availability: Arc<Availability>,
 }
 
 impl ManageConnection for Connector {
@@ -164,9 +302,21 @@ impl ManageConnection for Connector {
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         match self.backend {
-            Backend::Postgres => {
-                PgConnection::establish(&self.url).map(DbConnection::Postgres).map_err(r2d2::Error::ConnectionError)
-            }
+            Backend::Postgres => match PgConnection::establish(&self.url) {
+                Ok(conn) => {
+                    self.availability.mark_up();
+                    Ok(DbConnection::Postgres(conn))
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    // A server at its connection limit is up: the pool's
+                    // connections still work, and waiting for one is "busy".
+                    if !reason.contains("too many clients") && !reason.contains("connection slots are reserved") {
+                        self.availability.mark_down(reason);
+                    }
+                    Err(r2d2::Error::ConnectionError(error))
+                }
+            },
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
                 // WAL lets readers run beside the writer; NORMAL sync is durable
@@ -221,6 +371,8 @@ where
 pub struct Database {
     pool: Pool<Connector>,
     backend: Backend,
+    /// What opens connections; the prober uses it beside the pool.
+    connector: Connector,
     /// SQLite's writes, queued in order for the one writer thread rather
     /// than in SQLite's busy handler, which sleeps 1 ms, then 2, 5, 10…
     /// between tries however soon the lock is free (measured: about 70 such
@@ -250,7 +402,12 @@ impl Database {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::InvalidUrl(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let connector = Connector { backend, url: target.clone() };
+        let target = match backend {
+            Backend::Postgres => with_postgres_defaults(&target),
+            Backend::Sqlite => target,
+        };
+        let connector = Connector { backend, url: target.clone(), availability: Arc::default() };
+        let pool_connector = connector.clone();
         let writer_connector = connector.clone();
         // Replicas sharing one SQLite file take turns to open it (the first
         // switches it to WAL) and to migrate it; the lock is released when
@@ -269,12 +426,17 @@ impl Database {
                     Backend::Sqlite => 4,
                 })
                 .min_idle(Some(1))
-                .connection_timeout(Duration::from_secs(10))
-                .build(connector)
+                .connection_timeout(match backend {
+                    Backend::Postgres => POSTGRES_POOL_WAIT,
+                    // Writes of other processes on the file hold the lock for
+                    // up to the busy timeout; SQLite cannot be away.
+                    Backend::Sqlite => Duration::from_secs(10),
+                })
+                .build(pool_connector)
                 .map_err(DbError::Pool)
         })
         .await??;
-        let mut db = Self { pool, backend, writer: None };
+        let mut db = Self { pool, backend, connector, writer: None };
         db.with_conn(move |conn| run_migrations(conn, migrations)).await?;
         if backend == Backend::Sqlite {
             db.writer = Some(GroupWriter::start(writer_connector).await?);
@@ -335,12 +497,18 @@ impl Database {
         self.with_conn(work).await
     }
 
-    /// Checks that a connection can be had and answers.
+    /// Checks that a connection can be had and answers. While the store is
+    /// known to be down, answers so at once: the prober finds out when it is back.
     ///
     /// # Errors
     /// When the database cannot be reached.
     pub async fn ping(&self) -> Result<(), DbError> {
         self.read(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await
+    }
+
+    /// Whether the store took connections at the last attempt.
+    pub fn is_available(&self) -> bool {
+        self.connector.availability.down_because().is_none()
     }
 
     async fn with_conn<T, E, F>(&self, work: F) -> Result<T, E>
@@ -349,16 +517,77 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        if let Some(reason) = self.connector.availability.down_because() {
+            self.probe();
+            return Err(DbError::Unavailable(reason).into());
+        }
         let pool = self.pool.clone();
+        let availability = Arc::clone(&self.connector.availability);
         let span = tracing::Span::current();
         // r2d2's `get` blocks, so it runs on the blocking pool with the query.
-        tokio::task::spawn_blocking(move || {
+        let outcome = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn: PooledConnection<Connector> = pool.get().map_err(DbError::Pool)?;
-            work(&mut conn)
+            let mut conn = checkout(&pool, &availability)?;
+            Ok(work(&mut conn))
         })
         .await
-        .map_err(DbError::from)?
+        .map_err(DbError::from)
+        .and_then(|checked_out| checked_out);
+        match outcome {
+            Ok(worked) => worked,
+            Err(error) => {
+                if error.is_unavailable() {
+                    self.probe();
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Starts the prober unless one runs: it tries to connect every
+    /// [`PROBE_INTERVAL`] until it can, which marks the store up again (or,
+    /// after a broken connection, finds it down). Pooled connections broken
+    /// meanwhile fail their check-out test and are replaced by fresh ones.
+    fn probe(&self) {
+        use std::sync::atomic::Ordering;
+        if self.backend != Backend::Postgres
+            || self.connector.availability.probing.swap(true, Ordering::AcqRel)
+            || tokio::runtime::Handle::try_current().is_err()
+        {
+            return;
+        }
+        let connector = self.connector.clone();
+        tokio::spawn(async move {
+            loop {
+                let attempt = connector.clone();
+                if matches!(tokio::task::spawn_blocking(move || attempt.connect().is_ok()).await, Ok(true)) {
+                    break;
+                }
+                tokio::time::sleep(PROBE_INTERVAL).await;
+            }
+            connector.availability.probing.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// A pooled connection, or why none could be had: the store went down
+/// (found by a refused connection, which ends the wait at once) or every
+/// connection stayed busy for the pool's whole timeout.
+fn checkout(pool: &Pool<Connector>, availability: &Availability) -> Result<PooledConnection<Connector>, DbError> {
+    let deadline = std::time::Instant::now() + pool.connection_timeout();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match pool.get_timeout(left.min(POOL_WAIT_STEP)) {
+            Ok(conn) => return Ok(conn),
+            Err(error) => {
+                if let Some(reason) = availability.down_because() {
+                    return Err(DbError::Unavailable(reason));
+                }
+                if left <= POOL_WAIT_STEP {
+                    return Err(DbError::Pool(error));
+                }
+            }
+        }
     }
 }
 
@@ -619,6 +848,45 @@ mod tests {
         assert_eq!(backend_of("postgresql://h/db").unwrap().0, Backend::Postgres);
         assert_eq!(backend_of("sqlite://data/a.db").unwrap(), (Backend::Sqlite, "data/a.db".into()));
         assert_eq!(backend_of("data/a.db").unwrap(), (Backend::Sqlite, "data/a.db".into()));
+    }
+
+    #[test]
+    fn postgres_urls_get_timeouts_and_keepalives_unless_they_set_their_own() {
+        assert_eq!(
+            with_postgres_defaults("postgres://u@h/db"),
+            "postgres://u@h/db?connect_timeout=2&keepalives=1&keepalives_idle=5&keepalives_interval=2\
+             &keepalives_count=2&tcp_user_timeout=5000"
+        );
+        let own = with_postgres_defaults("postgres://u@h/db?options=-c%20x%3Dy&connect_timeout=9&keepalives_idle=60");
+        assert!(own.starts_with("postgres://u@h/db?options=-c%20x%3Dy&connect_timeout=9&keepalives_idle=60&"), "{own}");
+        assert_eq!(own.matches("connect_timeout").count(), 1, "{own}");
+        assert_eq!(own.matches("keepalives_idle").count(), 1, "{own}");
+        assert!(own.ends_with("&tcp_user_timeout=5000"), "{own}");
+    }
+
+    #[test]
+    fn store_failures_are_sorted_by_what_they_mean() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let query = |kind, message: &str| DbError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())));
+        let unknown = DatabaseErrorKind::Unknown;
+        assert_eq!(DbError::Unavailable("refused".into()).failure(), Failure::Unavailable);
+        assert_eq!(query(DatabaseErrorKind::ClosedConnection, "x").failure(), Failure::Unavailable);
+        assert_eq!(query(DatabaseErrorKind::UnableToSendCommand, "x").failure(), Failure::Unavailable);
+        assert_eq!(
+            query(unknown, "FATAL: terminating connection due to administrator command").failure(),
+            Failure::Unavailable
+        );
+        assert_eq!(query(unknown, "FATAL: the database system is shutting down").failure(), Failure::Unavailable);
+        assert_eq!(query(unknown, "database is locked").failure(), Failure::Busy);
+        assert_eq!(query(DatabaseErrorKind::SerializationFailure, "x").failure(), Failure::Conflict);
+        assert_eq!(query(unknown, "ERROR: deadlock detected").failure(), Failure::Conflict);
+        assert_eq!(DbError::Conflict { entity: "mission", key: "m".into() }.failure(), Failure::Conflict);
+        assert_eq!(query(DatabaseErrorKind::UniqueViolation, "dup").failure(), Failure::Other);
+        assert_eq!(query(unknown, "syntax error").failure(), Failure::Other);
+        assert_eq!(DbError::Migration("bad".into()).failure(), Failure::Other);
+        let shared = DbError::GroupCommit(Arc::new(DbError::Unavailable("down".into())));
+        assert!(shared.is_unavailable() && shared.is_transient());
+        assert!(!DbError::Panicked.is_transient());
     }
 
     #[test]

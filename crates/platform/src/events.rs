@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use api::game::{gift, mission, reward, settlement, wallet};
+use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, stream};
 
 /// JetStream's de-duplication header: the event id when first published.
@@ -76,7 +77,9 @@ impl StreamDef {
         }
     }
 
-    /// Creates the stream, or leaves the existing one as it is.
+    /// Creates the stream with one replica when it is missing, or leaves the
+    /// existing one as it is: for tools and tests that read or feed a stream
+    /// without owning its configuration. Services use [`StreamDef::declare`].
     ///
     /// # Errors
     /// When JetStream is unreachable or refuses the configuration.
@@ -85,6 +88,157 @@ impl StreamDef {
             Ok(existing) => Ok(existing),
             Err(_) => Ok(js.get_or_create_stream(self.config()).await?),
         }
+    }
+
+    /// Creates the stream with `replicas` copies, or brings the existing one
+    /// to that many: JetStream moves a clustered stream between replica
+    /// counts while it keeps serving.
+    ///
+    /// # Errors
+    /// [`TopologyError::Refused`] when JetStream answered no (more replicas
+    /// than clustered servers, say), naming the stream, both counts and the
+    /// server's reason; [`TopologyError::Unreachable`] when it did not answer.
+    pub async fn declare(&self, js: &jetstream::Context, replicas: Replicas) -> Result<stream::Stream, TopologyError> {
+        let wanted = replicas.get();
+        let subject = || format!("stream {}", self.name);
+        let existing = match js.get_stream(self.name).await {
+            Ok(existing) => existing,
+            Err(error) => match error.kind() {
+                GetStreamErrorKind::JetStream(refusal) if refusal.code() == 404 => {
+                    let config = stream::Config { num_replicas: wanted, ..self.config() };
+                    return js
+                        .create_stream(config)
+                        .await
+                        .map_err(|e| TopologyError::create(subject(), wanted, stream_refusal(&e), &e));
+                }
+                _ => return Err(TopologyError::unreachable(subject(), &error)),
+            },
+        };
+        let actual = existing.cached_info().config.num_replicas.max(1);
+        if actual == wanted {
+            return Ok(existing);
+        }
+        let config = stream::Config { num_replicas: wanted, ..existing.cached_info().config.clone() };
+        js.update_stream(&config)
+            .await
+            .map_err(|e| TopologyError::change(subject(), actual, wanted, stream_refusal(&e), &e))?;
+        tracing::warn!(stream = self.name, from = actual, to = wanted, "stream replicas changed");
+        js.get_stream(self.name).await.map_err(|e| TopologyError::unreachable(subject(), &e))
+    }
+}
+
+/// How many copies JetStream keeps of every stream and durable consumer
+/// (`STREAM_REPLICAS`): one on a single server, three on a cluster of three
+/// so that losing a server loses nothing acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replicas(usize);
+
+impl Replicas {
+    /// One copy: a single server.
+    pub const ONE: Self = Self(1);
+    /// The most JetStream keeps.
+    pub const MAX: usize = 5;
+
+    /// `count` copies.
+    ///
+    /// # Errors
+    /// When `count` is not 1 to 5.
+    pub fn new(count: usize) -> Result<Self, ReplicasOutOfRange> {
+        if (1..=Self::MAX).contains(&count) { Ok(Self(count)) } else { Err(ReplicasOutOfRange) }
+    }
+
+    /// The number of copies.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Self::ONE
+    }
+}
+
+impl std::fmt::Display for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A replica count JetStream does not support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("JetStream keeps 1 to 5 replicas of a stream")]
+pub struct ReplicasOutOfRange;
+
+impl std::str::FromStr for Replicas {
+    type Err = ReplicasOutOfRange;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<usize>().map_err(|_| ReplicasOutOfRange).and_then(Self::new)
+    }
+}
+
+/// Why a stream or a durable consumer could not be declared.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// JetStream answered, and said no: a service must not run against a
+    /// stream kept with fewer copies than it was configured for.
+    #[error("cannot {action}: the server refused: {reason}")]
+    Refused { action: String, reason: String },
+    /// JetStream did not answer (no server reachable, no meta leader yet).
+    #[error("cannot declare {subject}: JetStream did not answer: {reason}")]
+    Unreachable { subject: String, reason: String },
+}
+
+impl TopologyError {
+    /// Creating `subject` with `wanted` replicas failed with `error`, which
+    /// is the server's `refusal` when it answered no.
+    pub fn create(subject: String, wanted: usize, refusal: Option<String>, error: &dyn std::fmt::Display) -> Self {
+        match refusal {
+            Some(reason) => Self::Refused { action: format!("create {subject} with {wanted} replicas"), reason },
+            None => Self::Unreachable { subject, reason: error.to_string() },
+        }
+    }
+
+    /// Changing `subject` from `actual` to `wanted` replicas failed with
+    /// `error`, which is the server's `refusal` when it answered no.
+    pub fn change(
+        subject: String,
+        actual: usize,
+        wanted: usize,
+        refusal: Option<String>,
+        error: &dyn std::fmt::Display,
+    ) -> Self {
+        match refusal {
+            Some(reason) => {
+                Self::Refused { action: format!("change {subject} from {actual} to {wanted} replicas"), reason }
+            }
+            None => Self::Unreachable { subject, reason: error.to_string() },
+        }
+    }
+
+    /// `subject` could not be read for `error`.
+    pub fn unreachable(subject: String, error: &dyn std::fmt::Display) -> Self {
+        Self::Unreachable { subject, reason: error.to_string() }
+    }
+
+    /// Whether JetStream answered no (as opposed to not answering).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused { .. })
+    }
+}
+
+/// The server's answer when JetStream said no to a request, `None` when it
+/// did not answer: a 503 (no meta leader, JetStream not ready) is an
+/// absence, not an answer.
+pub fn refusal(answer: Option<&jetstream::Error>) -> Option<String> {
+    answer.filter(|error| error.code() != 503).map(ToString::to_string)
+}
+
+fn stream_refusal(error: &CreateStreamError) -> Option<String> {
+    match error.kind() {
+        CreateStreamErrorKind::JetStream(answer) => refusal(Some(&answer)),
+        _ => None,
     }
 }
 
@@ -195,6 +349,29 @@ mod tests {
         ] {
             assert!(declared.iter().any(|d| d == ty), "{ty} is not in proto/");
         }
+    }
+
+    #[test]
+    fn replicas_are_one_to_five() {
+        assert_eq!("3".parse::<Replicas>().map(Replicas::get), Ok(3));
+        assert_eq!(Replicas::default(), Replicas::ONE);
+        for bad in ["0", "6", "-1", "three", "1.5"] {
+            assert_eq!(bad.parse::<Replicas>(), Err(ReplicasOutOfRange), "{bad}");
+        }
+        let error = crate::config::ConfigError::new("STREAM_REPLICAS", "7", ReplicasOutOfRange.to_string());
+        assert_eq!(error.to_string(), "invalid STREAM_REPLICAS=\"7\": JetStream keeps 1 to 5 replicas of a stream");
+    }
+
+    #[test]
+    fn refusals_name_the_stream_both_counts_and_the_reason() {
+        let refused =
+            TopologyError::change("stream MISSION".into(), 1, 3, Some("replicas > 1 not supported".into()), &"x");
+        assert_eq!(
+            refused.to_string(),
+            "cannot change stream MISSION from 1 to 3 replicas: the server refused: replicas > 1 not supported"
+        );
+        assert!(refused.is_refusal());
+        assert!(!TopologyError::create("stream MISSION".into(), 3, None, &"timed out").is_refusal());
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// token and a trace context take a few kilobytes.
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
-use crate::db::DbError;
+use crate::db::{DbError, Failure};
 use crate::kernel::IdError;
 
 /// Turns a field's parse error into INVALID_ARGUMENT naming the field.
@@ -35,14 +35,37 @@ pub fn field<T>(field: &str, value: &str, parse: impl FnOnce(&str) -> Result<T, 
     parse(value).map_err(|e| invalid(field, e))
 }
 
-/// A storage failure as the caller sees it: retryable, with no internals.
-/// The cause is logged here, once, with its chain.
+/// What a caller reads while the service's store is down or restarting.
+pub const STORE_UNAVAILABLE: &str = "the service's store is unavailable; try again later";
+/// What a caller reads while the store's locks or connections are all taken.
+pub const STORE_BUSY: &str = "the service's store is busy; try again later";
+/// What a caller reads when a concurrent request changed what the call read.
+pub const STORE_CONFLICT: &str = "a concurrent request changed the same data; try again";
+
+/// A storage failure as the caller sees it, with no internals: UNAVAILABLE
+/// while the store is away or busy (try again later, elsewhere), ABORTED on
+/// a concurrency conflict (try the whole call again), INTERNAL otherwise.
+/// The cause is logged here, once, with its chain; an outage at warn level,
+/// since the store's own health entry already says so.
 pub fn storage_failure(error: &DbError) -> Status {
-    tracing::error!(error = %error, cause = ?std::error::Error::source(error), "storage failure");
-    if error.is_transient() {
-        Status::unavailable("the service's storage is busy; try again later")
-    } else {
-        Status::internal("the service could not complete the request")
+    let cause = std::error::Error::source(error);
+    match error.failure() {
+        Failure::Unavailable => {
+            tracing::warn!(error = %error, cause = ?cause, "storage failure");
+            Status::unavailable(STORE_UNAVAILABLE)
+        }
+        Failure::Busy => {
+            tracing::warn!(error = %error, cause = ?cause, "storage failure");
+            Status::unavailable(STORE_BUSY)
+        }
+        Failure::Conflict => {
+            tracing::warn!(error = %error, cause = ?cause, "storage failure");
+            Status::aborted(STORE_CONFLICT)
+        }
+        Failure::Other => {
+            tracing::error!(error = %error, cause = ?cause, "storage failure");
+            Status::internal("the service could not complete the request")
+        }
     }
 }
 
@@ -135,6 +158,38 @@ mod tests {
         let cancelled = Transport(Box::new(h2::Error::from(h2::Reason::CANCEL)));
         assert!(!never_reached(&cancelled));
         assert!(!never_reached(&Transport("connection closed".into())));
+    }
+
+    #[test]
+    fn storage_failures_tell_an_outage_from_a_busy_store_a_conflict_and_a_fault() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let closed =
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, Box::new("gone".to_owned())));
+        let restarting = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("FATAL: the database system is starting up".to_owned()),
+        ));
+        let locked =
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("database is locked".to_owned())));
+        let serialization =
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, Box::new("x".to_owned())));
+        let unique = DbError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, Box::new("x".to_owned())));
+        let cases = [
+            (DbError::Unavailable("connection refused".into()), tonic::Code::Unavailable, STORE_UNAVAILABLE),
+            (closed, tonic::Code::Unavailable, STORE_UNAVAILABLE),
+            (restarting, tonic::Code::Unavailable, STORE_UNAVAILABLE),
+            (locked, tonic::Code::Unavailable, STORE_BUSY),
+            (serialization, tonic::Code::Aborted, STORE_CONFLICT),
+            (DbError::Conflict { entity: "wallet entry", key: "e".into() }, tonic::Code::Aborted, STORE_CONFLICT),
+            (unique, tonic::Code::Internal, "the service could not complete the request"),
+            (DbError::Panicked, tonic::Code::Internal, "the service could not complete the request"),
+        ];
+        for (error, code, message) in cases {
+            let status = storage_failure(&error);
+            assert_eq!((status.code(), status.message()), (code, message), "{error:?}");
+        }
+        let shared = DbError::GroupCommit(std::sync::Arc::new(DbError::Unavailable("down".into())));
+        assert_eq!(storage_failure(&shared).code(), tonic::Code::Unavailable);
     }
 
     #[test]

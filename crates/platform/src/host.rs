@@ -28,8 +28,25 @@ use crate::caller::AuthenticateLayer;
 use crate::config::ServiceConfig;
 use crate::consumer::{Consumer, ConsumerConfig, Policy};
 use crate::db::{Database, DbError};
-use crate::events::StreamDef;
+use crate::events::{Replicas, StreamDef, TopologyError};
 use crate::outbox::{OutboxSignal, Relay, RelayConfig};
+
+/// How long a starting service waits for NATS before it leaves declaring
+/// its streams to the tasks that use them.
+const JETSTREAM_AT_START: Duration = Duration::from_secs(5);
+
+/// A declaration's outcome at start: a refusal stops the service; silence
+/// (the broker went away meanwhile) leaves it to the tasks that retry.
+fn declared<T>(outcome: Result<T, TopologyError>) -> Result<(), StartError> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_refusal() => Err(error.into()),
+        Err(error) => {
+            tracing::warn!(%error, "JetStream did not answer at start; retried in the background");
+            Ok(())
+        }
+    }
+}
 
 /// Health entry reporting the store.
 pub const DATABASE_HEALTH: &str = "database";
@@ -53,6 +70,8 @@ pub enum StartError {
     Serve(#[from] tonic::transport::Error),
     #[error("cannot verify tokens")]
     Auth(#[from] crate::auth::AuthError),
+    #[error("JetStream cannot keep the configured replicas (STREAM_REPLICAS)")]
+    Topology(#[from] TopologyError),
 }
 
 /// What a service is called: its short name and its gRPC service.
@@ -93,6 +112,12 @@ pub struct ServiceHost {
     grace: Duration,
     drain_delay: Duration,
     consumer: ConsumerConfig,
+    /// Copies JetStream keeps of every stream and durable consumer.
+    replicas: Replicas,
+    /// Whether JetStream answered at start: only then are streams and
+    /// consumers declared before serving; otherwise their tasks do it once
+    /// the broker is back.
+    jetstream_reachable: bool,
     /// Verifies callers' tokens; `None` refuses them all.
     verifier: Option<Verifier>,
 }
@@ -123,6 +148,21 @@ impl ServiceHost {
         };
         let db = Database::connect(&config.database_url, spec.migrations).await?;
         let (nats, jetstream) = crate::nats::connect(&config.nats_url, spec.name).await?;
+        let replicas = config.stream_replicas;
+        // A broker outage must not stop a service from starting (the outbox
+        // keeps its events); a broker that answers and refuses the replica
+        // count must, before the service takes a call.
+        let jetstream_reachable = crate::nats::wait_connected(&nats, JETSTREAM_AT_START).await;
+        if jetstream_reachable {
+            for stream in spec.publishes {
+                declared(stream.declare(&jetstream, replicas).await)?;
+            }
+        } else {
+            tracing::warn!(
+                service = spec.name,
+                "NATS unreachable at start; streams and consumers are declared once it answers"
+            );
+        }
         let background = CancellationToken::new();
         let mut tasks = JoinSet::new();
         if let Some(listener) = metrics {
@@ -140,6 +180,8 @@ impl ServiceHost {
             grace: config.shutdown_grace,
             drain_delay: config.drain_delay,
             consumer: config.consumer.clone(),
+            replicas,
+            jetstream_reachable,
             verifier,
         })
     }
@@ -175,17 +217,26 @@ impl ServiceHost {
             self.db.clone(),
             self.jetstream.clone(),
             self.outbox.clone(),
-            RelayConfig::default(),
+            RelayConfig { replicas: self.replicas, ..RelayConfig::default() },
             self.spec.publishes,
         );
         self.tasks.spawn(relay.run(self.background.clone()));
     }
 
-    /// Runs `policy` on its durable consumer.
-    pub fn spawn_policy<P: Policy>(&mut self, policy: P) {
+    /// Runs `policy` on its durable consumer, declared first (with its
+    /// stream and the dead letters') when JetStream answered at start.
+    ///
+    /// # Errors
+    /// [`StartError::Topology`] when JetStream refuses the replica count.
+    pub async fn spawn_policy<P: Policy>(&mut self, policy: P) -> Result<(), StartError> {
         let consumer = Consumer::new(policy, self.db.clone(), self.jetstream.clone(), self.outbox.clone())
-            .with_config(self.consumer.clone());
+            .with_config(self.consumer.clone())
+            .with_replicas(self.replicas);
+        if self.jetstream_reachable {
+            declared(consumer.declare().await)?;
+        }
         self.tasks.spawn(consumer.run(self.background.clone()));
+        Ok(())
     }
 
     /// Runs a background task that must end when `stopping` is cancelled.

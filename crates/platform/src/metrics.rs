@@ -59,6 +59,8 @@ pub struct Metrics {
     /// Calls the edge gateway refused before routing them, by reason:
     /// unauthenticated, permission_denied, rate_limited, too_large, malformed, …
     pub edge_refusals: Family<OneLabel, Counter>,
+    /// 1 while the service's store refuses connections, else 0.
+    pub store_unavailable: Gauge,
     registry: Mutex<Registry>,
 }
 
@@ -82,6 +84,7 @@ impl Metrics {
             exchanges: Family::default(),
             circuit_breaker_state: Family::default(),
             edge_refusals: Family::default(),
+            store_unavailable: Gauge::default(),
             registry: Mutex::new(Registry::default()),
         };
         {
@@ -123,6 +126,11 @@ impl Metrics {
                 "Calls the edge gateway refused before routing, by reason",
                 metrics.edge_refusals.clone(),
             );
+            r.register(
+                "rewards_store_unavailable",
+                "1 while the service's store refuses connections",
+                metrics.store_unavailable.clone(),
+            );
         }
         metrics
     }
@@ -159,6 +167,11 @@ pub fn consumer_started(name: &str) {
     drop(metrics.consumer_redeliveries.get_or_create(&labels));
     drop(metrics.dead_letters.get_or_create(&labels));
     drop(metrics.consumer_lag.get_or_create(&labels));
+}
+
+/// Records whether the service's store takes connections.
+pub fn store_available(available: bool) {
+    metrics().store_unavailable.set(i64::from(!available));
 }
 
 /// Serves `GET /metrics` on `listener` until `stopping` is cancelled.

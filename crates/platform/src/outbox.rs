@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Database, DbConnection, DbError, now_millis};
-use crate::events::{self, Event, StreamDef};
+use crate::events::{self, Event, Replicas, StreamDef, TopologyError};
 use crate::failpoint;
 use crate::metrics::metrics;
 
@@ -114,11 +114,18 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Published rows are kept this long for diagnosis, then pruned.
     pub retention: Duration,
+    /// Copies JetStream keeps of the streams the relay declares.
+    pub replicas: Replicas,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { batch_size: 256, poll_interval: Duration::from_millis(250), retention: Duration::from_secs(3600) }
+        Self {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(250),
+            retention: Duration::from_secs(3600),
+            replicas: Replicas::ONE,
+        }
     }
 }
 
@@ -139,6 +146,8 @@ enum RelayError {
     Db(#[from] DbError),
     #[error("publish to JetStream failed: {0}")]
     Publish(String),
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
 }
 
 impl Relay {
@@ -155,10 +164,13 @@ impl Relay {
 
     async fn ensure_streams(&self) -> Result<(), RelayError> {
         for stream in self.streams {
-            stream
-                .ensure(&self.jetstream)
-                .await
-                .map_err(|e| RelayError::Publish(format!("stream {}: {e}", stream.name)))?;
+            if let Err(error) = stream.declare(&self.jetstream, self.config.replicas).await {
+                if error.is_refusal() {
+                    // Not a blip: said every time, at the level an operator alerts on.
+                    tracing::error!(%error, "outbox relay cannot declare its stream");
+                }
+                return Err(error.into());
+            }
         }
         Ok(())
     }
@@ -190,10 +202,20 @@ impl Relay {
                 Ok(_) => failures = 0,
                 Err(error) => {
                     // The stream may have been deleted or the broker replaced:
-                    // create it again before the next attempt.
-                    streams_ready = false;
+                    // create it again before the next attempt. A store outage
+                    // says nothing about the streams.
+                    if !matches!(error, RelayError::Db(_)) {
+                        streams_ready = false;
+                    }
                     failures = failures.saturating_add(1);
-                    let delay = crate::backoff(failures, Duration::from_millis(200), Duration::from_secs(5));
+                    // Retrying against a store known to be down costs nothing
+                    // (it is answered at once), and the events wait for it.
+                    let max = if matches!(&error, RelayError::Db(db) if db.is_unavailable()) {
+                        Duration::from_millis(500)
+                    } else {
+                        Duration::from_secs(5)
+                    };
+                    let delay = crate::backoff(failures, Duration::from_millis(200), max);
                     tracing::warn!(%error, retry_in = ?delay, "outbox relay could not publish");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,

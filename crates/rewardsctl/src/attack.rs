@@ -428,7 +428,7 @@ impl Report {
 /// # Errors
 /// When the system does not start or an attack cannot be set up.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
-    let mut layout = Layout::free(&Replicas::default())?;
+    let mut layout = Layout::free(crate::mesh::Shape::Single, &Replicas::default())?;
     if !options.services.is_empty() {
         layout.members.retain(|m| m.service.name == "gateway" || options.services.contains(&m.service.name));
     }
@@ -441,7 +441,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         announce: true,
     };
     let mut mesh = Mesh::new(config)?;
-    mesh.start_nats().await?;
+    mesh.start_infrastructure().await?;
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(60), true).await?;
     let result = attack_all(&mesh, &options).await;

@@ -31,8 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use platform::CancellationToken;
 
-use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
-use crate::stores::Stores;
+use crate::mesh::{Layout, Mesh, MeshConfig, Replicas, Shape};
 
 /// Options of a chaos run.
 #[derive(Debug, Clone)]
@@ -60,6 +59,8 @@ pub struct Options {
     pub settle_within: Duration,
     /// Whether kills and progress are printed as they happen.
     pub progress: bool,
+    /// Single server and SQLite, or the production shape (see [`Shape`]).
+    pub shape: Shape,
 }
 
 impl Options {
@@ -78,6 +79,19 @@ impl Options {
             spread: None,
             settle_within: Duration::from_secs(180),
             progress: true,
+            shape: Shape::Single,
+        }
+    }
+
+    /// The defaults of `rewardsctl chaos --cluster`: more load, spread over
+    /// a minute so that it outlasts several broker and database kills.
+    pub fn cluster(bin_dir: PathBuf) -> Self {
+        Self {
+            missions: 5000,
+            exchanges: 500,
+            spread: Some(Duration::from_secs(60)),
+            shape: Shape::Cluster,
+            ..Self::new(bin_dir)
         }
     }
 
@@ -86,7 +100,8 @@ impl Options {
     /// # Errors
     /// On an unknown or incomplete argument.
     pub fn parse(args: &[String], bin_dir: PathBuf) -> Result<Self, String> {
-        let mut options = Self::new(bin_dir);
+        let cluster = args.iter().any(|a| a == "--cluster");
+        let mut options = if cluster { Self::cluster(bin_dir) } else { Self::new(bin_dir) };
         let mut args = crate::args::Args::new(args);
         while let Some(option) = args.next_option() {
             match option {
@@ -95,6 +110,7 @@ impl Options {
                 "--kill-every" => options.kill_every = args.seconds()?.max(Duration::from_secs(1)),
                 "--seed" => options.seed = args.number("a number")?,
                 "--run-dir" => options.run_dir = args.value("a directory")?.into(),
+                "--cluster" => {}
                 _ => return Err(args.unknown()),
             }
         }
@@ -111,8 +127,15 @@ pub struct Report {
     pub missions_driven: usize,
     pub exchanges_driven: usize,
     pub processes_killed: u64,
-    /// Times nats-server came back after a kill.
+    /// Times a broker node came back after a kill.
     pub broker_restarts: u64,
+    /// The shape the run had.
+    pub shape: Shape,
+    /// Kills of the JetStream meta leader and of a stream's leader (cluster).
+    pub meta_leader_kills: u64,
+    pub stream_leader_kills: u64,
+    /// How long the database refused connections, at each of its kills (cluster).
+    pub database_outages: Vec<Duration>,
     /// How long the load ran, under the kills.
     pub load_time: Duration,
     /// From the end of the load until nothing was in flight; `None` when it
@@ -157,6 +180,21 @@ impl Report {
         println!("  exchanges driven       {}", self.exchanges_driven);
         println!("  processes killed       {} (SIGKILL)", self.processes_killed);
         println!("  broker restarts        {}", self.broker_restarts);
+        if self.shape == Shape::Cluster {
+            println!(
+                "  NATS node kills        {} ({} meta leader, {} stream leader; one node at a time)",
+                self.meta_leader_kills + self.stream_leader_kills,
+                self.meta_leader_kills,
+                self.stream_leader_kills
+            );
+            let outages: Vec<String> =
+                self.database_outages.iter().map(|d| format!("{:.1}s", d.as_secs_f64())).collect();
+            println!(
+                "  database kills         {} (PostgreSQL refused connections for {})",
+                self.database_outages.len(),
+                if outages.is_empty() { "-".into() } else { outages.join(", ") }
+            );
+        }
         println!("  load time              {:.1}s", self.load_time.as_secs_f64());
         println!("  time to quiescence     {quiet}");
         println!("  calls retried          {}", if retried.is_empty() { "none".into() } else { retried.join(", ") });
@@ -199,6 +237,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     for service in ["reward", "wallet", "mypage"] {
         replicas.set(service, 2).map_err(anyhow::Error::msg)?;
     }
+    let replicas = options.shape.replicas(&replicas);
     if options.run_dir.exists() && std::fs::read_dir(&options.run_dir)?.next().is_some() {
         anyhow::bail!("{} is not empty: a chaos run needs a fresh directory", options.run_dir.display());
     }
@@ -216,7 +255,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         run_dir: options.run_dir.clone(),
         bin_dir: options.bin_dir.clone(),
         nats_server: options.nats_server.clone(),
-        layout: Layout::free(&replicas)?,
+        layout: Layout::free(options.shape, &replicas)?,
         env: env.iter().map(|(s, k, v)| ((*s).to_owned(), (*k).to_owned(), (*v).to_owned())).collect(),
         announce: false,
     };
@@ -230,17 +269,17 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "starting the system in {} (seed {}): {} processes",
         mesh.run_dir().display(),
         options.seed,
-        mesh.layout().members.len() + 1
+        mesh.layout().members.len() + mesh.layout().nats.len() + usize::from(mesh.layout().postgres_port.is_some())
     ));
-    mesh.start_nats().await?;
+    mesh.start_infrastructure().await?;
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(120), options.progress).await?;
-    let stores = Stores::new(mesh.run_dir().join("data"));
-    let clients = clients::Clients::new(&mesh.layout().gateway_url(), mesh.identity().clone())?;
+    let stores = mesh.stores();
+    let clients = clients::Clients::new(&mesh.layout().urls("gateway"), mesh.identity().clone())?;
     let nats = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .max_reconnects(None)
-        .connect(mesh.layout().nats_url())
+        .connect(mesh.layout().nats_urls())
         .await
         .context("cannot connect to nats-server")?;
     let js = async_nats::jetstream::new(nats);
@@ -262,7 +301,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         players.into_iter().step_by(step).take(6).collect()
     };
     let sampler = tokio::spawn(sampler::run(clients.clone(), sampled, watching.clone()));
-    let victims: Vec<_> = mesh.processes().cloned().collect();
+    let processes: Vec<_> = mesh.processes().cloned().collect();
+    let victims = match mesh.postgres() {
+        Some(database) => killer::Victims::cluster(processes, mesh.nats_nodes(), database),
+        None => killer::Victims::single(processes),
+    };
     let killer = tokio::spawn(killer::run(
         victims.clone(),
         options.kill_every,
@@ -276,9 +319,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let load_time = started.elapsed();
     chaos.cancel();
     let mut kills = killer.await.unwrap_or_default();
-    if kills.broker == 0 {
-        killer::kill_broker(&victims, started, &mut kills, options.progress).await;
-    }
+    killer::complete(&victims, started, &mut kills, options.progress).await;
     say(format!(
         "load done in {:.1}s: {} missions and {} exchanges confirmed; waiting for every process to serve",
         load_time.as_secs_f64(),
@@ -292,6 +333,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         missions_driven: driven.missions.len(),
         exchanges_driven: driven.exchanges.len(),
         processes_killed: kills.processes,
+        shape: options.shape,
+        meta_leader_kills: kills.meta_leader,
+        stream_leader_kills: kills.stream_leader,
+        database_outages: kills.database_outages.clone(),
         load_time,
         kills: kills.log,
         failures: driven.failures.clone(),
@@ -323,7 +368,13 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     }
     report.retried = clients.retried();
     report.redeliveries_absorbed = redeliveries_absorbed(&mesh).await;
-    report.broker_restarts = mesh.process(crate::mesh::NATS).map_or(0, |nats| nats.starts().saturating_sub(1));
+    report.broker_restarts = mesh
+        .layout()
+        .nats_names()
+        .iter()
+        .filter_map(|name| mesh.process(name))
+        .map(|nats| nats.starts().saturating_sub(1))
+        .sum();
     mesh.stop().await;
     Ok(report)
 }

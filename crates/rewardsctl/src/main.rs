@@ -19,25 +19,32 @@ use rewardsctl::{attack, bench, chaos, dead_letters, demo, overload, token, up};
 
 const USAGE: &str = "\
 usage:
-  rewardsctl up [--demo] [--prometheus] [--replicas SERVICE=N,...] [--run-dir DIR]
+  rewardsctl up [--cluster] [--demo] [--prometheus] [--replicas SERVICE=N,...] [--run-dir DIR]
       start nats-server and every service locally (supervised), wait until all
       are SERVING; with --demo, play the player's story once they are;
       with --prometheus, also a Prometheus on 127.0.0.1:9090 scraping every
       process (Debian's `prometheus`; ./dev up --prometheus installs it).
-      --replicas reward=2,wallet=2 runs services (any but the gateway) as
-      several processes behind the gateway
+      --replicas reward=2,wallet=2 runs services (and the gateway) as
+      several processes. --cluster: the production shape — three nats-servers
+      clustered with JetStream (streams replicated 3 times), a PostgreSQL of
+      the runner's own with a database per service (Debian's `postgresql`;
+      ./dev up --cluster installs it), two replicas of everything
   rewardsctl demo [--gateway URL] [--run-dir DIR]
       play the player's story against a running system (default http://127.0.0.1:8080)
   rewardsctl token CUSTOMER_ID [--role player|operator] [--ttl SECONDS] [--run-dir DIR]
       print a bearer token signed with the development key of `up` (DIR/auth,
       made if missing), for grpcurl -H \"authorization: Bearer $TOKEN\";
       with --role operator the customer id may be left out
-  rewardsctl chaos [--missions N] [--exchanges M] [--kill-every SECS] [--seed S] [--run-dir DIR]
+  rewardsctl chaos [--cluster] [--missions N] [--exchanges M] [--kill-every SECS] [--seed S] [--run-dir DIR]
       start the whole system (2 replicas of reward, wallet and mypage) in a fresh
       directory, drive N AchieveMission calls (default 2000) and M exchanges
       (default 300) through the gateway while killing a random process with
       SIGKILL every SECS seconds (default 3) and nats-server at least once, wait
-      for quiescence and check that nothing was lost or applied twice
+      for quiescence and check that nothing was lost or applied twice.
+      --cluster: on the production shape (see up), 5000 missions and 500
+      exchanges by default, killing the JetStream meta leader and stream
+      leaders (one node at a time) and stopping PostgreSQL for 5 s or more
+      (SIGKILL of the postmaster) at least twice
   rewardsctl overload [--players N] [--rate R] [--concurrency C] [--phase-secs S] [--run-dir DIR]
       start the whole system in a fresh directory; players exchange rewards while
       others achieve missions, gift is slowed beyond the wallet's deadline, then
@@ -53,11 +60,13 @@ usage:
   rewardsctl dead-letters redrive SEQUENCE [--nats URL]
       list the events consumers gave up on (with the reason), or send one back
       to its consumer under its own Event-Id (default NATS nats://127.0.0.1:14222)
-  rewardsctl bench [--quick] [--rates R,R,...] [--duration SECS] [--run-dir DIR]
+  rewardsctl bench [--quick] [--cluster] [--rates R,R,...] [--duration SECS] [--run-dir DIR]
       every measurement in one run (baselines; the chain at 500, 1000, 2000, 3000
       and 5000 missions/s, 60 s each, 5 s with --quick; the exchange healthy and
       with the breaker open; the gateway's cost; resources): prints a table and
-      writes .run/bench-<time>/results.json
+      writes .run/bench-<time>/results.json. --cluster: then the chain at 500
+      and 1000/s and the exchange on the production shape (see up --cluster)
+      with a PostgreSQL commit baseline, both shapes side by side
   rewardsctl bench compare BEFORE.json AFTER.json
       two runs' figures side by side
   rewardsctl bench NAME [OPTIONS]

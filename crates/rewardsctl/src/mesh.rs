@@ -18,6 +18,10 @@ use tokio::task::JoinSet;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use localinfra::nats::Node;
+use localinfra::postgres::{Binaries, Instance, Owner};
+
+use crate::stores::Stores;
 use crate::supervisor::{ProcessHandle, ProcessSpec, supervised};
 
 /// One service of the mesh as the runner starts it.
@@ -49,8 +53,16 @@ pub const SERVICES: [Service; 7] = [
     Service { name: "gateway", port: 8080, health: "", url_variable: "" },
 ];
 
-/// The name of the broker's process.
+/// The name of the broker's process when it runs alone.
 pub const NATS: &str = "nats-server";
+
+/// The name of the runner's PostgreSQL process.
+pub const POSTGRES: &str = "postgres";
+
+/// Whether the process called `name` is a node of the broker.
+pub fn is_broker(name: &str) -> bool {
+    name == NATS || name.starts_with("nats-")
+}
 
 /// At most this many replicas of one service: the well-known layout puts
 /// replica `i` at `port + 100 * i`, and the metrics ports 1000 above.
@@ -85,12 +97,9 @@ impl Replicas {
     /// As [`Replicas::parse`].
     pub fn set(&mut self, name: &str, count: usize) -> Result<(), String> {
         let service = service(name).ok_or_else(|| {
-            let known: Vec<&str> = SERVICES.iter().map(|s| s.name).filter(|n| *n != "gateway").collect();
+            let known: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
             format!("no service called {name:?} (one of {})", known.join(", "))
         })?;
-        if service.name == "gateway" {
-            return Err("the gateway runs as one process; replicate the services behind it".into());
-        }
         if !(1..=MAX_REPLICAS).contains(&count) {
             return Err(format!("{name}={count}: a service runs 1 to {MAX_REPLICAS} replicas"));
         }
@@ -102,6 +111,63 @@ impl Replicas {
     pub fn of(&self, name: &str) -> usize {
         self.0.get(name).copied().unwrap_or(1)
     }
+
+    /// `count` replicas of every service and of the gateway.
+    pub fn everywhere(count: usize) -> Self {
+        Self(SERVICES.iter().map(|s| (s.name, count.clamp(1, MAX_REPLICAS))).collect())
+    }
+
+    /// These counts, with `other`'s wherever it names a service.
+    #[must_use]
+    pub fn overlay(mut self, other: &Self) -> Self {
+        self.0.extend(other.0.iter().map(|(name, count)| (*name, *count)));
+        self
+    }
+}
+
+/// The shape of the infrastructure under the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// One nats-server and a SQLite file per service: the embedded defaults.
+    #[default]
+    Single,
+    /// Production on one machine: three nats-server processes clustered with
+    /// JetStream (streams replicated three times), a PostgreSQL instance of
+    /// the runner's own with a database per service, and two replicas of
+    /// every service and of the gateway unless said otherwise.
+    Cluster,
+}
+
+impl Shape {
+    /// The nats-server processes of the shape.
+    pub fn nats_nodes(self) -> usize {
+        match self {
+            Self::Single => 1,
+            Self::Cluster => 3,
+        }
+    }
+
+    /// The replica count of every stream and durable consumer.
+    pub fn stream_replicas(self) -> usize {
+        self.nats_nodes()
+    }
+
+    /// The replicas the shape runs, with `asked` where it says otherwise.
+    pub fn replicas(self, asked: &Replicas) -> Replicas {
+        match self {
+            Self::Single => asked.clone(),
+            Self::Cluster => Replicas::everywhere(2).overlay(asked),
+        }
+    }
+}
+
+/// The ports of one nats-server process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatsPorts {
+    pub client: u16,
+    pub monitor: u16,
+    /// Its routes' port; unused when it runs alone.
+    pub cluster: u16,
 }
 
 /// One process of the mesh: a replica of a service, or the gateway.
@@ -126,32 +192,51 @@ impl Member {
 /// Every process of the mesh and its ports.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    pub nats_port: u16,
-    pub nats_monitor_port: u16,
+    pub shape: Shape,
+    /// One node, or the cluster's.
+    pub nats: Vec<NatsPorts>,
+    /// The runner's own PostgreSQL, in the cluster shape.
+    pub postgres_port: Option<u16>,
     pub members: Vec<Member>,
 }
 
 impl Layout {
     /// The ports `rewardsctl up` documents: the gateway on 8080, mission on
     /// 50051 and so on; replica `i` (from 2) of a service 100 above the
-    /// previous one; every metrics port 1000 above its gRPC port.
-    pub fn well_known(replicas: &Replicas) -> Self {
+    /// previous one; every metrics port 1000 above its gRPC port; nats-server
+    /// on 14222 (monitoring 18222), the cluster's nodes on 14222–14224
+    /// (routes 16222–16224, monitoring 18222–18224); PostgreSQL on 15432.
+    pub fn well_known(shape: Shape, replicas: &Replicas) -> Self {
         let mut ports = |service: &Service, replica: usize| {
             let offset = u16::try_from(100 * (replica - 1)).unwrap_or_default();
             (service.port + offset, service.port + offset + 1000)
         };
-        Self { nats_port: 14222, nats_monitor_port: 18222, members: members(replicas, &mut ports) }
+        let nats = (0..shape.nats_nodes())
+            .map(|n| {
+                let n = u16::try_from(n).unwrap_or_default();
+                NatsPorts { client: 14222 + n, monitor: 18222 + n, cluster: 16222 + n }
+            })
+            .collect();
+        Self {
+            shape,
+            nats,
+            postgres_port: (shape == Shape::Cluster).then_some(15432),
+            members: members(&shape.replicas(replicas), &mut ports),
+        }
     }
 
-    /// Ports that are free now, below the range the OS hands out for
-    /// outgoing connections, so that a killed process gets its port back.
+    /// Ports that are free now, from the runner's range (see
+    /// [`localinfra::ports`]), so that a killed process gets its port back.
     ///
     /// # Errors
     /// When no free port is found.
-    pub fn free(replicas: &Replicas) -> anyhow::Result<Self> {
-        let mut picker = PortPicker::new();
-        let nats_port = picker.take()?;
-        let nats_monitor_port = picker.take()?;
+    pub fn free(shape: Shape, replicas: &Replicas) -> anyhow::Result<Self> {
+        let picker = &localinfra::ports::RUNNER;
+        let mut nats = Vec::new();
+        for _ in 0..shape.nats_nodes() {
+            nats.push(NatsPorts { client: picker.take()?, monitor: picker.take()?, cluster: picker.take()? });
+        }
+        let postgres_port = if shape == Shape::Cluster { Some(picker.take()?) } else { None };
         let mut failed = None;
         let mut ports = |_: &Service, _: usize| match (picker.take(), picker.take()) {
             (Ok(grpc), Ok(metrics)) => (grpc, metrics),
@@ -160,11 +245,11 @@ impl Layout {
                 (0, 0)
             }
         };
-        let members = members(replicas, &mut ports);
+        let members = members(&shape.replicas(replicas), &mut ports);
         if let Some(error) = failed {
             return Err(error);
         }
-        Ok(Self { nats_port, nats_monitor_port, members })
+        Ok(Self { shape, nats, postgres_port, members })
     }
 
     /// The replicas of `service`.
@@ -177,21 +262,35 @@ impl Layout {
         self.members_of(service).map(Member::url).collect::<Vec<_>>().join(",")
     }
 
-    /// The gateway's URL, the one entry point.
+    /// The first gateway's URL: the entry point for a tool that takes one.
+    /// [`Layout::urls`]`("gateway")` lists every replica of the gateway.
     pub fn gateway_url(&self) -> String {
-        self.urls("gateway")
+        self.members_of("gateway").next().map(Member::url).unwrap_or_default()
     }
 
-    /// The broker's URL.
+    /// The broker's URLs, comma-separated: every node of a cluster.
     pub fn nats_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.nats_port)
+        self.nats.iter().map(|n| format!("nats://127.0.0.1:{}", n.client)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The broker's URLs, one per node, for a client of the runner's own.
+    pub fn nats_urls(&self) -> Vec<String> {
+        self.nats_url().split(',').map(str::to_owned).collect()
+    }
+
+    /// The names of the nats-server processes: `nats-server` alone, `nats-1`… in a cluster.
+    pub fn nats_names(&self) -> Vec<String> {
+        if self.nats.len() == 1 {
+            return vec![NATS.to_owned()];
+        }
+        (1..=self.nats.len()).map(|n| format!("nats-{n}")).collect()
     }
 }
 
 fn members(replicas: &Replicas, ports: &mut impl FnMut(&Service, usize) -> (u16, u16)) -> Vec<Member> {
     let mut members = Vec::new();
     for service in &SERVICES {
-        let count = if service.name == "gateway" { 1 } else { replicas.of(service.name) };
+        let count = replicas.of(service.name);
         for replica in 1..=count {
             let name = if count == 1 { service.name.to_owned() } else { format!("{}-{replica}", service.name) };
             let (grpc_port, metrics_port) = ports(service, replica);
@@ -199,32 +298,6 @@ fn members(replicas: &Replicas, ports: &mut impl FnMut(&Service, usize) -> (u16,
         }
     }
     members
-}
-
-/// Hands out ports that accept a listener now, from a random point of a
-/// range that the OS never uses for outgoing connections.
-struct PortPicker {
-    next: u16,
-}
-
-impl PortPicker {
-    const FIRST: u16 = 20_000;
-    const LAST: u16 = 32_000;
-
-    fn new() -> Self {
-        Self { next: rand::random_range(Self::FIRST..Self::LAST - 2_000) }
-    }
-
-    fn take(&mut self) -> anyhow::Result<u16> {
-        while self.next < Self::LAST {
-            let port = self.next;
-            self.next += 1;
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                return Ok(port);
-            }
-        }
-        bail!("no free port between {} and {}", Self::FIRST, Self::LAST)
-    }
 }
 
 /// How to run the mesh.
@@ -253,7 +326,8 @@ pub struct Mesh {
     /// Stops the gateway and the services, which drain first…
     stop: CancellationToken,
     tasks: JoinSet<()>,
-    /// …then the broker, which they still need to drain (ack, flush the outbox).
+    /// …then the broker and the database, which they still need to drain
+    /// (ack, flush the outbox).
     stop_broker: CancellationToken,
     broker: JoinSet<()>,
     processes: BTreeMap<String, ProcessHandle>,
@@ -316,42 +390,145 @@ impl Mesh {
         &self.config.run_dir
     }
 
-    /// The SQLite file every replica of `service` shares.
+    /// The SQLite file every replica of `service` shares (single shape).
     pub fn database(&self, service: &str) -> PathBuf {
         self.config.run_dir.join("data").join(format!("{service}.sqlite"))
     }
 
-    /// Starts nats-server (supervised, on the run directory's store) and
-    /// waits until it listens.
+    /// The runner's PostgreSQL instance, in the cluster shape.
+    pub fn postgres(&self) -> Option<Instance> {
+        let port = self.config.layout.postgres_port?;
+        Some(Instance { dir: self.config.run_dir.join("postgres"), port })
+    }
+
+    /// Where every replica of `service` keeps its state: its SQLite file, or
+    /// its database on the runner's PostgreSQL.
+    pub fn database_url(&self, service: &str) -> String {
+        match self.postgres() {
+            Some(postgres) => postgres.url(service),
+            None => self.database(service).display().to_string(),
+        }
+    }
+
+    /// The stores of every service, as the checks read them.
+    pub fn stores(&self) -> Stores {
+        match self.postgres() {
+            Some(postgres) => Stores::postgres(move |service| postgres.url(service)),
+            None => Stores::sqlite(self.config.run_dir.join("data")),
+        }
+    }
+
+    /// Starts what the services stand on, supervised, and waits until it
+    /// serves: nats-server (alone, or the cluster's nodes, until they have
+    /// a meta leader and are current) and, in the cluster shape, PostgreSQL
+    /// with a database per service.
     ///
     /// # Errors
-    /// When it does not listen within 20 seconds.
-    pub async fn start_nats(&mut self) -> anyhow::Result<()> {
+    /// When a part does not come up in time.
+    pub async fn start_infrastructure(&mut self) -> anyhow::Result<()> {
         let program = self.config.nats_server.clone().context("nats-server not found")?;
-        let layout = &self.config.layout;
+        let nodes = self.nats_nodes();
+        for node in &nodes {
+            let args =
+                if nodes.len() == 1 { node.standalone_args() } else { node.cluster_args("game-rewards", &nodes) };
+            let spec = ProcessSpec {
+                name: node.name.clone(),
+                program: program.clone(),
+                args,
+                env: Vec::new(),
+                log: self.config.run_dir.join("logs").join(format!("{}.log", node.name)),
+                announce: self.config.announce,
+                owner: None,
+            };
+            self.spawn_infrastructure(spec);
+        }
+        for node in &nodes {
+            wait_for_port(node.client_port, Duration::from_secs(20)).await.context("nats-server did not start")?;
+        }
+        if nodes.len() > 1 {
+            self.wait_for_cluster(Duration::from_secs(60)).await?;
+        }
+        if let Some(postgres) = self.postgres() {
+            self.start_postgres(&postgres).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_postgres(&mut self, postgres: &Instance) -> anyhow::Result<()> {
+        let binaries = Binaries::find().context(Binaries::MISSING)?;
+        let owner = Owner::needed()?;
+        let (instance, init_binaries) = (postgres.clone(), binaries.clone());
+        tokio::task::spawn_blocking(move || instance.init(&init_binaries, owner)).await??;
         let spec = ProcessSpec {
-            name: NATS.into(),
-            program,
-            args: vec![
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                layout.nats_port.to_string(),
-                "-m".into(),
-                layout.nats_monitor_port.to_string(),
-                "-js".into(),
-                "-sd".into(),
-                self.config.run_dir.join("nats").display().to_string(),
-            ],
+            name: POSTGRES.into(),
+            program: binaries.postgres,
+            args: postgres.server_args(),
             env: Vec::new(),
-            log: self.config.run_dir.join("logs/nats-server.log"),
+            log: self.config.run_dir.join("logs/postgres.log"),
             announce: self.config.announce,
+            owner,
         };
-        let port = layout.nats_port;
+        self.spawn_infrastructure(spec);
+        postgres.wait_ready(Duration::from_secs(60)).await?;
+        let services: Vec<&str> = SERVICES.iter().map(|s| s.name).filter(|name| *name != "gateway").collect();
+        postgres.create_databases(&services).await
+    }
+
+    fn spawn_infrastructure(&mut self, spec: ProcessSpec) {
+        let name = spec.name.clone();
         let (handle, supervision) = supervised(spec, self.stop_broker.clone());
         self.broker.spawn(supervision);
-        self.processes.insert(NATS.into(), handle);
-        wait_for_port(port, Duration::from_secs(20)).await.context("nats-server did not start")
+        self.processes.insert(name, handle);
+    }
+
+    /// The broker's nodes, their stores under the run directory.
+    pub fn nats_nodes(&self) -> Vec<Node> {
+        let layout = &self.config.layout;
+        let single = layout.nats.len() == 1;
+        layout
+            .nats
+            .iter()
+            .zip(layout.nats_names())
+            .map(|(ports, name)| Node {
+                store: if single {
+                    self.config.run_dir.join("nats")
+                } else {
+                    self.config.run_dir.join("nats").join(&name)
+                },
+                name,
+                client_port: ports.client,
+                monitor_port: ports.monitor,
+                cluster_port: ports.cluster,
+            })
+            .collect()
+    }
+
+    /// Waits until the cluster has a meta leader and every node is current.
+    ///
+    /// # Errors
+    /// When that does not happen within `within`.
+    pub async fn wait_for_cluster(&self, within: Duration) -> anyhow::Result<()> {
+        let nodes = self.nats_nodes();
+        let deadline = Instant::now() + within;
+        loop {
+            let mut healthy = localinfra::nats::leader_of(&nodes, None).await.is_some();
+            for node in &nodes {
+                healthy = healthy && localinfra::nats::is_healthy(node.monitor_port).await;
+            }
+            if healthy {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the NATS cluster has no healthy meta leader after {}s", within.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The index (in [`Layout::nats`]) of the JetStream meta leader, or of
+    /// `stream`'s leader, as the live nodes name it.
+    pub async fn nats_leader(&self, stream: Option<&str>) -> Option<usize> {
+        localinfra::nats::leader_of(&self.nats_nodes(), stream).await
     }
 
     /// Starts every member `which` selects that is not running yet.
@@ -399,7 +576,8 @@ impl Mesh {
             }
         } else {
             env.push(("GRPC_ADDR".into(), format!("127.0.0.1:{}", member.grpc_port)));
-            env.push(("DATABASE_URL".into(), self.database(name).display().to_string()));
+            env.push(("DATABASE_URL".into(), self.database_url(name)));
+            env.push(("STREAM_REPLICAS".into(), self.config.layout.shape.stream_replicas().to_string()));
             // Beyond the gateway's 1 s health round: a replica being replaced
             // leaves the gateway's balance before it stops taking calls.
             env.push(("DRAIN_DELAY_MS".into(), "1500".into()));
@@ -425,6 +603,7 @@ impl Mesh {
             env,
             log: self.config.run_dir.join("logs").join(format!("{}.log", member.name)),
             announce: self.config.announce,
+            owner: None,
         }
     }
 
@@ -499,15 +678,7 @@ pub fn identity(run_dir: &Path) -> anyhow::Result<DevIssuer> {
 
 /// Finds nats-server: `$NATS_SERVER_BIN`, the project's `.tools/bin`, then `PATH`.
 pub fn find_nats_server() -> Option<PathBuf> {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        return Some(bin.into());
-    }
-    let local = Path::new(".tools/bin/nats-server");
-    if local.exists() {
-        return Some(local.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("nats-server")).find(|candidate| candidate.exists())
+    localinfra::nats::find_server(Path::new("."))
 }
 
 async fn wait_for_port(port: u16, within: Duration) -> anyhow::Result<()> {
@@ -584,8 +755,8 @@ mod tests {
     }
 
     #[test]
-    fn the_gateway_and_unknown_services_cannot_be_replicated() {
-        assert!(Replicas::parse("gateway=2").unwrap_err().contains("the gateway runs as one process"));
+    fn unknown_services_and_counts_out_of_range_are_refused() {
+        assert_eq!(Replicas::parse("gateway=2").unwrap().of("gateway"), 2);
         assert!(Replicas::parse("rewards=2").unwrap_err().contains("no service called \"rewards\""));
         assert!(Replicas::parse("reward=0").unwrap_err().contains("1 to 9"));
         assert!(Replicas::parse("reward").unwrap_err().contains("is not SERVICE=N"));
@@ -593,7 +764,7 @@ mod tests {
 
     #[test]
     fn replicas_get_their_own_ports_and_the_gateway_lists_them() {
-        let layout = Layout::well_known(&Replicas::parse("reward=2").unwrap());
+        let layout = Layout::well_known(Shape::Single, &Replicas::parse("reward=2").unwrap());
         let rewards: Vec<(&str, u16, u16)> =
             layout.members_of("reward").map(|m| (m.name.as_str(), m.grpc_port, m.metrics_port)).collect();
         assert_eq!(rewards, [("reward-1", 50052, 51052), ("reward-2", 50152, 51152)]);
@@ -604,14 +775,28 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_shape_runs_two_of_everything_unless_told_otherwise() {
+        let layout = Layout::well_known(Shape::Cluster, &Replicas::parse("reward=3").unwrap());
+        assert_eq!(layout.members_of("gateway").count(), 2);
+        assert_eq!(layout.members_of("gift").count(), 2);
+        assert_eq!(layout.members_of("reward").count(), 3);
+        assert_eq!(layout.nats_url(), "nats://127.0.0.1:14222,nats://127.0.0.1:14223,nats://127.0.0.1:14224");
+        assert_eq!(layout.nats_names(), ["nats-1", "nats-2", "nats-3"]);
+        assert_eq!(layout.postgres_port, Some(15432));
+        let single = Layout::well_known(Shape::Single, &Replicas::default());
+        assert_eq!((single.nats_names(), single.postgres_port), (vec![NATS.to_owned()], None));
+    }
+
+    #[test]
     fn free_layouts_use_distinct_ports_outside_the_ephemeral_range() {
-        let layout = Layout::free(&Replicas::parse("reward=2,wallet=2").unwrap()).unwrap();
+        let layout = Layout::free(Shape::Cluster, &Replicas::parse("reward=3").unwrap()).unwrap();
         let mut ports: Vec<u16> = layout.members.iter().flat_map(|m| [m.grpc_port, m.metrics_port]).collect();
-        ports.extend([layout.nats_port, layout.nats_monitor_port]);
+        ports.extend(layout.nats.iter().flat_map(|n| [n.client, n.monitor, n.cluster]));
+        ports.extend(layout.postgres_port);
         let count = ports.len();
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), count);
-        assert!(ports.iter().all(|p| (PortPicker::FIRST..PortPicker::LAST).contains(p)));
+        assert!(ports.iter().all(|p| localinfra::ports::RUNNER.contains(*p)));
     }
 }

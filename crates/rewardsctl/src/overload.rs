@@ -283,7 +283,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         run_dir: options.run_dir.clone(),
         bin_dir: options.bin_dir.clone(),
         nats_server: options.nats_server.clone(),
-        layout: Layout::free(&Replicas::default())?,
+        layout: Layout::free(crate::mesh::Shape::Single, &Replicas::default())?,
         // Exchanges left pending by a timeout are settled within seconds.
         env: [("wallet", "EXCHANGE_REDRIVE_INTERVAL_MS", "500"), ("wallet", "EXCHANGE_REDRIVE_AFTER_MS", "2000")]
             .iter()
@@ -293,7 +293,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     };
     let mut mesh = Mesh::new(config)?;
     say(format!("starting the system in {}", mesh.run_dir().display()));
-    mesh.start_nats().await?;
+    mesh.start_infrastructure().await?;
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(120), true).await?;
     let report = exercise(&mesh, &options).await;

@@ -103,6 +103,7 @@ impl Prometheus {
             env: Vec::new(),
             log: dir.join("prometheus.log"),
             announce,
+            owner: None,
         };
         let stop = CancellationToken::new();
         let (_handle, supervision) = supervised(spec, stop.clone());
@@ -239,7 +240,7 @@ mod tests {
 
     #[test]
     fn every_process_of_the_mesh_is_a_target_labelled_as_a_pod() {
-        let layout = Layout::well_known(&Replicas::parse("reward=2").unwrap_or_default());
+        let layout = Layout::well_known(crate::mesh::Shape::Single, &Replicas::parse("reward=2").unwrap_or_default());
         let text = config(&layout, 9090, Duration::from_secs(1));
         for member in &layout.members {
             let target = format!("targets: ['127.0.0.1:{}']", member.metrics_port);

@@ -1,13 +1,18 @@
-//! Read-only views of the services' SQLite files, as the chaos test and the
-//! benchmarks check them: plain SQL over the columns each service owns,
+//! Read-only views of the services' stores (SQLite files, or PostgreSQL
+//! databases in the cluster shape), as the chaos test and the benchmarks
+//! check them: plain SQL over the columns each service owns,
 //! never through the services' own code, so a bug there cannot hide itself.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
-use diesel::{QueryableByName, SqliteConnection};
+use diesel::sqlite::Sqlite;
+use diesel::{PgConnection, QueryableByName, SqliteConnection};
 
 /// A mission row.
 #[derive(Debug, Clone, QueryableByName)]
@@ -103,26 +108,50 @@ pub struct Snapshot {
     pub pages: Vec<PageRow>,
 }
 
-/// Where the services' SQLite files are: `<data>/<service>.sqlite`.
-#[derive(Debug, Clone)]
+/// Where the services' stores are: SQLite files `<data>/<service>.sqlite`,
+/// or a PostgreSQL database per service.
+#[derive(Clone)]
 pub struct Stores {
-    data: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(PathBuf),
+    /// The URL of a service's database.
+    Postgres(Arc<dyn Fn(&str) -> String + Send + Sync>),
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.backend {
+            Backend::Sqlite(data) => write!(f, "Stores(SQLite in {})", data.display()),
+            Backend::Postgres(url) => write!(f, "Stores(PostgreSQL, e.g. {})", url("mission")),
+        }
+    }
+}
+
+/// A connection to one service's store.
+enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
 }
 
 impl Stores {
-    /// The stores in `data`.
-    pub fn new(data: impl Into<PathBuf>) -> Self {
-        Self { data: data.into() }
+    /// The SQLite files in `data`.
+    pub fn sqlite(data: impl Into<PathBuf>) -> Self {
+        Self { backend: Backend::Sqlite(data.into()) }
     }
 
-    fn path(&self, service: &str) -> PathBuf {
-        self.data.join(format!("{service}.sqlite"))
+    /// The PostgreSQL databases at `url(service)`.
+    pub fn postgres(url: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        Self { backend: Backend::Postgres(Arc::new(url)) }
     }
 
     /// Reads every row the invariants are about.
     ///
     /// # Errors
-    /// When a file cannot be opened or read.
+    /// When a store cannot be opened or read.
     pub async fn snapshot(&self) -> anyhow::Result<Snapshot> {
         let stores = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -145,49 +174,66 @@ impl Stores {
         .await?
     }
 
-    /// Staged events not yet published, in `service`'s outbox (0 when its
-    /// file does not exist yet).
+    /// Staged events not yet published, in `service`'s outbox (0 before the
+    /// service made its store).
     ///
     /// # Errors
-    /// When the file cannot be read.
+    /// When the store cannot be read.
     pub async fn outbox_backlog(&self, service: &str) -> anyhow::Result<i64> {
-        self.count(service, "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL").await
+        self.count(service, "outbox", "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL").await
     }
 
     /// Exchanges the wallet has not settled yet (EXCHANGE_PENDING entries).
     ///
     /// # Errors
-    /// When the file cannot be read.
+    /// When the store cannot be read.
     pub async fn pending_exchanges(&self) -> anyhow::Result<i64> {
-        self.count("wallet", "SELECT COUNT(*) AS n FROM wallet_entries WHERE status = 2").await
+        self.count("wallet", "wallet_entries", "SELECT COUNT(*) AS n FROM wallet_entries WHERE status = 2").await
     }
 
-    /// How many rewards exist (0 before the reward service created its file).
+    /// How many rewards exist (0 before the reward service made its store).
     ///
     /// # Errors
-    /// When the file cannot be read.
+    /// When the store cannot be read.
     pub async fn rewards(&self) -> anyhow::Result<i64> {
-        self.count("reward", "SELECT COUNT(*) AS n FROM rewards").await
+        self.count("reward", "rewards", "SELECT COUNT(*) AS n FROM rewards").await
     }
 
-    /// Runs `sql` on `service`'s file and loads its rows.
+    /// Runs `sql` on `service`'s store and loads its rows.
     ///
     /// # Errors
-    /// When the file cannot be opened or read.
+    /// When the store cannot be opened or read.
     pub async fn query_owned<T>(&self, service: &str, sql: String) -> anyhow::Result<Vec<T>>
     where
-        T: QueryableByName<diesel::sqlite::Sqlite> + Send + 'static,
+        T: QueryableByName<Sqlite> + QueryableByName<Pg> + Send + 'static,
     {
         let stores = self.clone();
         let service = service.to_owned();
         tokio::task::spawn_blocking(move || stores.query(&service, &sql)).await?
     }
 
-    async fn count(&self, service: &str, sql: &'static str) -> anyhow::Result<i64> {
+    /// Runs the write `sql` on `service`'s store; returns the rows it changed.
+    ///
+    /// # Errors
+    /// When the store cannot be opened or refuses the statement.
+    pub async fn execute(&self, service: &str, sql: String) -> anyhow::Result<usize> {
         let stores = self.clone();
         let service = service.to_owned();
         tokio::task::spawn_blocking(move || {
-            if !stores.path(&service).exists() {
+            let changed = match stores.connect(&service, Access::ReadWrite)? {
+                Conn::Sqlite(mut conn) => diesel::sql_query(&sql).execute(&mut conn),
+                Conn::Postgres(mut conn) => diesel::sql_query(&sql).execute(&mut conn),
+            };
+            changed.with_context(|| format!("{sql:?} on {service}'s store"))
+        })
+        .await?
+    }
+
+    async fn count(&self, service: &str, table: &'static str, sql: &'static str) -> anyhow::Result<i64> {
+        let stores = self.clone();
+        let service = service.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if !stores.has_table(&service, table)? {
                 return Ok(0);
             }
             let counted: Vec<Count> = stores.query(&service, sql)?;
@@ -196,19 +242,53 @@ impl Stores {
         .await?
     }
 
-    fn query<T: QueryableByName<diesel::sqlite::Sqlite> + 'static>(
-        &self,
-        service: &str,
-        sql: &str,
-    ) -> anyhow::Result<Vec<T>> {
-        let path = self.path(service);
-        let mut conn = open_read_only(&path)?;
-        diesel::sql_query(sql).load(&mut conn).with_context(|| format!("{sql:?} on {}", path.display()))
+    /// Whether `service` has made its store and its `table` yet.
+    fn has_table(&self, service: &str, table: &str) -> anyhow::Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(data) => Ok(data.join(format!("{service}.sqlite")).exists()),
+            Backend::Postgres(_) => {
+                let sql = format!("SELECT COUNT(*) AS n FROM pg_tables WHERE tablename = '{table}'");
+                let counted: Vec<Count> = self.query(service, &sql)?;
+                Ok(counted.first().is_some_and(|c| c.n > 0))
+            }
+        }
+    }
+
+    fn query<T>(&self, service: &str, sql: &str) -> anyhow::Result<Vec<T>>
+    where
+        T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+    {
+        let loaded = match self.connect(service, Access::ReadOnly)? {
+            Conn::Sqlite(mut conn) => diesel::sql_query(sql).load(&mut conn),
+            Conn::Postgres(mut conn) => diesel::sql_query(sql).load(&mut conn),
+        };
+        loaded.with_context(|| format!("{sql:?} on {service}'s store"))
+    }
+
+    fn connect(&self, service: &str, access: Access) -> anyhow::Result<Conn> {
+        match &self.backend {
+            Backend::Sqlite(data) => open(&data.join(format!("{service}.sqlite")), access).map(Conn::Sqlite),
+            Backend::Postgres(url) => {
+                let url = format!("{}?connect_timeout=2", url(service));
+                let conn = PgConnection::establish(&url).with_context(|| format!("cannot connect to {url}"))?;
+                Ok(Conn::Postgres(conn))
+            }
+        }
     }
 }
 
-fn open_read_only(path: &Path) -> anyhow::Result<SqliteConnection> {
-    let url = format!("file:{}?mode=ro", path.display());
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+fn open(path: &Path, access: Access) -> anyhow::Result<SqliteConnection> {
+    let mode = match access {
+        Access::ReadOnly => "ro",
+        Access::ReadWrite => "rw",
+    };
+    let url = format!("file:{}?mode={mode}", path.display());
     let mut conn = SqliteConnection::establish(&url).with_context(|| format!("cannot open {}", path.display()))?;
     // The services write while this reads: wait for their locks instead of failing.
     diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)?;

@@ -28,6 +28,8 @@ pub struct ProcessSpec {
     /// Whether restarts are announced on the runner's stderr too; they are
     /// always written to the process's own log.
     pub announce: bool,
+    /// The user it runs as, when not the runner's (PostgreSQL refuses root).
+    pub owner: Option<localinfra::postgres::Owner>,
 }
 
 /// How long a stopping process may drain before it is killed.
@@ -36,7 +38,7 @@ const STOP_GRACE: Duration = Duration::from_secs(15);
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// A process killed on purpose comes back after this, without back-off:
 /// the kill says nothing about its health.
-const RESTART_AFTER_KILL: Duration = Duration::from_millis(250);
+pub const RESTART_AFTER_KILL: Duration = Duration::from_millis(250);
 
 impl ProcessSpec {
     fn spawn(&self) -> anyhow::Result<Child> {
@@ -46,7 +48,11 @@ impl ProcessSpec {
             .open(&self.log)
             .with_context(|| format!("cannot open {}", self.log.display()))?;
         let stderr = log.try_clone()?;
-        Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let Some(owner) = self.owner {
+            command.uid(owner.uid).gid(owner.gid);
+        }
+        command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -76,8 +82,8 @@ impl ProcessSpec {
 /// whether a running process was there to act on.
 #[derive(Debug)]
 enum Request {
-    /// SIGKILL, as a crash would; restarted shortly after.
-    Kill(oneshot::Sender<bool>),
+    /// SIGKILL, as a crash would; restarted after the given time.
+    Kill(oneshot::Sender<bool>, Duration),
     /// SIGTERM and wait for the drain (SIGKILL after the grace period), then
     /// start it again at once: one step of a rolling update.
     Replace(oneshot::Sender<bool>),
@@ -85,7 +91,7 @@ enum Request {
 
 impl Request {
     fn answer(self, done: bool) {
-        let (Self::Kill(reply) | Self::Replace(reply)) = self;
+        let (Self::Kill(reply, _) | Self::Replace(reply)) = self;
         let _ = reply.send(done);
     }
 }
@@ -112,7 +118,13 @@ impl ProcessHandle {
     /// restarts it. Returns whether a running process was killed (not when
     /// it was already down, waiting to restart).
     pub async fn kill(&self) -> bool {
-        self.ask(Request::Kill).await
+        self.kill_for(RESTART_AFTER_KILL).await
+    }
+
+    /// Kills the process with SIGKILL and keeps it down for `down` before
+    /// its supervisor starts it again: an outage, not just a crash.
+    pub async fn kill_for(&self, down: Duration) -> bool {
+        self.ask(|reply| Request::Kill(reply, down)).await
     }
 
     /// Stops the process as an orchestrator would (SIGTERM, so that it
@@ -196,13 +208,24 @@ async fn supervise(
                 delay
             }
             Some(request) = requests.recv() => match request {
-                Request::Kill(reply) => {
+                Request::Kill(reply, down) => {
+                    // The whole process group, as a crashed container goes: a
+                    // postmaster's backends die with it instead of holding its
+                    // shared memory and delaying the restart.
+                    if let Some(pid) = child.id() {
+                        let group = format!("-{pid}");
+                        let _ = Command::new("kill").args(["-KILL", "--", &group]).status().await;
+                    }
                     let killed = child.start_kill().is_ok();
                     let _ = child.wait().await;
                     pid.store(0, Ordering::SeqCst);
-                    spec.report(&format!("{} killed with SIGKILL on request; restarting", spec.name));
+                    spec.report(&format!(
+                        "{} killed with SIGKILL on request; restarting in {:.1}s",
+                        spec.name,
+                        down.as_secs_f64()
+                    ));
                     let _ = reply.send(killed);
-                    RESTART_AFTER_KILL
+                    down
                 }
                 Request::Replace(reply) => {
                     spec.report(&format!("{} stopping (SIGTERM) to be replaced", spec.name));

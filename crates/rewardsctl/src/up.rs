@@ -1,7 +1,8 @@
 //! `rewardsctl up`: the whole mesh on one machine, with embedded defaults —
 //! a nats-server with JetStream and one SQLite file per service, all under
 //! the run directory, every process supervised; services may run as several
-//! replicas behind the gateway; with `--prometheus`, a real Prometheus
+//! replicas behind the gateway; with `--cluster`, the production shape
+//! (three clustered nats-servers, PostgreSQL, two replicas of everything); with `--prometheus`, a real Prometheus
 //! scraping every process ([`crate::prometheus`]).
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
+use crate::mesh::{Layout, Mesh, MeshConfig, Replicas, Shape};
 
 /// Options of `rewardsctl up`.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ pub struct Options {
     prometheus: bool,
     run_dir: PathBuf,
     replicas: Replicas,
+    shape: Shape,
 }
 
 impl Options {
@@ -27,13 +29,19 @@ impl Options {
     /// # Errors
     /// On an unknown or incomplete argument.
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options =
-            Self { demo: false, prometheus: false, run_dir: PathBuf::from(".run"), replicas: Replicas::default() };
+        let mut options = Self {
+            demo: false,
+            prometheus: false,
+            run_dir: PathBuf::from(".run"),
+            replicas: Replicas::default(),
+            shape: Shape::Single,
+        };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--demo" => options.demo = true,
                 "--prometheus" => options.prometheus = true,
+                "--cluster" => options.shape = Shape::Cluster,
                 "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
                 "--replicas" => {
                     options.replicas = Replicas::parse(args.next().ok_or("--replicas needs SERVICE=N,…")?)?;
@@ -53,11 +61,11 @@ impl Options {
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let bin_dir = std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf();
-    let layout = Layout::well_known(&options.replicas);
+    let layout = Layout::well_known(options.shape, &options.replicas);
     let env = page_env(&options.run_dir);
     let config = MeshConfig { run_dir: options.run_dir, bin_dir, nats_server: None, layout, env, announce: true };
     let mut mesh = Mesh::new(config)?;
-    mesh.start_nats().await?;
+    mesh.start_infrastructure().await?;
     mesh.start_members(|_| true);
 
     let ready = tokio::select! {
@@ -135,17 +143,35 @@ fn print_endpoints(mesh: &Mesh, elapsed: Duration) {
     println!("  {:<32} {:<18} metrics (Prometheus text)", "process", "gRPC");
     for member in &layout.members {
         let role = if member.service.name == "gateway" {
-            "gateway (the one entry point)".to_owned()
+            format!("{} (an entry point)", member.name)
         } else {
             member.name.clone()
         };
         println!("  {role:<32} 127.0.0.1:{:<8} http://127.0.0.1:{}/metrics", member.grpc_port, member.metrics_port);
     }
-    println!(
-        "  {:<32} 127.0.0.1:{:<8} monitoring http://127.0.0.1:{}/jsz",
-        "nats-server (JetStream)", layout.nats_port, layout.nats_monitor_port
-    );
-    println!("\n  the gateway serves plaintext gRPC with reflection, balancing over each service's replicas");
+    for (ports, name) in layout.nats.iter().zip(layout.nats_names()) {
+        let role = if layout.nats.len() == 1 {
+            "nats-server (JetStream)".to_owned()
+        } else {
+            format!("{name} (JetStream cluster)")
+        };
+        println!("  {role:<32} 127.0.0.1:{:<8} monitoring http://127.0.0.1:{}/jsz", ports.client, ports.monitor);
+    }
+    if let Some(port) = layout.postgres_port {
+        println!(
+            "  {:<32} 127.0.0.1:{port:<8} a database per service: psql -h 127.0.0.1 -p {port} -U postgres mission",
+            "PostgreSQL"
+        );
+    }
+    match layout.shape {
+        Shape::Single => println!("\n  the embedded defaults: a SQLite file per service, one nats-server"),
+        Shape::Cluster => println!(
+            "\n  the production shape: every stream and consumer replicated {} times over the NATS cluster, \
+             every service on PostgreSQL, two replicas of each and of the gateway",
+            layout.shape.stream_replicas()
+        ),
+    }
+    println!("  the gateway serves plaintext gRPC with reflection, balancing over each service's replicas");
     println!("  stores and logs under {}", mesh.run_dir().display());
     let gateway = layout.gateway_url();
     if std::path::Path::new(DEV_PAGE).join("index.html").exists() {

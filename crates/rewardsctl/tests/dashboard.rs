@@ -61,10 +61,6 @@ fn no_data(data: &serde_json::Value) -> Option<String> {
     (!finite).then(|| format!("only NaN/Inf values: {result:?}"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_of_the_dashboard_shows_data_from_a_real_prometheus() {
     assert!(
@@ -79,17 +75,17 @@ async fn every_panel_of_the_dashboard_shows_data_from_a_real_prometheus() {
         run_dir: run_dir.clone(),
         bin_dir,
         nats_server: Some(testkit::nats_server_binary().unwrap()),
-        layout: Layout::free(&Replicas::default()).unwrap(),
+        layout: Layout::free(rewardsctl::mesh::Shape::Single, &Replicas::default()).unwrap(),
         env: Vec::new(),
         announce: false,
     };
     let mut mesh = Mesh::new(config).unwrap();
-    mesh.start_nats().await.unwrap();
+    mesh.start_infrastructure().await.unwrap();
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(90), false).await.unwrap();
     let layout = mesh.layout().clone();
     let prometheus =
-        Prometheus::start(&layout, mesh.run_dir(), free_port(), Duration::from_secs(1), false).await.unwrap();
+        Prometheus::start(&layout, mesh.run_dir(), testkit::free_port(), Duration::from_secs(1), false).await.unwrap();
 
     // Every process is a target that Prometheus has scraped before the load
     // starts, so that every counter's rise is seen from its first value.

@@ -34,12 +34,12 @@ async fn replacing_both_mission_replicas_under_load_fails_no_call() {
         run_dir: run_dir.clone(),
         bin_dir,
         nats_server: Some(testkit::nats_server_binary().unwrap()),
-        layout: Layout::free(&replicas).unwrap(),
+        layout: Layout::free(rewardsctl::mesh::Shape::Single, &replicas).unwrap(),
         env: vec![("*".into(), "SHUTDOWN_GRACE_MS".into(), "5000".into())],
         announce: false,
     };
     let mut mesh = Mesh::new(config).unwrap();
-    mesh.start_nats().await.unwrap();
+    mesh.start_infrastructure().await.unwrap();
     mesh.start_members(|m| matches!(m.service.name, "mission" | "gateway"));
     mesh.wait_until_serving(Duration::from_secs(60), false).await.unwrap();
 

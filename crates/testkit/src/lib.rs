@@ -7,6 +7,11 @@
 //! - [`TempStore`], [`service_config`], [`Running`]: a service under test on
 //!   a free port with a fresh SQLite file, stopped when dropped.
 //! - [`PostgresSchema`]: a fresh schema on the local PostgreSQL server, dropped after the test.
+//! - [`split_backlog`]: replicas of a service on one PostgreSQL store
+//!   splitting a backlog, each event applied once.
+//! - [`PostgresServer`]: a PostgreSQL instance of the test's own, to kill and restart.
+//! - [`NatsCluster`]: a JetStream cluster of real nats-server processes, to
+//!   kill and restart node by node.
 //! - [`ServiceProcess`]: a service binary as a child process, to kill with
 //!   SIGKILL at a named failpoint and to scrape its `/metrics`.
 //! - [`identity`], [`AsCaller`]: the tests' identity provider (a key pair
@@ -15,13 +20,20 @@
 //! - [`eventually`]: polls until an asynchronous effect is visible.
 //! - [`free_port`]: a port nobody listens on.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+
+mod backlog;
+mod cluster;
+mod postgres_server;
+
+pub use backlog::{BacklogSplit, Durable, published_once, split_backlog};
+pub use cluster::NatsCluster;
 pub use dev_issuer::{Bearer, DevIssuer, authorized};
+pub use postgres_server::PostgresServer;
 
 /// The identity provider of this test process: one key pair and JWKS in a
 /// temporary directory, which every service and gateway under test trusts.
@@ -84,33 +96,14 @@ impl<M> AsCaller for M {
     }
 }
 
-/// A port that was free a moment ago.
-///
-/// Taken below the range the OS hands out for outgoing connections
-/// (32768 and up on Linux), which a client connection of a test running
-/// alongside could take between this call and the test's bind; and below
-/// 20000, where `rewardsctl`'s runner picks its ports. Each test process
-/// walks the range from a random point, so one process never hands out a
-/// port twice and two rarely do.
+/// A port that was free a moment ago, from the tests' range (see
+/// [`localinfra::ports`]).
 ///
 /// # Panics
 /// When no port of the range is free.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    const FIRST: u16 = 10_000;
-    const LAST: u16 = 20_000;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(0, rand::random_range(FIRST..LAST), Ordering::SeqCst, Ordering::SeqCst);
-    for _ in FIRST..LAST {
-        let port =
-            NEXT.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| Some(if p + 1 >= LAST { FIRST } else { p + 1 }));
-        #[allow(clippy::unwrap_used)] // the closure always returns Some
-        let port = port.unwrap();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port between {FIRST} and {LAST}")
+    #[allow(clippy::expect_used)] // ten thousand ports all taken: no test can run
+    localinfra::ports::TESTS.take().expect("a free port for the test")
 }
 
 /// The workspace root, where `.tools/` lives.
@@ -123,17 +116,7 @@ pub fn workspace_root() -> PathBuf {
 /// # Errors
 /// When none is installed; `./dev test` installs one.
 pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let local = workspace_root().join(".tools/bin/nats-server");
-    if local.exists() {
-        return Ok(local);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.exists())
+    localinfra::nats::find_server(&workspace_root())
         .context("nats-server not found: run ./dev test (it installs it into .tools/) or set NATS_SERVER_BIN")
 }
 
@@ -236,6 +219,22 @@ impl PostgresSchema {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Runs `query`, which selects one BIGINT named `n` (`SELECT COUNT(*)
+    /// AS n …`), in this schema, beside the services using it.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or refuses the query.
+    pub fn count(&self, query: &str) -> anyhow::Result<i64> {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = diesel::PgConnection::establish(&self.url)?;
+        Ok(diesel::sql_query(query).get_result::<Count>(&mut conn).with_context(|| query.to_owned())?.n)
+    }
 }
 
 impl Drop for PostgresSchema {
@@ -316,20 +315,10 @@ impl Broker {
     /// # Panics
     /// When JetStream refuses it, or drops it as a duplicate of an earlier id.
     pub async fn publish<E: platform::events::Event>(&self, event: &E) -> u64 {
-        use platform::events::{CUSTOMER_ID_HEADER, EVENT_TYPE_HEADER, MISSION_ID_HEADER};
         #[allow(clippy::expect_used)] // a broker that refuses a stream breaks the test setup
         E::STREAM.ensure(&self.js).await.expect("stream exists");
-        let correlation = event.correlation();
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(EVENT_TYPE_HEADER, E::TYPE);
-        headers.insert(MISSION_ID_HEADER, correlation.mission_id.as_str());
-        headers.insert(CUSTOMER_ID_HEADER, correlation.customer_id.as_str());
-        let message = async_nats::jetstream::message::PublishMessage::build()
-            .payload(event.encode_to_vec().into())
-            .headers(headers)
-            .message_id(event.event_id());
         #[allow(clippy::expect_used)] // as above
-        let ack = self.js.send_publish(E::SUBJECT, message).await.expect("published").await.expect("acknowledged");
+        let ack = publish_to(&self.js, event).await.expect("published and acknowledged");
         assert!(!ack.duplicate, "{} was published before", event.event_id());
         ack.sequence
     }
@@ -382,6 +371,30 @@ impl Broker {
         }
         seen
     }
+}
+
+/// Publishes `event` once on `js` as its producing context would: on its
+/// subject, its id as `Nats-Msg-Id` (so that publishing it again is a
+/// duplicate JetStream drops), with the correlation headers; the stream must
+/// exist. Returns JetStream's acknowledgement.
+///
+/// # Errors
+/// When JetStream does not acknowledge it (no leader, no quorum, timeout).
+pub async fn publish_to<E: platform::events::Event>(
+    js: &async_nats::jetstream::Context,
+    event: &E,
+) -> Result<async_nats::jetstream::publish::PublishAck, async_nats::Error> {
+    use platform::events::{CUSTOMER_ID_HEADER, EVENT_TYPE_HEADER, MISSION_ID_HEADER};
+    let correlation = event.correlation();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(EVENT_TYPE_HEADER, E::TYPE);
+    headers.insert(MISSION_ID_HEADER, correlation.mission_id.as_str());
+    headers.insert(CUSTOMER_ID_HEADER, correlation.customer_id.as_str());
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(event.encode_to_vec().into())
+        .headers(headers)
+        .message_id(event.event_id());
+    Ok(js.send_publish(E::SUBJECT, message).await?.await?)
 }
 
 /// A directory for a service's SQLite file, removed at the end of the test.
@@ -602,6 +615,41 @@ impl ServiceProcess {
             }
             if tokio::time::Instant::now() > deadline {
                 bail!("{} not SERVING within {within:?}; its log:\n{}", self.grpc_service, self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether `grpc.health.v1` reports `service` (a gRPC service, `""`, or
+    /// a dependency's entry such as `database`) SERVING; `None` when the
+    /// process does not answer within a second.
+    pub async fn serving(&self, service: &str) -> Option<bool> {
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+        let endpoint = tonic::transport::Endpoint::from_shared(self.grpc_url())
+            .ok()?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(1));
+        let channel = endpoint.connect().await.ok()?;
+        let request = HealthCheckRequest { service: service.to_owned() };
+        let response = HealthClient::new(channel).check(request).await.ok()?;
+        Some(response.into_inner().status() == ServingStatus::Serving)
+    }
+
+    /// Waits until the health entry `service` is SERVING (`serving`) or
+    /// NOT_SERVING, and says how long that took.
+    ///
+    /// # Errors
+    /// When it is not `within` that long (the process's log is in the error).
+    pub async fn wait_serving(&mut self, service: &str, serving: bool, within: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            self.ensure_alive()?;
+            if self.serving(service).await == Some(serving) {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > within {
+                let status = if serving { "SERVING" } else { "NOT_SERVING" };
+                bail!("health entry {service:?} not {status} within {within:?}; the log:\n{}", self.log());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -41,7 +41,7 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let mut host = ServiceHost::start(SPEC, &config).await?;
     let missions = app::Missions::new(host.db().clone(), host.outbox().clone());
     host.spawn_relay();
-    host.spawn_policy(adapters::policies::RecordReward);
+    host.spawn_policy(adapters::policies::RecordReward).await?;
     Ok(host.serving(
         MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),

@@ -46,7 +46,7 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let changes = app::PageChanges::default();
     // No relay: the read model publishes nothing.
     for source in Source::ALL {
-        host.spawn_policy(MergeIntoPage::new(source, changes.clone()));
+        host.spawn_policy(MergeIntoPage::new(source, changes.clone())).await?;
     }
     let pages = app::MyPages::new(host.db().clone(), changes);
     let grpc = adapters::grpc::MyPageGrpc::new(pages, host.stopping());

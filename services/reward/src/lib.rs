@@ -42,8 +42,8 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let mut host = ServiceHost::start(SPEC, &config).await?;
     let rewards = app::Rewards::new(host.db().clone());
     host.spawn_relay();
-    host.spawn_policy(adapters::policies::AllocateReward);
-    host.spawn_policy(adapters::policies::TrackWallet);
+    host.spawn_policy(adapters::policies::AllocateReward).await?;
+    host.spawn_policy(adapters::policies::TrackWallet).await?;
     Ok(host.serving(
         RewardServiceServer::new(adapters::grpc::RewardGrpc::new(rewards)).max_decoding_message_size(MAX_MESSAGE_BYTES),
     ))

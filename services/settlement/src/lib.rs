@@ -42,7 +42,7 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let mut host = ServiceHost::start(SPEC, &config).await?;
     let settlements = app::Settlements::new(host.db().clone());
     host.spawn_relay();
-    host.spawn_policy(adapters::policies::RecordSettlement);
+    host.spawn_policy(adapters::policies::RecordSettlement).await?;
     Ok(host.serving(
         SettlementServiceServer::new(adapters::grpc::SettlementGrpc::new(settlements))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),

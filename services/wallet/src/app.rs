@@ -15,8 +15,8 @@ use tracing::instrument;
 use crate::adapters::gift_client::{GiftClient, GiftOutcome, GiftRefusal};
 use crate::adapters::store;
 use crate::domain::{
-    EntryId, ExchangeRefused, ExchangeTicket, GiftAnswer, MissionId, ProductSku, RewardExchanged, RewardId, Settlement,
-    WalletEntry,
+    EntryId, EntryStatus, ExchangeRefused, ExchangeTicket, GiftAnswer, MissionId, ProductSku, RewardExchanged,
+    RewardId, Settlement, WalletEntry,
 };
 
 /// What a wallet use case can answer besides success.
@@ -113,7 +113,16 @@ impl Wallets {
         platform::metrics::metrics().exchanges.get_or_create(&[("result", outcome.label().to_owned())]).inc();
         let settled = self.settle(&ticket, outcome.answer()).await?;
         match outcome {
-            GiftOutcome::Placed { .. } => Ok(settled),
+            GiftOutcome::Placed { gift_order_id } => match &settled.status {
+                EntryStatus::Exchanged { gift_order_id: settled_order, .. } if *settled_order == gift_order_id => {
+                    Ok(settled)
+                }
+                // A newer attempt owns the entry: this order is not the player's exchange.
+                _ => {
+                    tracing::warn!(%gift_order_id, "gift placed an order for a superseded attempt");
+                    Err(WalletError::Unsettled(entry_id))
+                }
+            },
             GiftOutcome::Refused(refusal) => Err(WalletError::Gift(refusal)),
             GiftOutcome::Unknown { reason } => {
                 tracing::warn!(%reason, "exchange outcome unknown; left pending for the re-driver");
@@ -176,7 +185,9 @@ impl Wallets {
         for entry in pending {
             let Some(ticket) = entry.pending_ticket() else { continue };
             let outcome = self.gift.exchange(&entry, &ticket, None).await;
-            if matches!(outcome, GiftOutcome::Unknown { .. }) {
+            // Still unknown, or gift not asked at all (its circuit open): the
+            // attempt stays pending for the next round.
+            if matches!(outcome.answer(), GiftAnswer::Unknown | GiftAnswer::NotAsked) {
                 continue;
             }
             let after_settle = self.settle(&ticket, outcome.answer()).await?;

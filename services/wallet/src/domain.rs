@@ -54,6 +54,9 @@ pub struct ExchangeTicket {
     pub entry_id: EntryId,
     pub attempt: i64,
     pub product: ProductSku,
+    /// Whether the attempt was begun earlier (a player's retry, the
+    /// re-driver): a call under its key may already have placed an order.
+    pub resumed: bool,
 }
 
 impl ExchangeTicket {
@@ -79,9 +82,14 @@ pub enum ExchangeRefused {
 pub enum GiftAnswer {
     /// An order was placed (now or by an earlier call with the same key).
     Placed { gift_order_id: String },
-    /// Definitely no order for this attempt (unknown product, not enough
-    /// points, out of stock, gift unreachable before the call was sent…).
+    /// Gift itself refused the attempt's key (unknown product, not enough
+    /// points, out of stock…): no order exists for it, nor ever will, since
+    /// gift answers one key the same way every time.
     Refused,
+    /// This call never reached gift's rules (the wallet's circuit open, gift
+    /// shedding load or unreachable before the call was sent): no order from
+    /// this call, but nothing learnt about an earlier call under the same key.
+    NotAsked,
     /// Unknown: the call may or may not have placed an order (timeout,
     /// connection lost mid-call). Only a re-drive with the same key can tell.
     Unknown,
@@ -155,18 +163,18 @@ impl WalletEntry {
             EntryStatus::ExchangePending { product: pending, .. } if *pending != product => {
                 Err(ExchangeRefused::PendingForAnotherProduct { entry_id: self.id, product: pending.clone() })
             }
-            EntryStatus::ExchangePending { .. } => Ok(self.ticket(product)),
+            EntryStatus::ExchangePending { .. } => Ok(self.ticket(product, true)),
             EntryStatus::Available => {
                 self.exchange_attempt += 1;
                 self.status = EntryStatus::ExchangePending { product: product.clone(), since: now };
                 self.version += 1;
-                Ok(self.ticket(product))
+                Ok(self.ticket(product, false))
             }
         }
     }
 
-    fn ticket(&self, product: ProductSku) -> ExchangeTicket {
-        ExchangeTicket { entry_id: self.id, attempt: self.exchange_attempt, product }
+    fn ticket(&self, product: ProductSku, resumed: bool) -> ExchangeTicket {
+        ExchangeTicket { entry_id: self.id, attempt: self.exchange_attempt, product, resumed }
     }
 
     /// Applies the gift context's answer to the attempt `ticket` began.
@@ -176,13 +184,15 @@ impl WalletEntry {
         answer: GiftAnswer,
         now: i64,
     ) -> (Settlement, Option<RewardExchanged>) {
-        let current = matches!(&self.status, EntryStatus::ExchangePending { product, .. } if *product == ticket.product)
-            && self.exchange_attempt == ticket.attempt;
-        if !current {
-            return (Settlement::Stale, None);
-        }
+        let latest = self.exchange_attempt == ticket.attempt;
+        let pending = latest
+            && matches!(&self.status, EntryStatus::ExchangePending { product, .. } if *product == ticket.product);
+        // An order placed for the latest attempt is the truth even when a
+        // concurrent call released the entry meanwhile (its own call was not
+        // sent): the player asked for it, and gift holds the order.
+        let placed_late = latest && matches!(self.status, EntryStatus::Available);
         match answer {
-            GiftAnswer::Placed { gift_order_id } => {
+            GiftAnswer::Placed { gift_order_id } if pending || placed_late => {
                 self.status = EntryStatus::Exchanged {
                     product: ticket.product.clone(),
                     gift_order_id: gift_order_id.clone(),
@@ -192,19 +202,26 @@ impl WalletEntry {
                 let event = RewardExchanged { gift_order_id, product: ticket.product.clone(), at: now };
                 (Settlement::Completed, Some(event))
             }
-            GiftAnswer::Refused => {
-                self.status = EntryStatus::Available;
-                self.version += 1;
-                (Settlement::Released, None)
-            }
+            GiftAnswer::Placed { .. } => (Settlement::Stale, None),
+            _ if !pending => (Settlement::Stale, None),
+            GiftAnswer::Refused => self.release(),
+            // A resumed attempt's earlier call may have placed an order.
+            GiftAnswer::NotAsked if ticket.resumed => (Settlement::StillPending, None),
+            GiftAnswer::NotAsked => self.release(),
             GiftAnswer::Unknown => (Settlement::StillPending, None),
         }
+    }
+
+    fn release(&mut self) -> (Settlement, Option<RewardExchanged>) {
+        self.status = EntryStatus::Available;
+        self.version += 1;
+        (Settlement::Released, None)
     }
 
     /// The attempt to re-drive, when the entry is pending.
     pub fn pending_ticket(&self) -> Option<ExchangeTicket> {
         match &self.status {
-            EntryStatus::ExchangePending { product, .. } => Some(self.ticket(product.clone())),
+            EntryStatus::ExchangePending { product, .. } => Some(self.ticket(product.clone(), true)),
             _ => None,
         }
     }
@@ -266,6 +283,47 @@ mod tests {
     }
 
     #[test]
+    fn gift_not_asked_releases_a_fresh_attempt_but_keeps_a_resumed_one_pending() {
+        let mut entry = issued();
+        let fresh = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        assert!(!fresh.resumed);
+        assert_eq!(entry.settle(&fresh, GiftAnswer::NotAsked, 30), (Settlement::Released, None));
+
+        // The first call's outcome was unknown: its order may exist, so a
+        // retry (or the re-driver) that cannot reach gift learns nothing.
+        let first = entry.begin_exchange(&customer(), sku("X"), 40).unwrap();
+        assert_eq!(entry.settle(&first, GiftAnswer::Unknown, 41), (Settlement::StillPending, None));
+        let retry = entry.begin_exchange(&customer(), sku("X"), 50).unwrap();
+        assert!(retry.resumed && retry.attempt == first.attempt);
+        assert_eq!(entry.settle(&retry, GiftAnswer::NotAsked, 51), (Settlement::StillPending, None));
+        let redrive = entry.pending_ticket().unwrap();
+        assert!(redrive.resumed);
+        assert_eq!(entry.settle(&redrive, GiftAnswer::NotAsked, 52), (Settlement::StillPending, None));
+        assert!(matches!(entry.status, EntryStatus::ExchangePending { .. }));
+    }
+
+    #[test]
+    fn an_order_placed_for_the_latest_attempt_completes_it_even_after_a_concurrent_release() {
+        let mut entry = issued();
+        let first = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        let concurrent = entry.begin_exchange(&customer(), sku("X"), 21).unwrap();
+        assert_eq!(entry.settle(&first, GiftAnswer::NotAsked, 22), (Settlement::Released, None));
+        let (settlement, event) = entry.settle(&concurrent, GiftAnswer::Placed { gift_order_id: "o-1".into() }, 23);
+        assert_eq!(settlement, Settlement::Completed);
+        assert!(event.is_some());
+        // An order for a superseded attempt changes nothing.
+        let mut other = issued();
+        let old = other.begin_exchange(&customer(), sku("X"), 20).unwrap();
+        assert_eq!(other.settle(&old, GiftAnswer::Refused, 21), (Settlement::Released, None));
+        let newer = other.begin_exchange(&customer(), sku("Y"), 22).unwrap();
+        assert_eq!(
+            other.settle(&old, GiftAnswer::Placed { gift_order_id: "o-2".into() }, 23),
+            (Settlement::Stale, None)
+        );
+        assert_eq!(other.pending_ticket().map(|t| t.attempt), Some(newer.attempt));
+    }
+
+    #[test]
     fn a_refusal_releases_the_entry_as_it_was() {
         let mut entry = issued();
         let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
@@ -280,7 +338,7 @@ mod tests {
         let mut entry = issued();
         let ticket = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
         assert_eq!(entry.settle(&ticket, GiftAnswer::Unknown, 30), (Settlement::StillPending, None));
-        assert_eq!(entry.pending_ticket(), Some(ticket));
+        assert_eq!(entry.pending_ticket(), Some(ExchangeTicket { resumed: true, ..ticket }));
     }
 
     #[test]
@@ -288,7 +346,7 @@ mod tests {
         let mut entry = issued();
         let first = entry.begin_exchange(&customer(), sku("X"), 20).unwrap();
         let second = entry.begin_exchange(&customer(), sku("X"), 25).unwrap();
-        assert_eq!(first, second);
+        assert_eq!(second, ExchangeTicket { resumed: true, ..first });
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn build(config: WalletConfig) -> Result<App, WalletStartError> {
     let mut host = ServiceHost::start(SPEC, &config.service).await?;
     let wallets = app::Wallets::new(host.db().clone(), host.outbox().clone(), gift);
     host.spawn_relay();
-    host.spawn_policy(adapters::policies::IssueReward);
+    host.spawn_policy(adapters::policies::IssueReward).await?;
     let redriver = wallets.clone();
     host.spawn(|stopping| redriver.run_redriver(config.redrive, stopping));
     Ok(host.serving(

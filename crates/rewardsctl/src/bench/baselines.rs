@@ -39,7 +39,7 @@ pub struct Baselines {
     /// Health/Check with 16 in flight, closed loop.
     pub echo_throughput: Report,
     pub jetstream: JetStream,
-    pub sqlite: Sqlite,
+    pub sqlite: Commits,
 }
 
 /// Bare JetStream on a server of its own.
@@ -53,9 +53,9 @@ pub struct JetStream {
     pub consume_per_s: f64,
 }
 
-/// Bare single-row commits.
+/// Bare single-row commits, one transaction each, one after the other.
 #[derive(Debug, Clone, Serialize)]
-pub struct Sqlite {
+pub struct Commits {
     pub commits_per_s: f64,
     pub commit_latency: Summary,
 }
@@ -73,7 +73,7 @@ pub async fn run(dir: &Path, bin_dir: &Path, options: &Options) -> anyhow::Resul
 }
 
 async fn echo(dir: &Path, bin_dir: &Path, duration: Duration) -> anyhow::Result<(Report, Report)> {
-    let port = Layout::free(&Replicas::default())?.nats_port;
+    let port = localinfra::ports::RUNNER.take()?;
     let stop = platform::CancellationToken::new();
     let spec = ProcessSpec {
         name: "echo".into(),
@@ -82,6 +82,7 @@ async fn echo(dir: &Path, bin_dir: &Path, duration: Duration) -> anyhow::Result<
         env: Vec::new(),
         log: dir.join("echo.log"),
         announce: true,
+        owner: None,
     };
     let (_handle, supervision) = supervised(spec, stop.clone());
     let supervisor = tokio::spawn(supervision);
@@ -124,7 +125,7 @@ async fn connect_when_up(url: &str) -> anyhow::Result<Target> {
 }
 
 async fn jetstream(dir: &Path, bin_dir: &Path, messages: usize) -> anyhow::Result<JetStream> {
-    let mut layout = Layout::free(&Replicas::default())?;
+    let mut layout = Layout::free(crate::mesh::Shape::Single, &Replicas::default())?;
     layout.members.clear();
     let config = MeshConfig {
         run_dir: dir.join("nats-baseline"),
@@ -135,7 +136,7 @@ async fn jetstream(dir: &Path, bin_dir: &Path, messages: usize) -> anyhow::Resul
         announce: true,
     };
     let mut mesh = Mesh::new(config)?;
-    mesh.start_nats().await?;
+    mesh.start_infrastructure().await?;
     let measured = measure_jetstream(&mesh.layout().nats_url(), messages).await;
     mesh.stop().await;
     let measured = measured?;
@@ -201,7 +202,7 @@ async fn measure_jetstream(url: &str, messages: usize) -> anyhow::Result<JetStre
     Ok(JetStream { publish_one_latency: one.summary(), publish_batched_per_s, consume_per_s })
 }
 
-async fn sqlite(path: PathBuf, commits: usize) -> anyhow::Result<Sqlite> {
+async fn sqlite(path: PathBuf, commits: usize) -> anyhow::Result<Commits> {
     use diesel::connection::SimpleConnection as _;
     use diesel::{Connection as _, RunQueryDsl as _};
     let measured = tokio::task::spawn_blocking(move || {
@@ -211,21 +212,15 @@ async fn sqlite(path: PathBuf, commits: usize) -> anyhow::Result<Sqlite> {
             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              CREATE TABLE rows (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, at BIGINT NOT NULL);",
         )?;
-        let mut latencies = Latencies::new();
-        let started = Instant::now();
-        for i in 0..commits {
-            let begun = Instant::now();
+        timed_commits(commits, |i| {
             conn.batch_execute("BEGIN IMMEDIATE")?;
             diesel::sql_query("INSERT INTO rows (event_id, at) VALUES (?, ?)")
                 .bind::<diesel::sql_types::Text, _>(format!("event-{i}"))
                 .bind::<diesel::sql_types::BigInt, _>(platform::db::now_millis())
                 .execute(&mut conn)?;
             conn.batch_execute("COMMIT")?;
-            latencies.record(begun.elapsed());
-        }
-        #[allow(clippy::cast_precision_loss)] // a commit count fits an f64 exactly
-        let commits_per_s = commits as f64 / started.elapsed().as_secs_f64();
-        anyhow::Ok(Sqlite { commits_per_s, commit_latency: latencies.summary() })
+            Ok(())
+        })
     })
     .await??;
     println!(
@@ -233,4 +228,65 @@ async fn sqlite(path: PathBuf, commits: usize) -> anyhow::Result<Sqlite> {
         measured.commits_per_s, measured.commit_latency.p50_ms, measured.commit_latency.p99_ms
     );
     Ok(measured)
+}
+
+/// Bare single-row commits on a PostgreSQL instance of its own under `dir`
+/// (Debian's server, default settings: every commit flushed), over TCP on
+/// loopback as the services reach theirs.
+///
+/// # Errors
+/// When the server binaries are missing or the instance does not start.
+pub async fn postgres(dir: &Path, commits: usize) -> anyhow::Result<Commits> {
+    use diesel::connection::SimpleConnection as _;
+    use diesel::{Connection as _, RunQueryDsl as _};
+    use localinfra::postgres::{Binaries, Instance, Owner};
+    let binaries = Binaries::find().context(Binaries::MISSING)?;
+    let owner = Owner::needed()?;
+    let instance = Instance { dir: dir.join("postgres"), port: localinfra::ports::RUNNER.take()? };
+    let (init, init_binaries) = (instance.clone(), binaries.clone());
+    tokio::task::spawn_blocking(move || init.init(&init_binaries, owner)).await??;
+    let mut command = tokio::process::Command::new(&binaries.postgres);
+    command.args(instance.server_args()).stdout(std::process::Stdio::null()).kill_on_drop(true);
+    command.stderr(std::fs::File::create(dir.join("postgres.log"))?);
+    if let Some(owner) = owner {
+        command.uid(owner.uid).gid(owner.gid);
+    }
+    let mut server = command.spawn().context("cannot start postgres")?;
+    instance.wait_ready(Duration::from_secs(60)).await?;
+    let url = instance.url("postgres");
+    let measured = tokio::task::spawn_blocking(move || {
+        let mut conn = diesel::PgConnection::establish(&url)?;
+        conn.batch_execute("CREATE TABLE rows (id BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL, at BIGINT NOT NULL)")?;
+        timed_commits(commits, |i| {
+            conn.batch_execute("BEGIN")?;
+            diesel::sql_query("INSERT INTO rows (event_id, at) VALUES ($1, $2)")
+                .bind::<diesel::sql_types::Text, _>(format!("event-{i}"))
+                .bind::<diesel::sql_types::BigInt, _>(platform::db::now_millis())
+                .execute(&mut conn)?;
+            conn.batch_execute("COMMIT")?;
+            Ok(())
+        })
+    })
+    .await?;
+    let _ = server.kill().await;
+    let measured = measured?;
+    println!(
+        "  PostgreSQL (defaults, loopback TCP): {:.0} single-row commits/s, ms p50 {:.3} p99 {:.3}",
+        measured.commits_per_s, measured.commit_latency.p50_ms, measured.commit_latency.p99_ms
+    );
+    Ok(measured)
+}
+
+/// Runs `commit` for 0..`commits`, one after the other, timing each.
+fn timed_commits(commits: usize, mut commit: impl FnMut(usize) -> anyhow::Result<()>) -> anyhow::Result<Commits> {
+    let mut latencies = Latencies::new();
+    let started = Instant::now();
+    for i in 0..commits {
+        let begun = Instant::now();
+        commit(i)?;
+        latencies.record(begun.elapsed());
+    }
+    #[allow(clippy::cast_precision_loss)] // a commit count fits an f64 exactly
+    let commits_per_s = commits as f64 / started.elapsed().as_secs_f64();
+    Ok(Commits { commits_per_s, commit_latency: latencies.summary() })
 }

@@ -48,6 +48,8 @@ pub struct Options {
     pub samples_per_s: f64,
     /// Watches open at once at most.
     pub max_watches: usize,
+    /// The system's shape.
+    pub shape: crate::mesh::Shape,
 }
 
 /// One offered rate's figures.
@@ -102,7 +104,9 @@ pub async fn run(dir: &Path, bin_dir: &Path, options: &Options) -> anyhow::Resul
     let mut steps = Vec::new();
     for &rate in &options.rates {
         println!("  chain at {rate:.0} missions/s for {}s", options.duration.as_secs());
-        let system = System::start(dir.join(format!("chain-{rate:.0}")), bin_dir.to_path_buf(), Vec::new()).await?;
+        let system =
+            System::start(options.shape, dir.join(format!("chain-{rate:.0}")), bin_dir.to_path_buf(), Vec::new())
+                .await?;
         let step = step(&system, rate, options).await;
         system.stop().await;
         let step = step?;
@@ -276,7 +280,7 @@ async fn watch_until_issued(
 async fn wait_for_last_hop(system: &System, expected: u64, within: Duration) -> (u64, Option<Instant>) {
     let deadline = Instant::now() + within;
     let mut applied = 0;
-    let Ok(client) = async_nats::connect(system.mesh.layout().nats_url()).await else { return (0, None) };
+    let Ok(client) = async_nats::connect(system.mesh.layout().nats_urls()).await else { return (0, None) };
     let js = jetstream::new(client);
     loop {
         if let Some(now) = last_hop_applied(&js).await {

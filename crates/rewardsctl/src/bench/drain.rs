@@ -14,7 +14,6 @@ use platform::events::{CUSTOMER_ID_HEADER, EVENT_TYPE_HEADER, Event as _, MISSIO
 use prost::Message as _;
 
 use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
-use crate::stores::Stores;
 
 /// The consumer whose backlog is measured.
 const CONSUMER: &str = "reward-allocate";
@@ -111,7 +110,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 async fn drain(options: &Options, replicas: usize) -> anyhow::Result<Drained> {
     let mut counts = Replicas::default();
     counts.set("reward", replicas).map_err(anyhow::Error::msg)?;
-    let mut layout = Layout::free(&counts)?;
+    let mut layout = Layout::free(crate::mesh::Shape::Single, &counts)?;
     layout.members.retain(|m| m.service.name == "reward");
     let config = MeshConfig {
         run_dir: options.run_dir.join(format!("replicas-{replicas}")),
@@ -122,12 +121,12 @@ async fn drain(options: &Options, replicas: usize) -> anyhow::Result<Drained> {
         announce: true,
     };
     let mut mesh = Mesh::new(config)?;
-    mesh.start_nats().await?;
-    let client = async_nats::connect(mesh.layout().nats_url()).await.context("cannot connect to nats-server")?;
+    mesh.start_infrastructure().await?;
+    let client = async_nats::connect(mesh.layout().nats_urls()).await.context("cannot connect to nats-server")?;
     let js = jetstream::new(client);
     publish_backlog(&js, options.events).await?;
 
-    let stores = Stores::new(mesh.run_dir().join("data"));
+    let stores = mesh.stores();
     let started = Instant::now();
     mesh.start_members(|_| true);
     let mut first_reward = None;

@@ -89,7 +89,7 @@ impl Percentiles {
 /// # Errors
 /// When the processes do not start or a call fails.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let mut layout = Layout::free(&Replicas::default())?;
+    let mut layout = Layout::free(crate::mesh::Shape::Single, &Replicas::default())?;
     layout.members.retain(|m| matches!(m.service.name, "wallet" | "gateway"));
     let env = [
         // One player makes thousands of calls a second here: the rate limit
@@ -107,7 +107,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         announce: false,
     };
     let mut mesh = Mesh::new(config)?;
-    mesh.start_nats().await?;
+    mesh.start_infrastructure().await?;
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(60), false).await?;
     let wallet_url = mesh.layout().urls("wallet");

@@ -13,9 +13,10 @@ use serde::Serialize;
 
 use super::chain::Step;
 use super::report::Figures;
-use super::resources::LOAD_GENERATOR;
+use super::resources::{self, LOAD_GENERATOR};
 use super::system::{self, System};
 use super::{baselines, chain, exchange, gateway};
+use crate::mesh::Shape;
 
 /// What the run measures and for how long.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +29,8 @@ pub struct Options {
     pub exchange_duration: Duration,
     pub gateway_duration: Duration,
     pub baseline_duration: Duration,
+    /// Also measure the production shape, beside the single box.
+    pub cluster: bool,
     #[serde(skip)]
     pub dir: PathBuf,
     #[serde(skip)]
@@ -35,7 +38,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parses `[--quick] [--rates R,R,…] [--duration SECS] [--run-dir DIR]`.
+    /// Parses `[--quick] [--cluster] [--rates R,R,…] [--duration SECS] [--run-dir DIR]`.
     ///
     /// # Errors
     /// On an unknown or malformed argument.
@@ -51,6 +54,7 @@ impl Options {
             exchange_duration: if quick { secs(5) } else { secs(30) },
             gateway_duration: if quick { secs(3) } else { secs(10) },
             baseline_duration: if quick { secs(2) } else { secs(5) },
+            cluster: false,
             dir: PathBuf::from(".run").join(format!("bench-{}", crate::chaos::utc_stamp(SystemTime::now()))),
             bin_dir: super::bin_dir().map_err(|e| e.to_string())?,
         };
@@ -58,6 +62,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => {}
+                "--cluster" => options.cluster = true,
                 "--rates" => {
                     let value = args.next().ok_or("--rates needs R,R,…")?;
                     options.rates = value
@@ -90,6 +95,17 @@ struct Results<'a> {
     chain: &'a [Step],
     exchange: &'a exchange::Exchange,
     gateway: &'a gateway::GatewayCost,
+    exchange_system_serving_after_s: f64,
+    /// The production shape's figures, when measured.
+    cluster: Option<&'a Cluster>,
+}
+
+/// What the production shape measured, in the same run as the single box.
+#[derive(Debug, Serialize)]
+struct Cluster {
+    postgres: baselines::Commits,
+    chain: Vec<Step>,
+    exchange: exchange::Exchange,
     exchange_system_serving_after_s: f64,
 }
 
@@ -132,26 +148,27 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         drain: options.chain_drain,
         samples_per_s: 20.0,
         max_watches: 16,
+        shape: Shape::Single,
     };
     let steps = chain::run(&dir, &options.bin_dir, &chain_options).await?;
     println!("-- exchange and gateway");
-    let system = System::start(dir.join("exchange"), options.bin_dir.clone(), Vec::new()).await?;
-    let exchange_options = exchange::Options { rate: options.exchange_rate, duration: options.exchange_duration };
-    let measured = async {
-        let entries = system::seed_entries(&system, "bench-x", exchange_options.entries_needed()).await?;
-        system::restock_gift(&system, 10_000_000).await?;
-        let quiet = system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
-        println!("  every consumer idle {:.1}s after seeding", quiet.as_secs_f64());
-        let exchange = exchange::run(&system, &entries, &exchange_options).await?;
-        system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
-        let cost = gateway::Options { rate: 1_000.0, concurrency: 16, duration: options.gateway_duration };
-        let gateway = gateway::run(&system, &entries[0].customer_id, &cost).await?;
-        anyhow::Ok((exchange, gateway))
-    }
-    .await;
-    let exchange_serving = system.serving_after.as_secs_f64();
-    system.stop().await;
-    let (exchange, gateway) = measured?;
+    let (exchange, gateway, exchange_serving) = exchange_and_gateway(Shape::Single, &dir.join("exchange"), &options)
+        .await
+        .and_then(|(exchange, gateway, serving)| Ok((exchange, gateway.context("no gateway figures")?, serving)))?;
+    let cluster = if options.cluster {
+        println!("-- the production shape: three NATS nodes, PostgreSQL, two replicas of everything");
+        let cluster_dir = dir.join("cluster");
+        let commits = if options.quick { 2_000 } else { 10_000 };
+        let postgres = baselines::postgres(&cluster_dir.join("baseline"), commits).await?;
+        let rates: Vec<f64> = [500.0, 1_000.0].into_iter().filter(|r| options.rates.contains(r)).collect();
+        let chain_options = chain::Options { rates, shape: Shape::Cluster, ..chain_options };
+        let chain = chain::run(&cluster_dir, &options.bin_dir, &chain_options).await?;
+        let (exchange, _, serving) =
+            exchange_and_gateway(Shape::Cluster, &cluster_dir.join("exchange"), &options).await?;
+        Some(Cluster { postgres, chain, exchange, exchange_system_serving_after_s: serving })
+    } else {
+        None
+    };
 
     let mut figures = figures(&baselines, &steps, &exchange, &gateway, exchange_serving);
     figures.resolve_ratios();
@@ -169,16 +186,123 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         exchange: &exchange,
         gateway: &gateway,
         exchange_system_serving_after_s: exchange_serving,
+        cluster: cluster.as_ref(),
     };
     let path = dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
     println!("\n{}", figures.table());
+    if let Some(cluster) = &cluster {
+        println!("\n{}", shapes_table(&baselines, &steps, &exchange, cluster));
+    }
     println!(
         "load average at the end: {} (other work on the machine makes figures noisy)",
         results.machine.load_average
     );
     println!("results: {}", path.display());
     Ok(path)
+}
+
+/// The exchange at the run's rate, healthy and with the breaker open, on a
+/// fresh system of `shape` seeded with enough entries; on the single box,
+/// the gateway's cost too. Returns them and how long the system took to serve.
+async fn exchange_and_gateway(
+    shape: Shape,
+    dir: &Path,
+    options: &Options,
+) -> anyhow::Result<(exchange::Exchange, Option<gateway::GatewayCost>, f64)> {
+    let system = System::start(shape, dir.to_path_buf(), options.bin_dir.clone(), Vec::new()).await?;
+    let exchange_options = exchange::Options { rate: options.exchange_rate, duration: options.exchange_duration };
+    let measured = async {
+        let entries = system::seed_entries(&system, "bench-x", exchange_options.entries_needed()).await?;
+        system::restock_gift(&system, 10_000_000).await?;
+        let quiet = system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
+        println!("  every consumer idle {:.1}s after seeding", quiet.as_secs_f64());
+        let exchange = exchange::run(&system, &entries, &exchange_options).await?;
+        let gateway = if shape == Shape::Single {
+            system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
+            let cost = gateway::Options { rate: 1_000.0, concurrency: 16, duration: options.gateway_duration };
+            Some(gateway::run(&system, &entries[0].customer_id, &cost).await?)
+        } else {
+            None
+        };
+        anyhow::Ok((exchange, gateway))
+    }
+    .await;
+    let serving = system.serving_after.as_secs_f64();
+    system.stop().await;
+    let (exchange, gateway) = measured?;
+    Ok((exchange, gateway, serving))
+}
+
+/// The figures of both shapes side by side: the chain's sustained rate and
+/// p99 at 500 and 1,000 missions/s, the exchange's p99, the commit
+/// baselines and CPU seconds per 1,000 missions by kind of process.
+fn shapes_table(
+    baselines: &baselines::Baselines,
+    single: &[Step],
+    single_exchange: &exchange::Exchange,
+    cluster: &Cluster,
+) -> String {
+    use std::fmt::Write as _;
+    let at = |steps: &[Step], rate: f64| steps.iter().find(|s| (s.offered_rate - rate).abs() < 0.5).cloned();
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let value = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    for rate in [500.0, 1_000.0] {
+        let (a, b) = (at(single, rate), at(&cluster.chain, rate));
+        rows.push((
+            format!("chain at {rate:.0}/s: sustained missions/s"),
+            value(a.as_ref().map(|s| s.chain_rate)),
+            value(b.as_ref().map(|s| s.chain_rate)),
+        ));
+        rows.push((
+            format!("chain at {rate:.0}/s: p99 ms (achieve → ISSUED on my page)"),
+            value(a.as_ref().map(|s| s.chain.p99_ms)),
+            value(b.as_ref().map(|s| s.chain.p99_ms)),
+        ));
+    }
+    rows.push((
+        format!("exchange at {:.0}/s: p99 ms", single_exchange.healthy.offered_rate),
+        value(Some(single_exchange.healthy.latency.p99_ms)),
+        value(Some(cluster.exchange.healthy.latency.p99_ms)),
+    ));
+    rows.push((
+        "store baseline: single-row commits/s".into(),
+        format!("{:.0} (SQLite)", baselines.sqlite.commits_per_s),
+        format!("{:.0} (PostgreSQL)", cluster.postgres.commits_per_s),
+    ));
+    let cpu = |steps: &[Step]| -> BTreeMap<String, f64> {
+        let mut by_kind = BTreeMap::new();
+        if let Some(step) = at(steps, 1_000.0) {
+            #[allow(clippy::cast_precision_loss)] // mission counts fit an f64 exactly
+            let thousands = (step.calls.ok as f64 / 1_000.0).max(1e-9);
+            for (name, usage) in &step.under_load {
+                *by_kind.entry(resources::kind(name).to_owned()).or_insert(0.0) += usage.cpu_s / thousands;
+            }
+        }
+        by_kind
+    };
+    let (a, b) = (cpu(single), cpu(&cluster.chain));
+    let kinds: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for kind in kinds {
+        rows.push((
+            format!("CPU-s per 1,000 missions at 1,000/s: {kind}"),
+            value(a.get(kind).copied()),
+            value(b.get(kind).copied()),
+        ));
+    }
+    let total = |m: &BTreeMap<String, f64>| m.iter().filter(|(k, _)| *k != LOAD_GENERATOR).map(|(_, v)| v).sum();
+    rows.push((
+        "CPU-s per 1,000 missions at 1,000/s: all but the load".into(),
+        value(Some(total(&a))),
+        value(Some(total(&b))),
+    ));
+    let width = rows.iter().map(|(n, _, _)| n.len()).max().unwrap_or(10);
+    let mut table = format!("{:<width$}  {:>18}  {:>18}\n", "the two shapes, same run", "single box", "cluster");
+    let _ = writeln!(table, "{}", "-".repeat(width + 40));
+    for (name, single, cluster) in rows {
+        let _ = writeln!(table, "{name:<width$}  {single:>18}  {cluster:>18}");
+    }
+    table
 }
 
 /// The git revision of the working tree, `-dirty` when it has changes.

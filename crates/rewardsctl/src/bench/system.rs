@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use loadgen::grpc::{Target, outcome};
@@ -14,7 +14,7 @@ use loadgen::methods::achieve_request;
 use loadgen::run::{OpenLoop, open_loop};
 use tonic::metadata::AsciiMetadataValue;
 
-use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
+use crate::mesh::{Layout, Mesh, MeshConfig, Replicas, Shape};
 use crate::stores::Stores;
 
 /// A running system.
@@ -32,6 +32,7 @@ impl System {
     /// # Errors
     /// When a process is missing or does not serve within a minute.
     pub async fn start(
+        shape: Shape,
         run_dir: PathBuf,
         bin_dir: PathBuf,
         mut env: Vec<(String, String, String)>,
@@ -42,21 +43,21 @@ impl System {
         {
             env.push(("gateway".into(), variable.into(), value.into()));
         }
-        let layout = Layout::free(&Replicas::default())?;
+        let layout = Layout::free(shape, &Replicas::default())?;
         let config = MeshConfig { run_dir, bin_dir, nats_server: None, layout, env, announce: true };
         let mut mesh = Mesh::new(config)?;
         let started = Instant::now();
-        mesh.start_nats().await?;
+        mesh.start_infrastructure().await?;
         mesh.start_members(|_| true);
         mesh.wait_until_serving(Duration::from_secs(60), true).await?;
         let serving_after = started.elapsed();
-        let stores = Stores::new(mesh.run_dir().join("data"));
+        let stores = mesh.stores();
         Ok(Self { mesh, serving_after, stores })
     }
 
-    /// The gateway's URL.
+    /// The gateway's URLs (comma-separated when it runs in replicas).
     pub fn gateway(&self) -> String {
-        self.mesh.layout().gateway_url()
+        self.mesh.layout().urls("gateway")
     }
 
     /// The URL of `service` itself, past the gateway.
@@ -194,7 +195,7 @@ pub async fn seed_entries(system: &System, prefix: &str, count: u64) -> anyhow::
 pub async fn wait_until_quiet(system: &System, within: Duration) -> anyhow::Result<Duration> {
     use futures::TryStreamExt as _;
     let started = Instant::now();
-    let js = async_nats::jetstream::new(async_nats::connect(system.mesh.layout().nats_url()).await?);
+    let js = async_nats::jetstream::new(async_nats::connect(system.mesh.layout().nats_urls()).await?);
     loop {
         let mut busy = 0usize;
         let mut streams = js.streams();
@@ -224,14 +225,5 @@ pub async fn wait_until_quiet(system: &System, within: Duration) -> anyhow::Resu
 /// # Errors
 /// When the gift store cannot be written.
 pub async fn restock_gift(system: &System, stock: i64) -> anyhow::Result<()> {
-    use diesel::{Connection as _, RunQueryDsl as _};
-    let path = system.mesh.database("gift");
-    tokio::task::spawn_blocking(move || {
-        let mut conn = diesel::SqliteConnection::establish(&path.display().to_string())
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)?;
-        diesel::sql_query(format!("UPDATE products SET stock = {stock}")).execute(&mut conn)?;
-        anyhow::Ok(())
-    })
-    .await?
+    system.stores.execute("gift", format!("UPDATE products SET stock = {stock}")).await.map(drop)
 }

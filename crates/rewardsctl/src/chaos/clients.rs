@@ -32,16 +32,26 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Clients of the gateway at `url`.
+    /// Clients of the gateway at `urls` (comma-separated: calls are
+    /// balanced over the gateway's replicas, as a load balancer in front
+    /// of them would).
     ///
     /// # Errors
-    /// When the URL is invalid.
-    pub fn new(url: &str, identity: DevIssuer) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(CALL_DEADLINE)
-            .tcp_nodelay(true)
-            .connect_lazy();
+    /// When a URL is invalid.
+    pub fn new(urls: &str, identity: DevIssuer) -> anyhow::Result<Self> {
+        let endpoints = urls
+            .split(',')
+            .map(|url| {
+                Ok(Endpoint::from_shared(url.to_owned())?
+                    .connect_timeout(Duration::from_secs(1))
+                    .timeout(CALL_DEADLINE)
+                    .tcp_nodelay(true))
+            })
+            .collect::<anyhow::Result<Vec<Endpoint>>>()?;
+        let channel = match endpoints.as_slice() {
+            [one] => one.connect_lazy(),
+            _ => Channel::balance_list(endpoints.into_iter()),
+        };
         Ok(Self {
             missions: MissionServiceClient::new(channel.clone()),
             rewards: RewardServiceClient::new(channel.clone()),

@@ -6,3 +6,4 @@ mod achieve;
 mod crash;
 mod helpers;
 mod record_reward;
+mod replicas;

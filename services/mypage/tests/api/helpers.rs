@@ -35,10 +35,16 @@ impl Deref for TestApp {
     }
 }
 
+/// The service on a fresh SQLite file.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_on(None).await
+}
+
+/// The service on `database_url`, or on a fresh SQLite file.
+pub async fn spawn_app_on(database_url: Option<String>) -> TestApp {
     let broker = Broker::start().await;
     let store = TempStore::new();
-    let database_url = store.sqlite_url("mypage");
+    let database_url = database_url.unwrap_or_else(|| store.sqlite_url("mypage"));
     let app = mypage::build(service_config(&broker, database_url.clone())).await.expect("mypage service starts");
     let client = MyPageServiceClient::connect(format!("http://127.0.0.1:{}", app.port())).await.expect("connects");
     let stop = CancellationToken::new();

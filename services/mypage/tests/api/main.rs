@@ -4,5 +4,7 @@
 
 mod helpers;
 mod merge;
+mod postgres;
 mod read;
+mod replicas;
 mod watch;

@@ -4,10 +4,12 @@
 
 mod allocate;
 mod busy_store;
+mod cluster;
 mod crash;
 mod fuzz;
 mod get_reward;
 mod helpers;
+mod outage;
 mod poison;
 mod postgres;
 mod processes;

@@ -1,9 +1,10 @@
-//! Two reward processes on one store and one durable consumer split a
-//! backlog between them, and every event's effect happens exactly once.
+//! Two reward processes on one store (SQLite, then PostgreSQL) and one
+//! durable consumer split a backlog between them, and every event's effect
+//! happens exactly once.
 
 use std::time::{Duration, Instant};
 
-use platform::events::MISSION_STREAM;
+use platform::events::{MISSION_STREAM, REWARD_STREAM};
 use testkit::{Broker, TempStore};
 
 use crate::helpers::mission_achieved;
@@ -79,4 +80,34 @@ async fn two_replicas_started_together_on_a_new_store_both_come_up() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_two_replicas_split_a_backlog_of_a_thousand_missions_and_allocate_each_reward_once() {
+    let Some(schema) = testkit::PostgresSchema::create("reward_split") else {
+        return;
+    };
+    let broker = Broker::start().await;
+    for i in 0..BACKLOG {
+        broker.publish(&mission_achieved(&format!("player-{}", i % 50), 100)).await;
+    }
+    let split = testkit::split_backlog(
+        &broker,
+        &schema,
+        reward_process(&broker, schema.url()),
+        2,
+        &[(MISSION_STREAM, ALLOCATE)],
+        BACKLOG as u64,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+
+    let backlog = i64::try_from(BACKLOG).unwrap();
+    assert_eq!(schema.count("SELECT COUNT(DISTINCT mission_id) AS n FROM rewards").unwrap(), backlog);
+    assert_eq!(schema.count("SELECT COUNT(*) AS n FROM rewards").unwrap(), backlog);
+    // Both relays publish from the same outbox; JetStream keeps one copy of each.
+    let published = testkit::published_once(&broker, &schema, REWARD_STREAM, BACKLOG as u64).await.unwrap();
+    assert_eq!(published.len(), BACKLOG, "exactly one RewardAllocated per reward");
+    drop(split);
 }

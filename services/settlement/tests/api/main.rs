@@ -6,3 +6,4 @@ mod helpers;
 mod list;
 mod postgres;
 mod record;
+mod replicas;

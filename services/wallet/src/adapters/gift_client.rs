@@ -46,6 +46,7 @@ impl GiftOutcome {
     pub fn answer(&self) -> GiftAnswer {
         match self {
             Self::Placed { gift_order_id } => GiftAnswer::Placed { gift_order_id: gift_order_id.clone() },
+            Self::Refused(GiftRefusal::Busy { .. }) => GiftAnswer::NotAsked,
             Self::Refused(_) => GiftAnswer::Refused,
             Self::Unknown { .. } => GiftAnswer::Unknown,
         }

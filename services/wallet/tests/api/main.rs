@@ -6,3 +6,4 @@
 mod exchange_without_gift;
 mod helpers;
 mod issue;
+mod replicas;
