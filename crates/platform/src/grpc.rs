@@ -21,6 +21,7 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 use crate::db::DbError;
 use crate::kernel::IdError;
+use crate::store::StoreError;
 
 /// Turns a field's parse error into INVALID_ARGUMENT naming the field.
 pub fn invalid(field: &str, error: impl std::fmt::Display) -> Status {
@@ -38,8 +39,18 @@ pub fn field<T>(field: &str, value: &str, parse: impl FnOnce(&str) -> Result<T, 
 /// A storage failure as the caller sees it: retryable, with no internals.
 /// The cause is logged here, once, with its chain.
 pub fn storage_failure(error: &DbError) -> Status {
-    tracing::error!(error = %error, cause = ?std::error::Error::source(error), "storage failure");
-    if error.is_transient() {
+    failure_status(error, error.is_transient())
+}
+
+/// A store port's failure as the caller sees it: retryable, with no
+/// internals. The cause is logged here, once, with its chain.
+pub fn store_failure(error: &StoreError) -> Status {
+    failure_status(error, error.is_transient())
+}
+
+fn failure_status(error: &(dyn std::error::Error + 'static), transient: bool) -> Status {
+    tracing::error!(error = %error, cause = ?error.source(), "storage failure");
+    if transient {
         Status::unavailable("the service's storage is busy; try again later")
     } else {
         Status::internal("the service could not complete the request")
