@@ -10,15 +10,19 @@
 //! optimistic-concurrency loss a [`StoreErrorKind::Conflict`].
 //!
 //! [`retry_on_conflict`] is the one way a use case runs its transaction
-//! again when it lost such a race; [`write`] and [`read`] are what a diesel
-//! store adapter runs its transactions with, so that the use case's work
-//! is one transaction and its failures arrive as kinds.
+//! again when it lost such a race. [`write`], [`DbTx`] and [`read`] are what
+//! a diesel store adapter stands on: the use case's work runs in one
+//! transaction, on a [`DbTx`] the adapter implements its service's
+//! transaction port for, events staged in that transaction's outbox and the
+//! relay woken once it committed.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::consumer::PolicyError;
 use crate::db::{CorruptRow, Database, DbConnection, DbError};
+use crate::events::Event;
+use crate::outbox::{self, OutboxSignal};
 
 /// What went wrong in a store, in terms a use case can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,32 +197,76 @@ where
     }
 }
 
+/// A transaction open on the service's database, as a diesel store adapter
+/// implements its service's transaction port on it: queries run on
+/// [`DbTx::conn`], events are staged in the same transaction's outbox.
+#[derive(Debug)]
+pub struct DbTx<'c> {
+    conn: &'c mut DbConnection,
+    /// Whether an event was staged, for the relay to be woken after commit.
+    staged: bool,
+}
+
+impl<'c> DbTx<'c> {
+    /// The transaction its caller opened on `conn` (the consumer applying a
+    /// policy with its inbox, or [`write`]).
+    pub fn new(conn: &'c mut DbConnection) -> Self {
+        Self { conn, staged: false }
+    }
+
+    /// The connection the transaction runs on.
+    pub fn conn(&mut self) -> &mut DbConnection {
+        self.conn
+    }
+
+    /// Stages `event` for publication when the transaction commits.
+    ///
+    /// # Errors
+    /// When the insert fails.
+    pub fn stage<E: Event>(&mut self, event: &E) -> Result<(), StoreError> {
+        outbox::stage(self.conn, event)?;
+        self.staged = true;
+        Ok(())
+    }
+}
+
 /// Runs `work` in one write transaction of `db` (see [`Database::write`]),
-/// the database's failures arriving as [`StoreError`]s in `E`.
+/// the database's failures arriving as [`StoreError`]s in `E`; wakes the
+/// relay through `outbox` when the committed work staged an event, so that
+/// it leaves within milliseconds instead of at the relay's next poll.
 ///
 /// # Errors
 /// Whatever `work` returns, or the transaction's failure.
-pub async fn write<T, E, F>(db: &Database, work: F) -> Result<T, E>
+pub async fn write<T, E, F>(db: &Database, outbox: &OutboxSignal, work: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    F: FnOnce(&mut DbTx<'_>) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    db.write(move |conn| work(conn).map_err(Failed::Work)).await.map_err(Failed::into_inner)
+    let (value, staged) = db
+        .write(move |conn| {
+            let mut tx = DbTx::new(conn);
+            let value = work(&mut tx).map_err(Failed::Work)?;
+            Ok((value, tx.staged))
+        })
+        .await
+        .map_err(Failed::into_inner)?;
+    if staged {
+        outbox.wake();
+    }
+    Ok(value)
 }
 
-/// Runs read-only `work` on a connection of `db` (see [`Database::read`]),
-/// the database's failures arriving as [`StoreError`]s in `E`.
+/// Runs read-only `work` on a connection of `db` (see [`Database::read`]).
 ///
 /// # Errors
-/// Whatever `work` returns, or the database's failure.
-pub async fn read<T, E, F>(db: &Database, work: F) -> Result<T, E>
+/// Whatever `work` returns, or the database's failure as a [`StoreError`].
+pub async fn read<T, F>(db: &Database, work: F) -> Result<T, StoreError>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
 {
-    db.read(move |conn| work(conn).map_err(Failed::Work)).await.map_err(Failed::into_inner)
+    db.read(work).await
 }
 
 /// The work's own error, or the database's around it.

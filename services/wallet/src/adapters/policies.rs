@@ -5,8 +5,8 @@ use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, REWARD_STREAM, StreamDef};
 use platform::kernel::{CustomerId, Points};
+use platform::store::DbTx;
 
-use crate::adapters::store::DieselWalletTx;
 use crate::app;
 use crate::domain::{MissionId, RewardId};
 
@@ -35,7 +35,7 @@ impl Policy for IssueReward {
         let customer = CustomerId::parse(&allocated.customer_id).map_err(|e| malformed("customer_id", &e))?;
         let points = Points::new(allocated.points).map_err(|e| malformed("points", &e))?;
         // The effect joins the consumer's transaction, inbox and all.
-        app::issue(&mut DieselWalletTx::new(conn), reward_id, mission_id, customer, points)?;
+        app::issue(&mut DbTx::new(conn), reward_id, mission_id, customer, points)?;
         Ok(())
     }
 }

@@ -5,8 +5,8 @@
 use diesel::prelude::*;
 use platform::db::{CorruptRow, Database, DbConnection};
 use platform::kernel::{CustomerId, Points};
-use platform::outbox::{self, OutboxSignal};
-use platform::store::{self, StoreError};
+use platform::outbox::OutboxSignal;
+use platform::store::{self, DbTx, StoreError};
 
 use crate::adapters::events;
 use crate::domain::{EntryId, EntryStatus, MissionId, ProductSku, RewardId, WalletEntry, WalletEvent};
@@ -16,8 +16,7 @@ use crate::ports::{WalletStore, WalletTx};
 #[derive(Debug, Clone)]
 pub struct DieselWalletStore {
     db: Database,
-    /// Woken after a transaction that staged events, so that they leave
-    /// within milliseconds instead of at the relay's next poll.
+    /// Woken after a transaction that staged events.
     outbox: OutboxSignal,
 }
 
@@ -35,16 +34,7 @@ impl WalletStore for DieselWalletStore {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (value, staged) = store::write(&self.db, move |conn| {
-            let mut tx = DieselWalletTx::new(conn);
-            let value = work(&mut tx)?;
-            Ok::<_, E>((value, tx.staged))
-        })
-        .await?;
-        if staged {
-            self.outbox.wake();
-        }
-        Ok(value)
+        store::write(&self.db, &self.outbox, move |tx| work(tx)).await
     }
 
     async fn wallet(&self, customer: CustomerId) -> Result<Vec<WalletEntry>, StoreError> {
@@ -56,49 +46,32 @@ impl WalletStore for DieselWalletStore {
     }
 }
 
-/// A transaction of the wallet store, on a connection whose transaction
-/// its caller opened: [`DieselWalletStore::write`], or the consumer applying
-/// a policy together with its inbox.
-#[derive(Debug)]
-pub struct DieselWalletTx<'c> {
-    conn: &'c mut DbConnection,
-    /// Whether an event was staged, for the relay to be woken.
-    staged: bool,
-}
-
-impl<'c> DieselWalletTx<'c> {
-    /// The wallet store within the transaction open on `conn`.
-    pub fn new(conn: &'c mut DbConnection) -> Self {
-        Self { conn, staged: false }
-    }
-}
-
-impl WalletTx for DieselWalletTx<'_> {
+/// The wallet store within a transaction open on the database: the one
+/// [`DieselWalletStore::write`] runs, or the consumer's applying a policy.
+impl WalletTx for DbTx<'_> {
     fn entry(&mut self, id: EntryId) -> Result<Option<WalletEntry>, StoreError> {
-        find(self.conn, id)
+        find(self.conn(), id)
     }
 
     fn holds_reward(&mut self, reward: RewardId) -> Result<bool, StoreError> {
-        holds_reward(self.conn, reward)
+        holds_reward(self.conn(), reward)
     }
 
     fn insert(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
-        insert(self.conn, entry)
+        insert(self.conn(), entry)
     }
 
     fn update(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
-        update(self.conn, entry)
+        update(self.conn(), entry)
     }
 
     fn stage(&mut self, event: &WalletEvent) -> Result<(), StoreError> {
         match event {
-            WalletEvent::RewardIssued { entry } => outbox::stage(self.conn, &events::reward_issued(entry))?,
+            WalletEvent::RewardIssued { entry } => DbTx::stage(self, &events::reward_issued(entry)),
             WalletEvent::RewardExchanged { entry, exchanged } => {
-                outbox::stage(self.conn, &events::reward_exchanged(entry, exchanged))?;
+                DbTx::stage(self, &events::reward_exchanged(entry, exchanged))
             }
         }
-        self.staged = true;
-        Ok(())
     }
 }
 

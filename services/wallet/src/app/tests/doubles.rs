@@ -1,5 +1,5 @@
 //! Test doubles of the wallet's ports: a store kept in memory with the
-//! store's transaction and concurrency rules, and a gift exchange that
+//! store's transaction and concurrency rules (on [`MemoryStore`]), and a gift exchange that
 //! answers from a script, can hold a call mid-flight, and records every key
 //! it was asked under.
 
@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use platform::kernel::CustomerId;
 use platform::store::{StoreError, StoreErrorKind};
+use testkit::MemoryStore;
 use tokio::sync::oneshot;
 
 use crate::domain::{EntryId, EntryStatus, ExchangeTicket, RewardId, WalletEntry, WalletEvent};
@@ -21,37 +22,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// What the store holds: entries and the events committed for publication.
 #[derive(Debug, Clone, Default)]
-struct Stored {
+pub struct Stored {
     entries: BTreeMap<EntryId, WalletEntry>,
     published: Vec<WalletEvent>,
 }
 
-/// The wallet store in memory. A write runs its work on a copy of the
-/// state under the store's lock and keeps the copy only when the work
-/// succeeded: one transaction at a time, all or nothing, like SQLite's
-/// single writer. Clones share the store.
+/// The wallet store in memory (see [`MemoryStore`]). Clones share it.
 #[derive(Debug, Clone, Default)]
-pub struct InMemoryWalletStore {
-    state: Arc<Mutex<Stored>>,
-    /// How the coming writes end, in order: `Some(kind)` fails that write
-    /// before its work runs; `None`, and every write once this is empty, runs.
-    writes: Arc<Mutex<VecDeque<Option<StoreErrorKind>>>>,
-}
+pub struct InMemoryWalletStore(MemoryStore<Stored>);
 
 impl InMemoryWalletStore {
     /// The coming writes end as `outcomes` say, in order.
     pub fn script_writes(&self, outcomes: impl IntoIterator<Item = Option<StoreErrorKind>>) {
-        lock(&self.writes).extend(outcomes);
+        self.0.script_writes(outcomes);
     }
 
     /// The entry as stored.
     pub fn entry(&self, id: EntryId) -> WalletEntry {
-        lock(&self.state).entries.get(&id).cloned().unwrap_or_else(|| panic!("entry {id} is not stored"))
+        self.0.read(|s| s.entries.get(&id).cloned()).unwrap_or_else(|| panic!("entry {id} is not stored"))
     }
 
     /// Every event committed for publication, in order.
     pub fn published(&self) -> Vec<WalletEvent> {
-        lock(&self.state).published.clone()
+        self.0.read(|s| s.published.clone())
     }
 
     /// The gift orders RewardExchanged was published for.
@@ -73,19 +66,12 @@ impl WalletStore for InMemoryWalletStore {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        if let Some(Some(kind)) = lock(&self.writes).pop_front() {
-            return Err(StoreError::new(kind, "scripted store failure").into());
-        }
-        let mut state = lock(&self.state);
-        let mut tx = MemoryTx(state.clone());
-        let value = work(&mut tx)?;
-        *state = tx.0;
-        Ok(value)
+        self.0.write(|stored| work(stored))
     }
 
     async fn wallet(&self, customer: CustomerId) -> Result<Vec<WalletEntry>, StoreError> {
         let mut entries: Vec<_> =
-            lock(&self.state).entries.values().filter(|e| e.customer_id == customer).cloned().collect();
+            self.0.read(|s| s.entries.values().filter(|e| e.customer_id == customer).cloned().collect());
         entries.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then(a.id.to_string().cmp(&b.id.to_string())));
         Ok(entries)
     }
@@ -95,12 +81,9 @@ impl WalletStore for InMemoryWalletStore {
             EntryStatus::ExchangePending { since, .. } => Some(since),
             _ => None,
         };
-        let mut pending: Vec<_> = lock(&self.state)
-            .entries
-            .values()
-            .filter(|entry| since(entry).is_some_and(|since| since < cutoff))
-            .cloned()
-            .collect();
+        let mut pending: Vec<_> = self.0.read(|s| {
+            s.entries.values().filter(|entry| since(entry).is_some_and(|since| since < cutoff)).cloned().collect()
+        });
         pending.sort_by_key(since);
         pending.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(pending)
@@ -108,27 +91,25 @@ impl WalletStore for InMemoryWalletStore {
 }
 
 /// One write's copy of the state.
-struct MemoryTx(Stored);
-
-impl WalletTx for MemoryTx {
+impl WalletTx for Stored {
     fn entry(&mut self, id: EntryId) -> Result<Option<WalletEntry>, StoreError> {
-        Ok(self.0.entries.get(&id).cloned())
+        Ok(self.entries.get(&id).cloned())
     }
 
     fn holds_reward(&mut self, reward: RewardId) -> Result<bool, StoreError> {
-        Ok(self.0.entries.values().any(|entry| entry.reward_id == reward))
+        Ok(self.entries.values().any(|entry| entry.reward_id == reward))
     }
 
     fn insert(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
-        if self.0.entries.contains_key(&entry.id) {
+        if self.entries.contains_key(&entry.id) {
             return Err(StoreError::new(StoreErrorKind::Duplicate, format!("wallet entry {}", entry.id)));
         }
-        self.0.entries.insert(entry.id, entry.clone());
+        self.entries.insert(entry.id, entry.clone());
         Ok(())
     }
 
     fn update(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
-        match self.0.entries.get_mut(&entry.id) {
+        match self.entries.get_mut(&entry.id) {
             Some(stored) if stored.version == entry.version - 1 => {
                 *stored = entry.clone();
                 Ok(())
@@ -138,7 +119,7 @@ impl WalletTx for MemoryTx {
     }
 
     fn stage(&mut self, event: &WalletEvent) -> Result<(), StoreError> {
-        self.0.published.push(event.clone());
+        self.published.push(event.clone());
         Ok(())
     }
 }
