@@ -21,6 +21,7 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 use crate::db::{DbError, Failure};
 use crate::kernel::IdError;
+use crate::store::{StoreError, StoreErrorKind};
 
 /// Turns a field's parse error into INVALID_ARGUMENT naming the field.
 pub fn invalid(field: &str, error: impl std::fmt::Display) -> Status {
@@ -63,6 +64,30 @@ pub fn storage_failure(error: &DbError) -> Status {
             Status::aborted(STORE_CONFLICT)
         }
         Failure::Other => {
+            tracing::error!(error = %error, cause = ?cause, "storage failure");
+            Status::internal("the service could not complete the request")
+        }
+    }
+}
+
+/// A store port's failure as the caller sees it, with the same codes and
+/// words as [`storage_failure`]; the cause is logged here, once.
+pub fn store_failure(error: &StoreError) -> Status {
+    let cause = std::error::Error::source(error);
+    match error.kind() {
+        StoreErrorKind::Unavailable => {
+            tracing::warn!(error = %error, cause = ?cause, "storage failure");
+            Status::unavailable(STORE_UNAVAILABLE)
+        }
+        StoreErrorKind::Busy => {
+            tracing::warn!(error = %error, cause = ?cause, "storage failure");
+            Status::unavailable(STORE_BUSY)
+        }
+        StoreErrorKind::Conflict | StoreErrorKind::Duplicate => {
+            tracing::warn!(error = %error, cause = ?cause, "storage failure");
+            Status::aborted(STORE_CONFLICT)
+        }
+        StoreErrorKind::Corrupt | StoreErrorKind::Failed => {
             tracing::error!(error = %error, cause = ?cause, "storage failure");
             Status::internal("the service could not complete the request")
         }

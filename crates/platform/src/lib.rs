@@ -5,6 +5,7 @@
 //! - [`config`]: typed configuration from defaults and the environment.
 //! - [`telemetry`]: structured logs (readable locally, JSON in production).
 //! - [`db`]: the service's own diesel store, SQLite or PostgreSQL.
+//! - [`store`]: what store ports answer when storage fails, and the retry after a lost race.
 //! - [`events`]: streams, subjects and headers of the published language.
 //! - [`outbox`]: the transactional outbox and the relay that publishes it.
 //! - [`consumer`]: idempotent policies on durable JetStream consumers.
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod resilience;
+pub mod store;
 pub mod telemetry;
 
 use std::time::Duration;

@@ -19,6 +19,9 @@
 //!   an operator with it; every service under test verifies its tokens.
 //! - [`eventually`]: polls until an asynchronous effect is visible.
 //! - [`free_port`]: a port nobody listens on.
+//! - [`MemoryStore`]: the one exception, for use-case tests only: a service's
+//!   state behind its store port's transaction rules, without a database
+//!   (the adapters of the same ports are tested against real databases).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,11 +31,13 @@ use anyhow::{Context as _, bail};
 
 mod backlog;
 mod cluster;
+mod memory_store;
 mod postgres_server;
 
 pub use backlog::{BacklogSplit, Durable, published_once, split_backlog};
 pub use cluster::NatsCluster;
 pub use dev_issuer::{Bearer, DevIssuer, authorized};
+pub use memory_store::MemoryStore;
 pub use postgres_server::PostgresServer;
 
 /// The identity provider of this test process: one key pair and JWKS in a

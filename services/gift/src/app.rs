@@ -1,21 +1,15 @@
 //! The gift use cases: each runs the domain inside one store transaction
 //! and stages the events it produced in the outbox of that transaction.
 
-use std::time::Duration;
-
 use api::game::gift::v1 as pb;
-use platform::db::{Database, DbConnection, DbError, is_unique_violation, now_millis};
+use platform::db::{Database, DbConnection, DbError, now_millis};
 use platform::events::timestamp;
 use platform::outbox::{self, OutboxSignal};
+use platform::store::{StoreError, StoreFailure, retry_on_conflict};
 use tracing::instrument;
 
 use crate::adapters::store;
 use crate::domain::{Currency, Exchange, ExchangeRefused, GiftEvent, GiftOrder, GiftOrderId, Product, ProductSku};
-
-/// How many times an exchange is decided when other exchanges keep taking
-/// units of the same product first (optimistic-concurrency losses, which
-/// PostgreSQL reports; SQLite serialises writers, so it never loses).
-const MAX_ATTEMPTS: u32 = 5;
 
 /// What a gift use case can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +21,27 @@ pub enum GiftError {
     #[error(transparent)]
     Refused(#[from] ExchangeRefused),
     #[error(transparent)]
-    Storage(#[from] DbError),
+    Storage(#[from] StoreError),
+}
+
+impl From<DbError> for GiftError {
+    fn from(error: DbError) -> Self {
+        Self::Storage(error.into())
+    }
 }
 
 impl From<diesel::result::Error> for GiftError {
     fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(DbError::from(error))
+        Self::Storage(error.into())
+    }
+}
+
+impl StoreFailure for GiftError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Storage(error) => Some(error),
+            _ => None,
+        }
     }
 }
 
@@ -87,31 +96,16 @@ impl Gifts {
         err(level = "info")
     )]
     pub async fn exchange(&self, exchange: Exchange) -> Result<GiftOrder, GiftError> {
-        let mut attempt = 0;
-        let mut retried_duplicate = false;
-        let exchanged = loop {
-            attempt += 1;
+        // A concurrent exchange with the same key or reward committed its
+        // order between our reads and our insert (a duplicate), or took a unit
+        // of the product since we read it (a conflict, which PostgreSQL
+        // reports; SQLite serialises writers): deciding again takes the replay
+        // path, or decides on the stock it left.
+        let exchanged = retry_on_conflict(|| {
             let command = exchange.clone();
-            match self.db.write(move |conn| exchange_in(conn, &command, now_millis())).await {
-                // A concurrent exchange with the same key or reward committed
-                // its order between our reads and our insert: deciding again
-                // takes the replay path.
-                Err(GiftError::Storage(DbError::Query(ref e))) if is_unique_violation(e) && !retried_duplicate => {
-                    retried_duplicate = true;
-                }
-                // Another exchange took a unit of the product since we read
-                // it: decide again on the stock it left.
-                Err(GiftError::Storage(DbError::Conflict { .. })) if attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(platform::backoff(
-                        attempt,
-                        Duration::from_millis(5),
-                        Duration::from_millis(100),
-                    ))
-                    .await;
-                }
-                other => break other?,
-            }
-        };
+            self.db.write(move |conn| exchange_in(conn, &command, now_millis()))
+        })
+        .await?;
         match exchanged {
             Exchanged::Placed(order) => {
                 self.outbox.wake();

@@ -1,15 +1,21 @@
-//! The mission use cases: each runs the domain inside one store transaction
-//! and stages the events it produced in the outbox of that transaction.
+//! The mission use cases: each runs the domain inside one transaction of
+//! the store port and stages the events it produced in that transaction.
+//! They speak domain types only, through [`crate::ports`].
 
-use api::game::mission::v1 as pb;
-use platform::db::{Database, DbConnection, DbError, is_unique_violation, now_millis};
-use platform::events::timestamp;
+use std::sync::Arc;
+
+use platform::db::now_millis;
 use platform::kernel::CustomerId;
-use platform::outbox::{self, OutboxSignal};
+use platform::store::{StoreError, StoreFailure, retry_on_conflict};
 use tracing::instrument;
 
-use crate::adapters::store;
-use crate::domain::{Mission, MissionCode, MissionDefinition, MissionEvent, MissionId, RewardId, RewardRecording};
+use crate::domain::{
+    Mission, MissionCode, MissionDefinition, MissionId, MissionRuleViolation, RewardId, RewardRecording,
+};
+use crate::ports::{MissionStore, MissionTx};
+
+#[cfg(test)]
+mod tests;
 
 /// What a mission use case can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -19,28 +25,36 @@ pub enum MissionError {
     #[error("mission {0} does not exist")]
     MissionNotFound(MissionId),
     #[error(transparent)]
-    Rule(#[from] crate::domain::MissionRuleViolation),
+    Rule(#[from] MissionRuleViolation),
     #[error(transparent)]
-    Storage(#[from] DbError),
+    Storage(#[from] StoreError),
 }
 
-impl From<diesel::result::Error> for MissionError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(DbError::from(error))
+impl StoreFailure for MissionError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Storage(error) => Some(error),
+            _ => None,
+        }
     }
 }
 
-/// The mission application service.
-#[derive(Debug, Clone)]
-pub struct Missions {
-    db: Database,
-    outbox: OutboxSignal,
+/// The mission application service, over a store `S`.
+#[derive(Debug)]
+pub struct Missions<S> {
+    store: Arc<S>,
 }
 
-impl Missions {
-    /// Use cases over `db`, waking the relay through `outbox`.
-    pub fn new(db: Database, outbox: OutboxSignal) -> Self {
-        Self { db, outbox }
+impl<S> Clone for Missions<S> {
+    fn clone(&self) -> Self {
+        Self { store: Arc::clone(&self.store) }
+    }
+}
+
+impl<S: MissionStore> Missions<S> {
+    /// Use cases over `store`.
+    pub fn new(store: S) -> Self {
+        Self { store: Arc::new(store) }
     }
 
     /// The mission catalogue.
@@ -48,7 +62,7 @@ impl Missions {
     /// # Errors
     /// When the store fails.
     pub async fn definitions(&self) -> Result<Vec<MissionDefinition>, MissionError> {
-        Ok(self.db.read(store::definitions).await?)
+        Ok(self.store.definitions().await?)
     }
 
     /// A player achieves a mission. Idempotent per (customer, mission code):
@@ -62,19 +76,15 @@ impl Missions {
     // benchmark). Store failures are logged once where they become a status.
     #[instrument(skip_all, fields(customer_id = %customer, mission_code = %code), err(level = "debug"))]
     pub async fn achieve(&self, customer: CustomerId, code: MissionCode) -> Result<Mission, MissionError> {
-        let attempt =
-            |customer: CustomerId, code: MissionCode| self.db.write(move |conn| achieve_in(conn, &customer, &code));
-        let (mission, first) = match attempt(customer.clone(), code.clone()).await {
-            // Two concurrent first calls: the loser's insert hit the unique
-            // key; its retry finds the winner's mission.
-            Err(MissionError::Storage(DbError::Query(ref e))) if is_unique_violation(e) => {
-                attempt(customer, code).await?
-            }
-            other => other?,
-        };
+        // Two concurrent first calls: the loser's insert is a duplicate; its
+        // second decision finds the winner's mission.
+        let (mission, first) = retry_on_conflict(|| {
+            let (customer, code) = (customer.clone(), code.clone());
+            self.store.write(move |tx| achieve_in(tx, &customer, &code))
+        })
+        .await?;
         if first {
             platform::metrics::metrics().missions_achieved.inc();
-            self.outbox.wake();
         }
         Ok(mission)
     }
@@ -84,7 +94,7 @@ impl Missions {
     /// # Errors
     /// [`MissionError::MissionNotFound`], or a store failure.
     pub async fn get(&self, id: MissionId) -> Result<Mission, MissionError> {
-        self.db.read(move |conn| store::find(conn, id)?.ok_or(MissionError::MissionNotFound(id))).await
+        self.store.mission(id).await?.ok_or(MissionError::MissionNotFound(id))
     }
 
     /// Every mission of a player, newest first.
@@ -92,55 +102,41 @@ impl Missions {
     /// # Errors
     /// When the store fails.
     pub async fn list(&self, customer: CustomerId) -> Result<Vec<Mission>, MissionError> {
-        Ok(self.db.read(move |conn| store::list(conn, &customer)).await?)
+        Ok(self.store.missions(customer).await?)
     }
 }
 
 /// The mission, and whether this call achieved it (rather than an earlier one).
 fn achieve_in(
-    conn: &mut DbConnection,
+    tx: &mut dyn MissionTx,
     customer: &CustomerId,
     code: &MissionCode,
 ) -> Result<(Mission, bool), MissionError> {
-    if let Some(existing) = store::find_achieved(conn, customer, code)? {
+    if let Some(existing) = tx.achieved(customer, code)? {
         return Ok((existing, false));
     }
-    let definition = store::definition(conn, code)?.ok_or_else(|| MissionError::UnknownMissionCode(code.clone()))?;
+    let definition = tx.definition(code)?.ok_or_else(|| MissionError::UnknownMissionCode(code.clone()))?;
     let (mission, event) = Mission::achieve(MissionId::generate(), customer.clone(), &definition, now_millis());
-    store::insert(conn, &mission)?;
-    let MissionEvent::Achieved { mission: achieved } = event;
-    outbox::stage(conn, &mission_achieved(&achieved))?;
+    tx.insert(&mission)?;
+    tx.stage(&event)?;
     Ok((mission, true))
 }
 
-/// The published form of MissionAchieved.
-fn mission_achieved(mission: &Mission) -> pb::MissionAchieved {
-    pb::MissionAchieved {
-        // Derived from the mission id, so a re-staged copy could never be a
-        // second, different event.
-        event_id: platform::kernel::derived_uuid(mission.id.as_uuid(), b"MissionAchieved").to_string(),
-        mission_id: mission.id.to_string(),
-        customer_id: mission.customer_id.to_string(),
-        mission_code: mission.code.to_string(),
-        reward_points: mission.reward_points.value(),
-        achieved_at: Some(timestamp(mission.achieved_at)),
-    }
-}
-
-/// Policy effect: the reward context allocated `reward_id` for `mission_id`.
+/// Policy effect: the reward context allocated `reward_id` for `mission_id`,
+/// in the caller's transaction.
 ///
 /// # Errors
 /// [`MissionError::MissionNotFound`] when the mission is not (yet) here,
 /// a rule violation for a second reward, or a store failure.
 pub fn record_reward(
-    conn: &mut DbConnection,
+    tx: &mut dyn MissionTx,
     mission_id: MissionId,
     reward_id: RewardId,
 ) -> Result<RewardRecording, MissionError> {
-    let mut mission = store::find(conn, mission_id)?.ok_or(MissionError::MissionNotFound(mission_id))?;
+    let mut mission = tx.mission(mission_id)?.ok_or(MissionError::MissionNotFound(mission_id))?;
     let recording = mission.record_reward(reward_id)?;
     if recording == RewardRecording::Recorded {
-        store::update(conn, &mission)?;
+        tx.update(&mission)?;
     }
     Ok(recording)
 }

@@ -2,7 +2,11 @@
 //!
 //! - [`domain`]: the Mission aggregate and its rules, pure.
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
-//! - [`adapters`]: gRPC in, the diesel store, the policy on RewardAllocated.
+//! - [`ports`]: the store the use cases need, as a trait they own (a unit of work).
+//! - [`adapters`]: gRPC in, the diesel store, the policy on RewardAllocated,
+//!   the published form of events.
+//!
+//! [`build`] alone picks the concrete store behind the port.
 //!
 //! Publishes `MissionAchieved`; reacts to `RewardAllocated` by recording the
 //! reward on the mission.
@@ -10,6 +14,7 @@
 pub mod adapters;
 pub mod app;
 pub mod domain;
+pub mod ports;
 
 use api::game::mission::v1::mission_service_server::MissionServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
@@ -39,7 +44,8 @@ pub type App = ServiceApp;
 /// When the service cannot start; see [`StartError`].
 pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let mut host = ServiceHost::start(SPEC, &config).await?;
-    let missions = app::Missions::new(host.db().clone(), host.outbox().clone());
+    let missions =
+        app::Missions::new(adapters::store::DieselMissionStore::new(host.db().clone(), host.outbox().clone()));
     host.spawn_relay();
     host.spawn_policy(adapters::policies::RecordReward).await?;
     Ok(host.serving(

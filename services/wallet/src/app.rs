@@ -1,23 +1,25 @@
 //! The wallet use cases: issuing rewards into wallets, and the exchange saga
 //! (reserve in one transaction, call gift, settle in another), plus the
-//! re-driver that settles exchanges whose outcome was unknown.
+//! re-driver that settles exchanges whose outcome was unknown. They speak
+//! domain types only, through the ports of [`crate::ports`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api::game::wallet::v1 as pb;
 use platform::CancellationToken;
-use platform::db::{Database, DbConnection, DbError, now_millis};
-use platform::events::timestamp;
-use platform::kernel::CustomerId;
-use platform::outbox::{self, OutboxSignal};
+use platform::db::now_millis;
+use platform::kernel::{CustomerId, Points};
+use platform::store::{StoreError, StoreFailure, retry_on_conflict};
 use tracing::instrument;
 
-use crate::adapters::gift_client::{GiftClient, GiftOutcome, GiftRefusal};
-use crate::adapters::store;
 use crate::domain::{
     EntryId, EntryStatus, ExchangeRefused, ExchangeTicket, GiftAnswer, MissionId, ProductSku, RewardExchanged,
-    RewardId, Settlement, WalletEntry,
+    RewardId, Settlement, WalletEntry, WalletEvent,
 };
+use crate::ports::{GiftExchange, GiftOutcome, GiftRefusal, WalletStore, WalletTx};
+
+#[cfg(test)]
+mod tests;
 
 /// What a wallet use case can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +33,15 @@ pub enum WalletError {
     #[error("the exchange of wallet entry {0} is not confirmed yet")]
     Unsettled(EntryId),
     #[error(transparent)]
-    Storage(#[from] DbError),
+    Storage(#[from] StoreError),
 }
 
-impl From<diesel::result::Error> for WalletError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(DbError::from(error))
+impl StoreFailure for WalletError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Storage(error) => Some(error),
+            _ => None,
+        }
     }
 }
 
@@ -55,25 +60,30 @@ impl Default for RedriveConfig {
     }
 }
 
-/// The wallet application service.
-#[derive(Debug, Clone)]
-pub struct Wallets {
-    db: Database,
-    outbox: OutboxSignal,
-    gift: GiftClient,
+/// Pending exchanges one re-drive round takes on at most.
+const REDRIVE_BATCH: u32 = 100;
+
+/// The wallet application service, over a store `S` and a gift exchange `G`.
+#[derive(Debug)]
+pub struct Wallets<S, G> {
+    store: Arc<S>,
+    gift: Arc<G>,
 }
 
-/// Optimistic-concurrency losses are retried this many times.
-const CONFLICT_RETRIES: usize = 3;
+impl<S, G> Clone for Wallets<S, G> {
+    fn clone(&self) -> Self {
+        Self { store: Arc::clone(&self.store), gift: Arc::clone(&self.gift) }
+    }
+}
 
-impl Wallets {
-    /// Use cases over `db`, calling gift through `gift`.
-    pub fn new(db: Database, outbox: OutboxSignal, gift: GiftClient) -> Self {
+impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
+    /// Use cases over `store`, calling gift through `gift`.
+    pub fn new(store: S, gift: G) -> Self {
         let exchanges = &platform::metrics::metrics().exchanges;
         for result in GiftOutcome::LABELS {
             drop(exchanges.get_or_create(&[("result", result.to_owned())]));
         }
-        Self { db, outbox, gift }
+        Self { store: Arc::new(store), gift: Arc::new(gift) }
     }
 
     /// Every entry of a player's wallet, newest first.
@@ -81,7 +91,7 @@ impl Wallets {
     /// # Errors
     /// When the store fails.
     pub async fn wallet(&self, customer: CustomerId) -> Result<Vec<WalletEntry>, WalletError> {
-        Ok(self.db.read(move |conn| store::list(conn, &customer)).await?)
+        Ok(self.store.wallet(customer).await?)
     }
 
     /// Exchanges one entry for a product: reserve, ask gift, settle.
@@ -89,9 +99,10 @@ impl Wallets {
     /// # Errors
     /// [`WalletError::EntryNotFound`], [`WalletError::Refused`] (not theirs,
     /// already exchanged, pending for another product), [`WalletError::Gift`]
-    /// (gift placed no order: the entry is AVAILABLE again), or
-    /// [`WalletError::Unsettled`] (the outcome is unknown: the entry stays
-    /// pending until a retry or the re-driver settles it).
+    /// (gift placed no order: the entry is AVAILABLE again, or, for an
+    /// attempt begun earlier, still pending), or [`WalletError::Unsettled`]
+    /// (the outcome is unknown: the entry stays pending until a retry or the
+    /// re-driver settles it).
     // A refusal is an answer, not a fault: logged at debug (at ERROR, an open
     // breaker wrote a line per turned-away call, 1,000 a second in the
     // benchmark). Store failures are logged once where they become a status.
@@ -103,12 +114,11 @@ impl Wallets {
         product: ProductSku,
         deadline: Option<Instant>,
     ) -> Result<WalletEntry, WalletError> {
-        let (entry, ticket) = self
-            .with_conflict_retries(|| {
-                let (customer, product) = (customer.clone(), product.clone());
-                self.db.write(move |conn| begin_exchange(conn, entry_id, &customer, product))
-            })
-            .await?;
+        let (entry, ticket) = retry_on_conflict(|| {
+            let (customer, product) = (customer.clone(), product.clone());
+            self.store.write(move |tx| begin_exchange(tx, entry_id, &customer, product))
+        })
+        .await?;
         let outcome = self.gift.exchange(&entry, &ticket, deadline).await;
         platform::metrics::metrics().exchanges.get_or_create(&[("result", outcome.label().to_owned())]).inc();
         let settled = self.settle(&ticket, outcome.answer()).await?;
@@ -133,29 +143,11 @@ impl Wallets {
 
     /// Applies gift's answer to the attempt, in its own transaction.
     async fn settle(&self, ticket: &ExchangeTicket, answer: GiftAnswer) -> Result<WalletEntry, WalletError> {
-        let entry = self
-            .with_conflict_retries(|| {
-                let (ticket, answer) = (ticket.clone(), answer.clone());
-                self.db.write(move |conn| settle_exchange(conn, &ticket, answer))
-            })
-            .await?;
-        self.outbox.wake();
-        Ok(entry)
-    }
-
-    async fn with_conflict_retries<T, F, Fut>(&self, mut work: F) -> Result<T, WalletError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, WalletError>>,
-    {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match work().await {
-                Err(WalletError::Storage(DbError::Conflict { .. })) if attempt < CONFLICT_RETRIES => {}
-                other => return other,
-            }
-        }
+        retry_on_conflict(|| {
+            let (ticket, answer) = (ticket.clone(), answer.clone());
+            self.store.write(move |tx| settle_exchange(tx, &ticket, answer))
+        })
+        .await
     }
 
     /// Settles exchanges pending for longer than `config.after`, asking gift
@@ -180,7 +172,7 @@ impl Wallets {
     /// When the store fails.
     pub async fn redrive_once(&self, after: Duration) -> Result<usize, WalletError> {
         let cutoff = now_millis() - i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-        let pending = self.db.read(move |conn| store::pending_since_before(conn, cutoff, 100)).await?;
+        let pending = self.store.pending_since_before(cutoff, REDRIVE_BATCH).await?;
         let mut settled = 0;
         for entry in pending {
             let Some(ticket) = entry.pending_ticket() else { continue };
@@ -199,77 +191,52 @@ impl Wallets {
 }
 
 fn begin_exchange(
-    conn: &mut DbConnection,
+    tx: &mut dyn WalletTx,
     entry_id: EntryId,
     customer: &CustomerId,
     product: ProductSku,
 ) -> Result<(WalletEntry, ExchangeTicket), WalletError> {
-    let mut entry = store::find(conn, entry_id)?.ok_or(WalletError::EntryNotFound(entry_id))?;
+    let mut entry = tx.entry(entry_id)?.ok_or(WalletError::EntryNotFound(entry_id))?;
     let before = entry.version;
     let ticket = entry.begin_exchange(customer, product, now_millis())?;
     if entry.version != before {
-        store::update(conn, &entry)?;
+        tx.update(&entry)?;
     }
     Ok((entry, ticket))
 }
 
 fn settle_exchange(
-    conn: &mut DbConnection,
+    tx: &mut dyn WalletTx,
     ticket: &ExchangeTicket,
     answer: GiftAnswer,
 ) -> Result<WalletEntry, WalletError> {
-    let mut entry = store::find(conn, ticket.entry_id)?.ok_or(WalletError::EntryNotFound(ticket.entry_id))?;
+    let mut entry = tx.entry(ticket.entry_id)?.ok_or(WalletError::EntryNotFound(ticket.entry_id))?;
     let (settlement, event) = entry.settle(ticket, answer, now_millis());
     if matches!(settlement, Settlement::Completed | Settlement::Released) {
-        store::update(conn, &entry)?;
+        tx.update(&entry)?;
     }
-    if let Some(RewardExchanged { gift_order_id, product, at }) = event {
-        outbox::stage(conn, &reward_exchanged(&entry, gift_order_id, &product, at))?;
+    if let Some(exchanged @ RewardExchanged { .. }) = event {
+        tx.stage(&WalletEvent::RewardExchanged { entry: entry.clone(), exchanged })?;
     }
     Ok(entry)
 }
 
-/// Policy effect: a reward allocated for a player enters their wallet, once.
+/// Policy effect: a reward allocated for a player enters their wallet,
+/// once, in the caller's transaction.
 ///
 /// # Errors
 /// When the store fails.
 pub fn issue(
-    conn: &mut DbConnection,
+    tx: &mut dyn WalletTx,
     reward_id: RewardId,
     mission_id: MissionId,
     customer: CustomerId,
-    points: platform::kernel::Points,
-) -> Result<(), DbError> {
-    if store::holds_reward(conn, reward_id)? {
+    points: Points,
+) -> Result<(), StoreError> {
+    if tx.holds_reward(reward_id)? {
         return Ok(());
     }
     let entry = WalletEntry::issue(reward_id, mission_id, customer, points, now_millis());
-    store::insert(conn, &entry)?;
-    outbox::stage(conn, &reward_issued(&entry))?;
-    Ok(())
-}
-
-fn reward_issued(entry: &WalletEntry) -> pb::RewardIssued {
-    pb::RewardIssued {
-        event_id: platform::kernel::derived_uuid(entry.id.as_uuid(), b"RewardIssued").to_string(),
-        entry_id: entry.id.to_string(),
-        reward_id: entry.reward_id.to_string(),
-        mission_id: entry.mission_id.to_string(),
-        customer_id: entry.customer_id.to_string(),
-        points: entry.points.value(),
-        issued_at: Some(timestamp(entry.issued_at)),
-    }
-}
-
-fn reward_exchanged(entry: &WalletEntry, gift_order_id: String, product: &ProductSku, at: i64) -> pb::RewardExchanged {
-    pb::RewardExchanged {
-        event_id: platform::kernel::derived_uuid(entry.id.as_uuid(), b"RewardExchanged").to_string(),
-        entry_id: entry.id.to_string(),
-        reward_id: entry.reward_id.to_string(),
-        mission_id: entry.mission_id.to_string(),
-        customer_id: entry.customer_id.to_string(),
-        gift_order_id,
-        product_sku: product.to_string(),
-        exchanged_at: Some(timestamp(at)),
-    }
+    tx.insert(&entry)?;
+    tx.stage(&WalletEvent::RewardIssued { entry })
 }

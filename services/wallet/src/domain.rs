@@ -116,6 +116,16 @@ pub struct RewardExchanged {
     pub at: i64,
 }
 
+/// What the wallet tells other contexts, in the domain's words; the
+/// adapters give each its published form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalletEvent {
+    /// A reward entered a player's wallet.
+    RewardIssued { entry: WalletEntry },
+    /// An entry was exchanged for a gift order.
+    RewardExchanged { entry: WalletEntry, exchanged: RewardExchanged },
+}
+
 impl WalletEntry {
     /// A reward allocated for a player enters their wallet (RewardIssued).
     pub fn issue(

@@ -3,8 +3,12 @@
 //!
 //! - [`domain`]: the WalletEntry aggregate and the exchange saga's rules, pure.
 //! - [`app`]: the use cases and the re-driver of unsettled exchanges.
+//! - [`ports`]: what the use cases need, as traits they own: the store of
+//!   wallet entries (a unit of work) and the gift exchange.
 //! - [`adapters`]: gRPC in, the gift client out, the diesel store, the
-//!   policy on RewardAllocated.
+//!   policy on RewardAllocated, the published form of events.
+//!
+//! [`build`] alone picks the concrete adapters behind the ports.
 //!
 //! Publishes `RewardIssued` and `RewardExchanged`; calls gift's `Exchange`,
 //! the mesh's only synchronous service-to-service call.
@@ -12,6 +16,7 @@
 pub mod adapters;
 pub mod app;
 pub mod domain;
+pub mod ports;
 
 use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
@@ -97,7 +102,8 @@ pub type App = ServiceApp;
 pub async fn build(config: WalletConfig) -> Result<App, WalletStartError> {
     let gift = adapters::gift_client::GiftClient::new(&config.gift_url, &config.gift)?;
     let mut host = ServiceHost::start(SPEC, &config.service).await?;
-    let wallets = app::Wallets::new(host.db().clone(), host.outbox().clone(), gift);
+    let store = adapters::store::DieselWalletStore::new(host.db().clone(), host.outbox().clone());
+    let wallets = app::Wallets::new(store, gift);
     host.spawn_relay();
     host.spawn_policy(adapters::policies::IssueReward).await?;
     let redriver = wallets.clone();

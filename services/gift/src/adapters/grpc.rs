@@ -4,7 +4,7 @@
 use api::game::gift::v1::{self as pb, gift_service_server::GiftService};
 use platform::caller::{caller, has_caller, require_reader};
 use platform::events::timestamp;
-use platform::grpc::{field, invalid, storage_failure};
+use platform::grpc::{field, invalid, store_failure};
 use platform::kernel::{CustomerId, Points};
 use tonic::{Request, Response, Status};
 
@@ -44,7 +44,7 @@ impl From<GiftError> for Status {
                 | ExchangeRefused::OutOfStock { .. }
                 | ExchangeRefused::RewardAlreadyExchanged { .. }),
             ) => Status::failed_precondition(refused.to_string()),
-            GiftError::Storage(error) => storage_failure(&error),
+            GiftError::Storage(error) => store_failure(&error),
         }
     }
 }

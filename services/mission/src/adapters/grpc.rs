@@ -4,22 +4,23 @@
 use api::game::mission::v1::{self as pb, mission_service_server::MissionService};
 use platform::caller::{caller, require_player, require_reader};
 use platform::events::timestamp;
-use platform::grpc::{field, invalid, storage_failure};
+use platform::grpc::{field, invalid, store_failure};
 use platform::kernel::CustomerId;
 use tonic::{Request, Response, Status};
 
 use crate::app::{MissionError, Missions};
 use crate::domain::{Mission, MissionCode, MissionDefinition, MissionId, MissionStatus};
+use crate::ports::MissionStore;
 
 /// Serves `game.mission.v1.MissionService`.
 #[derive(Debug, Clone)]
-pub struct MissionGrpc {
-    missions: Missions,
+pub struct MissionGrpc<S> {
+    missions: Missions<S>,
 }
 
-impl MissionGrpc {
+impl<S> MissionGrpc<S> {
     /// The adapter over the use cases.
-    pub fn new(missions: Missions) -> Self {
+    pub fn new(missions: Missions<S>) -> Self {
         Self { missions }
     }
 }
@@ -32,7 +33,7 @@ impl From<MissionError> for Status {
             }
             MissionError::MissionNotFound(id) => Status::not_found(format!("mission {id} does not exist")),
             MissionError::Rule(violation) => Status::failed_precondition(violation.to_string()),
-            MissionError::Storage(error) => storage_failure(&error),
+            MissionError::Storage(error) => store_failure(&error),
         }
     }
 }
@@ -66,7 +67,7 @@ fn definition_to_pb(definition: MissionDefinition) -> pb::MissionDefinition {
 }
 
 #[tonic::async_trait]
-impl MissionService for MissionGrpc {
+impl<S: MissionStore> MissionService for MissionGrpc<S> {
     async fn list_mission_definitions(
         &self,
         request: Request<pb::ListMissionDefinitionsRequest>,

@@ -4,6 +4,7 @@ use api::game::reward::v1::RewardAllocated;
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, REWARD_STREAM, StreamDef};
+use platform::store::DbTx;
 
 use crate::app::{self, MissionError};
 use crate::domain::{MissionId, RewardId};
@@ -31,11 +32,12 @@ impl Policy for RecordReward {
             MissionId::parse(&allocated.mission_id).map_err(|e| PolicyError::Malformed(format!("mission_id {e}")))?;
         let reward_id =
             RewardId::parse(&allocated.reward_id).map_err(|e| PolicyError::Malformed(format!("reward_id {e}")))?;
-        match app::record_reward(conn, mission_id, reward_id) {
+        // The effect joins the consumer's transaction, inbox and all.
+        match app::record_reward(&mut DbTx::new(conn), mission_id, reward_id) {
             Ok(_) => Ok(()),
             Err(MissionError::MissionNotFound(id)) => Err(PolicyError::NotYet(format!("mission {id} is not here yet"))),
             Err(MissionError::Rule(violation)) => Err(PolicyError::Malformed(violation.to_string())),
-            Err(MissionError::Storage(error)) => Err(PolicyError::Db(error)),
+            Err(MissionError::Storage(error)) => Err(error.into()),
             Err(other @ MissionError::UnknownMissionCode(_)) => Err(PolicyError::Malformed(other.to_string())),
         }
     }

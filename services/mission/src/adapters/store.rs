@@ -1,11 +1,84 @@
-//! The mission store on diesel (SQLite or PostgreSQL): rows to aggregates and
-//! back, with optimistic concurrency on every update.
+//! The mission store on diesel (SQLite or PostgreSQL): the [`MissionStore`]
+//! port, rows to aggregates and back, optimistic concurrency on every
+//! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, DbConnection, DbError};
+use platform::db::{CorruptRow, Database, DbConnection};
 use platform::kernel::{CustomerId, Points};
+use platform::outbox::OutboxSignal;
+use platform::store::{self, DbTx, StoreError};
 
-use crate::domain::{Mission, MissionCode, MissionDefinition, MissionId, MissionStatus, RewardId};
+use crate::adapters::events;
+use crate::domain::{Mission, MissionCode, MissionDefinition, MissionEvent, MissionId, MissionStatus, RewardId};
+use crate::ports::{MissionStore, MissionTx};
+
+/// The mission store in the service's database.
+#[derive(Debug, Clone)]
+pub struct DieselMissionStore {
+    db: Database,
+    /// Woken after a transaction that staged events.
+    outbox: OutboxSignal,
+}
+
+impl DieselMissionStore {
+    /// The store in `db`, waking the relay through `outbox`.
+    pub fn new(db: Database, outbox: OutboxSignal) -> Self {
+        Self { db, outbox }
+    }
+}
+
+impl MissionStore for DieselMissionStore {
+    async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn MissionTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        store::write(&self.db, &self.outbox, move |tx| work(tx)).await
+    }
+
+    async fn definitions(&self) -> Result<Vec<MissionDefinition>, StoreError> {
+        store::read(&self.db, definitions).await
+    }
+
+    async fn mission(&self, id: MissionId) -> Result<Option<Mission>, StoreError> {
+        store::read(&self.db, move |conn| find(conn, id)).await
+    }
+
+    async fn missions(&self, customer: CustomerId) -> Result<Vec<Mission>, StoreError> {
+        store::read(&self.db, move |conn| list(conn, &customer)).await
+    }
+}
+
+/// The mission store within a transaction open on the database: the one
+/// [`DieselMissionStore::write`] runs, or the consumer's applying a policy.
+impl MissionTx for DbTx<'_> {
+    fn definition(&mut self, code: &MissionCode) -> Result<Option<MissionDefinition>, StoreError> {
+        definition(self.conn(), code)
+    }
+
+    fn mission(&mut self, id: MissionId) -> Result<Option<Mission>, StoreError> {
+        find(self.conn(), id)
+    }
+
+    fn achieved(&mut self, customer: &CustomerId, code: &MissionCode) -> Result<Option<Mission>, StoreError> {
+        find_achieved(self.conn(), customer, code)
+    }
+
+    fn insert(&mut self, mission: &Mission) -> Result<(), StoreError> {
+        insert(self.conn(), mission)
+    }
+
+    fn update(&mut self, mission: &Mission) -> Result<(), StoreError> {
+        update(self.conn(), mission)
+    }
+
+    fn stage(&mut self, event: &MissionEvent) -> Result<(), StoreError> {
+        match event {
+            MissionEvent::Achieved { mission } => DbTx::stage(self, &events::mission_achieved(mission)),
+        }
+    }
+}
 
 diesel::table! {
     mission_definitions (mission_code) {
@@ -110,8 +183,7 @@ impl TryFrom<DefinitionRow> for MissionDefinition {
     }
 }
 
-/// The catalogue, in display order.
-pub fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, DbError> {
+fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, StoreError> {
     let rows: Vec<DefinitionRow> = mission_definitions::table
         .order(mission_definitions::position.asc())
         .select((mission_definitions::mission_code, mission_definitions::title, mission_definitions::reward_points))
@@ -119,8 +191,7 @@ pub fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, Db
     Ok(rows.into_iter().map(MissionDefinition::try_from).collect::<Result<_, _>>()?)
 }
 
-/// One definition of the catalogue.
-pub fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<MissionDefinition>, DbError> {
+fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<MissionDefinition>, StoreError> {
     let row: Option<DefinitionRow> = mission_definitions::table
         .filter(mission_definitions::mission_code.eq(code.as_str()))
         .select((mission_definitions::mission_code, mission_definitions::title, mission_definitions::reward_points))
@@ -129,8 +200,7 @@ pub fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<
     Ok(row.map(MissionDefinition::try_from).transpose()?)
 }
 
-/// The mission with this id.
-pub fn find(conn: &mut DbConnection, id: MissionId) -> Result<Option<Mission>, DbError> {
+fn find(conn: &mut DbConnection, id: MissionId) -> Result<Option<Mission>, StoreError> {
     let row: Option<MissionRow> = missions::table
         .filter(missions::mission_id.eq(id.to_string()))
         .select(MissionRow::as_select())
@@ -139,12 +209,11 @@ pub fn find(conn: &mut DbConnection, id: MissionId) -> Result<Option<Mission>, D
     Ok(row.map(Mission::try_from).transpose()?)
 }
 
-/// The mission this player achieved with this code, if any.
-pub fn find_achieved(
+fn find_achieved(
     conn: &mut DbConnection,
     customer: &CustomerId,
     code: &MissionCode,
-) -> Result<Option<Mission>, DbError> {
+) -> Result<Option<Mission>, StoreError> {
     let row: Option<MissionRow> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .filter(missions::mission_code.eq(code.as_str()))
@@ -154,8 +223,7 @@ pub fn find_achieved(
     Ok(row.map(Mission::try_from).transpose()?)
 }
 
-/// Every mission of a player, newest first.
-pub fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, DbError> {
+fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, StoreError> {
     let rows: Vec<MissionRow> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .order((missions::achieved_at.desc(), missions::mission_id.asc()))
@@ -164,15 +232,14 @@ pub fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Missio
     Ok(rows.into_iter().map(Mission::try_from).collect::<Result<_, _>>()?)
 }
 
-/// Inserts a new mission. A unique violation means the player achieved this
-/// mission concurrently; the caller re-reads.
-pub fn insert(conn: &mut DbConnection, mission: &Mission) -> Result<(), diesel::result::Error> {
+/// A unique violation (a `Duplicate`) means the player achieved this mission
+/// concurrently; the use case decides again.
+fn insert(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> {
     diesel::insert_into(missions::table).values(MissionRow::from(mission)).execute(conn)?;
     Ok(())
 }
 
-/// Saves a changed mission if nobody changed it since it was loaded at `version - 1`.
-pub fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), DbError> {
+fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> {
     let row = MissionRow::from(mission);
     let updated = diesel::update(
         missions::table
@@ -182,7 +249,7 @@ pub fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), DbError>
     .set((missions::status.eq(row.status), missions::reward_id.eq(&row.reward_id), missions::version.eq(row.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(DbError::Conflict { entity: "mission", key: mission.id.to_string() });
+        return Err(StoreError::conflict("mission", mission.id.to_string()));
     }
     Ok(())
 }

@@ -12,61 +12,8 @@ use platform::resilience::{
 use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
-use crate::domain::{ExchangeTicket, GiftAnswer, WalletEntry};
-
-/// Why the gift context placed no order, as the player will be told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GiftRefusal {
-    /// The product does not exist.
-    UnknownProduct(String),
-    /// A rule of the gift context: not enough points, out of stock…
-    Rejected(String),
-    /// The request itself was refused as malformed.
-    Invalid(String),
-    /// Gift is unreachable, shedding load, or its circuit is open; nothing
-    /// was placed. `retry_after` says when trying again makes sense.
-    Busy { reason: String, retry_after: Option<Duration> },
-}
-
-/// The classified outcome of one exchange call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GiftOutcome {
-    Placed {
-        gift_order_id: String,
-    },
-    Refused(GiftRefusal),
-    /// The call may have placed an order; `reason` says why we cannot know.
-    Unknown {
-        reason: String,
-    },
-}
-
-impl GiftOutcome {
-    /// What the saga needs to know of the outcome.
-    pub fn answer(&self) -> GiftAnswer {
-        match self {
-            Self::Placed { gift_order_id } => GiftAnswer::Placed { gift_order_id: gift_order_id.clone() },
-            Self::Refused(GiftRefusal::Busy { .. }) => GiftAnswer::NotAsked,
-            Self::Refused(_) => GiftAnswer::Refused,
-            Self::Unknown { .. } => GiftAnswer::Unknown,
-        }
-    }
-
-    /// Every result label of `rewards_exchanges_total`, created at zero when
-    /// the wallet starts: a counter that first appears at 1 shows no
-    /// `increase()`, so the first exchange of each result would be missed.
-    pub const LABELS: [&'static str; 4] = ["exchanged", "busy", "refused", "unsettled"];
-
-    /// The result label of `rewards_exchanges_total`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Placed { .. } => "exchanged",
-            Self::Refused(GiftRefusal::Busy { .. }) => "busy",
-            Self::Refused(_) => "refused",
-            Self::Unknown { .. } => "unsettled",
-        }
-    }
-}
+use crate::domain::{ExchangeTicket, WalletEntry};
+use crate::ports::{GiftExchange, GiftOutcome, GiftRefusal};
 
 /// A gRPC client of `game.gift.v1.GiftService`, behind the platform's
 /// resilience stack (deadline, load shedding, circuit breaker) and retries.
@@ -98,16 +45,11 @@ impl GiftClient {
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker
     }
+}
 
-    /// Asks gift to exchange `entry` as `ticket` says, under the ticket's key,
-    /// giving up by `deadline` (the player's, when one waits) at the latest.
-    /// Retrying is safe: gift places at most one order per key.
-    pub async fn exchange(
-        &self,
-        entry: &WalletEntry,
-        ticket: &ExchangeTicket,
-        deadline: Option<Instant>,
-    ) -> GiftOutcome {
+impl GiftExchange for GiftClient {
+    // Retrying is safe: gift places at most one order per key.
+    async fn exchange(&self, entry: &WalletEntry, ticket: &ExchangeTicket, deadline: Option<Instant>) -> GiftOutcome {
         let request = pb::ExchangeRequest {
             idempotency_key: ticket.idempotency_key(),
             customer_id: entry.customer_id.to_string(),
@@ -165,18 +107,50 @@ pub fn classify(status: &Status) -> GiftOutcome {
 mod tests {
     use super::*;
 
+    fn with_retry_after(mut status: Status, millis: &str) -> Status {
+        status.metadata_mut().insert(RETRY_AFTER_MS, millis.parse().unwrap_or_else(|_| unreachable!()));
+        status
+    }
+
     #[test]
-    fn every_outcome_is_counted_under_a_result_created_at_start() {
-        let outcomes = [
-            GiftOutcome::Placed { gift_order_id: "o".into() },
-            GiftOutcome::Refused(GiftRefusal::Busy { reason: "open".into(), retry_after: None }),
-            GiftOutcome::Refused(GiftRefusal::Rejected("out of stock".into())),
-            GiftOutcome::Refused(GiftRefusal::UnknownProduct("X".into())),
-            GiftOutcome::Refused(GiftRefusal::Invalid("bad".into())),
-            GiftOutcome::Unknown { reason: "timeout".into() },
-        ];
-        for outcome in &outcomes {
-            assert!(GiftOutcome::LABELS.contains(&outcome.label()), "{outcome:?} is counted as {}", outcome.label());
+    fn gifts_own_refusals_say_no_order_exists() {
+        assert_eq!(
+            classify(&Status::not_found("no product X")),
+            GiftOutcome::Refused(GiftRefusal::UnknownProduct("no product X".into()))
+        );
+        assert_eq!(
+            classify(&Status::failed_precondition("out of stock")),
+            GiftOutcome::Refused(GiftRefusal::Rejected("out of stock".into()))
+        );
+        assert_eq!(
+            classify(&Status::invalid_argument("points: must be positive")),
+            GiftOutcome::Refused(GiftRefusal::Invalid("points: must be positive".into()))
+        );
+    }
+
+    #[test]
+    fn a_shed_call_or_one_that_never_left_is_busy_with_its_retry_after() {
+        let shed = with_retry_after(Status::resource_exhausted("64 calls to gift already in flight"), "250");
+        assert_eq!(
+            classify(&shed),
+            GiftOutcome::Refused(GiftRefusal::Busy {
+                reason: "64 calls to gift already in flight".into(),
+                retry_after: Some(Duration::from_millis(250)),
+            })
+        );
+        let unreachable = Status::unavailable("no healthy upstream");
+        assert!(matches!(classify(&unreachable), GiftOutcome::Refused(GiftRefusal::Busy { retry_after: None, .. })));
+    }
+
+    #[test]
+    fn a_timeout_or_a_call_lost_after_sending_leaves_the_outcome_unknown() {
+        for status in [
+            Status::deadline_exceeded("deadline"),
+            Status::cancelled("Timeout expired"),
+            Status::unavailable("connection reset"),
+            Status::internal("boom"),
+        ] {
+            assert!(matches!(classify(&status), GiftOutcome::Unknown { .. }), "{status:?}");
         }
     }
 }

@@ -6,24 +6,24 @@ use std::time::Duration;
 use api::game::wallet::v1::{self as pb, wallet_service_server::WalletService};
 use platform::caller::{caller, require_player, require_reader};
 use platform::events::timestamp;
-use platform::grpc::{deadline_of, field, invalid, storage_failure};
+use platform::grpc::{deadline_of, field, invalid, store_failure};
 use platform::kernel::CustomerId;
 use platform::resilience::RETRY_AFTER_MS;
 use tonic::{Request, Response, Status};
 
-use crate::adapters::gift_client::GiftRefusal;
 use crate::app::{WalletError, Wallets};
 use crate::domain::{EntryId, EntryStatus, ExchangeRefused, ProductSku, WalletEntry};
+use crate::ports::{GiftExchange, GiftRefusal, WalletStore};
 
 /// Serves `game.wallet.v1.WalletService`.
 #[derive(Debug, Clone)]
-pub struct WalletGrpc {
-    wallets: Wallets,
+pub struct WalletGrpc<S, G> {
+    wallets: Wallets<S, G>,
 }
 
-impl WalletGrpc {
+impl<S, G> WalletGrpc<S, G> {
     /// The adapter over the use cases.
-    pub fn new(wallets: Wallets) -> Self {
+    pub fn new(wallets: Wallets<S, G>) -> Self {
         Self { wallets }
     }
 }
@@ -58,7 +58,7 @@ impl From<WalletError> for Status {
                 "the gift exchange did not confirm in time; wallet entry {id} stays pending and will be \
                  completed or released shortly"
             )),
-            WalletError::Storage(error) => storage_failure(&error),
+            WalletError::Storage(error) => store_failure(&error),
         }
     }
 }
@@ -86,7 +86,7 @@ fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
 }
 
 #[tonic::async_trait]
-impl WalletService for WalletGrpc {
+impl<S: WalletStore, G: GiftExchange> WalletService for WalletGrpc<S, G> {
     async fn get_wallet(
         &self,
         request: Request<pb::GetWalletRequest>,

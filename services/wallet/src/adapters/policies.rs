@@ -5,6 +5,7 @@ use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, REWARD_STREAM, StreamDef};
 use platform::kernel::{CustomerId, Points};
+use platform::store::DbTx;
 
 use crate::app;
 use crate::domain::{MissionId, RewardId};
@@ -33,7 +34,8 @@ impl Policy for IssueReward {
         let mission_id = MissionId::parse(&allocated.mission_id).map_err(|e| malformed("mission_id", &e))?;
         let customer = CustomerId::parse(&allocated.customer_id).map_err(|e| malformed("customer_id", &e))?;
         let points = Points::new(allocated.points).map_err(|e| malformed("points", &e))?;
-        app::issue(conn, reward_id, mission_id, customer, points)?;
+        // The effect joins the consumer's transaction, inbox and all.
+        app::issue(&mut DbTx::new(conn), reward_id, mission_id, customer, points)?;
         Ok(())
     }
 }

@@ -1,11 +1,79 @@
-//! The wallet store on diesel (SQLite or PostgreSQL): rows to aggregates and
-//! back, with optimistic concurrency on every update.
+//! The wallet store on diesel (SQLite or PostgreSQL): the [`WalletStore`]
+//! port, rows to aggregates and back, optimistic concurrency on every
+//! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, DbConnection, DbError};
+use platform::db::{CorruptRow, Database, DbConnection};
 use platform::kernel::{CustomerId, Points};
+use platform::outbox::OutboxSignal;
+use platform::store::{self, DbTx, StoreError};
 
-use crate::domain::{EntryId, EntryStatus, MissionId, ProductSku, RewardId, WalletEntry};
+use crate::adapters::events;
+use crate::domain::{EntryId, EntryStatus, MissionId, ProductSku, RewardId, WalletEntry, WalletEvent};
+use crate::ports::{WalletStore, WalletTx};
+
+/// The wallet store in the service's database.
+#[derive(Debug, Clone)]
+pub struct DieselWalletStore {
+    db: Database,
+    /// Woken after a transaction that staged events.
+    outbox: OutboxSignal,
+}
+
+impl DieselWalletStore {
+    /// The store in `db`, waking the relay through `outbox`.
+    pub fn new(db: Database, outbox: OutboxSignal) -> Self {
+        Self { db, outbox }
+    }
+}
+
+impl WalletStore for DieselWalletStore {
+    async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn WalletTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        store::write(&self.db, &self.outbox, move |tx| work(tx)).await
+    }
+
+    async fn wallet(&self, customer: CustomerId) -> Result<Vec<WalletEntry>, StoreError> {
+        store::read(&self.db, move |conn| list(conn, &customer)).await
+    }
+
+    async fn pending_since_before(&self, cutoff: i64, limit: u32) -> Result<Vec<WalletEntry>, StoreError> {
+        store::read(&self.db, move |conn| pending_since_before(conn, cutoff, limit.into())).await
+    }
+}
+
+/// The wallet store within a transaction open on the database: the one
+/// [`DieselWalletStore::write`] runs, or the consumer's applying a policy.
+impl WalletTx for DbTx<'_> {
+    fn entry(&mut self, id: EntryId) -> Result<Option<WalletEntry>, StoreError> {
+        find(self.conn(), id)
+    }
+
+    fn holds_reward(&mut self, reward: RewardId) -> Result<bool, StoreError> {
+        holds_reward(self.conn(), reward)
+    }
+
+    fn insert(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
+        insert(self.conn(), entry)
+    }
+
+    fn update(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
+        update(self.conn(), entry)
+    }
+
+    fn stage(&mut self, event: &WalletEvent) -> Result<(), StoreError> {
+        match event {
+            WalletEvent::RewardIssued { entry } => DbTx::stage(self, &events::reward_issued(entry)),
+            WalletEvent::RewardExchanged { entry, exchanged } => {
+                DbTx::stage(self, &events::reward_exchanged(entry, exchanged))
+            }
+        }
+    }
+}
 
 diesel::table! {
     wallet_entries (entry_id) {
@@ -112,12 +180,11 @@ impl From<&WalletEntry> for EntryRow {
     }
 }
 
-fn parse_rows(rows: Vec<EntryRow>) -> Result<Vec<WalletEntry>, DbError> {
+fn parse_rows(rows: Vec<EntryRow>) -> Result<Vec<WalletEntry>, StoreError> {
     Ok(rows.into_iter().map(WalletEntry::try_from).collect::<Result<_, _>>()?)
 }
 
-/// The entry with this id.
-pub fn find(conn: &mut DbConnection, id: EntryId) -> Result<Option<WalletEntry>, DbError> {
+fn find(conn: &mut DbConnection, id: EntryId) -> Result<Option<WalletEntry>, StoreError> {
     let row: Option<EntryRow> = wallet_entries::table
         .filter(wallet_entries::entry_id.eq(id.to_string()))
         .select(EntryRow::as_select())
@@ -126,16 +193,14 @@ pub fn find(conn: &mut DbConnection, id: EntryId) -> Result<Option<WalletEntry>,
     Ok(row.map(WalletEntry::try_from).transpose()?)
 }
 
-/// Whether the reward is already in a wallet.
-pub fn holds_reward(conn: &mut DbConnection, reward_id: RewardId) -> Result<bool, DbError> {
+fn holds_reward(conn: &mut DbConnection, reward_id: RewardId) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
         wallet_entries::table.filter(wallet_entries::reward_id.eq(reward_id.to_string())),
     ))
     .get_result(conn)?)
 }
 
-/// Every entry of a player, newest first.
-pub fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<WalletEntry>, DbError> {
+fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<WalletEntry>, StoreError> {
     let rows = wallet_entries::table
         .filter(wallet_entries::customer_id.eq(customer.as_str()))
         .order((wallet_entries::issued_at.desc(), wallet_entries::entry_id.asc()))
@@ -144,8 +209,7 @@ pub fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Wallet
     parse_rows(rows)
 }
 
-/// Entries pending since before `cutoff`, oldest first: the re-driver's work.
-pub fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) -> Result<Vec<WalletEntry>, DbError> {
+fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) -> Result<Vec<WalletEntry>, StoreError> {
     let rows = wallet_entries::table
         .filter(wallet_entries::status.eq(EXCHANGE_PENDING))
         .filter(wallet_entries::pending_since.lt(cutoff))
@@ -156,14 +220,12 @@ pub fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) ->
     parse_rows(rows)
 }
 
-/// Inserts a newly issued entry.
-pub fn insert(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbError> {
+fn insert(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), StoreError> {
     diesel::insert_into(wallet_entries::table).values(EntryRow::from(entry)).execute(conn)?;
     Ok(())
 }
 
-/// Saves a changed entry if nobody changed it since it was loaded at `version - 1`.
-pub fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbError> {
+fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), StoreError> {
     let row = EntryRow::from(entry);
     let updated = diesel::update(
         wallet_entries::table
@@ -173,7 +235,7 @@ pub fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbErro
     .set(&row)
     .execute(conn)?;
     if updated == 0 {
-        return Err(DbError::Conflict { entity: "wallet entry", key: row.entry_id });
+        return Err(StoreError::conflict("wallet entry", row.entry_id));
     }
     Ok(())
 }
