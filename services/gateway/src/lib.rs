@@ -97,6 +97,10 @@ pub struct GatewayConfig {
     /// behind an Istio ingress). When set, budgets are kept per reported
     /// client, and connection caps and cut-offs are left to the proxy.
     pub client_address_header: Option<http::HeaderName>,
+    /// Whether freed memory is given back to the operating system once a
+    /// burst is over (`GATEWAY_RELEASE_FREED_MEMORY`, default true; glibc
+    /// only, see [`platform::memory`]). Off to compare, or under another allocator.
+    pub release_freed_memory: bool,
 }
 
 impl GatewayConfig {
@@ -120,6 +124,7 @@ impl GatewayConfig {
             stalled_watch: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             client_address_header: None,
+            release_freed_memory: true,
         }
     }
 
@@ -174,6 +179,7 @@ impl GatewayConfig {
             stalled_watch: positive_millis("GATEWAY_STALLED_WATCH_MS", defaults.stalled_watch)?,
             request_timeout: positive_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
             client_address_header: env_optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
+            release_freed_memory: env_or("GATEWAY_RELEASE_FREED_MEMORY", defaults.release_freed_memory)?,
         })
     }
 }
@@ -220,6 +226,7 @@ pub struct App {
     edge: EdgeConfig,
     connections: ConnectionLimits,
     stalled_watch: Duration,
+    release_freed_memory: bool,
 }
 
 impl App {
@@ -264,6 +271,7 @@ impl App {
             edge,
             connections: config.connections,
             stalled_watch: config.stalled_watch,
+            release_freed_memory: config.release_freed_memory,
         })
     }
 
@@ -277,7 +285,7 @@ impl App {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
-        let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch } = self;
+        let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch, release_freed_memory } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
         let mut routes = RoutesBuilder::default();
@@ -287,6 +295,9 @@ impl App {
             routes.routes().into_axum_router().fallback_service(proxy::Proxy::new(upstreams.clone(), stalled_watch));
 
         let watcher = tokio::spawn(watch_upstreams(reporter.clone(), upstreams));
+        // An attack's connections and streams, once gone, must not leave the
+        // gateway at its peak size for the rest of its life.
+        let memory = release_freed_memory.then(|| tokio::spawn(platform::memory::release_freed_memory()));
         let metrics_stop = platform::CancellationToken::new();
         if let Some(listener) = metrics {
             tokio::spawn(platform::metrics::serve(listener, metrics_stop.clone()));
@@ -314,6 +325,9 @@ impl App {
             () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("calls in flight outlived the grace period");
             }
+        }
+        if let Some(memory) = memory {
+            memory.abort();
         }
         tracing::info!("gateway stopped");
         Ok(())
