@@ -427,6 +427,7 @@ def check_value_sets(istio: Callable, failures: Failures, out_dir: Path | None,
         chart_rules(where, docs, failures)
         merged = merge_values(load_values(CHART_DIR / "values.yaml"), values)
         metrics_scraped_once(where, docs, merged, failures)
+        gateway_edge_owner(where, docs, merged, failures)
         if values_file == PRODUCTION_VALUES:
             production_shape(where, docs, failures)
         if merged["istio"]["enabled"]:
@@ -448,6 +449,38 @@ def check_value_sets(istio: Callable, failures: Failures, out_dir: Path | None,
             print(f"  {kind:<{width}}  {n:>3}")
         print(f"  {'total':<{width}}  {sum(counts[where].values()):>3}")
     return counts
+
+
+# What the gateway leaves to the Istio ingress when it sits behind it
+# (mesh/README.md, "which layer owns what"), and what it keeps otherwise.
+BEHIND_INGRESS = {"GATEWAY_CLIENT_ADDRESS_HEADER": "x-envoy-external-address",
+                  "GATEWAY_MAX_CONNECTIONS_PER_PEER": "0"}
+
+
+def gateway_edge_owner(where: str, docs: list[tuple[str, dict[str, Any]]], values: dict[str, Any],
+                       failures: Failures) -> None:
+    """Behind the ingress, the gateway keys its per-client budgets on the
+    address the ingress reports and leaves per-client connection caps to it;
+    without Istio it must not trust that header (any client could name any
+    address) and keeps its own per-peer cap."""
+    gateway = values["services"].get("gateway") or {}
+    if not gateway.get("enabled", True):
+        return
+    config = next((dig(o, "data") or {} for _, o in docs
+                   if o["kind"] == "ConfigMap" and dig(o, "metadata.name") == "gateway-config"), None)
+    if config is None:
+        failures.add(where, "no ConfigMap gateway-config")
+        return
+    overridden = set((gateway.get("config") or {}))
+    for variable, behind in BEHIND_INGRESS.items():
+        if variable in overridden:
+            continue
+        if values["istio"]["enabled"] and config.get(variable) != behind:
+            failures.add(f"{where} gateway-config", f"behind the Istio ingress {variable} must be {behind!r}, "
+                         f"got {config.get(variable)!r}")
+        if not values["istio"]["enabled"] and variable in config:
+            failures.add(f"{where} gateway-config", f"without Istio {variable} must be left unset "
+                         f"(the gateway is the edge), got {config[variable]!r}")
 
 
 def metrics_scraped_once(where: str, docs: list[tuple[str, dict[str, Any]]], values: dict[str, Any],

@@ -16,6 +16,7 @@
 //! - [`nats`]: the connection to NATS, with logged reconnects.
 //! - [`resilience`]: deadline, load shedding, circuit breaker and retries for calls to a dependency.
 //! - [`metrics`]: Prometheus metrics of the process, served on `/metrics`.
+//! - [`memory`]: freed memory given back to the operating system once a burst is over.
 //! - [`failpoint`]: named crash points for tests that kill a process mid-step.
 
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod failpoint;
 pub mod grpc;
 pub mod host;
 pub mod kernel;
+pub mod memory;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;

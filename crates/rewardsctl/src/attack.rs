@@ -323,6 +323,15 @@ impl Options {
                 "--secs" => options.duration = args.seconds()?.max(Duration::from_secs(1)),
                 "--idle-wait" => options.scale.idle_wait = args.seconds()?,
                 "--run-dir" => options.run_dir = args.value("a directory")?.into(),
+                // To measure the gateway under other settings (an allocator's, a limit) without a rebuild.
+                "--gateway-env" => {
+                    let setting = args.value("VARIABLE=VALUE")?;
+                    let (variable, value) = setting
+                        .split_once('=')
+                        .filter(|(variable, _)| !variable.is_empty())
+                        .ok_or_else(|| format!("--gateway-env: {setting:?} is not VARIABLE=VALUE"))?;
+                    options.env.push(("gateway".into(), variable.into(), value.into()));
+                }
                 _ => return Err(args.unknown()),
             }
         }
@@ -339,6 +348,8 @@ pub struct Row {
     pub gateway: Spent,
     /// Seconds until the gateway's memory was back near resting; `None` when not within 60 s.
     pub settled_s: Option<f64>,
+    /// The gateway's resident memory then (or after 60 s), in MB.
+    pub after_mb: f64,
     pub findings: Findings,
     pub targets: Vec<Check>,
 }
@@ -382,10 +393,10 @@ impl Report {
         let _ = writeln!(out, "load average before: {}; after: {}", self.load_before, self.load_after);
         let _ = writeln!(
             out,
-            "{:<18} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>6}  verdict",
-            "attack", "canary%", "p50 ms", "p99 ms", "gw CPU", "peak MB", "settle s", "refused", "logs"
+            "{:<18} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>6}  verdict",
+            "attack", "canary%", "p50 ms", "p99 ms", "gw CPU", "peak MB", "settle s", "after MB", "refused", "logs"
         );
-        let _ = writeln!(out, "{}", "-".repeat(112));
+        let _ = writeln!(out, "{}", "-".repeat(121));
         for row in &self.rows {
             let settled = row.settled_s.map_or_else(|| "> 60".to_owned(), |s| format!("{s:.1}"));
             let missed: Vec<&str> =
@@ -393,7 +404,7 @@ impl Report {
             let verdict = if missed.is_empty() { "met".to_owned() } else { format!("NOT MET: {}", missed.join("; ")) };
             let _ = writeln!(
                 out,
-                "{:<18} {:>8.2} {:>8.1} {:>8.1} {:>7.2} {:>8.1} {:>8} {:>9} {:>6}  {verdict}",
+                "{:<18} {:>8.2} {:>8.1} {:>8.1} {:>7.2} {:>8.1} {:>8} {:>8.1} {:>9} {:>6}  {verdict}",
                 row.attack,
                 row.canary.success_percent(),
                 row.canary.latency.p50_ms,
@@ -401,11 +412,17 @@ impl Report {
                 row.gateway.cores(),
                 row.gateway.peak_mb,
                 settled,
+                row.after_mb,
                 row.findings.refused,
                 row.gateway.log_lines,
             );
         }
-        let _ = writeln!(out, "\ngw CPU: cores the gateway used on average; logs: lines it wrote during the attack");
+        let _ = writeln!(
+            out,
+            "\ngw CPU: cores the gateway used on average; settle s: until its memory was back near resting \
+             (resting + 10 MB, or + 25 %); after MB: its memory then, or 60 s after the attack; logs: lines \
+             it wrote during the attack"
+        );
         for row in &self.rows {
             let _ = writeln!(out, "\n{}:", row.attack);
             for fact in &row.findings.facts {
@@ -532,7 +549,7 @@ async fn measure(
     };
     let canary = tokio::task::spawn_blocking(move || canary.stop()).await?;
     let spent = gauge.finish().await;
-    let (settled, _) = gauge::settle(pid, spent.resting_mb, SETTLE_WITHIN).await;
+    let (settled, after_mb) = gauge::settle(pid, spent.resting_mb, SETTLE_WITHIN).await;
     let mut findings = findings;
     let refusals = difference(&edge_refusals(gateway).await, &refusals_before);
     if !refusals.is_empty() {
@@ -572,6 +589,7 @@ async fn measure(
         canary,
         gateway: spent,
         settled_s: settled.map(|d| d.as_secs_f64()),
+        after_mb,
         findings,
         targets,
     })
@@ -602,4 +620,28 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Options::parse(&args, PathBuf::from("bin"))
+    }
+
+    #[test]
+    fn gateway_env_goes_to_the_gateway_alone() {
+        let options = parse(&["--gateway-env", "MALLOC_ARENA_MAX=2", "--gateway-env", "A=b=c"]).unwrap();
+        assert_eq!(
+            options.env,
+            [
+                ("gateway".to_owned(), "MALLOC_ARENA_MAX".to_owned(), "2".to_owned()),
+                ("gateway".to_owned(), "A".to_owned(), "b=c".to_owned()),
+            ]
+        );
+        assert_eq!(parse(&["--gateway-env", "=2"]).unwrap_err(), "--gateway-env: \"=2\" is not VARIABLE=VALUE");
+        assert!(parse(&["--gateway-env", "NOVALUE"]).is_err());
+    }
 }

@@ -51,11 +51,13 @@ usage:
       recovers: watch the breaker open, players turned away at once, missions
       flowing, and the breaker close again
   rewardsctl attack [--only NAME,...] [--secs S] [--idle-wait S] [--run-dir DIR]
+                    [--gateway-env VARIABLE=VALUE ...]
       start the whole system in a fresh directory and run each attack of issue 17
       for S seconds (default 20) while a canary player reads their page every
       50 ms: a table of the canary's success and p50/p99, the gateway's CPU,
       peak memory and recovery, and whether each target is met (build with
-      --release for figures that mean anything)
+      --release for figures that mean anything); --gateway-env sets a variable
+      of the gateway's environment, to measure another setting
   rewardsctl dead-letters list [--limit N] [--nats URL]
   rewardsctl dead-letters redrive SEQUENCE [--nats URL]
       list the events consumers gave up on (with the reason), or send one back

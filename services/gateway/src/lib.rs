@@ -103,6 +103,10 @@ pub struct GatewayConfig {
     pub client_address_header: Option<http::HeaderName>,
     /// What browsers get: the page, gRPC-Web's allowed origins, sign-in.
     pub web: WebConfig,
+    /// Whether freed memory is given back to the operating system once a
+    /// burst is over (`GATEWAY_RELEASE_FREED_MEMORY`, default true; glibc
+    /// only, see [`platform::memory`]). Off to compare, or under another allocator.
+    pub release_freed_memory: bool,
 }
 
 impl GatewayConfig {
@@ -127,6 +131,7 @@ impl GatewayConfig {
             request_timeout: Duration::from_secs(10),
             client_address_header: None,
             web: WebConfig::default(),
+            release_freed_memory: true,
         }
     }
 
@@ -182,6 +187,7 @@ impl GatewayConfig {
             request_timeout: positive_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
             client_address_header: env_optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
             web: WebConfig::from_env()?,
+            release_freed_memory: env_or("GATEWAY_RELEASE_FREED_MEMORY", defaults.release_freed_memory)?,
         })
     }
 }
@@ -231,6 +237,7 @@ pub struct App {
     connections: ConnectionLimits,
     stalled_watch: Duration,
     web: Arc<Web>,
+    release_freed_memory: bool,
 }
 
 impl App {
@@ -277,6 +284,7 @@ impl App {
             connections: config.connections,
             stalled_watch: config.stalled_watch,
             web,
+            release_freed_memory: config.release_freed_memory,
         })
     }
 
@@ -290,7 +298,8 @@ impl App {
     /// # Errors
     /// When the gRPC server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
-        let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch, web } = self;
+        let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch, web, release_freed_memory } =
+            self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
         let mut routes = RoutesBuilder::default();
@@ -300,6 +309,9 @@ impl App {
             routes.routes().into_axum_router().fallback_service(proxy::Proxy::new(upstreams.clone(), stalled_watch));
 
         let watcher = tokio::spawn(watch_upstreams(reporter.clone(), upstreams));
+        // An attack's connections and streams, once gone, must not leave the
+        // gateway at its peak size for the rest of its life.
+        let memory = release_freed_memory.then(|| tokio::spawn(platform::memory::release_freed_memory()));
         let metrics_stop = platform::CancellationToken::new();
         if let Some(listener) = metrics {
             tokio::spawn(platform::metrics::serve(listener, metrics_stop.clone()));
@@ -328,6 +340,9 @@ impl App {
             () = async { drained.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("calls in flight outlived the grace period");
             }
+        }
+        if let Some(memory) = memory {
+            memory.abort();
         }
         tracing::info!("gateway stopped");
         Ok(())
