@@ -96,6 +96,21 @@ pub async fn is_healthy(monitor_port: u16) -> bool {
     matches!(http::get(monitor_port, "/healthz?js-enabled-only=true", MONITOR_TIMEOUT).await, Ok((200, _)))
 }
 
+/// Whether every one of `nodes` answers `/healthz` with JetStream current.
+pub async fn all_healthy(nodes: &[Node]) -> bool {
+    for node in nodes {
+        if !is_healthy(node.monitor_port).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether `nodes` have a meta leader and every one of them is current.
+pub async fn is_cluster_healthy(nodes: &[Node]) -> bool {
+    leader_of(nodes, None).await.is_some() && all_healthy(nodes).await
+}
+
 /// The name of the JetStream meta leader as the node sees it, `None` while
 /// there is none.
 ///

@@ -511,11 +511,7 @@ impl Mesh {
         let nodes = self.nats_nodes();
         let deadline = Instant::now() + within;
         loop {
-            let mut healthy = localinfra::nats::leader_of(&nodes, None).await.is_some();
-            for node in &nodes {
-                healthy = healthy && localinfra::nats::is_healthy(node.monitor_port).await;
-            }
-            if healthy {
+            if localinfra::nats::is_cluster_healthy(&nodes).await {
                 return Ok(());
             }
             if Instant::now() > deadline {

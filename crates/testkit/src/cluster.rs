@@ -136,12 +136,7 @@ impl NatsCluster {
     pub async fn wait_healthy(&self, within: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let live = self.live();
-            let mut healthy = nats::leader_of(&live, None).await.is_some();
-            for node in &live {
-                healthy = healthy && nats::is_healthy(node.monitor_port).await;
-            }
-            if healthy {
+            if nats::is_cluster_healthy(&self.live()).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {

@@ -173,7 +173,7 @@ pub async fn complete(victims: &Victims, started: Instant, kills: &mut Kills, pr
 /// Kills the node leading the meta group (`stream` is `None`) or `stream`,
 /// provided every node is healthy: one node down at a time keeps a quorum.
 async fn kill_leader(victims: &Victims, stream: Option<&str>, started: Instant, kills: &mut Kills, progress: bool) {
-    if !all_healthy(&victims.nodes).await {
+    if !localinfra::nats::all_healthy(&victims.nodes).await {
         if progress {
             println!("[chaos] {:6.1}s  a NATS node is still catching up: no broker kill this time", secs(started));
         }
@@ -190,18 +190,9 @@ async fn kill_leader(victims: &Victims, stream: Option<&str>, started: Instant, 
     }
 }
 
-async fn all_healthy(nodes: &[Node]) -> bool {
-    for node in nodes {
-        if !localinfra::nats::is_healthy(node.monitor_port).await {
-            return false;
-        }
-    }
-    true
-}
-
 async fn wait_for_quorum(victims: &Victims) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !all_healthy(&victims.nodes).await && Instant::now() < deadline {
+    while !localinfra::nats::all_healthy(&victims.nodes).await && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
