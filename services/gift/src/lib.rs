@@ -4,9 +4,12 @@
 //! - [`domain`]: the product catalogue, the GiftOrder aggregate and the
 //!   exchange rules, pure.
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
-//! - [`adapters`]: gRPC in, the diesel store, and the vendor's capacity and
-//!   simulated slowness or failures (`game.gift.admin.v1`, not routed by the
-//!   gateway).
+//! - [`ports`]: the store the use cases need, as a trait they own (a unit of work).
+//! - [`adapters`]: gRPC in, the diesel store, the published form of events,
+//!   and the vendor's capacity and simulated slowness or failures
+//!   (`game.gift.admin.v1`, not routed by the gateway).
+//!
+//! [`build`] alone picks the concrete store behind the port.
 //!
 //! Publishes `GiftExchanged`; reacts to no events. Never places two orders
 //! for one idempotency key, nor two for one reward.
@@ -14,6 +17,7 @@
 pub mod adapters;
 pub mod app;
 pub mod domain;
+pub mod ports;
 
 use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulationServiceServer;
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
@@ -23,6 +27,7 @@ use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 use crate::adapters::grpc::GiftGrpc;
+use crate::adapters::store::DieselGiftStore;
 use crate::adapters::vendor::{Vendor, VendorSimulationGrpc};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -48,7 +53,7 @@ pub type App = ServiceApp;
 pub async fn build(config: impl Into<GiftConfig>) -> Result<App, StartError> {
     let config = config.into();
     let mut host = ServiceHost::start(SPEC, &config.service).await?;
-    let gifts = app::Gifts::new(host.db().clone(), host.outbox().clone());
+    let gifts = app::Gifts::new(DieselGiftStore::new(host.db().clone(), host.outbox().clone()));
     host.spawn_relay();
     let vendor = Vendor::new(config.max_exchanges_in_flight);
     Ok(host
