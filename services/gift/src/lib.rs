@@ -7,7 +7,8 @@
 //! - [`ports`]: the store the use cases need, as a trait they own (a unit of work).
 //! - [`adapters`]: gRPC in, the diesel store, the published form of events,
 //!   and the vendor's capacity and simulated slowness or failures
-//!   (`game.gift.admin.v1`, not routed by the gateway).
+//!   (`game.gift.admin.v1`, served only when configured, to operators only,
+//!   not routed by the gateway).
 //!
 //! [`build`] alone picks the concrete store behind the port.
 //!
@@ -56,11 +57,14 @@ pub async fn build(config: impl Into<GiftConfig>) -> Result<App, StartError> {
     let gifts = app::Gifts::new(DieselGiftStore::new(host.db().clone(), host.outbox().clone()));
     host.spawn_relay();
     let vendor = Vendor::new(config.max_exchanges_in_flight);
-    Ok(host
-        .serving(
-            GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .also_serving(VendorSimulationServiceServer::new(VendorSimulationGrpc::new(vendor))))
+    let app = host.serving(
+        GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+    );
+    if !config.vendor_simulation {
+        return Ok(app);
+    }
+    tracing::warn!("the vendor simulation is served: operators can make gift slow or failing (GIFT_VENDOR_SIMULATION)");
+    Ok(app.also_serving(VendorSimulationServiceServer::new(VendorSimulationGrpc::new(vendor))))
 }
 
 /// The gift service's configuration.
@@ -70,11 +74,16 @@ pub struct GiftConfig {
     /// Exchanges served at once; beyond, RESOURCE_EXHAUSTED at once
     /// (`GIFT_MAX_EXCHANGES_IN_FLIGHT`).
     pub max_exchanges_in_flight: usize,
+    /// Whether `game.gift.admin.v1.VendorSimulationService` is served, to
+    /// operators only (`GIFT_VENDOR_SIMULATION`, off by default): fault
+    /// injection for drills and tests, which must never be reachable in
+    /// production.
+    pub vendor_simulation: bool,
 }
 
 impl From<ServiceConfig> for GiftConfig {
     fn from(service: ServiceConfig) -> Self {
-        Self { service, max_exchanges_in_flight: 64 }
+        Self { service, max_exchanges_in_flight: 64, vendor_simulation: false }
     }
 }
 
@@ -89,6 +98,7 @@ impl GiftConfig {
         if max == 0 {
             return Err(ConfigError::new("GIFT_MAX_EXCHANGES_IN_FLIGHT", "0", "must be at least 1"));
         }
-        Ok(Self { max_exchanges_in_flight: max, ..defaults })
+        let vendor_simulation = env_or("GIFT_VENDOR_SIMULATION", defaults.vendor_simulation)?;
+        Ok(Self { max_exchanges_in_flight: max, vendor_simulation, ..defaults })
     }
 }
