@@ -16,6 +16,9 @@ use tracing::instrument;
 use crate::domain::{Merge, MyPage, PageEvent, PlayerPage};
 use crate::ports::{PageStore, PageTx};
 
+#[cfg(test)]
+mod tests;
+
 /// How often a watch re-reads its page, to see changes that another replica
 /// of this service applied (this replica's own changes arrive at once).
 pub const WATCH_POLL: Duration = Duration::from_secs(2);

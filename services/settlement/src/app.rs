@@ -11,6 +11,9 @@ use platform::store::StoreError;
 use crate::domain::{GiftExchange, LedgerPosition, ProductSku, Settlement, SettlementId};
 use crate::ports::{Ledger, LedgerTx};
 
+#[cfg(test)]
+mod tests;
+
 /// What a settlement use case can answer besides success.
 #[derive(Debug, thiserror::Error)]
 pub enum SettlementError {
