@@ -112,7 +112,7 @@ async fn run_exchange(options: exchange::Options) -> anyhow::Result<()> {
     let duration = options.duration;
     let dir = crate::runs::benchmark("exchange");
     println!("\n== Exchange and gateway cost (processes, stores and logs in {}) ==", dir.display());
-    let system = system::System::start(crate::mesh::Shape::Single, dir, bin_dir()?, Vec::new()).await?;
+    let system = system::System::start(crate::mesh::Shape::Single, dir, bin_dir()?, exchange::system_env()).await?;
     println!("  all SERVING {:.1}s after start", system.serving_after.as_secs_f64());
     let result = async {
         let entries = system::seed_entries(&system, "bench-x", options.entries_needed()).await?;
