@@ -33,16 +33,6 @@ pub mod system;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
-/// The directory of the service binaries: next to `rewardsctl`.
-///
-/// # Errors
-/// When the running executable has no directory.
-pub fn bin_dir() -> anyhow::Result<PathBuf> {
-    Ok(std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf())
-}
-
 /// The command line of `rewardsctl bench`: a benchmark's name and its
 /// options, or with no name the options of the whole suite.
 #[derive(Debug, clap::Args)]
@@ -112,7 +102,8 @@ async fn run_exchange(options: exchange::Options) -> anyhow::Result<()> {
     let duration = options.duration;
     let dir = crate::runs::benchmark("exchange");
     println!("\n== Exchange and gateway cost (processes, stores and logs in {}) ==", dir.display());
-    let system = system::System::start(crate::mesh::Shape::Single, dir, bin_dir()?, exchange::system_env()).await?;
+    let system =
+        system::System::start(crate::mesh::Shape::Single, dir, crate::runs::bin_dir()?, exchange::system_env()).await?;
     println!("  all SERVING {:.1}s after start", system.serving_after.as_secs_f64());
     let result = async {
         let entries = system::seed_entries(&system, "bench-x", options.entries_needed()).await?;

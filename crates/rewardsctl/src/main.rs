@@ -2,13 +2,11 @@
 //! and runs the command. `rewardsctl --help` lists the commands,
 //! `rewardsctl COMMAND --help` their options.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use rewardsctl::cli::{Cli, Command};
-use rewardsctl::{attack, bench, chaos, dead_letters, demo, overload, token, up};
+use rewardsctl::{attack, bench, chaos, dead_letters, demo, overload, runs, token, up};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -17,13 +15,13 @@ async fn main() -> ExitCode {
         Command::Demo(options) => demo::run(&options).await,
         Command::Token(options) => token::run(&options),
         Command::Chaos(args) => {
-            return match bin_dir().and_then(|dir| args.options(dir).map_err(anyhow::Error::msg)) {
+            return match runs::bin_dir().and_then(|dir| args.options(dir).map_err(anyhow::Error::msg)) {
                 Ok(options) => verdict(chaos::run(options).await, chaos::Report::print, chaos::Report::passed),
                 Err(error) => failed(&error),
             };
         }
         Command::Overload(args) => {
-            return match bin_dir() {
+            return match runs::bin_dir() {
                 Ok(dir) => {
                     verdict(overload::run(args.options(dir)).await, overload::Report::print, overload::Report::passed)
                 }
@@ -31,7 +29,7 @@ async fn main() -> ExitCode {
             };
         }
         Command::Attack(args) => {
-            return match bin_dir() {
+            return match runs::bin_dir() {
                 Ok(dir) => verdict(attack::run(args.options(dir)).await, attack::Report::print, attack::Report::passed),
                 Err(error) => failed(&error),
             };
@@ -59,12 +57,4 @@ fn verdict<R>(report: anyhow::Result<R>, print: impl Fn(&R), passed: impl Fn(&R)
 fn failed(error: &anyhow::Error) -> ExitCode {
     eprintln!("rewardsctl: {error:#}");
     ExitCode::FAILURE
-}
-
-/// Where the service binaries are: next to this one.
-fn bin_dir() -> anyhow::Result<PathBuf> {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
-        .context("rewardsctl has no directory")
 }

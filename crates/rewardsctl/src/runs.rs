@@ -1,14 +1,25 @@
 //! Where a run keeps its processes' stores and logs: a directory of its own
 //! under `.run/`, named after the kind of run and the UTC time it started,
-//! so that runs sort by time and never share a directory.
+//! so that runs sort by time and never share a directory; and where it
+//! finds the binaries it starts.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use anyhow::Context as _;
 use time::OffsetDateTime;
 
 /// The directory every run directory is under, beside the `.run/` of `up`.
 const RUNS: &str = ".run";
+
+/// The directory of the service binaries: the one `rewardsctl` runs from,
+/// where cargo builds them all.
+///
+/// # Errors
+/// When the running executable cannot be found or has no directory.
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    Ok(std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf())
+}
 
 /// `.run/<kind>-<YYYYMMDD-HHMMSS>` for a run starting now.
 pub fn fresh(kind: &str) -> PathBuf {

@@ -8,8 +8,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-
 use crate::mesh::{Layout, Mesh, MeshConfig, Replicas, Shape};
 
 /// Options of `rewardsctl up`.
@@ -42,7 +40,7 @@ pub struct Options {
 /// When a binary is missing or the system does not come up.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bin_dir = std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf();
+    let bin_dir = crate::runs::bin_dir()?;
     let shape = if options.cluster { Shape::Cluster } else { Shape::Single };
     let layout = Layout::well_known(shape, &options.replicas.unwrap_or_default());
     let env = page_env(&options.run_dir);

@@ -59,7 +59,7 @@ impl Args {
             events: self.events.get(),
             replicas: vec![1, 2],
             run_dir: self.run_dir.unwrap_or_else(|| crate::runs::benchmark("drain")),
-            bin_dir: super::bin_dir()?,
+            bin_dir: crate::runs::bin_dir()?,
             nats_server: None,
         })
     }

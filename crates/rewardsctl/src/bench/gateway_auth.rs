@@ -58,7 +58,7 @@ impl Args {
             calls: self.calls.max(1),
             warmup: self.warmup,
             run_dir: self.run_dir.unwrap_or_else(|| crate::runs::benchmark("gateway")),
-            bin_dir: super::bin_dir()?,
+            bin_dir: crate::runs::bin_dir()?,
         })
     }
 }

@@ -78,7 +78,7 @@ impl Args {
             baseline_duration: if quick { secs(2) } else { secs(5) },
             cluster: self.cluster,
             dir: self.run_dir.unwrap_or_else(|| crate::runs::fresh("bench")),
-            bin_dir: super::bin_dir()?,
+            bin_dir: crate::runs::bin_dir()?,
         })
     }
 }
