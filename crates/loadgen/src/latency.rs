@@ -1,4 +1,9 @@
 //! HDR histograms of latencies in microseconds, and their summaries.
+//!
+//! Every percentile the tools print (loadgen, the benchmarks, `rewardsctl
+//! overload`, the hops of the chain) comes from here, so one rank rule holds
+//! for all of them: hdrhistogram's, the lowest recorded value that at least
+//! the quantile's share of the samples do not exceed, to 3 significant digits.
 
 use std::time::Duration;
 

@@ -11,10 +11,12 @@
 //! - [`run`]: the open-loop driver, and a closed-loop one for peak throughput.
 //! - [`grpc`]: channels, metadata (`authorization: Bearer …`), and a codec
 //!   for pre-encoded protobuf bodies, so any unary method can be driven.
+//! - [`catalogue`]: the mission catalogue, asked of the mission service.
 //! - [`methods`]: the built-in calls of the `loadgen` binary.
 //! - [`echo`]: a bare tonic server (`grpc.health.v1` only), the baseline
 //!   every service call is compared with.
 
+pub mod catalogue;
 pub mod echo;
 pub mod grpc;
 pub mod latency;
@@ -22,6 +24,7 @@ pub mod methods;
 pub mod run;
 pub mod schedule;
 
+pub use catalogue::Catalogue;
 pub use latency::{Latencies, Summary};
 pub use run::{ClosedLoop, OpenLoop, Outcome, Report};
 pub use schedule::Schedule;

@@ -2,152 +2,165 @@
 //! loop at a fixed rate or closed loop at a fixed concurrency, and prints
 //! the latency percentiles (and, with `--json`, the whole report).
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use loadgen::Catalogue;
 use loadgen::grpc::{Target, decode_hex, parse_header};
 use loadgen::methods::Method;
 use loadgen::run::{self, ClosedLoop, OpenLoop};
 
-const USAGE: &str = "\
-usage:
-  loadgen [--addr URL] [--method NAME] [--rate N | --concurrency N] [--duration SECS]
-          [--max-in-flight N] [--connections N] [--timeout-ms N] [--header NAME=VALUE]...
-          [--service S] [--customer ID] [--prefix P] [--path /pkg.Service/Method --body-hex HEX] [--json]
-      --addr         the server (default http://127.0.0.1:8080, the gateway)
-      --method       health (grpc.health.v1 Check of --service, default \"\"), achieve (a new mission
-                     per call, players <prefix>-N), definitions, mypage and wallet (of --customer), or
-                     raw (--path and --body-hex: any unary method, the request encoded as protobuf)
-      --rate         open loop: calls start at this rate whatever the server does, and latency is
-                     measured from each call's intended start (default 1000)
-      --concurrency  closed loop instead: this many calls in flight, each starting when one ends
-      --duration     seconds (default 10)
-      --max-in-flight  open loop: calls due beyond this wait for a slot, which counts in their latency (default 1024)
-      --header       metadata on every call, e.g. --header 'authorization=Bearer <jwt>' (repeatable)
-  loadgen serve-echo [--addr 127.0.0.1:50099]
-      serve grpc.health.v1 only: the bare tonic baseline (--method health --service loadgen.Echo)";
+/// Drives one gRPC method against any address and prints the latency
+/// percentiles, measured from each call's intended start.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    serve: Option<Serve>,
+    #[command(flatten)]
+    drive: Drive,
+}
 
-#[derive(Debug)]
-struct Options {
+#[derive(Debug, Subcommand)]
+enum Serve {
+    /// Serve grpc.health.v1 only: the bare tonic baseline (--method health --service loadgen.Echo).
+    ServeEcho {
+        #[arg(long, default_value = "127.0.0.1:50099")]
+        addr: SocketAddr,
+    },
+}
+
+/// What to call, how hard and for how long.
+#[derive(Debug, clap::Args)]
+struct Drive {
+    /// The server (http:// is added when missing).
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
     addr: String,
-    method: String,
+    /// health: grpc.health.v1 Check of --service; achieve: a new mission per call (players <prefix>-N,
+    /// the codes of the mission service's catalogue); definitions; mypage and wallet of --customer;
+    /// raw: --path and --body-hex, any unary method with its request encoded as protobuf.
+    #[arg(long, value_enum, default_value_t = MethodName::Health)]
+    method: MethodName,
+    /// Open loop: calls start at this rate whatever the server does, and latency is measured from
+    /// each call's intended start.
+    #[arg(long, default_value_t = 1000.0, value_name = "CALLS_PER_SECOND")]
     rate: f64,
+    /// Closed loop instead: this many calls in flight, each starting when one ends.
+    #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
+    /// How long to drive, in seconds.
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds)]
     duration: Duration,
+    /// Open loop: calls due beyond this wait for a slot, which counts in their latency.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
     max_in_flight: usize,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 2, value_name = "N")]
     connections: usize,
-    timeout: Duration,
+    /// A call not answered within this long counts as failed.
+    #[arg(long = "timeout-ms", default_value_t = 10_000, value_name = "MS")]
+    timeout_ms: u64,
+    /// Metadata on every call, e.g. --header 'authorization=Bearer <jwt>' (repeatable).
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+    /// The service whose health --method health checks ("" for the server).
+    #[arg(long, default_value = "")]
     service: String,
+    /// The player whose page or wallet --method mypage and wallet read.
+    #[arg(long, default_value = "player-1", value_name = "ID")]
     customer: String,
-    prefix: String,
+    /// The players of --method achieve are <prefix>-0, <prefix>-1, … (default loadgen-<pid>).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The method --method raw calls.
+    #[arg(long, value_name = "/package.Service/Method")]
     path: Option<String>,
-    body: bytes::Bytes,
+    /// The request --method raw sends, protobuf in hexadecimal.
+    #[arg(long = "body-hex", value_name = "HEX", value_parser = decode_hex)]
+    body: Option<Bytes>,
+    /// Also print the whole report as JSON.
+    #[arg(long)]
     json: bool,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        addr: "http://127.0.0.1:8080".into(),
-        method: "health".into(),
-        rate: 1000.0,
-        concurrency: None,
-        duration: Duration::from_secs(10),
-        max_in_flight: 1024,
-        connections: 2,
-        timeout: Duration::from_secs(10),
-        headers: Vec::new(),
-        service: String::new(),
-        customer: "player-1".into(),
-        prefix: format!("loadgen-{}", std::process::id()),
-        path: None,
-        body: bytes::Bytes::new(),
-        json: false,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().cloned().ok_or_else(|| format!("{arg} needs a value"));
-        let number = |text: String| text.parse::<f64>().map_err(|_| format!("{arg}: {text:?} is not a number"));
-        let count = |text: String| text.parse::<usize>().map_err(|_| format!("{arg}: {text:?} is not a count"));
-        match arg.as_str() {
-            "--addr" => options.addr = value()?,
-            "--method" => options.method = value()?,
-            "--rate" => options.rate = number(value()?)?,
-            "--concurrency" => options.concurrency = Some(count(value()?)?),
-            "--duration" => options.duration = Duration::from_secs_f64(number(value()?)?.max(0.0)),
-            "--max-in-flight" => options.max_in_flight = count(value()?)?,
-            "--connections" => options.connections = count(value()?)?,
-            "--timeout-ms" => options.timeout = Duration::from_millis(count(value()?)? as u64),
-            "--header" => options.headers.push(parse_header(&value()?)?),
-            "--service" => options.service = value()?,
-            "--customer" => options.customer = value()?,
-            "--prefix" => options.prefix = value()?,
-            "--path" => options.path = Some(value()?),
-            "--body-hex" => options.body = decode_hex(&value()?)?,
-            "--json" => options.json = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if !options.addr.contains("://") {
-        options.addr = format!("http://{}", options.addr);
-    }
-    Ok(options)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MethodName {
+    Health,
+    Achieve,
+    Definitions,
+    Mypage,
+    Wallet,
+    Raw,
 }
 
-fn method(options: &Options) -> Result<Method, String> {
-    Ok(match options.method.as_str() {
-        "health" => Method::Health { service: options.service.clone() },
-        "achieve" => Method::Achieve { prefix: options.prefix.clone() },
-        "definitions" => Method::Definitions,
-        "mypage" => Method::MyPage { customer: options.customer.clone() },
-        "wallet" => Method::Wallet { customer: options.customer.clone() },
-        "raw" => Method::Raw {
-            path: options.path.clone().ok_or("--method raw needs --path /package.Service/Method")?,
-            body: options.body.clone(),
-        },
-        other => return Err(format!("unknown method {other:?}; one of {}", Method::NAMES.join(", "))),
-    })
+fn seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds.max(0.0)).map_err(|e| e.to_string())
+}
+
+impl Drive {
+    fn url(&self) -> String {
+        if self.addr.contains("://") { self.addr.clone() } else { format!("http://{}", self.addr) }
+    }
+
+    /// The method to drive; the catalogue of `achieve` is the mission service's, asked through `target`.
+    async fn method(&self, target: &Target) -> anyhow::Result<Method> {
+        Ok(match self.method {
+            MethodName::Health => Method::Health { service: self.service.clone() },
+            MethodName::Achieve => {
+                let request = target.request(api::game::mission::v1::ListMissionDefinitionsRequest {});
+                let missions =
+                    api::game::mission::v1::mission_service_client::MissionServiceClient::new(target.channel(0));
+                let catalogue = Catalogue::fetch(missions, request).await?;
+                let prefix = self.prefix.clone().unwrap_or_else(|| format!("loadgen-{}", std::process::id()));
+                Method::Achieve { prefix, catalogue }
+            }
+            MethodName::Definitions => Method::Definitions,
+            MethodName::Mypage => Method::MyPage { customer: self.customer.clone() },
+            MethodName::Wallet => Method::Wallet { customer: self.customer.clone() },
+            MethodName::Raw => Method::Raw {
+                path: self
+                    .path
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--method raw needs --path /package.Service/Method"))?,
+                body: self.body.clone().unwrap_or_default(),
+            },
+        })
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve-echo") {
-        let addr = match args.get(1).map(String::as_str) {
-            Some("--addr") => args.get(2).cloned().unwrap_or_default(),
-            _ => "127.0.0.1:50099".into(),
-        };
-        let result = match addr.parse() {
-            Ok(addr) => loadgen::echo::serve_until_ctrl_c(addr).await,
-            Err(_) => Err(anyhow::anyhow!("{addr:?} is not host:port")),
-        };
-        return finish(result);
-    }
-    let (options, method) = match parse(&args).and_then(|o| method(&o).map(|m| (o, m))) {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            if error.is_empty() {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("loadgen: {error}\n{USAGE}");
-            return ExitCode::FAILURE;
-        }
+    let cli = Cli::parse();
+    let result = match cli.serve {
+        Some(Serve::ServeEcho { addr }) => loadgen::echo::serve_until_ctrl_c(addr).await,
+        None => drive(&cli.drive).await,
     };
-    finish(drive(&options, method).await)
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loadgen: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-async fn drive(options: &Options, method: Method) -> anyhow::Result<()> {
-    let target = Target::connect(&options.addr, options.connections, &options.headers).await?;
-    let method = std::sync::Arc::new(method);
+async fn drive(options: &Drive) -> anyhow::Result<()> {
+    let url = options.url();
+    let target = Target::connect(&url, options.connections, &options.headers).await?;
+    let method = Arc::new(options.method(&target).await?);
+    let timeout = Duration::from_millis(options.timeout_ms);
     let call = move |i| {
-        let (target, method) = (target.clone(), std::sync::Arc::clone(&method));
+        let (target, method) = (target.clone(), Arc::clone(&method));
         async move { method.call(&target, i).await }
     };
     let report = match options.concurrency {
         Some(concurrency) => {
-            let config = ClosedLoop { concurrency, duration: options.duration, timeout: options.timeout };
+            let config = ClosedLoop { concurrency, duration: options.duration, timeout };
             run::closed_loop(&config, call).await
         }
         None => {
@@ -155,16 +168,15 @@ async fn drive(options: &Options, method: Method) -> anyhow::Result<()> {
                 rate: options.rate,
                 duration: options.duration,
                 max_in_flight: options.max_in_flight,
-                timeout: options.timeout,
+                timeout,
             };
             run::open_loop(&config, move |i, _| call(i)).await
         }
     };
     let l = &report.latency;
     println!(
-        "{} {}: {} ok of {} at {:.0}/s{}; latency ms p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}{}",
-        options.method,
-        options.addr,
+        "{} {url}: {} ok of {} at {:.0}/s{}; latency ms p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}{}",
+        options.method.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()),
         report.ok,
         report.sent,
         report.achieved_rate,
@@ -185,12 +197,39 @@ async fn drive(options: &Options, method: Method) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn finish(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("loadgen: {error:#}");
-            ExitCode::FAILURE
-        }
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loadgen").chain(args.split_whitespace()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_keep_their_defaults_and_read_their_values() {
+        let cli =
+            parse("--addr 127.0.0.1:50051 --method achieve --duration 2.5 --header authorization=Bearer:x").unwrap();
+        assert!(cli.serve.is_none());
+        assert_eq!(cli.drive.url(), "http://127.0.0.1:50051");
+        assert_eq!(cli.drive.method, MethodName::Achieve);
+        assert_eq!(cli.drive.duration, Duration::from_millis(2500));
+        assert_eq!(cli.drive.rate, 1000.0);
+        assert_eq!(cli.drive.headers, [("authorization".to_owned(), "Bearer:x".to_owned())]);
+        assert!(parse("--method teleport").is_err());
+        assert!(parse("--body-hex 0").is_err());
+    }
+
+    #[test]
+    fn serve_echo_takes_its_address() {
+        let cli = parse("serve-echo --addr 127.0.0.1:1234").unwrap();
+        assert!(matches!(cli.serve, Some(Serve::ServeEcho { addr }) if addr.port() == 1234));
+        assert!(matches!(parse("serve-echo").unwrap().serve, Some(Serve::ServeEcho { addr }) if addr.port() == 50099));
     }
 }

@@ -46,7 +46,6 @@ use dev_issuer::DevIssuer;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use crate::args::Args;
 use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
 use canary::{Canary, CanaryReport};
 use gauge::{Gauge, Spent};
@@ -143,6 +142,8 @@ pub struct Arena {
     pub identity: DevIssuer,
     pub origins: Origins,
     pub scale: Scale,
+    /// The missions players achieve: the mission service's catalogue.
+    pub catalogue: loadgen::Catalogue,
 }
 
 /// What an attack saw, and the checks of its own protection.
@@ -292,51 +293,63 @@ pub struct Options {
     pub nats_server: Option<PathBuf>,
 }
 
-impl Options {
-    /// Parses the arguments after `attack`.
-    ///
-    /// # Errors
-    /// On an unknown attack or option.
-    pub fn parse(arguments: &[String], bin_dir: PathBuf) -> Result<Self, String> {
-        let mut options = Self {
-            only: Vec::new(),
-            duration: Duration::from_secs(20),
-            scale: Scale::full(),
-            run_dir: crate::bench::run_dir("attack"),
+/// The command line of `rewardsctl attack`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Only these attacks, separated by commas (all by default).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...", value_parser = attack_name)]
+    only: Vec<String>,
+    /// How long each attack runs, in seconds (at least 1).
+    #[arg(long, default_value_t = 20, value_name = "S")]
+    secs: u64,
+    /// How long idle connections are held, in seconds: more than the gateway's idle timeout (default 45).
+    #[arg(long = "idle-wait", value_name = "S")]
+    idle_wait: Option<u64>,
+    /// A fresh directory for the stores and logs (default .run/bench-<UTC time>/attack).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    /// A variable of the gateway's environment, to measure another setting without a rebuild
+    /// (repeatable).
+    #[arg(long = "gateway-env", value_name = "VARIABLE=VALUE", value_parser = setting)]
+    gateway_env: Vec<(String, String)>,
+}
+
+impl Args {
+    /// The run these arguments ask for, with the service binaries in `bin_dir`.
+    pub fn options(self, bin_dir: PathBuf) -> Options {
+        let mut scale = Scale::full();
+        if let Some(idle_wait) = self.idle_wait {
+            scale.idle_wait = Duration::from_secs(idle_wait);
+        }
+        Options {
+            only: self.only,
+            duration: Duration::from_secs(self.secs.max(1)),
+            scale,
+            run_dir: self.run_dir.unwrap_or_else(|| crate::runs::benchmark("attack")),
             bin_dir,
-            env: Vec::new(),
+            env: self.gateway_env.into_iter().map(|(variable, value)| ("gateway".into(), variable, value)).collect(),
             services: Vec::new(),
             nats_server: None,
-        };
-        let mut args = Args::new(arguments);
-        while let Some(option) = args.next_option() {
-            match option {
-                "--only" => {
-                    for name in args.value("attack names, separated by commas")?.split(',') {
-                        let known = ATTACKS.iter().find(|a| a.name == name.trim()).ok_or_else(|| {
-                            let names: Vec<&str> = ATTACKS.iter().map(|a| a.name).collect();
-                            format!("no attack called {name:?} (one of {})", names.join(", "))
-                        })?;
-                        options.only.push(known.name.to_owned());
-                    }
-                }
-                "--secs" => options.duration = args.seconds()?.max(Duration::from_secs(1)),
-                "--idle-wait" => options.scale.idle_wait = args.seconds()?,
-                "--run-dir" => options.run_dir = args.value("a directory")?.into(),
-                // To measure the gateway under other settings (an allocator's, a limit) without a rebuild.
-                "--gateway-env" => {
-                    let setting = args.value("VARIABLE=VALUE")?;
-                    let (variable, value) = setting
-                        .split_once('=')
-                        .filter(|(variable, _)| !variable.is_empty())
-                        .ok_or_else(|| format!("--gateway-env: {setting:?} is not VARIABLE=VALUE"))?;
-                    options.env.push(("gateway".into(), variable.into(), value.into()));
-                }
-                _ => return Err(args.unknown()),
-            }
         }
-        Ok(options)
     }
+}
+
+/// One of [`ATTACKS`], by name.
+fn attack_name(name: &str) -> Result<String, String> {
+    let known = ATTACKS.iter().find(|a| a.name == name.trim()).ok_or_else(|| {
+        let names: Vec<&str> = ATTACKS.iter().map(|a| a.name).collect();
+        format!("no attack called {name:?} (one of {})", names.join(", "))
+    })?;
+    Ok(known.name.to_owned())
+}
+
+/// `VARIABLE=VALUE`, the value possibly holding `=` itself.
+fn setting(text: &str) -> Result<(String, String), String> {
+    let (variable, value) = text
+        .split_once('=')
+        .filter(|(variable, _)| !variable.is_empty())
+        .ok_or_else(|| format!("{text:?} is not VARIABLE=VALUE"))?;
+    Ok((variable.to_owned(), value.to_owned()))
 }
 
 /// One attack's row: what the canary saw, what the gateway spent, the
@@ -479,8 +492,19 @@ async fn attack_all(mesh: &Mesh, options: &Options) -> anyhow::Result<Report> {
         .and_then(crate::supervisor::ProcessHandle::pid)
         .context("the gateway is not running")?;
     let log = mesh.run_dir().join("logs/gateway.log");
-    let arena =
-        Arena { gateway, identity: mesh.identity().clone(), origins: Origins::default(), scale: options.scale.clone() };
+    let catalogue = {
+        use api::game::mission::v1::{ListMissionDefinitionsRequest, mission_service_client::MissionServiceClient};
+        let missions = MissionServiceClient::new(origin::channel(std::net::Ipv4Addr::LOCALHOST.into(), gateway).await?);
+        let request = dev_issuer::authorized(ListMissionDefinitionsRequest {}, &mesh.identity().operator());
+        loadgen::Catalogue::fetch(missions, request).await?
+    };
+    let arena = Arena {
+        gateway,
+        identity: mesh.identity().clone(),
+        origins: Origins::default(),
+        scale: options.scale.clone(),
+        catalogue,
+    };
     let canary_player = "canary-player";
     let bearer = format!("Bearer {}", arena.identity.player(canary_player)).parse()?;
     let url = mesh.layout().gateway_url();
@@ -512,16 +536,18 @@ async fn attack_all(mesh: &Mesh, options: &Options) -> anyhow::Result<Report> {
     Ok(Report { profile, load_before, load_after: load_average(), rows })
 }
 
-/// The canary player's page has a few missions to read.
+/// The canary player's page has a few missions to read: the first of the
+/// catalogue.
 async fn prepare_canary(arena: &Arena, customer: &str) {
     let Ok(channel) = origin::channel(std::net::Ipv4Addr::LOCALHOST.into(), arena.gateway).await else { return };
     let client = api::game::mission::v1::mission_service_client::MissionServiceClient::new(channel);
-    for code in loadgen::methods::MISSION_CODES.iter().take(3) {
+    let token = arena.identity.player(customer);
+    for code in arena.catalogue.codes().take(3) {
         let request = api::game::mission::v1::AchieveMissionRequest {
             customer_id: customer.into(),
-            mission_code: (*code).into(),
+            mission_code: code.to_owned(),
         };
-        let _ = client.clone().achieve_mission(dev_issuer::authorized(request, &arena.identity.player(customer))).await;
+        let _ = client.clone().achieve_mission(dev_issuer::authorized(request, &token)).await;
     }
 }
 
@@ -625,15 +651,18 @@ fn load_average() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Command, parse};
 
-    fn parse(args: &[&str]) -> Result<Options, String> {
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        Options::parse(&args, PathBuf::from("bin"))
+    fn parse_options(line: &str) -> Result<Options, String> {
+        match parse(&format!("attack {line}"))? {
+            Command::Attack(args) => Ok(args.options(PathBuf::from("bin"))),
+            other => Err(format!("not attack: {other:?}")),
+        }
     }
 
     #[test]
     fn gateway_env_goes_to_the_gateway_alone() {
-        let options = parse(&["--gateway-env", "MALLOC_ARENA_MAX=2", "--gateway-env", "A=b=c"]).unwrap();
+        let options = parse_options("--gateway-env MALLOC_ARENA_MAX=2 --gateway-env A=b=c").unwrap();
         assert_eq!(
             options.env,
             [
@@ -641,7 +670,15 @@ mod tests {
                 ("gateway".to_owned(), "A".to_owned(), "b=c".to_owned()),
             ]
         );
-        assert_eq!(parse(&["--gateway-env", "=2"]).unwrap_err(), "--gateway-env: \"=2\" is not VARIABLE=VALUE");
-        assert!(parse(&["--gateway-env", "NOVALUE"]).is_err());
+        assert!(parse_options("--gateway-env =2").unwrap_err().contains("\"=2\" is not VARIABLE=VALUE"));
+        assert!(parse_options("--gateway-env NOVALUE").is_err());
+    }
+
+    #[test]
+    fn only_known_attacks_are_run() {
+        let first = ATTACKS[0].name;
+        let options = parse_options(&format!("--only {first} --secs 0")).unwrap();
+        assert_eq!((options.only, options.duration), (vec![first.to_owned()], Duration::from_secs(1)));
+        assert!(parse_options("--only teleport").unwrap_err().contains("no attack called \"teleport\""));
     }
 }

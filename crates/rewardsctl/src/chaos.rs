@@ -10,14 +10,12 @@
 //! APIs (see [`invariants`]), while a sampler has watched that no status
 //! ever went backwards.
 //!
-//! - [`clients`]: the gateway's clients and the retry rule.
 //! - [`load`]: the players' calls, and what the system confirmed to them.
 //! - [`killer`]: the random SIGKILLs.
 //! - [`sampler`]: the witness of forward-only statuses.
 //! - [`quiescence`]: when nothing is in flight any more.
 //! - [`invariants`]: the checks.
 
-pub mod clients;
 pub mod invariants;
 pub mod killer;
 pub mod load;
@@ -26,7 +24,7 @@ pub mod sampler;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use platform::CancellationToken;
@@ -36,7 +34,7 @@ use crate::mesh::{Layout, Mesh, MeshConfig, Replicas, Shape};
 /// Options of a chaos run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// AchieveMission calls to drive (players × the 5 missions of the catalogue).
+    /// AchieveMission calls to drive (players × the missions of the mission service's catalogue).
     pub missions: usize,
     /// Exchanges to drive.
     pub exchanges: usize,
@@ -72,7 +70,7 @@ impl Options {
             exchanges: 300,
             kill_every: Duration::from_secs(3),
             seed: rand::random(),
-            run_dir: PathBuf::from(".run").join(format!("chaos-{}", utc_stamp(SystemTime::now()))),
+            run_dir: crate::runs::fresh("chaos"),
             bin_dir,
             nats_server: None,
             concurrency: 16,
@@ -94,27 +92,46 @@ impl Options {
             ..Self::new(bin_dir)
         }
     }
+}
 
-    /// Parses the arguments after `chaos`.
+/// The command line of `rewardsctl chaos`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// On the production shape (see `up --cluster`): 5000 missions and 500 exchanges by default,
+    /// killing the JetStream meta leader and stream leaders (one node at a time) and stopping
+    /// PostgreSQL for 5 s or more (SIGKILL of the postmaster) at least twice.
+    #[arg(long)]
+    cluster: bool,
+    /// AchieveMission calls to drive (default 2000; 5000 with --cluster).
+    #[arg(long, value_name = "N")]
+    missions: Option<usize>,
+    /// Exchanges to drive (default 300; 500 with --cluster).
+    #[arg(long, value_name = "M")]
+    exchanges: Option<usize>,
+    /// A random process is SIGKILLed this often, in seconds (at least 1).
+    #[arg(long = "kill-every", default_value_t = 3, value_name = "SECS")]
+    kill_every: u64,
+    /// Seeds the choice of victims (random by default).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// A fresh directory for the stores, logs and the broker's store (default .run/chaos-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// The run these arguments ask for, with the service binaries in `bin_dir`.
     ///
     /// # Errors
-    /// On an unknown or incomplete argument.
-    pub fn parse(args: &[String], bin_dir: PathBuf) -> Result<Self, String> {
-        let cluster = args.iter().any(|a| a == "--cluster");
-        let mut options = if cluster { Self::cluster(bin_dir) } else { Self::new(bin_dir) };
-        let mut args = crate::args::Args::new(args);
-        while let Some(option) = args.next_option() {
-            match option {
-                "--missions" => options.missions = args.number("a count")?,
-                "--exchanges" => options.exchanges = args.number("a count")?,
-                "--kill-every" => options.kill_every = args.seconds()?.max(Duration::from_secs(1)),
-                "--seed" => options.seed = args.number("a number")?,
-                "--run-dir" => options.run_dir = args.value("a directory")?.into(),
-                "--cluster" => {}
-                _ => return Err(args.unknown()),
-            }
-        }
-        load::Plan::new(options.missions, options.exchanges)?;
+    /// When there are more exchanges than missions.
+    pub fn options(self, bin_dir: PathBuf) -> Result<Options, String> {
+        let mut options = if self.cluster { Options::cluster(bin_dir) } else { Options::new(bin_dir) };
+        options.missions = self.missions.unwrap_or(options.missions);
+        options.exchanges = self.exchanges.unwrap_or(options.exchanges);
+        options.kill_every = Duration::from_secs(self.kill_every.max(1));
+        options.seed = self.seed.unwrap_or(options.seed);
+        options.run_dir = self.run_dir.unwrap_or(options.run_dir);
+        load::check_counts(options.missions, options.exchanges)?;
         Ok(options)
     }
 }
@@ -232,7 +249,7 @@ impl Report {
 /// # Errors
 /// When the system cannot be started; violations are in the report.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
-    let plan = load::Plan::new(options.missions, options.exchanges).map_err(anyhow::Error::msg)?;
+    load::check_counts(options.missions, options.exchanges).map_err(anyhow::Error::msg)?;
     let mut replicas = Replicas::default();
     for service in ["reward", "wallet", "mypage"] {
         replicas.set(service, 2).map_err(anyhow::Error::msg)?;
@@ -275,7 +292,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(120), options.progress).await?;
     let stores = mesh.stores();
-    let clients = clients::Clients::new(&mesh.layout().urls("gateway"), mesh.identity().clone())?;
+    let clients = crate::clients::Clients::new(&mesh.layout().urls("gateway"), mesh.identity().clone())?;
+    let catalogue = clients.catalogue().await?;
+    let plan = load::Plan::new(options.missions, options.exchanges, &catalogue).map_err(anyhow::Error::msg)?;
     let nats = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -392,42 +411,32 @@ async fn redeliveries_absorbed(mesh: &Mesh) -> u64 {
     total
 }
 
-/// `YYYYMMDD-HHMMSS` in UTC, for directory names.
-pub fn utc_stamp(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or_default() + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Command, parse};
 
-    #[test]
-    fn stamps_are_utc_calendar_times() {
-        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000");
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_603_593)), "20261125-104633");
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229-000000");
+    fn options(line: &str) -> Result<Options, String> {
+        match parse(&format!("chaos {line}"))? {
+            Command::Chaos(args) => args.options(PathBuf::from("bin")),
+            other => Err(format!("not chaos: {other:?}")),
+        }
     }
 
     #[test]
     fn options_parse_with_their_defaults() {
-        let args: Vec<String> = ["--missions", "300", "--exchanges", "40", "--seed", "7"].map(String::from).into();
-        let options = Options::parse(&args, PathBuf::from("bin")).unwrap();
+        let options = options("--missions 300 --exchanges 40 --seed 7").unwrap();
         assert_eq!((options.missions, options.exchanges, options.seed), (300, 40, 7));
         assert_eq!(options.kill_every, Duration::from_secs(3));
         assert!(options.run_dir.starts_with(".run"));
-        let unknown = Options::parse(&["--fast".to_owned()], PathBuf::from("bin")).unwrap_err();
-        assert_eq!(unknown, "unknown argument \"--fast\"");
+        assert!(self::options("--fast").unwrap_err().contains("--fast"));
+        assert!(self::options("--missions 10 --exchanges 11").unwrap_err().contains("11 exchanges"));
+    }
+
+    #[test]
+    fn the_cluster_has_its_own_defaults_which_options_still_override() {
+        let cluster = options("--cluster --exchanges 50").unwrap();
+        assert_eq!((cluster.shape, cluster.missions, cluster.exchanges), (Shape::Cluster, 5000, 50));
+        assert_eq!(options("--kill-every 0").unwrap().kill_every, Duration::from_secs(1));
     }
 }

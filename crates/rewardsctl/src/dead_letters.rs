@@ -6,57 +6,42 @@ use anyhow::Context as _;
 /// The runner's nats-server (see `rewardsctl up`).
 const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:14222";
 
-/// What `rewardsctl dead-letters` was asked to do.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    List { nats_url: String, limit: usize },
-    Redrive { nats_url: String, sequence: u64 },
+/// Options of `rewardsctl dead-letters`.
+#[derive(Debug, PartialEq, Eq, clap::Args)]
+pub struct Options {
+    /// The NATS server whose dead letters these are.
+    #[arg(long = "nats", global = true, default_value = DEFAULT_NATS_URL, value_name = "URL")]
+    nats_url: String,
+    #[command(subcommand)]
+    command: Command,
 }
 
-impl Command {
-    /// Parses the arguments after `dead-letters`.
-    ///
-    /// # Errors
-    /// On an unknown, missing or malformed argument.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut nats_url = DEFAULT_NATS_URL.to_owned();
-        let mut limit = 100;
-        let mut positional = Vec::new();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--nats" => nats_url = args.next().ok_or("--nats needs a URL")?.clone(),
-                "--limit" => {
-                    let value = args.next().ok_or("--limit needs a number")?;
-                    limit = value.parse().map_err(|_| format!("--limit {value:?} is not a number"))?;
-                }
-                other if other.starts_with("--") => return Err(format!("unknown argument {other:?}")),
-                other => positional.push(other.to_owned()),
-            }
-        }
-        match positional.as_slice() {
-            [list] if list == "list" => Ok(Self::List { nats_url, limit }),
-            [redrive, sequence] if redrive == "redrive" => {
-                let sequence = sequence.parse().map_err(|_| format!("{sequence:?} is not a dead-letter sequence"))?;
-                Ok(Self::Redrive { nats_url, sequence })
-            }
-            _ => Err("expected `dead-letters list` or `dead-letters redrive SEQUENCE`".into()),
-        }
-    }
+/// What `rewardsctl dead-letters` was asked to do.
+#[derive(Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// List the events consumers gave up on, with the reason.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: usize,
+    },
+    /// Send one back to its consumer under its own Event-Id.
+    Redrive {
+        /// The dead letter's sequence, as `list` shows it.
+        sequence: u64,
+    },
 }
 
 /// Runs the command against the NATS server.
 ///
 /// # Errors
 /// When NATS cannot be reached or the dead letter cannot be re-driven.
-pub async fn run(command: Command) -> anyhow::Result<()> {
-    let nats_url = match &command {
-        Command::List { nats_url, .. } | Command::Redrive { nats_url, .. } => nats_url.clone(),
-    };
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let Options { nats_url, command } = options;
     let client = async_nats::connect(&nats_url).await.with_context(|| format!("cannot reach NATS at {nats_url}"))?;
     let js = async_nats::jetstream::new(client);
     match command {
-        Command::List { limit, .. } => {
+        Command::List { limit } => {
             let letters = platform::dead_letters::list(&js, limit).await?;
             if letters.is_empty() {
                 println!("no dead letters");
@@ -76,7 +61,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Redrive { sequence, .. } => {
+        Command::Redrive { sequence } => {
             let letter = platform::dead_letters::redrive(&js, sequence).await?;
             println!(
                 "re-drove dead letter #{sequence}: event {} on {} goes back to {}",
@@ -90,28 +75,31 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::parse;
 
-    fn args(text: &str) -> Vec<String> {
-        text.split_whitespace().map(str::to_owned).collect()
+    fn options(line: &str) -> Result<Options, String> {
+        match parse(&format!("dead-letters {line}"))? {
+            crate::cli::Command::DeadLetters(options) => Ok(options),
+            other => Err(format!("not dead-letters: {other:?}")),
+        }
     }
 
     #[test]
     fn list_and_redrive_parse_with_their_options() {
         assert_eq!(
-            Command::parse(&args("list --limit 5")),
-            Ok(Command::List { nats_url: DEFAULT_NATS_URL.into(), limit: 5 })
+            options("list --limit 5"),
+            Ok(Options { nats_url: DEFAULT_NATS_URL.into(), command: Command::List { limit: 5 } })
         );
-        assert_eq!(
-            Command::parse(&args("redrive 42 --nats nats://h:1")),
-            Ok(Command::Redrive { nats_url: "nats://h:1".into(), sequence: 42 })
-        );
+        let redrive = Options { nats_url: "nats://h:1".into(), command: Command::Redrive { sequence: 42 } };
+        assert_eq!(options("redrive 42 --nats nats://h:1").as_ref(), Ok(&redrive));
+        assert_eq!(options("--nats nats://h:1 redrive 42"), Ok(redrive));
     }
 
     #[test]
     fn bad_arguments_are_refused_with_a_reason() {
-        assert!(Command::parse(&args("redrive x")).unwrap_err().contains("not a dead-letter sequence"));
-        assert!(Command::parse(&args("list --limit many")).unwrap_err().contains("not a number"));
-        assert!(Command::parse(&args("purge")).is_err());
-        assert!(Command::parse(&args("list --force")).unwrap_err().contains("unknown argument"));
+        assert!(options("redrive x").unwrap_err().contains("invalid value"));
+        assert!(options("list --limit many").unwrap_err().contains("invalid value"));
+        assert!(options("purge").is_err());
+        assert!(options("list --force").unwrap_err().contains("--force"));
     }
 }

@@ -16,16 +16,22 @@ use dev_issuer::authorized;
 use tonic::transport::Channel;
 
 /// Options of `rewardsctl demo`.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// The gateway of the running system.
+    #[arg(long, default_value = DEFAULT_GATEWAY, value_name = "URL")]
     gateway: String,
     /// Where `rewardsctl up` keeps the development key pair the tokens are signed with.
+    #[arg(long, default_value = ".run", value_name = "DIR")]
     run_dir: PathBuf,
 }
 
+/// The gateway of `rewardsctl up`.
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
+
 impl Default for Options {
     fn default() -> Self {
-        Self { gateway: "http://127.0.0.1:8080".into(), run_dir: PathBuf::from(".run") }
+        Self { gateway: DEFAULT_GATEWAY.into(), run_dir: PathBuf::from(".run") }
     }
 }
 
@@ -40,25 +46,6 @@ impl Options {
     pub fn through(mut self, gateway: String) -> Self {
         self.gateway = gateway;
         self
-    }
-}
-
-impl Options {
-    /// Parses the arguments after `demo`.
-    ///
-    /// # Errors
-    /// On an unknown or incomplete argument.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self::default();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--gateway" => options.gateway = args.next().ok_or("--gateway needs a URL")?.clone(),
-                "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(options)
     }
 }
 

@@ -5,94 +5,103 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::bail;
+
 /// Options of `rewardsctl token`.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct Options {
-    subject: String,
+    /// The player the token is for (an operator's defaults to `operator`).
+    #[arg(value_name = "CUSTOMER_ID")]
+    subject: Option<String>,
+    /// What the bearer may do.
+    #[arg(long, value_enum, default_value_t = Role::Player)]
     role: Role,
-    lifetime: Duration,
+    /// How long the token lives, in seconds (default the development issuer's lifetime).
+    #[arg(long, value_name = "SECONDS")]
+    ttl: Option<u64>,
+    /// Where the development key pair is (made if missing).
+    #[arg(long, default_value = ".run", value_name = "DIR")]
     run_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Role {
     Player,
     Operator,
 }
 
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Player => "player",
+            Self::Operator => "operator",
+        }
+    }
+}
+
 impl Options {
-    /// Parses the arguments after `token`.
+    /// Whom the token is for: the customer id given (checked as the services
+    /// check it), or the operator's default subject.
     ///
     /// # Errors
-    /// On an unknown, missing or invalid argument.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut subject = None;
-        let mut options = Self {
-            subject: String::new(),
-            role: Role::Player,
-            lifetime: dev_issuer::TOKEN_LIFETIME,
-            run_dir: PathBuf::from(".run"),
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--role" => {
-                    options.role = match args.next().map(String::as_str) {
-                        Some("player") => Role::Player,
-                        Some("operator") => Role::Operator,
-                        other => return Err(format!("--role is player or operator, not {other:?}")),
-                    }
-                }
-                "--ttl" => {
-                    let seconds = args.next().ok_or("--ttl needs seconds")?;
-                    let seconds: u64 = seconds.parse().map_err(|_| format!("--ttl: {seconds:?} is not a number"))?;
-                    options.lifetime = Duration::from_secs(seconds.max(1));
-                }
-                "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
-                other if other.starts_with("--") => return Err(format!("unknown argument {other:?}")),
-                other if subject.is_none() => subject = Some(other.to_owned()),
-                other => return Err(format!("one subject only, not also {other:?}")),
-            }
-        }
-        options.subject = match (subject, options.role) {
-            (Some(subject), _) => subject,
+    /// When a player's token has no customer id, or an invalid one.
+    fn subject(&self) -> anyhow::Result<String> {
+        let subject = match (&self.subject, self.role) {
+            (Some(subject), _) => subject.clone(),
             (None, Role::Operator) => dev_issuer::OPERATOR.to_owned(),
-            (None, Role::Player) => return Err("a customer id is required (e.g. rewardsctl token player-1)".into()),
+            (None, Role::Player) => bail!("a customer id is required (e.g. rewardsctl token player-1)"),
         };
-        platform::kernel::CustomerId::parse(&options.subject).map_err(|e| format!("{:?}: {e}", options.subject))?;
-        Ok(options)
+        platform::kernel::CustomerId::parse(&subject).map_err(|e| anyhow::anyhow!("{subject:?}: {e}"))?;
+        Ok(subject)
+    }
+
+    fn lifetime(&self) -> Duration {
+        self.ttl.map_or(dev_issuer::TOKEN_LIFETIME, |seconds| Duration::from_secs(seconds.max(1)))
     }
 }
 
 /// Prints the token.
 ///
 /// # Errors
-/// When the run directory cannot hold the key pair.
+/// On a missing or invalid customer id, or when the run directory cannot hold the key pair.
 pub fn run(options: &Options) -> anyhow::Result<()> {
+    let subject = options.subject()?;
     let identity = crate::mesh::identity(&options.run_dir)?;
-    let role = match options.role {
-        Role::Player => "player",
-        Role::Operator => "operator",
-    };
-    println!("{}", identity.token(&options.subject, &[role], options.lifetime));
+    println!("{}", identity.token(&subject, &[options.role.name()], options.lifetime()));
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Command, parse};
 
-    fn parse(args: &[&str]) -> Result<Options, String> {
-        Options::parse(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    fn options(line: &str) -> Result<Options, String> {
+        match parse(&format!("token {line}"))? {
+            Command::Token(options) => Ok(options),
+            other => Err(format!("not token: {other:?}")),
+        }
+    }
+
+    fn subject(line: &str) -> Result<String, String> {
+        options(line)?.subject().map_err(|e| e.to_string())
     }
 
     #[test]
     fn a_player_token_needs_a_valid_customer_id_and_an_operator_has_a_default_subject() {
-        assert_eq!(parse(&["player-1"]).unwrap().subject, "player-1");
-        assert_eq!(parse(&["--role", "operator"]).unwrap().subject, "operator");
-        assert!(parse(&[]).unwrap_err().contains("a customer id is required"));
-        assert!(parse(&["player 1"]).is_err());
-        assert!(parse(&["p", "--role", "admin"]).unwrap_err().contains("player or operator"));
-        assert_eq!(parse(&["p", "--ttl", "60"]).unwrap().lifetime, Duration::from_secs(60));
+        assert_eq!(subject("player-1").unwrap(), "player-1");
+        assert_eq!(subject("--role operator").unwrap(), "operator");
+        assert!(subject("").unwrap_err().contains("a customer id is required"));
+        assert!(subject("p --role admin").unwrap_err().contains("admin"));
+        assert!(subject("player-1 player-2").is_err(), "one subject only");
+        assert_eq!(options("p --ttl 60").unwrap().lifetime(), Duration::from_secs(60));
+        assert_eq!(options("p").unwrap().lifetime(), dev_issuer::TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn an_invalid_customer_id_is_refused() {
+        let options =
+            Options { subject: Some("player 1".into()), role: Role::Player, ttl: None, run_dir: ".run".into() };
+        assert!(options.subject().is_err());
     }
 }

@@ -8,49 +8,29 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-
 use crate::mesh::{Layout, Mesh, MeshConfig, Replicas, Shape};
 
 /// Options of `rewardsctl up`.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// Play the player's story once every service serves.
+    #[arg(long)]
     demo: bool,
-    /// Also start a Prometheus scraping every process.
+    /// Also run a Prometheus on 127.0.0.1:9090 scraping every process (Debian's `prometheus`;
+    /// ./dev up --prometheus installs it).
+    #[arg(long)]
     prometheus: bool,
+    /// Where the stores, logs and the development key pair go.
+    #[arg(long, default_value = ".run", value_name = "DIR")]
     run_dir: PathBuf,
-    replicas: Replicas,
-    shape: Shape,
-}
-
-impl Options {
-    /// Parses the arguments after `up`.
-    ///
-    /// # Errors
-    /// On an unknown or incomplete argument.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self {
-            demo: false,
-            prometheus: false,
-            run_dir: PathBuf::from(".run"),
-            replicas: Replicas::default(),
-            shape: Shape::Single,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--demo" => options.demo = true,
-                "--prometheus" => options.prometheus = true,
-                "--cluster" => options.shape = Shape::Cluster,
-                "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
-                "--replicas" => {
-                    options.replicas = Replicas::parse(args.next().ok_or("--replicas needs SERVICE=N,…")?)?;
-                }
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(options)
-    }
+    /// Services (and the gateway) as several processes, e.g. reward=2,wallet=2.
+    #[arg(long, value_name = "SERVICE=N,...", value_parser = Replicas::parse)]
+    replicas: Option<Replicas>,
+    /// The production shape: three nats-servers clustered with JetStream (streams replicated 3
+    /// times), a PostgreSQL of the runner's own with a database per service (Debian's `postgresql`;
+    /// ./dev up --cluster installs it), two replicas of everything.
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// Starts everything, waits for SERVING, optionally plays the demo, and runs
@@ -60,8 +40,9 @@ impl Options {
 /// When a binary is missing or the system does not come up.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bin_dir = std::env::current_exe()?.parent().context("rewardsctl has no directory")?.to_path_buf();
-    let layout = Layout::well_known(options.shape, &options.replicas);
+    let bin_dir = crate::runs::bin_dir()?;
+    let shape = if options.cluster { Shape::Cluster } else { Shape::Single };
+    let layout = Layout::well_known(shape, &options.replicas.unwrap_or_default());
     let env = page_env(&options.run_dir);
     let config = MeshConfig { run_dir: options.run_dir, bin_dir, nats_server: None, layout, env, announce: true };
     let mut mesh = Mesh::new(config)?;

@@ -199,22 +199,3 @@ impl Drop for Mesh {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
-
-/// Polls `check` until it returns `Some`, for at most `within`.
-///
-/// # Panics
-/// When it never does: the test fails naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}

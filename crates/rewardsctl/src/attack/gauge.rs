@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use platform::CancellationToken;
 use serde::Serialize;
 
-use crate::bench::resources::{clock_ticks, of_process};
+use crate::resources::{clock_ticks, of_process};
 
 /// Memory counts as back near resting within this of the resting size
 /// (or a quarter of it, when more): allocators keep some freed memory.

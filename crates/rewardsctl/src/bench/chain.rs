@@ -24,14 +24,13 @@ use async_nats::jetstream;
 use futures::StreamExt as _;
 use loadgen::grpc::{Target, outcome};
 use loadgen::latency::{Latencies, Summary};
-use loadgen::methods::achieve_request;
 use loadgen::run::{OpenLoop, Report, open_loop};
 use platform::events::WALLET_STREAM;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use super::resources::{self, Usage};
 use super::system::System;
+use crate::resources::{self, Usage};
 
 /// The consumer whose progress is the chain's last hop.
 const LAST_HOP: &str = "mypage-wallet";
@@ -158,8 +157,8 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
     let watch_for = options.duration + options.drain;
     let prefix = format!("chain-{rate:.0}");
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a positive count of calls
-    let players =
-        (rate * options.duration.as_secs_f64()).ceil() as u64 / loadgen::methods::MISSION_CODES.len() as u64 + 1;
+    let players = (rate * options.duration.as_secs_f64()).ceil() as u64 / system.catalogue.len() + 1;
+    let catalogue = system.catalogue.clone();
     let bearers = system.bearers(&prefix, players).await?;
     let config = OpenLoop { rate, duration: options.duration, max_in_flight: 1_024, timeout: Duration::from_secs(10) };
     let mut watchers = tokio::task::JoinSet::new();
@@ -170,13 +169,14 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
         let bearers = bearers.clone();
         let censored = Arc::clone(&censored);
         open_loop(&config, move |i, intended| {
-            let request = achieve_request(&prefix, i);
+            let request = catalogue.achieve_request(&prefix, i);
+            let player = catalogue.player(i);
             if i % sample_every == 0 {
                 match Arc::clone(&slots).try_acquire_owned() {
                     Ok(slot) => {
                         let mut watch_request =
                             watches.request(WatchMyPageRequest { customer_id: request.customer_id.clone() });
-                        bearers.achieve(i, &mut watch_request);
+                        bearers.player(player, &mut watch_request);
                         let watch = watch_until_issued(
                             watches.clone(),
                             watch_request,
@@ -198,7 +198,7 @@ async fn step(system: &System, rate: f64, options: &Options) -> anyhow::Result<S
             }
             let target = calls.clone();
             let mut request = target.request(request);
-            bearers.achieve(i, &mut request);
+            bearers.player(player, &mut request);
             async move {
                 let mut client = MissionServiceClient::new(target.channel(i));
                 outcome(client.achieve_mission(request).await)

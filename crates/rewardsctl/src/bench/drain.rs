@@ -2,14 +2,19 @@
 //! only, N MissionAchieved events are published while reward is down; then
 //! reward starts (1 replica, then 2 sharing one store and one durable
 //! consumer), and the clock runs until `reward-allocate` has nothing
-//! pending or unacknowledged and N rewards exist.
+//! pending or unacknowledged and N rewards exist. The backlog holds the
+//! missions of the catalogue a mission service of its own serves first.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use api::game::mission::v1::MissionAchieved;
+use api::game::mission::v1::mission_service_client::MissionServiceClient;
+use api::game::mission::v1::{ListMissionDefinitionsRequest, MissionAchieved};
 use async_nats::jetstream::{self, message::PublishMessage};
+use dev_issuer::authorized;
+use loadgen::Catalogue;
 use platform::events::{CUSTOMER_ID_HEADER, EVENT_TYPE_HEADER, Event as _, MISSION_ID_HEADER, MISSION_STREAM};
 use prost::Message as _;
 
@@ -33,34 +38,30 @@ pub struct Options {
     pub nats_server: Option<PathBuf>,
 }
 
-impl Options {
-    /// Parses the arguments after `drain`.
+/// The command line of `rewardsctl bench drain`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// MissionAchieved events in the backlog.
+    #[arg(long, default_value = "10000", value_name = "N")]
+    events: NonZeroUsize,
+    /// Where each round's processes, stores and logs go (default .run/bench-<UTC time>/drain).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// The run these arguments ask for.
     ///
     /// # Errors
-    /// On an unknown or incomplete argument.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self {
-            events: 10_000,
+    /// When the running executable has no directory (the service binaries are beside it).
+    pub fn options(self) -> anyhow::Result<Options> {
+        Ok(Options {
+            events: self.events.get(),
             replicas: vec![1, 2],
-            run_dir: super::run_dir("drain"),
-            bin_dir: super::bin_dir().map_err(|e| e.to_string())?,
+            run_dir: self.run_dir.unwrap_or_else(|| crate::runs::benchmark("drain")),
+            bin_dir: crate::runs::bin_dir()?,
             nats_server: None,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--events" => {
-                    let value = args.next().ok_or("--events needs a count")?;
-                    options.events = value.parse().map_err(|_| format!("--events: {value:?} is not a count"))?;
-                }
-                "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        if options.events == 0 {
-            return Err("--events must be at least 1".into());
-        }
-        Ok(options)
+        })
     }
 }
 
@@ -90,9 +91,10 @@ impl Drained {
 /// When a round cannot run or does not drain within ten minutes.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     println!("\n== Backlog drain: {} MissionAchieved, consumer {CONSUMER} ==", options.events);
+    let catalogue = catalogue(&options).await?;
     let mut rounds = Vec::new();
     for replicas in options.replicas.clone() {
-        let round = drain(&options, replicas).await?;
+        let round = drain(&options, &catalogue, replicas).await?;
         println!(
             "  {} replica{}: drained in {:.1}s from start = {:.0} events/s; {:.0} events/s from the first reward",
             round.replicas,
@@ -107,24 +109,48 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn drain(options: &Options, replicas: usize) -> anyhow::Result<Drained> {
-    let mut counts = Replicas::default();
-    counts.set("reward", replicas).map_err(anyhow::Error::msg)?;
-    let mut layout = Layout::free(crate::mesh::Shape::Single, &counts)?;
-    layout.members.retain(|m| m.service.name == "reward");
-    let config = MeshConfig {
-        run_dir: options.run_dir.join(format!("replicas-{replicas}")),
+/// A mesh of nats-server and `service` alone (in `replicas`), in the run
+/// directory's `dir`.
+fn alone(options: &Options, service: &str, replicas: &Replicas, dir: &str, announce: bool) -> anyhow::Result<Mesh> {
+    let mut layout = Layout::free(crate::mesh::Shape::Single, replicas)?;
+    layout.members.retain(|m| m.service.name == service);
+    Mesh::new(MeshConfig {
+        run_dir: options.run_dir.join(dir),
         bin_dir: options.bin_dir.clone(),
         nats_server: options.nats_server.clone(),
         layout,
         env: Vec::new(),
-        announce: true,
-    };
-    let mut mesh = Mesh::new(config)?;
+        announce,
+    })
+}
+
+/// The mission catalogue, as a mission service of its own (on a broker of
+/// its own, in the run directory's `catalogue/`) serves it: the backlog is
+/// published while no mission service runs, and must hold the missions the
+/// real one would have announced.
+async fn catalogue(options: &Options) -> anyhow::Result<Catalogue> {
+    let mut mesh = alone(options, "mission", &Replicas::default(), "catalogue", false)?;
+    mesh.start_infrastructure().await?;
+    mesh.start_members(|_| true);
+    let catalogue = async {
+        mesh.wait_until_serving(Duration::from_secs(60), false).await?;
+        let missions = MissionServiceClient::connect(mesh.layout().urls("mission")).await?;
+        let request = authorized(ListMissionDefinitionsRequest {}, &mesh.identity().operator());
+        Catalogue::fetch(missions, request).await
+    }
+    .await;
+    mesh.stop().await;
+    catalogue
+}
+
+async fn drain(options: &Options, catalogue: &Catalogue, replicas: usize) -> anyhow::Result<Drained> {
+    let mut counts = Replicas::default();
+    counts.set("reward", replicas).map_err(anyhow::Error::msg)?;
+    let mut mesh = alone(options, "reward", &counts, &format!("replicas-{replicas}"), true)?;
     mesh.start_infrastructure().await?;
     let client = async_nats::connect(mesh.layout().nats_urls()).await.context("cannot connect to nats-server")?;
     let js = jetstream::new(client);
-    publish_backlog(&js, options.events).await?;
+    publish_backlog(&js, catalogue, options.events).await?;
 
     let stores = mesh.stores();
     let started = Instant::now();
@@ -159,21 +185,21 @@ async fn settled(js: &jetstream::Context) -> bool {
 
 /// Publishes `count` MissionAchieved as the mission service would, pipelined
 /// in batches, and waits for JetStream to have them all.
-async fn publish_backlog(js: &jetstream::Context, count: usize) -> anyhow::Result<()> {
+async fn publish_backlog(js: &jetstream::Context, catalogue: &Catalogue, count: usize) -> anyhow::Result<()> {
     MISSION_STREAM.ensure(js).await.map_err(|e| anyhow::anyhow!("cannot create the MISSION stream: {e}"))?;
-    let codes = [("FIRST_LOGIN", 100), ("FIRST_WIN", 300), ("INVITE_FRIEND", 500), ("WEEKLY_QUEST", 800)];
+    let codes = catalogue.definitions();
     let started = Instant::now();
     for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
         let mut acks = Vec::with_capacity(batch.len());
         for i in batch {
-            let (code, points) = codes[i % codes.len()];
+            let definition = &codes[i % codes.len()];
             let mission_id = uuid::Uuid::now_v7();
             let event = MissionAchieved {
                 event_id: platform::kernel::derived_uuid(mission_id, b"MissionAchieved").to_string(),
                 mission_id: mission_id.to_string(),
                 customer_id: format!("bench-{:05}", i / codes.len()),
-                mission_code: code.to_owned(),
-                reward_points: points,
+                mission_code: definition.mission_code.clone(),
+                reward_points: definition.reward_points,
                 achieved_at: Some(platform::events::timestamp(platform::db::now_millis())),
             };
             let mut headers = async_nats::HeaderMap::new();

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use api::game::wallet::v1::{GetWalletRequest, wallet_service_client::WalletServiceClient};
 use dev_issuer::authorized;
+use loadgen::Latencies;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
@@ -33,54 +34,32 @@ pub struct Options {
     pub bin_dir: PathBuf,
 }
 
-impl Options {
-    /// Parses the arguments after `gateway`.
+/// The command line of `rewardsctl bench gateway-auth`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Measured calls per path (at least 1).
+    #[arg(long, default_value_t = 5_000, value_name = "N")]
+    calls: usize,
+    /// Calls per path before measuring.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    warmup: usize,
+    /// Where the processes, stores and logs go (default .run/bench-<UTC time>/gateway).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// The run these arguments ask for.
     ///
     /// # Errors
-    /// On an unknown or incomplete argument.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self {
-            calls: 5_000,
-            warmup: 500,
-            run_dir: super::run_dir("gateway"),
-            bin_dir: super::bin_dir().map_err(|e| e.to_string())?,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut count = |name: &str| -> Result<usize, String> {
-                let value = args.next().ok_or(format!("{name} needs a count"))?;
-                value.parse().map_err(|_| format!("{name}: {value:?} is not a count"))
-            };
-            match arg.as_str() {
-                "--calls" => options.calls = count("--calls")?.max(1),
-                "--warmup" => options.warmup = count("--warmup")?,
-                "--run-dir" => options.run_dir = args.next().ok_or("--run-dir needs a directory")?.into(),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(options)
-    }
-}
-
-/// Latency percentiles of one path.
-#[derive(Debug, Clone, Copy)]
-pub struct Percentiles {
-    pub p50: Duration,
-    pub p90: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-}
-
-impl Percentiles {
-    /// The percentiles of `samples` (sorted here).
-    pub fn of(samples: &mut [Duration]) -> Self {
-        samples.sort_unstable();
-        let at = |q: f64| {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-            let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
-            samples.get(index).copied().unwrap_or_default()
-        };
-        Self { p50: at(0.50), p90: at(0.90), p99: at(0.99), max: samples.last().copied().unwrap_or_default() }
+    /// When the running executable has no directory (the service binaries are beside it).
+    pub fn options(self) -> anyhow::Result<Options> {
+        Ok(Options {
+            calls: self.calls.max(1),
+            warmup: self.warmup,
+            run_dir: self.run_dir.unwrap_or_else(|| crate::runs::benchmark("gateway")),
+            bin_dir: crate::runs::bin_dir()?,
+        })
     }
 }
 
@@ -116,38 +95,36 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     let direct = client(&wallet_url).await?;
     let through = client(&gateway_url).await?;
-    let mut samples = [Vec::with_capacity(options.calls), Vec::with_capacity(options.calls)];
+    let mut samples = [Latencies::new(), Latencies::new()];
     for round in 0..options.warmup + options.calls {
         for (path, client) in [&direct, &through].into_iter().enumerate() {
             let request = authorized(GetWalletRequest { customer_id: "player-bench".into() }, &token);
             let started = Instant::now();
             client.clone().get_wallet(request).await.with_context(|| format!("call {round} failed"))?;
             if round >= options.warmup {
-                samples[path].push(started.elapsed());
+                samples[path].record(started.elapsed());
             }
         }
     }
     mesh.stop().await;
 
-    let [direct, through] = samples.map(|mut s| Percentiles::of(&mut s));
+    let [direct, through] = samples.map(|latencies| latencies.summary());
     let profile =
         if cfg!(debug_assertions) { "debug build: build with --release for real figures" } else { "release build" };
     println!(
         "\n== The gateway's added latency: GetWallet with a player's ES256 token, {} calls per path, one at a time ({profile}) ==",
         options.calls
     );
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("  {:<28} {:>9} {:>9} {:>9} {:>9}", "path", "p50 ms", "p90 ms", "p99 ms", "max ms");
     for (name, p) in [("straight to wallet", direct), ("through the gateway", through)] {
-        println!("  {name:<28} {:>9.3} {:>9.3} {:>9.3} {:>9.3}", ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max));
+        println!("  {name:<28} {:>9.3} {:>9.3} {:>9.3} {:>9.3}", p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms);
     }
-    let added = |a: Duration, b: Duration| ms(a) - ms(b);
     println!(
         "  {:<28} {:>9.3} {:>9.3} {:>9.3}",
         "added by the gateway",
-        added(through.p50, direct.p50),
-        added(through.p90, direct.p90),
-        added(through.p99, direct.p99)
+        through.p50_ms - direct.p50_ms,
+        through.p90_ms - direct.p90_ms,
+        through.p99_ms - direct.p99_ms
     );
     println!("  processes, stores and logs in {}", options.run_dir.display());
     Ok(())
@@ -156,19 +133,4 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 async fn client(url: &str) -> anyhow::Result<WalletServiceClient<Channel>> {
     let channel = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true).connect().await?;
     Ok(WalletServiceClient::new(channel))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_pick_the_nearest_rank() {
-        let mut samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
-        let p = Percentiles::of(&mut samples);
-        assert_eq!(
-            (p.p50, p.p99, p.max),
-            (Duration::from_millis(51), Duration::from_millis(99), Duration::from_millis(100))
-        );
-    }
 }

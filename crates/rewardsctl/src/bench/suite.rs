@@ -13,10 +13,10 @@ use serde::Serialize;
 
 use super::chain::Step;
 use super::report::Figures;
-use super::resources::{self, LOAD_GENERATOR};
 use super::system::{self, System};
 use super::{baselines, chain, exchange, gateway};
 use crate::mesh::Shape;
+use crate::resources::{self, LOAD_GENERATOR};
 
 /// What the run measures and for how long.
 #[derive(Debug, Clone, Serialize)]
@@ -37,49 +37,49 @@ pub struct Options {
     pub bin_dir: PathBuf,
 }
 
-impl Options {
-    /// Parses `[--quick] [--cluster] [--rates R,R,…] [--duration SECS] [--run-dir DIR]`.
+/// The command line of `rewardsctl bench` with no benchmark named.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "suite")]
+pub struct Args {
+    /// Every step shorter (the chain 5 s a rate instead of 60): under 3 minutes in all.
+    #[arg(long)]
+    quick: bool,
+    /// Then the chain at 500 and 1000/s and the exchange on the production shape (see up --cluster),
+    /// with a PostgreSQL commit baseline, both shapes side by side.
+    #[arg(long)]
+    cluster: bool,
+    /// The chain's rates, in missions a second.
+    #[arg(long, value_delimiter = ',', value_name = "R,R,...", default_value = "500,1000,2000,3000,5000")]
+    rates: Vec<f64>,
+    /// How long the chain runs at each rate, in seconds (default 60, 5 with --quick).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+    /// Where the run's processes, stores, logs and results.json go (default .run/bench-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// The run these arguments ask for.
     ///
     /// # Errors
-    /// On an unknown or malformed argument.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let quick = args.iter().any(|a| a == "--quick");
+    /// When the running executable has no directory (the service binaries are beside it).
+    pub fn options(self) -> anyhow::Result<Options> {
+        let quick = self.quick;
         let secs = Duration::from_secs;
-        let mut options = Self {
+        Ok(Options {
             quick,
-            rates: vec![500.0, 1_000.0, 2_000.0, 3_000.0, 5_000.0],
-            chain_duration: if quick { secs(5) } else { secs(60) },
+            rates: self.rates,
+            chain_duration: secs(self.duration.unwrap_or(if quick { 5 } else { 60 })),
             chain_drain: if quick { secs(10) } else { secs(60) },
             exchange_rate: 1_000.0,
             exchange_duration: if quick { secs(5) } else { secs(30) },
             gateway_duration: if quick { secs(3) } else { secs(10) },
             baseline_duration: if quick { secs(2) } else { secs(5) },
-            cluster: false,
-            dir: PathBuf::from(".run").join(format!("bench-{}", crate::chaos::utc_stamp(SystemTime::now()))),
-            bin_dir: super::bin_dir().map_err(|e| e.to_string())?,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--quick" => {}
-                "--cluster" => options.cluster = true,
-                "--rates" => {
-                    let value = args.next().ok_or("--rates needs R,R,…")?;
-                    options.rates = value
-                        .split(',')
-                        .map(|r| r.trim().parse::<f64>().map_err(|_| format!("--rates: {r:?} is not a rate")))
-                        .collect::<Result<_, _>>()?;
-                }
-                "--duration" => {
-                    let value = args.next().ok_or("--duration needs seconds")?;
-                    options.chain_duration =
-                        secs(value.parse().map_err(|_| format!("--duration: {value:?} is not a number of seconds"))?);
-                }
-                "--run-dir" => options.dir = args.next().ok_or("--run-dir needs a directory")?.into(),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(options)
+            cluster: self.cluster,
+            dir: self.run_dir.unwrap_or_else(|| crate::runs::fresh("bench")),
+            bin_dir: crate::runs::bin_dir()?,
+        })
     }
 }
 
@@ -122,7 +122,7 @@ struct Machine {
 /// # Errors
 /// When a part cannot run.
 pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
-    let started_at = crate::chaos::utc_stamp(SystemTime::now());
+    let started_at = crate::runs::utc_stamp(SystemTime::now());
     let dir = options.dir.clone();
     std::fs::create_dir_all(&dir)?;
     println!(
@@ -455,17 +455,28 @@ pub fn compare(before: &Path, after: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn options(line: &str) -> Result<Options, String> {
+        #[derive(clap::Parser)]
+        struct Bench {
+            #[command(flatten)]
+            args: Args,
+        }
+        let bench = <Bench as clap::Parser>::try_parse_from(std::iter::once("bench").chain(line.split_whitespace()))
+            .map_err(|e| e.to_string())?;
+        bench.args.options().map_err(|e| e.to_string())
+    }
+
     #[test]
     fn quick_runs_are_short_and_rates_can_be_chosen() {
-        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let full = Options::parse(&[]).unwrap();
+        let full = options("").unwrap();
         assert_eq!(full.rates, [500.0, 1_000.0, 2_000.0, 3_000.0, 5_000.0]);
         assert_eq!(full.chain_duration, Duration::from_secs(60));
-        let quick = Options::parse(&args(&["--quick", "--rates", "100, 200"])).unwrap();
+        let quick = options("--quick --rates 100,200").unwrap();
         assert!(quick.quick);
         assert_eq!(quick.rates, [100.0, 200.0]);
         assert_eq!(quick.chain_duration, Duration::from_secs(5));
-        assert!(Options::parse(&args(&["--rates", "fast"])).is_err());
-        assert!(Options::parse(&args(&["--bogus"])).is_err());
+        assert_eq!(options("--quick --duration 7").unwrap().chain_duration, Duration::from_secs(7));
+        assert!(options("--rates fast").is_err());
+        assert!(options("--bogus").is_err());
     }
 }

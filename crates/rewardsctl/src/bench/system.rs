@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
+use loadgen::Catalogue;
 use loadgen::grpc::{Target, outcome};
-use loadgen::methods::achieve_request;
 use loadgen::run::{OpenLoop, open_loop};
 use tonic::metadata::AsciiMetadataValue;
 
@@ -24,6 +24,8 @@ pub struct System {
     /// From starting nats-server until every process answered SERVING.
     pub serving_after: Duration,
     pub stores: Stores,
+    /// The missions the load achieves: the mission service's own catalogue.
+    pub catalogue: Catalogue,
 }
 
 impl System {
@@ -52,7 +54,14 @@ impl System {
         mesh.wait_until_serving(Duration::from_secs(60), true).await?;
         let serving_after = started.elapsed();
         let stores = mesh.stores();
-        Ok(Self { mesh, serving_after, stores })
+        let gateway = Target::connect(&mesh.layout().urls("gateway"), 1, &[]).await?;
+        let request = dev_issuer::authorized(
+            api::game::mission::v1::ListMissionDefinitionsRequest {},
+            &mesh.identity().operator(),
+        );
+        let missions = api::game::mission::v1::mission_service_client::MissionServiceClient::new(gateway.channel(0));
+        let catalogue = Catalogue::fetch(missions, request).await?;
+        Ok(Self { mesh, serving_after, stores, catalogue })
     }
 
     /// The gateway's URLs (comma-separated when it runs in replicas).
@@ -101,11 +110,6 @@ impl System {
 pub struct Bearers(Arc<[AsciiMetadataValue]>);
 
 impl Bearers {
-    /// Call `i` of [`achieve_request`] as its player (`i / 5`).
-    pub fn achieve<T>(&self, i: u64, request: &mut tonic::Request<T>) {
-        self.player(i / loadgen::methods::MISSION_CODES.len() as u64, request);
-    }
-
     /// `request` as a call of player number `player`.
     pub fn player<T>(&self, player: u64, request: &mut tonic::Request<T>) {
         if let Some(bearer) = usize::try_from(player).ok().and_then(|p| self.0.get(p)) {
@@ -126,14 +130,15 @@ pub struct Entry {
 }
 
 /// Achieves `count` missions through the gateway for players `<prefix>-N`
-/// (five each), then waits until every reward is an AVAILABLE wallet entry
+/// (the whole catalogue each), then waits until every reward is an AVAILABLE wallet entry
 /// and returns the entries.
 ///
 /// # Errors
 /// When calls fail or the entries do not all arrive within the time the
 /// slowest drain seen so far would allow.
 pub async fn seed_entries(system: &System, prefix: &str, count: u64) -> anyhow::Result<Vec<Entry>> {
-    let bearers = system.bearers(prefix, count.div_ceil(loadgen::methods::MISSION_CODES.len() as u64)).await?;
+    let catalogue = system.catalogue.clone();
+    let bearers = system.bearers(prefix, count.div_ceil(catalogue.len())).await?;
     let started = Instant::now();
     let target = Target::connect(&system.gateway(), 2, &[]).await?;
     let prefix_owned = prefix.to_owned();
@@ -146,9 +151,11 @@ pub async fn seed_entries(system: &System, prefix: &str, count: u64) -> anyhow::
     };
     let report = open_loop(&config, move |i, _| {
         let (target, prefix, bearers) = (target.clone(), prefix_owned.clone(), bearers.clone());
+        let request = catalogue.achieve_request(&prefix, i);
+        let player = catalogue.player(i);
         async move {
-            let mut request = target.request(achieve_request(&prefix, i));
-            bearers.achieve(i, &mut request);
+            let mut request = target.request(request);
+            bearers.player(player, &mut request);
             outcome(
                 api::game::mission::v1::mission_service_client::MissionServiceClient::new(target.channel(i))
                     .achieve_mission(request)

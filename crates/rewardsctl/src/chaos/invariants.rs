@@ -26,8 +26,8 @@ use futures::StreamExt as _;
 use platform::events::{DEAD_LETTER_CONSUMER_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_STREAM};
 use tonic::Code;
 
-use super::clients::Clients;
 use super::load::Driven;
+use crate::clients::Clients;
 use crate::stores::{EntryRow, Snapshot};
 
 const REWARDED: i32 = mission::MissionStatus::Rewarded as i32;

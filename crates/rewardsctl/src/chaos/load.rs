@@ -8,14 +8,12 @@ use std::time::{Duration, Instant};
 
 use api::game::mission::v1 as mission;
 use api::game::wallet::v1 as wallet;
+use loadgen::Catalogue;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tonic::Code;
 
-use super::clients::{Clients, pause, worth_retrying};
-
-/// The mission codes of the catalogue.
-pub const CODES: [&str; 5] = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND", "WEEKLY_QUEST", "EVENT_CHAMPION"];
+use crate::clients::{Clients, pause, worth_retrying};
 
 /// How long one mission or exchange may take, retries included, before
 /// the test reports it as failed.
@@ -26,30 +24,29 @@ const PATIENCE: Duration = Duration::from_secs(300);
 pub struct Plan {
     pub players: Vec<String>,
     /// (player index, mission code), in the order they are driven.
-    pub missions: Vec<(usize, &'static str)>,
+    pub missions: Vec<(usize, String)>,
     /// The missions whose reward is exchanged, spread over the players.
-    pub exchanges: BTreeSet<(usize, &'static str)>,
+    pub exchanges: BTreeSet<(usize, String)>,
 }
 
 impl Plan {
-    /// `missions` achievements by `missions / 5` players (each the whole
-    /// catalogue), `exchanges` of them exchanged.
+    /// `missions` achievements by players who each achieve the whole
+    /// `catalogue`, `exchanges` of them exchanged.
     ///
     /// # Errors
     /// When there are more exchanges than missions.
-    pub fn new(missions: usize, exchanges: usize) -> Result<Self, String> {
-        if exchanges > missions {
-            return Err(format!("{exchanges} exchanges need at least as many missions, not {missions}"));
-        }
-        let count = missions.div_ceil(CODES.len());
+    pub fn new(missions: usize, exchanges: usize, catalogue: &Catalogue) -> Result<Self, String> {
+        check_counts(missions, exchanges)?;
+        let codes: Vec<&str> = catalogue.codes().collect();
+        let count = missions.div_ceil(codes.len());
         let players = (0..count).map(|p| format!("player-{p:05}")).collect();
-        let driven: Vec<(usize, &'static str)> =
-            (0..count).flat_map(|p| CODES.iter().map(move |code| (p, *code))).take(missions).collect();
+        let driven: Vec<(usize, String)> =
+            (0..count).flat_map(|p| codes.iter().map(move |code| (p, (*code).to_owned()))).take(missions).collect();
         // Spread over the players, one code after the other; any pair the
         // spread misses (a short last player) is made up from the start.
         let mut chosen = BTreeSet::new();
         for j in 0..exchanges {
-            let candidate = (j * count / exchanges.max(1), CODES[j % CODES.len()]);
+            let candidate = (j * count / exchanges.max(1), codes[j % codes.len()].to_owned());
             if driven.contains(&candidate) {
                 chosen.insert(candidate);
             }
@@ -58,10 +55,21 @@ impl Plan {
             if chosen.len() >= exchanges {
                 break;
             }
-            chosen.insert(*pair);
+            chosen.insert(pair.clone());
         }
         Ok(Self { players, missions: driven, exchanges: chosen })
     }
+}
+
+/// Whether `exchanges` can be made of `missions`.
+///
+/// # Errors
+/// When there are more exchanges than missions.
+pub fn check_counts(missions: usize, exchanges: usize) -> Result<(), String> {
+    if exchanges > missions {
+        return Err(format!("{exchanges} exchanges need at least as many missions, not {missions}"));
+    }
+    Ok(())
 }
 
 /// An exchange the system confirmed to its player.
@@ -105,7 +113,7 @@ struct ExchangeTask {
 /// exchange succeeded or failed for good.
 pub async fn drive(clients: &Clients, plan: &Plan, concurrency: usize, spread: Option<Duration>) -> Driven {
     let driven: Shared = Arc::default();
-    let queue = Arc::new(Mutex::new(plan.missions.iter().copied().enumerate().collect::<VecDeque<_>>()));
+    let queue = Arc::new(Mutex::new(plan.missions.iter().cloned().enumerate().collect::<VecDeque<_>>()));
     let started = tokio::time::Instant::now();
     let count = u32::try_from(plan.missions.len()).unwrap_or(u32::MAX).max(1);
     let interval = spread.map_or(Duration::ZERO, |spread| spread / count);
@@ -123,9 +131,8 @@ pub async fn drive(clients: &Clients, plan: &Plan, concurrency: usize, spread: O
                 let due = started + interval * u32::try_from(index).unwrap_or(u32::MAX);
                 tokio::time::sleep_until(due).await;
                 let customer = plan.players[player].clone();
-                let Some(mission_id) = achieve(&clients, &driven, &customer, code, deadline).await else { continue };
+                let Some(mission_id) = achieve(&clients, &driven, &customer, &code, deadline).await else { continue };
                 if plan.exchanges.contains(&(player, code)) {
-                    let index = player * CODES.len() + CODES.iter().position(|c| *c == code).unwrap_or_default();
                     let _ = exchanges.send(ExchangeTask { customer_id: customer, mission_id, index });
                 }
             }
@@ -147,13 +154,7 @@ pub async fn drive(clients: &Clients, plan: &Plan, concurrency: usize, spread: O
     std::mem::take(&mut *driven.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-async fn achieve(
-    clients: &Clients,
-    driven: &Shared,
-    customer: &str,
-    code: &'static str,
-    deadline: Instant,
-) -> Option<String> {
+async fn achieve(clients: &Clients, driven: &Shared, customer: &str, code: &str, deadline: Instant) -> Option<String> {
     let request = mission::AchieveMissionRequest { customer_id: customer.to_owned(), mission_code: code.to_owned() };
     let answer = clients
         .patiently(deadline, || {
@@ -260,28 +261,33 @@ async fn entry_of(
 mod tests {
     use super::*;
 
+    fn catalogue() -> Catalogue {
+        let codes = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND", "WEEKLY_QUEST", "EVENT_CHAMPION"];
+        Catalogue::of(loadgen::catalogue::definitions(&codes)).unwrap()
+    }
+
     #[test]
     fn every_player_achieves_the_whole_catalogue() {
-        let plan = Plan::new(12, 3).unwrap();
+        let plan = Plan::new(12, 3, &catalogue()).unwrap();
         assert_eq!(plan.players.len(), 3);
         assert_eq!(plan.missions.len(), 12);
-        assert_eq!(plan.missions[5], (1, "FIRST_LOGIN"));
-        assert_eq!(plan.missions[11], (2, "FIRST_WIN"), "the last player achieves what is left");
+        assert_eq!(plan.missions[5], (1, "FIRST_LOGIN".to_owned()));
+        assert_eq!(plan.missions[11], (2, "FIRST_WIN".to_owned()), "the last player achieves what is left");
     }
 
     #[test]
     fn exchanges_are_spread_over_the_players_and_only_of_driven_missions() {
-        let plan = Plan::new(2000, 300).unwrap();
+        let plan = Plan::new(2000, 300, &catalogue()).unwrap();
         assert_eq!(plan.exchanges.len(), 300);
         let players: BTreeSet<usize> = plan.exchanges.iter().map(|(p, _)| *p).collect();
         assert_eq!(players.len(), 300, "one exchange per player when there are more players");
-        let short = Plan::new(7, 7).unwrap();
+        let short = Plan::new(7, 7, &catalogue()).unwrap();
         assert_eq!(short.exchanges.len(), 7);
         assert!(short.exchanges.iter().all(|pair| short.missions.contains(pair)));
     }
 
     #[test]
     fn more_exchanges_than_missions_are_refused() {
-        assert!(Plan::new(10, 11).unwrap_err().contains("11 exchanges"));
+        assert!(Plan::new(10, 11, &catalogue()).unwrap_err().contains("11 exchanges"));
     }
 }

@@ -12,7 +12,7 @@ use api::game::reward::v1 as reward;
 use api::game::wallet::v1 as wallet;
 use platform::CancellationToken;
 
-use super::clients::Clients;
+use crate::clients::Clients;
 
 /// How often each sampled player is read.
 const EVERY: Duration = Duration::from_millis(300);

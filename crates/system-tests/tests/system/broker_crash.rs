@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use api::game::mission::v1 as mission;
 use api::game::reward::v1 as reward;
 use api::game::wallet::v1 as wallet;
-use system_tests::{Mesh, MeshOptions, eventually};
+use system_tests::{Mesh, MeshOptions};
+use testkit::eventually;
 
 use crate::clients::{Clients, SETTLE, player};
 

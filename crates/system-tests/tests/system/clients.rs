@@ -8,7 +8,8 @@ use api::game::mypage::v1::{self as mypage, my_page_service_client::MyPageServic
 use api::game::reward::v1::{self as reward, reward_service_client::RewardServiceClient};
 use api::game::settlement::v1::settlement_service_client::SettlementServiceClient;
 use api::game::wallet::v1::{self as wallet, wallet_service_client::WalletServiceClient};
-use system_tests::{Mesh, eventually};
+use system_tests::Mesh;
+use testkit::eventually;
 use testkit::{AsCaller as _, AsOwner as _};
 use tonic::transport::Channel;
 

@@ -11,7 +11,8 @@ use api::game::reward::v1 as reward;
 use api::game::settlement::v1 as settlement;
 use api::game::wallet::v1::{self as wallet, WalletEntryStatus};
 use platform::resilience::{BreakerConfig, ResilienceConfig, RetryConfig};
-use system_tests::{Mesh, MeshOptions, eventually};
+use system_tests::{Mesh, MeshOptions};
+use testkit::eventually;
 use tonic::Code;
 
 use crate::clients::{Clients, SETTLE, player};

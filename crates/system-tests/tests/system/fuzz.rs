@@ -55,7 +55,7 @@ async fn holdings(c: &Clients, customer: &str) -> Holdings {
 
 /// Waits until each of `customer`'s missions is rewarded and in the wallet.
 async fn settled(c: &Clients, customer: &str) {
-    system_tests::eventually("the player's rewards to settle", SETTLE, || async {
+    testkit::eventually("the player's rewards to settle", SETTLE, || async {
         let now = holdings(c, customer).await;
         let rewarded = now.missions.iter().all(|(_, status, _)| *status == mission::MissionStatus::Rewarded as i32);
         (rewarded && now.wallet.len() == now.missions.len()).then_some(())

@@ -1,5 +1,6 @@
-//! The chaos test's clients: generated stubs pointed at the gateway, and
-//! the retry rule of a patient player.
+//! Clients of the gateway shared by the tools that drive the system as its
+//! players do (chaos, overload): generated stubs, and the retry rule of a
+//! patient player.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +11,7 @@ use api::game::mypage::v1::my_page_service_client::MyPageServiceClient;
 use api::game::reward::v1::reward_service_client::RewardServiceClient;
 use api::game::wallet::v1::wallet_service_client::WalletServiceClient;
 use dev_issuer::{DevIssuer, authorized};
+use loadgen::Catalogue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -70,6 +72,15 @@ impl Clients {
     /// `message` as a call of an operator, who may read every player's data.
     pub fn as_operator<M>(&self, message: M) -> tonic::Request<M> {
         authorized(message, &self.identity.operator())
+    }
+
+    /// The mission catalogue, as the mission service serves it.
+    ///
+    /// # Errors
+    /// When the call fails or the catalogue is empty.
+    pub async fn catalogue(&self) -> anyhow::Result<Catalogue> {
+        let request = self.as_operator(api::game::mission::v1::ListMissionDefinitionsRequest {});
+        Catalogue::fetch(self.missions.clone(), request).await
     }
 
     /// Counts a failure that will be retried.
