@@ -19,7 +19,11 @@ pub const MISSION_CODES: [&str; 5] = ["FIRST_LOGIN", "FIRST_WIN", "INVITE_FRIEND
 pub fn achieve_request(prefix: &str, i: u64) -> mission::AchieveMissionRequest {
     let codes = MISSION_CODES.len() as u64;
     let code = MISSION_CODES[usize::try_from(i % codes).unwrap_or_default()];
-    mission::AchieveMissionRequest { customer_id: format!("{prefix}-{}", i / codes), mission_code: code.to_owned() }
+    mission::AchieveMissionRequest {
+        customer_id: format!("{prefix}-{}", i / codes),
+        mission_code: code.to_owned(),
+        achievement_id: None,
+    }
 }
 
 /// One kind of call.

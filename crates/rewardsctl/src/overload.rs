@@ -407,8 +407,11 @@ async fn setup(clients: &Clients, players: usize) -> anyhow::Result<Vec<(String,
         let clients = clients.clone();
         achieving.spawn(async move {
             for code in CODES {
-                let request =
-                    mission::AchieveMissionRequest { customer_id: customer.clone(), mission_code: code.into() };
+                let request = mission::AchieveMissionRequest {
+                    customer_id: customer.clone(),
+                    mission_code: code.into(),
+                    achievement_id: None,
+                };
                 clients.missions.clone().achieve_mission(clients.as_player(&customer, request)).await?;
             }
             Ok::<_, tonic::Status>(())
@@ -495,8 +498,11 @@ async fn achieving(clients: Clients, shared: Arc<Shared>, stop: CancellationToke
         n += 1;
         let customer_id = format!("achiever-{n:05}");
         let phase = shared.phase();
-        let request =
-            mission::AchieveMissionRequest { customer_id: customer_id.clone(), mission_code: "FIRST_WIN".into() };
+        let request = mission::AchieveMissionRequest {
+            customer_id: customer_id.clone(),
+            mission_code: "FIRST_WIN".into(),
+            achievement_id: None,
+        };
         match clients.missions.clone().achieve_mission(clients.as_player(&customer_id, request)).await {
             Ok(response) => {
                 *lock(&shared.missions).entry(phase).or_default() += 1;

@@ -163,7 +163,11 @@ async fn achieve_paced(
     let mut achieved = 0;
     for player in 0..count {
         let customer = format!("stall-{player}");
-        let request = AchieveMissionRequest { customer_id: customer.clone(), mission_code: "FIRST_WIN".into() };
+        let request = AchieveMissionRequest {
+            customer_id: customer.clone(),
+            mission_code: "FIRST_WIN".into(),
+            achievement_id: None,
+        };
         let mut request = dev_issuer::authorized(request, &arena.identity.player(&customer));
         request.set_timeout(Duration::from_secs(5));
         if client.clone().achieve_mission(request).await.is_ok() {
@@ -200,7 +204,11 @@ impl ReadingWatcher {
         client: MissionServiceClient<tonic::transport::Channel>,
         until: Instant,
     ) -> bool {
-        let request = AchieveMissionRequest { customer_id: self.customer.clone(), mission_code: "FIRST_WIN".into() };
+        let request = AchieveMissionRequest {
+            customer_id: self.customer.clone(),
+            mission_code: "FIRST_WIN".into(),
+            achievement_id: None,
+        };
         let request = dev_issuer::authorized(request, &arena.identity.player(&self.customer));
         if client.clone().achieve_mission(request).await.is_err() {
             return false;

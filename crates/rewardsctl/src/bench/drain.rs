@@ -175,6 +175,8 @@ async fn publish_backlog(js: &jetstream::Context, count: usize) -> anyhow::Resul
                 mission_code: code.to_owned(),
                 reward_points: points,
                 achieved_at: Some(platform::events::timestamp(platform::db::now_millis())),
+                programme_event_id: "LAUNCH".into(),
+                event_ends_at: None,
             };
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(EVENT_TYPE_HEADER, MissionAchieved::TYPE);

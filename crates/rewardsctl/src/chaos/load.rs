@@ -154,7 +154,11 @@ async fn achieve(
     code: &'static str,
     deadline: Instant,
 ) -> Option<String> {
-    let request = mission::AchieveMissionRequest { customer_id: customer.to_owned(), mission_code: code.to_owned() };
+    let request = mission::AchieveMissionRequest {
+        customer_id: customer.to_owned(),
+        mission_code: code.to_owned(),
+        achievement_id: None,
+    };
     let answer = clients
         .patiently(deadline, || {
             let (mut missions, request) = (clients.missions.clone(), clients.as_player(customer, request.clone()));

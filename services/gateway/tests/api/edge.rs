@@ -158,7 +158,11 @@ async fn roles_open_only_their_methods_and_gift_exchange_is_never_forwarded() {
     assert!(status.message().contains("needs the operator role"), "{}", status.message());
 
     let mut missions = MissionServiceClient::new(edge.channel.clone());
-    let request = pb::AchieveMissionRequest { customer_id: "operator".into(), mission_code: "FIRST_WIN".into() };
+    let request = pb::AchieveMissionRequest {
+        customer_id: "operator".into(),
+        mission_code: "FIRST_WIN".into(),
+        achievement_id: None,
+    };
     let status = missions.achieve_mission(request.by_operator()).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "operators never act for players");
 
