@@ -1,6 +1,9 @@
 //! The diesel mission store on real SQLite and PostgreSQL: (customer, code,
 //! slot) is unique, so a mission's limit holds when achievements race for
-//! its last slot — with no lock, under PostgreSQL's read committed.
+//! its last slot — with no lock, under PostgreSQL's read committed (on
+//! SQLite the service's single writer puts them in a row anyway; without
+//! the unique key, the PostgreSQL race keeps more than the limit). And the
+//! migration keeps what was achieved before it.
 
 use std::num::NonZeroU32;
 
