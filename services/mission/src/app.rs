@@ -10,8 +10,8 @@ use tracing::instrument;
 
 use crate::domain::programme::{AchievementId, Operator, ProgrammeEvent, ProgrammeEventId, ProgrammeRuleViolation};
 use crate::domain::{
-    AchieveRefusal, Achievement, Mission, MissionCode, MissionDefinition, MissionId, MissionRuleViolation,
-    ProgrammeChange, RewardId, RewardRecording,
+    AchieveRefusal, Achievement, AchievementIdRequired, Mission, MissionCode, MissionDefinition, MissionId,
+    MissionRuleViolation, ProgrammeChange, RewardId, RewardRecording,
 };
 use crate::ports::{Clock, MissionStore, MissionTx};
 
@@ -27,8 +27,8 @@ pub enum MissionError {
     MissionNotFound(MissionId),
     #[error("event {0} is not in the programme")]
     UnknownEvent(ProgrammeEventId),
-    #[error("mission {code} may be achieved {limit}, so each achievement needs the game's achievement_id")]
-    AchievementIdRequired { code: MissionCode, limit: crate::domain::programme::MissionLimit },
+    #[error(transparent)]
+    AchievementIdRequired(#[from] AchievementIdRequired),
     #[error("achievement {achievement_id} of {customer} was mission {recorded}, not {offered}")]
     AchievementIdReused {
         achievement_id: AchievementId,
@@ -60,22 +60,17 @@ impl StoreFailure for MissionError {
 impl From<AchieveRefusal> for MissionError {
     fn from(refusal: AchieveRefusal) -> Self {
         match refusal {
-            AchieveRefusal::AchievementIdRequired { code, limit } => Self::AchievementIdRequired { code, limit },
+            AchieveRefusal::AchievementIdRequired(required) => Self::AchievementIdRequired(required),
             AchieveRefusal::Programme(violation) => Self::Programme(violation),
         }
     }
 }
 
 /// The mission application service, over a store `S`.
+#[derive(Debug)]
 pub struct Missions<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
-}
-
-impl<S: std::fmt::Debug> std::fmt::Debug for Missions<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Missions").field("store", &self.store).finish_non_exhaustive()
-    }
 }
 
 impl<S> Clone for Missions<S> {

@@ -143,10 +143,19 @@ pub enum MissionRuleViolation {
 /// Why an achievement is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AchieveRefusal {
-    #[error("mission {code} may be achieved {limit}, so each achievement needs the game's achievement_id")]
-    AchievementIdRequired { code: MissionCode, limit: MissionLimit },
+    #[error(transparent)]
+    AchievementIdRequired(#[from] AchievementIdRequired),
     #[error(transparent)]
     Programme(#[from] programme::ProgrammeRuleViolation),
+}
+
+/// A repeatable mission was achieved without the game's achievement id,
+/// its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mission {code} may be achieved {limit}, so each achievement needs the game's achievement_id")]
+pub struct AchievementIdRequired {
+    pub code: MissionCode,
+    pub limit: MissionLimit,
 }
 
 /// What recording a reward changed.
@@ -176,10 +185,7 @@ impl Mission {
         now: i64,
     ) -> Result<(Self, MissionEvent), AchieveRefusal> {
         if definition.limit.is_repeatable() && achievement.achievement_id.is_none() {
-            return Err(AchieveRefusal::AchievementIdRequired {
-                code: definition.code.clone(),
-                limit: definition.limit,
-            });
+            return Err(AchievementIdRequired { code: definition.code.clone(), limit: definition.limit }.into());
         }
         event.check_open(now)?;
         let slot = definition.limit.next_slot(&definition.code, &achievement.customer_id, taken, now)?;

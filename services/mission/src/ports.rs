@@ -18,7 +18,7 @@ use crate::domain::{Mission, MissionCode, MissionDefinition, MissionEvent, Missi
 
 /// What time it is: use cases never read the system clock themselves, so
 /// that windows and days are tested at the times that matter.
-pub trait Clock: Send + Sync + 'static {
+pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
     /// Milliseconds since the Unix epoch, UTC.
     fn now(&self) -> i64;
 }

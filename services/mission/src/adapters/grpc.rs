@@ -35,7 +35,7 @@ impl From<MissionError> for Status {
             }
             MissionError::MissionNotFound(id) => Status::not_found(format!("mission {id} does not exist")),
             MissionError::UnknownEvent(_) => Status::not_found(error.to_string()),
-            MissionError::AchievementIdRequired { .. } => invalid("achievement_id", &error),
+            MissionError::AchievementIdRequired(required) => invalid("achievement_id", required),
             MissionError::AchievementIdReused { .. }
             | MissionError::EventScheduledOtherwise(_)
             | MissionError::MissionDefinedOtherwise { .. } => Status::already_exists(error.to_string()),

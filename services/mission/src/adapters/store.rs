@@ -323,7 +323,9 @@ impl TryFrom<DefinitionRow> for MissionDefinition {
 
 fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, StoreError> {
     let rows: Vec<DefinitionRow> = mission_definitions::table
-        .order(mission_definitions::position.asc())
+        // Two operators defining missions at once may give both the same
+        // position: the code breaks the tie.
+        .order((mission_definitions::position.asc(), mission_definitions::mission_code.asc()))
         .select(DefinitionRow::as_select())
         .load(conn)?;
     Ok(rows.into_iter().map(MissionDefinition::try_from).collect::<Result<_, _>>()?)

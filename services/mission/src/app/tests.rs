@@ -445,7 +445,7 @@ async fn a_repeatable_mission_without_an_achievement_id_is_refused() {
 
     let refused = missions.achieve(player(), code("DAILY_WIN")).await.unwrap_err();
 
-    assert!(matches!(refused, MissionError::AchievementIdRequired { .. }), "{refused:?}");
+    assert!(matches!(refused, MissionError::AchievementIdRequired(_)), "{refused:?}");
     assert_eq!(
         refused.to_string(),
         "mission DAILY_WIN may be achieved once per day, so each achievement needs the game's achievement_id"

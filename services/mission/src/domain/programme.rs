@@ -210,11 +210,6 @@ impl Window {
     pub fn is_open_at(&self, now: i64) -> bool {
         self.starts_at <= now && self.ends_at.is_none_or(|ends_at| now < ends_at)
     }
-
-    /// Whether it has closed by `now`.
-    pub fn has_ended_by(&self, now: i64) -> bool {
-        self.ends_at.is_some_and(|ends_at| ends_at <= now)
-    }
 }
 
 /// An event of the programme.
@@ -234,12 +229,7 @@ impl ProgrammeEvent {
         if now < self.window.starts_at {
             return Err(ProgrammeRuleViolation::NotOpenYet { event: self.id.clone(), opens_at: self.window.starts_at });
         }
-        match self.window.ends_at {
-            Some(ended_at) if ended_at <= now => {
-                Err(ProgrammeRuleViolation::Ended { event: self.id.clone(), ended_at })
-            }
-            _ => Ok(()),
-        }
+        self.check_not_ended(now)
     }
 
     /// Checks that missions may still be added at `now`: the event has not ended.
@@ -248,7 +238,7 @@ impl ProgrammeEvent {
     /// [`ProgrammeRuleViolation::Ended`].
     pub fn check_not_ended(&self, now: i64) -> Result<(), ProgrammeRuleViolation> {
         match self.window.ends_at {
-            Some(ended_at) if self.window.has_ended_by(now) => {
+            Some(ended_at) if ended_at <= now => {
                 Err(ProgrammeRuleViolation::Ended { event: self.id.clone(), ended_at })
             }
             _ => Ok(()),
