@@ -38,7 +38,7 @@ pub enum MissionError {
     },
     #[error("event {0} is scheduled already, with another title or window")]
     EventScheduledOtherwise(ProgrammeEventId),
-    #[error("mission code {code} is defined already (in event {event}), otherwise")]
+    #[error("mission code {code} is taken by another definition, in event {event}")]
     MissionDefinedOtherwise { code: MissionCode, event: ProgrammeEventId },
     #[error(transparent)]
     Rule(#[from] MissionRuleViolation),

@@ -544,7 +544,7 @@ async fn defining_a_mission_records_it_once_and_refuses_unknown_or_ended_events(
     let taken = MissionDefinition { reward_points: Points::new(1).unwrap(), ..weekly.clone() };
     assert_eq!(
         missions.define_mission(operator(), taken).await.unwrap_err().to_string(),
-        "mission code WEEKLY_WIN is defined already (in event WINTER-2026), otherwise"
+        "mission code WEEKLY_WIN is taken by another definition, in event WINTER-2026"
     );
     let spring = ProgrammeEvent { id: event_id("SPRING-2027"), ..winter.clone() };
     let unknown = missions.define_mission(operator(), defined("SPRING_WIN", &spring, MissionLimit::Once)).await;
