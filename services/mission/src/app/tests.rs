@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use platform::kernel::{CustomerId, Points};
 use platform::store::StoreErrorKind;
-use testkit::MemoryStore;
+use testkit::{MemoryStore, save_if_unchanged};
 
 use super::*;
 use crate::domain::programme::{MissionLimit, Slot, Window};
@@ -149,13 +149,7 @@ impl MissionTx for Stored {
     }
 
     fn update(&mut self, mission: &Mission) -> Result<(), StoreError> {
-        match self.missions.get_mut(&mission.id) {
-            Some(stored) if stored.version == mission.version - 1 => {
-                *stored = mission.clone();
-                Ok(())
-            }
-            _ => Err(StoreError::conflict("mission", mission.id.to_string())),
-        }
+        save_if_unchanged(&mut self.missions, &mission.id, mission, |m| m.version, "mission")
     }
 
     fn stage(&mut self, event: &MissionEvent) -> Result<(), StoreError> {
