@@ -203,8 +203,8 @@ impl Mission {
             slot,
             achievement_id: achievement.achievement_id,
         };
-        let event = MissionEvent::Achieved { mission: mission.clone() };
-        Ok((mission, event))
+        let achieved = MissionEvent::Achieved { mission: mission.clone() };
+        Ok((mission, achieved))
     }
 
     /// Records the reward allocated for this mission. A mission has exactly
