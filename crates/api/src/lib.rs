@@ -12,9 +12,11 @@ include!(concat!(env!("OUT_DIR"), "/contracts.rs"));
 /// The encoded `FileDescriptorSet` of every contract, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
-/// The fully qualified names of the player-facing gRPC services, by package.
+/// The fully qualified names of the gRPC services the gateway routes, by
+/// package: the player-facing ones, and the operators' programme.
 pub const SERVICE_NAMES: &[&str] = &[
     "game.mission.v1.MissionService",
+    "game.programme.v1.ProgrammeService",
     "game.reward.v1.RewardService",
     "game.wallet.v1.WalletService",
     "game.gift.v1.GiftService",

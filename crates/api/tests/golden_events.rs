@@ -39,6 +39,52 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             mission_code: "FIRST_WIN".into(),
             reward_points: 300,
             achieved_at: at(1_764_000_000),
+            // Written before the programme: no event.
+            programme_event_id: String::new(),
+            event_ends_at: None,
+        },
+    );
+    check(
+        "mission.v1.MissionAchieved.in_an_event",
+        &mission::v1::MissionAchieved {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000011".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            mission_code: "WIN_A_MATCH".into(),
+            reward_points: 50,
+            achieved_at: at(1_798_113_600),
+            programme_event_id: "WINTER-2026".into(),
+            event_ends_at: at(1_799_539_200),
+        },
+    );
+    let winter = mission::v1::ProgrammeEvent {
+        programme_event_id: "WINTER-2026".into(),
+        title: "Winter 2026".into(),
+        starts_at: at(1_798_070_400),
+        ends_at: at(1_799_539_200),
+    };
+    check(
+        "mission.v1.ProgrammeEventScheduled",
+        &mission::v1::ProgrammeEventScheduled {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000012".into(),
+            programme_event: Some(winter),
+            operator: "operator-ann".into(),
+            changed_at: at(1_797_000_000),
+        },
+    );
+    check(
+        "mission.v1.MissionDefined",
+        &mission::v1::MissionDefined {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000013".into(),
+            definition: Some(mission::v1::MissionDefinition {
+                mission_code: "WIN_A_MATCH".into(),
+                title: "Win a match".into(),
+                reward_points: 50,
+                programme_event_id: "WINTER-2026".into(),
+                limit: Some(mission::v1::MissionLimit { kind: mission::v1::MissionLimitKind::Times.into(), times: 3 }),
+            }),
+            operator: "operator-ann".into(),
+            changed_at: at(1_797_000_001),
         },
     );
     check(

@@ -84,6 +84,7 @@ impl Catalogue {
         mission::AchieveMissionRequest {
             customer_id: format!("{prefix}-{}", self.player(i)),
             mission_code: definition.mission_code.clone(),
+            achievement_id: None,
         }
     }
 }
@@ -97,6 +98,7 @@ pub fn definitions(codes: &[&str]) -> Vec<mission::MissionDefinition> {
             mission_code: (*code).to_owned(),
             title: code.to_lowercase(),
             reward_points: 100 * n,
+            ..mission::MissionDefinition::default()
         })
         .collect()
 }

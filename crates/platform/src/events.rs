@@ -264,8 +264,10 @@ pub trait Event: prost::Message + Default + Sized {
     fn correlation(&self) -> Correlation;
 }
 
-macro_rules! published_event {
-    ($ty:ty, $type_name:literal, $subject:literal, $stream:expr) => {
+/// `$ty` is published on `$subject` of `$stream`, with the correlation keys
+/// `$correlation` computes from the event.
+macro_rules! event {
+    ($ty:ty, $type_name:literal, $subject:literal, $stream:expr, |$event:ident| $correlation:expr) => {
         impl Event for $ty {
             const SUBJECT: &'static str = $subject;
             const TYPE: &'static str = $type_name;
@@ -276,9 +278,20 @@ macro_rules! published_event {
             }
 
             fn correlation(&self) -> Correlation {
-                Correlation { mission_id: self.mission_id.clone(), customer_id: self.customer_id.clone() }
+                let $event = self;
+                $correlation
             }
         }
+    };
+}
+
+/// An event of a mission's life, correlated by its mission and player.
+macro_rules! published_event {
+    ($ty:ty, $type_name:literal, $subject:literal, $stream:expr) => {
+        event!($ty, $type_name, $subject, $stream, |event| Correlation {
+            mission_id: event.mission_id.clone(),
+            customer_id: event.customer_id.clone(),
+        });
     };
 }
 
@@ -298,6 +311,25 @@ published_event!(
     "settlement.recorded",
     SETTLEMENT_STREAM
 );
+
+/// An operator's change to the programme, published as its audit record: it
+/// concerns no mission's life and no player, so it carries no correlation keys.
+macro_rules! audit_event {
+    ($ty:ty, $type_name:literal, $subject:literal, $stream:expr) => {
+        event!($ty, $type_name, $subject, $stream, |_event| Correlation {
+            mission_id: String::new(),
+            customer_id: String::new()
+        });
+    };
+}
+
+audit_event!(
+    mission::v1::ProgrammeEventScheduled,
+    "game.mission.v1.ProgrammeEventScheduled",
+    "mission.event_scheduled",
+    MISSION_STREAM
+);
+audit_event!(mission::v1::MissionDefined, "game.mission.v1.MissionDefined", "mission.mission_defined", MISSION_STREAM);
 
 /// Converts stored milliseconds into a protobuf timestamp.
 pub fn timestamp(millis: i64) -> prost_types::Timestamp {
@@ -323,6 +355,8 @@ mod tests {
             assert!(E::SUBJECT.starts_with(prefix), "{} not in {}", E::SUBJECT, E::STREAM.name);
         }
         check::<mission::v1::MissionAchieved>();
+        check::<mission::v1::ProgrammeEventScheduled>();
+        check::<mission::v1::MissionDefined>();
         check::<reward::v1::RewardAllocated>();
         check::<wallet::v1::RewardIssued>();
         check::<wallet::v1::RewardExchanged>();
@@ -341,6 +375,8 @@ mod tests {
             .collect();
         for ty in [
             <mission::v1::MissionAchieved as Event>::TYPE,
+            <mission::v1::ProgrammeEventScheduled as Event>::TYPE,
+            <mission::v1::MissionDefined as Event>::TYPE,
             <reward::v1::RewardAllocated as Event>::TYPE,
             <wallet::v1::RewardIssued as Event>::TYPE,
             <wallet::v1::RewardExchanged as Event>::TYPE,

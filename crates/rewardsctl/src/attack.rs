@@ -546,6 +546,7 @@ async fn prepare_canary(arena: &Arena, customer: &str) {
         let request = api::game::mission::v1::AchieveMissionRequest {
             customer_id: customer.into(),
             mission_code: code.to_owned(),
+            achievement_id: None,
         };
         let _ = client.clone().achieve_mission(dev_issuer::authorized(request, &token)).await;
     }

@@ -139,8 +139,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     step(1, format!("the catalogue offers {} ({} points)", definition.mission_code, definition.reward_points));
 
     let t = Instant::now();
-    let request =
-        mission::AchieveMissionRequest { customer_id: customer.clone(), mission_code: definition.mission_code };
+    let request = mission::AchieveMissionRequest {
+        customer_id: customer.clone(),
+        mission_code: definition.mission_code,
+        achievement_id: None,
+    };
     let achieved = p
         .missions
         .achieve_mission(authorized(request, &p.token))

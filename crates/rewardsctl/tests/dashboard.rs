@@ -127,6 +127,7 @@ async fn every_panel_of_the_dashboard_shows_data_from_a_real_prometheus() {
                     let unknown = AchieveMissionRequest {
                         customer_id: "dashboard-reader".into(),
                         mission_code: "NO_SUCH_MISSION".into(),
+                        achievement_id: None,
                     };
                     let _ = missions.achieve_mission(authorized(unknown, &token)).await;
                 }

@@ -62,8 +62,11 @@ async fn replacing_both_mission_replicas_under_load_fails_no_call() {
             while !stop.is_cancelled() {
                 round += 1;
                 let customer_id = format!("rolling-{player}-{round}");
-                let request =
-                    AchieveMissionRequest { customer_id: customer_id.clone(), mission_code: "FIRST_WIN".into() };
+                let request = AchieveMissionRequest {
+                    customer_id: customer_id.clone(),
+                    mission_code: "FIRST_WIN".into(),
+                    achievement_id: None,
+                };
                 let token = identity.player(&customer_id);
                 let achieved = missions.clone().achieve_mission(authorized(request, &token)).await;
                 calls.fetch_add(1, Ordering::SeqCst);

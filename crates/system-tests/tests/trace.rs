@@ -38,7 +38,11 @@ async fn each_call_is_one_trace_across_every_event_hop_it_causes() {
     let mesh = Mesh::start(MeshOptions::default()).await;
     let channel = mesh.gateway().await;
     let customer = "traced-player";
-    let achieve = mission::AchieveMissionRequest { customer_id: customer.into(), mission_code: "FIRST_WIN".into() };
+    let achieve = mission::AchieveMissionRequest {
+        customer_id: customer.into(),
+        mission_code: "FIRST_WIN".into(),
+        achievement_id: None,
+    };
     let achieved =
         MissionServiceClient::new(channel.clone()).achieve_mission(achieve.by_owner()).await.unwrap().into_inner();
     let mission_id = achieved.mission.unwrap().mission_id;

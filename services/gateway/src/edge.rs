@@ -14,7 +14,7 @@
 //!    (RESOURCE_EXHAUSTED) before any signature is checked; otherwise the
 //!    token is verified, cheap checks first (UNAUTHENTICATED, saying why);
 //! 5. the token's roles must open the method (PERMISSION_DENIED): players
-//!    on the player APIs, operators on reads and settlements;
+//!    on the player APIs, operators on reads, settlements and the programme;
 //! 6. the caller's rate limit, per verified subject (RESOURCE_EXHAUSTED with
 //!    `retry-after-ms`), and for `WatchMyPage` the player's open watches;
 //! 7. the request is read whole within the request timeout, at most one
@@ -68,7 +68,7 @@ pub enum Access {
     /// A player only, for their own customer id (checked by the service):
     /// what changes a player's data.
     PlayerAction,
-    /// An operator only (settlements).
+    /// An operator only (settlements, the programme).
     Operator,
     /// Never from the edge: a call between services of the mesh.
     Internal,
@@ -77,11 +77,15 @@ pub enum Access {
 /// Every method the gateway forwards, and what it asks. A method missing
 /// here is not forwarded: a new RPC stays closed until it is listed
 /// (a test checks that every RPC of the contracts is).
-pub const METHODS: [(&str, Access); 13] = [
+pub const METHODS: [(&str, Access); 17] = [
     ("/game.mission.v1.MissionService/ListMissionDefinitions", Access::SignedIn),
     ("/game.mission.v1.MissionService/AchieveMission", Access::PlayerAction),
     ("/game.mission.v1.MissionService/GetMission", Access::PlayerData),
     ("/game.mission.v1.MissionService/ListMissions", Access::PlayerData),
+    ("/game.programme.v1.ProgrammeService/ScheduleEvent", Access::Operator),
+    ("/game.programme.v1.ProgrammeService/DefineMission", Access::Operator),
+    ("/game.programme.v1.ProgrammeService/ListEvents", Access::Operator),
+    ("/game.programme.v1.ProgrammeService/ListMissionDefinitions", Access::Operator),
     ("/game.reward.v1.RewardService/GetReward", Access::PlayerData),
     ("/game.wallet.v1.WalletService/GetWallet", Access::PlayerData),
     ("/game.wallet.v1.WalletService/ExchangeReward", Access::PlayerAction),

@@ -67,6 +67,10 @@ pub const UPSTREAMS: [(&str, &str, &str); 6] = [
     ("game.settlement.v1.SettlementService", "SETTLEMENT_URL", "http://127.0.0.1:50056"),
 ];
 
+/// Services served by the processes of another, and which: routed to that
+/// service's replicas (its URL variable), reported healthy with it.
+pub const HOSTED: [(&str, &str); 1] = [("game.programme.v1.ProgrammeService", "game.mission.v1.MissionService")];
+
 /// The gateway's configuration.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -265,8 +269,15 @@ impl App {
             client_address_header: config.client_address_header.clone(),
         };
         let web = Arc::new(Web::load(&config.web, config.addr)?);
-        let upstreams =
-            config.upstreams.iter().map(|(service, url)| Upstream::new(service, url)).collect::<Result<Vec<_>, _>>()?;
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(service, url)| {
+                let upstream = Upstream::new(service, url)?;
+                let hosted = HOSTED.iter().filter(|(_, host)| host == service);
+                Ok(hosted.fold(upstream, |upstream, (hosted, _)| upstream.hosting(hosted)))
+            })
+            .collect::<Result<Vec<_>, InvalidUpstream>>()?;
         let listener =
             TcpListener::bind(config.addr).await.map_err(|source| GatewayError::Bind { addr: config.addr, source })?;
         let metrics = match config.metrics_addr {
@@ -301,7 +312,7 @@ impl App {
         let Self { listener, metrics, upstreams, grace, edge, connections, stalled_watch, web, release_freed_memory } =
             self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let services: Vec<&str> = upstreams.iter().map(|u| u.service).collect();
+        let services: Vec<&str> = upstreams.iter().flat_map(Upstream::services).collect();
         let mut routes = RoutesBuilder::default();
         routes.add_service(health_service);
         add_reflection(&mut routes, &services);
@@ -357,7 +368,9 @@ async fn watch_upstreams(reporter: HealthReporter, upstreams: Vec<Upstream>) {
         let rounds = upstreams.iter().map(|upstream| async {
             let serving = upstream.replicas.refresh(std::time::Instant::now()).await;
             let status = if serving > 0 { ServingStatus::Serving } else { ServingStatus::NotServing };
-            reporter.set_service_status(upstream.service, status).await;
+            for service in upstream.services() {
+                reporter.set_service_status(service, status).await;
+            }
         });
         futures::future::join_all(rounds).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -375,13 +388,34 @@ mod tests {
 
     #[test]
     fn every_contract_service_is_routed() {
-        let routed: Vec<&str> = UPSTREAMS.iter().map(|(service, _, _)| *service).collect();
-        assert_eq!(routed, api::SERVICE_NAMES);
+        let mut routed: Vec<&str> = UPSTREAMS.iter().map(|(service, _, _)| *service).collect();
+        routed.extend(HOSTED.iter().map(|(service, _)| *service));
+        routed.sort_unstable();
+        let mut contracts = api::SERVICE_NAMES.to_vec();
+        contracts.sort_unstable();
+        assert_eq!(routed, contracts);
+        for (service, host) in HOSTED {
+            assert!(UPSTREAMS.iter().any(|(upstream, _, _)| *upstream == host), "{service} is hosted by {host}");
+        }
     }
 
     #[tokio::test]
     async fn packages_map_to_path_prefixes() {
         let upstream = Upstream::new("game.mission.v1.MissionService", "http://127.0.0.1:1").unwrap();
         assert_eq!(upstream.path_prefix, "/game.mission.v1.");
+    }
+
+    #[tokio::test]
+    async fn a_hosted_service_is_routed_to_its_hosts_replicas() {
+        let upstream = Upstream::new("game.mission.v1.MissionService", "http://127.0.0.1:1")
+            .unwrap()
+            .hosting("game.programme.v1.ProgrammeService");
+        assert!(upstream.routes("/game.mission.v1.MissionService/AchieveMission"));
+        assert!(upstream.routes("/game.programme.v1.ProgrammeService/ScheduleEvent"));
+        assert!(!upstream.routes("/game.wallet.v1.WalletService/GetWallet"));
+        assert_eq!(
+            upstream.services().collect::<Vec<_>>(),
+            ["game.mission.v1.MissionService", "game.programme.v1.ProgrammeService"]
+        );
     }
 }

@@ -47,7 +47,7 @@ impl Proxy {
     }
 
     fn route(&self, path: &str) -> Option<&Upstream> {
-        self.upstreams.iter().find(|upstream| path.starts_with(&upstream.path_prefix))
+        self.upstreams.iter().find(|upstream| upstream.routes(path))
     }
 }
 

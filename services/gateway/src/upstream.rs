@@ -88,6 +88,10 @@ pub struct Upstream {
     pub service: &'static str,
     /// Requests whose path starts with this (`/game.mission.v1.`) go here.
     pub path_prefix: String,
+    /// Further services the same processes serve (the mission service's
+    /// `game.programme.v1.ProgrammeService`), with their path prefixes: routed
+    /// to the same replicas, healthy when the service is.
+    pub hosted: Vec<(&'static str, String)>,
     /// The replicas and the balance over them, shared by the proxy and the
     /// health watcher.
     pub replicas: Arc<Replicas>,
@@ -116,10 +120,34 @@ impl Upstream {
     /// When the list is empty or a URL is not a valid URI.
     pub fn new(service: &'static str, urls: &str) -> Result<Self, InvalidUpstream> {
         let replicas = Replicas::new(service, urls)?;
-        let package = service.rsplit_once('.').map_or(service, |(package, _)| package);
-        Ok(Self { service, path_prefix: format!("/{package}."), replicas: Arc::new(replicas) })
+        Ok(Self { service, path_prefix: path_prefix(service), hosted: Vec::new(), replicas: Arc::new(replicas) })
+    }
+
+    /// Routes the package of `service`, which the same processes serve, here too.
+    #[must_use]
+    pub fn hosting(mut self, service: &'static str) -> Self {
+        self.hosted.push((service, path_prefix(service)));
+        self
+    }
+
+    /// Whether a call to `path` goes here.
+    pub fn routes(&self, path: &str) -> bool {
+        path.starts_with(&self.path_prefix) || self.hosted.iter().any(|(_, prefix)| path.starts_with(prefix))
+    }
+
+    /// The gRPC services routed here: its own, then the hosted ones.
+    pub fn services(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(self.service).chain(self.hosted.iter().map(|(service, _)| *service))
     }
 }
+
+/// The path prefix of the package of `service`: `/game.mission.v1.`.
+fn path_prefix(service: &str) -> String {
+    let package = service.rsplit_once('.').map_or(service, |(package, _)| package);
+    format!("/{package}.")
+}
+
+impl Upstream {}
 
 /// One replica of a service.
 #[derive(Debug)]

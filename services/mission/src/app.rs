@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
-use platform::db::now_millis;
 use platform::kernel::CustomerId;
 use platform::store::{StoreError, StoreFailure, retry_on_conflict};
 use tracing::instrument;
 
+use crate::domain::programme::{AchievementId, Operator, ProgrammeEvent, ProgrammeEventId, ProgrammeRuleViolation};
 use crate::domain::{
-    Mission, MissionCode, MissionDefinition, MissionId, MissionRuleViolation, RewardId, RewardRecording,
+    AchieveRefusal, Achievement, AchievementIdRequired, Mission, MissionCode, MissionDefinition, MissionId,
+    MissionRuleViolation, ProgrammeChange, RewardId, RewardRecording,
 };
-use crate::ports::{MissionStore, MissionTx};
+use crate::ports::{Clock, MissionStore, MissionTx};
 
 #[cfg(test)]
 mod tests;
@@ -24,8 +25,25 @@ pub enum MissionError {
     UnknownMissionCode(MissionCode),
     #[error("mission {0} does not exist")]
     MissionNotFound(MissionId),
+    #[error("event {0} is not in the programme")]
+    UnknownEvent(ProgrammeEventId),
+    #[error(transparent)]
+    AchievementIdRequired(#[from] AchievementIdRequired),
+    #[error("achievement {achievement_id} of {customer} was mission {recorded}, not {offered}")]
+    AchievementIdReused {
+        achievement_id: AchievementId,
+        customer: CustomerId,
+        recorded: MissionCode,
+        offered: MissionCode,
+    },
+    #[error("event {0} is scheduled already, with another title or window")]
+    EventScheduledOtherwise(ProgrammeEventId),
+    #[error("mission code {code} is taken by another definition, in event {event}")]
+    MissionDefinedOtherwise { code: MissionCode, event: ProgrammeEventId },
     #[error(transparent)]
     Rule(#[from] MissionRuleViolation),
+    #[error(transparent)]
+    Programme(#[from] ProgrammeRuleViolation),
     #[error(transparent)]
     Storage(#[from] StoreError),
 }
@@ -39,54 +57,150 @@ impl StoreFailure for MissionError {
     }
 }
 
+impl From<AchieveRefusal> for MissionError {
+    fn from(refusal: AchieveRefusal) -> Self {
+        match refusal {
+            AchieveRefusal::AchievementIdRequired(required) => Self::AchievementIdRequired(required),
+            AchieveRefusal::Programme(violation) => Self::Programme(violation),
+        }
+    }
+}
+
 /// The mission application service, over a store `S`.
 #[derive(Debug)]
 pub struct Missions<S> {
     store: Arc<S>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<S> Clone for Missions<S> {
     fn clone(&self) -> Self {
-        Self { store: Arc::clone(&self.store) }
+        Self { store: Arc::clone(&self.store), clock: Arc::clone(&self.clock) }
     }
 }
 
 impl<S: MissionStore> Missions<S> {
-    /// Use cases over `store`.
-    pub fn new(store: S) -> Self {
-        Self { store: Arc::new(store) }
+    /// Use cases over `store`, telling the time by `clock`.
+    pub fn new(store: S, clock: impl Clock) -> Self {
+        Self { store: Arc::new(store), clock: Arc::new(clock) }
     }
 
-    /// The mission catalogue.
+    /// The catalogue players see: the missions of the events open now.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn definitions(&self) -> Result<Vec<MissionDefinition>, MissionError> {
+        let now = self.clock.now();
+        let open: Vec<ProgrammeEventId> = self
+            .store
+            .programme_events()
+            .await?
+            .into_iter()
+            .filter(|event| event.window.is_open_at(now))
+            .map(|event| event.id)
+            .collect();
+        let mut definitions = self.store.definitions().await?;
+        definitions.retain(|definition| open.contains(&definition.event_id));
+        Ok(definitions)
+    }
+
+    /// The catalogue of every event, open or not (operators).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn all_definitions(&self) -> Result<Vec<MissionDefinition>, MissionError> {
         Ok(self.store.definitions().await?)
     }
 
-    /// A player achieves a mission. Idempotent per (customer, mission code):
-    /// a retry returns the mission of the first call, and only the first
-    /// call publishes MissionAchieved.
+    /// Every event of the programme, by start (operators).
     ///
     /// # Errors
-    /// [`MissionError::UnknownMissionCode`], or a store failure.
+    /// When the store fails.
+    pub async fn programme_events(&self) -> Result<Vec<ProgrammeEvent>, MissionError> {
+        Ok(self.store.programme_events().await?)
+    }
+
+    /// A player achieves a once-per-event mission, as clients that predate
+    /// the programme call it: see [`Missions::record`].
+    ///
+    /// # Errors
+    /// As [`Missions::record`].
+    pub async fn achieve(&self, customer: CustomerId, code: MissionCode) -> Result<Mission, MissionError> {
+        self.record(Achievement { customer_id: customer, code, achievement_id: None }).await
+    }
+
+    /// A player achieves a mission. Idempotent per (customer, mission code)
+    /// for a once-per-event mission, and per (customer, achievement id) for a
+    /// repeatable one: a retry returns the mission of the first call, and only
+    /// the first call publishes MissionAchieved.
+    ///
+    /// # Errors
+    /// [`MissionError::UnknownMissionCode`];
+    /// [`MissionError::AchievementIdRequired`] for a repeatable mission
+    /// without one; [`MissionError::AchievementIdReused`] for an achievement
+    /// id given for another mission before; [`MissionError::Programme`]
+    /// outside the event's window or beyond the mission's limit; or a store failure.
     // A refusal is an answer, not a fault: logged at debug (at ERROR, an open
     // breaker wrote a line per turned-away call, 1,000 a second in the
     // benchmark). Store failures are logged once where they become a status.
-    #[instrument(skip_all, fields(customer_id = %customer, mission_code = %code), err(level = "debug"))]
-    pub async fn achieve(&self, customer: CustomerId, code: MissionCode) -> Result<Mission, MissionError> {
-        // Two concurrent first calls: the loser's insert is a duplicate; its
-        // second decision finds the winner's mission.
+    #[instrument(
+        skip_all,
+        fields(customer_id = %achievement.customer_id, mission_code = %achievement.code),
+        err(level = "debug")
+    )]
+    pub async fn record(&self, achievement: Achievement) -> Result<Mission, MissionError> {
+        // Two concurrent calls racing for one slot (the first achievement,
+        // or the last one the limit allows): the loser's insert is a
+        // duplicate; its second decision finds the winner's mission, or the
+        // slot taken and the limit reached.
         let (mission, first) = retry_on_conflict(|| {
-            let (customer, code) = (customer.clone(), code.clone());
-            self.store.write(move |tx| achieve_in(tx, &customer, &code))
+            let (achievement, clock) = (achievement.clone(), Arc::clone(&self.clock));
+            self.store.write(move |tx| achieve_in(tx, achievement, clock.now()))
         })
         .await?;
         if first {
             platform::metrics::metrics().missions_achieved.inc();
         }
         Ok(mission)
+    }
+
+    /// An operator schedules an event. Scheduling the same event again
+    /// returns it and records nothing.
+    ///
+    /// # Errors
+    /// [`MissionError::EventScheduledOtherwise`] when its id is taken by an
+    /// event with another title or window, or a store failure.
+    #[instrument(skip_all, fields(operator = operator.as_str(), event_id = %event.id), err(level = "debug"))]
+    pub async fn schedule_event(
+        &self,
+        operator: Operator,
+        event: ProgrammeEvent,
+    ) -> Result<ProgrammeEvent, MissionError> {
+        retry_on_conflict(|| {
+            let (operator, event, clock) = (operator.clone(), event.clone(), Arc::clone(&self.clock));
+            self.store.write(move |tx| schedule_in(tx, operator, event, clock.now()))
+        })
+        .await
+    }
+
+    /// An operator defines a mission in an event that has not ended.
+    /// Defining the same mission again returns it and records nothing.
+    ///
+    /// # Errors
+    /// [`MissionError::UnknownEvent`], [`MissionError::Programme`] when the
+    /// event ended, [`MissionError::MissionDefinedOtherwise`] when its code
+    /// is taken by another definition, or a store failure.
+    #[instrument(skip_all, fields(operator = operator.as_str(), mission_code = %definition.code), err(level = "debug"))]
+    pub async fn define_mission(
+        &self,
+        operator: Operator,
+        definition: MissionDefinition,
+    ) -> Result<MissionDefinition, MissionError> {
+        retry_on_conflict(|| {
+            let (operator, definition, clock) = (operator.clone(), definition.clone(), Arc::clone(&self.clock));
+            self.store.write(move |tx| define_in(tx, operator, definition, clock.now()))
+        })
+        .await
     }
 
     /// One mission by id.
@@ -107,19 +221,73 @@ impl<S: MissionStore> Missions<S> {
 }
 
 /// The mission, and whether this call achieved it (rather than an earlier one).
-fn achieve_in(
-    tx: &mut dyn MissionTx,
-    customer: &CustomerId,
-    code: &MissionCode,
-) -> Result<(Mission, bool), MissionError> {
-    if let Some(existing) = tx.achieved(customer, code)? {
+fn achieve_in(tx: &mut dyn MissionTx, achievement: Achievement, now: i64) -> Result<(Mission, bool), MissionError> {
+    let (customer, code) = (&achievement.customer_id, &achievement.code);
+    // A retry is answered with the first call's mission, whatever the
+    // window or the limit say by now.
+    if let Some(achievement_id) = &achievement.achievement_id
+        && let Some(existing) = tx.achieved_as(customer, achievement_id)?
+    {
+        if existing.code != *code {
+            return Err(MissionError::AchievementIdReused {
+                achievement_id: achievement_id.clone(),
+                customer: customer.clone(),
+                recorded: existing.code,
+                offered: code.clone(),
+            });
+        }
         return Ok((existing, false));
     }
     let definition = tx.definition(code)?.ok_or_else(|| MissionError::UnknownMissionCode(code.clone()))?;
-    let (mission, event) = Mission::achieve(MissionId::generate(), customer.clone(), &definition, now_millis());
+    if !definition.limit.is_repeatable()
+        && let Some(existing) = tx.achieved(customer, code)?
+    {
+        return Ok((existing, false));
+    }
+    let event = tx
+        .programme_event(&definition.event_id)?
+        .ok_or_else(|| MissionError::UnknownEvent(definition.event_id.clone()))?;
+    let taken = tx.slots_taken(customer, code)?;
+    let (mission, event) = Mission::achieve(MissionId::generate(), achievement, &definition, &event, &taken, now)?;
     tx.insert(&mission)?;
     tx.stage(&event)?;
     Ok((mission, true))
+}
+
+fn schedule_in(
+    tx: &mut dyn MissionTx,
+    operator: Operator,
+    event: ProgrammeEvent,
+    now: i64,
+) -> Result<ProgrammeEvent, MissionError> {
+    if let Some(existing) = tx.programme_event(&event.id)? {
+        return if existing == event { Ok(existing) } else { Err(MissionError::EventScheduledOtherwise(event.id)) };
+    }
+    tx.insert_programme_event(&event)?;
+    tx.stage_change(&ProgrammeChange::EventScheduled { event: event.clone(), operator, changed_at: now })?;
+    Ok(event)
+}
+
+fn define_in(
+    tx: &mut dyn MissionTx,
+    operator: Operator,
+    definition: MissionDefinition,
+    now: i64,
+) -> Result<MissionDefinition, MissionError> {
+    if let Some(existing) = tx.definition(&definition.code)? {
+        return if existing == definition {
+            Ok(existing)
+        } else {
+            Err(MissionError::MissionDefinedOtherwise { code: definition.code, event: existing.event_id })
+        };
+    }
+    let event = tx
+        .programme_event(&definition.event_id)?
+        .ok_or_else(|| MissionError::UnknownEvent(definition.event_id.clone()))?;
+    event.check_not_ended(now)?;
+    tx.insert_definition(&definition)?;
+    tx.stage_change(&ProgrammeChange::MissionDefined { definition: definition.clone(), operator, changed_at: now })?;
+    Ok(definition)
 }
 
 /// Policy effect: the reward context allocated `reward_id` for `mission_id`,

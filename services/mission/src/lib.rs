@@ -8,8 +8,11 @@
 //!
 //! [`build`] alone picks the concrete store behind the port.
 //!
-//! Publishes `MissionAchieved`; reacts to `RewardAllocated` by recording the
-//! reward on the mission.
+//! Publishes `MissionAchieved`, and the audit records of the programme's
+//! changes (`ProgrammeEventScheduled`, `MissionDefined`); reacts to
+//! `RewardAllocated` by recording the reward on the mission. Serves players
+//! `game.mission.v1.MissionService` and operators
+//! `game.programme.v1.ProgrammeService`.
 
 pub mod adapters;
 pub mod app;
@@ -17,6 +20,7 @@ pub mod domain;
 pub mod ports;
 
 use api::game::mission::v1::mission_service_server::MissionServiceServer;
+use api::game::programme::v1::programme_service_server::ProgrammeServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
 use platform::grpc::MAX_MESSAGE_BYTES;
@@ -44,12 +48,19 @@ pub type App = ServiceApp;
 /// When the service cannot start; see [`StartError`].
 pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let mut host = ServiceHost::start(SPEC, &config).await?;
-    let missions =
-        app::Missions::new(adapters::store::DieselMissionStore::new(host.db().clone(), host.outbox().clone()));
+    let missions = app::Missions::new(
+        adapters::store::DieselMissionStore::new(host.db().clone(), host.outbox().clone()),
+        adapters::clock::SystemClock,
+    );
     host.spawn_relay();
     host.spawn_policy(adapters::policies::RecordReward).await?;
-    Ok(host.serving(
-        MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
-    ))
+    Ok(host
+        .serving(
+            MissionServiceServer::new(adapters::grpc::MissionGrpc::new(missions.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .also_serving(
+            ProgrammeServiceServer::new(adapters::programme_grpc::ProgrammeGrpc::new(missions))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        ))
 }

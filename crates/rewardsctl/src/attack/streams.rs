@@ -166,6 +166,7 @@ async fn achieve_paced(
         let request = AchieveMissionRequest {
             customer_id: customer.clone(),
             mission_code: arena.catalogue.first_code().to_owned(),
+            achievement_id: None,
         };
         let mut request = dev_issuer::authorized(request, &arena.identity.player(&customer));
         request.set_timeout(Duration::from_secs(5));
@@ -206,6 +207,7 @@ impl ReadingWatcher {
         let request = AchieveMissionRequest {
             customer_id: self.customer.clone(),
             mission_code: arena.catalogue.first_code().to_owned(),
+            achievement_id: None,
         };
         let request = dev_issuer::authorized(request, &arena.identity.player(&self.customer));
         if client.clone().achieve_mission(request).await.is_err() {

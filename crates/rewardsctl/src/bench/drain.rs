@@ -201,6 +201,8 @@ async fn publish_backlog(js: &jetstream::Context, catalogue: &Catalogue, count: 
                 mission_code: definition.mission_code.clone(),
                 reward_points: definition.reward_points,
                 achieved_at: Some(platform::events::timestamp(platform::db::now_millis())),
+                programme_event_id: "LAUNCH".into(),
+                event_ends_at: None,
             };
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(EVENT_TYPE_HEADER, MissionAchieved::TYPE);

@@ -155,7 +155,11 @@ pub async fn drive(clients: &Clients, plan: &Plan, concurrency: usize, spread: O
 }
 
 async fn achieve(clients: &Clients, driven: &Shared, customer: &str, code: &str, deadline: Instant) -> Option<String> {
-    let request = mission::AchieveMissionRequest { customer_id: customer.to_owned(), mission_code: code.to_owned() };
+    let request = mission::AchieveMissionRequest {
+        customer_id: customer.to_owned(),
+        mission_code: code.to_owned(),
+        achievement_id: None,
+    };
     let answer = clients
         .patiently(deadline, || {
             let (mut missions, request) = (clients.missions.clone(), clients.as_player(customer, request.clone()));

@@ -95,8 +95,11 @@ pub async fn setup(clients: &Clients, catalogue: &Catalogue, players: usize) -> 
         let (clients, catalogue) = (clients.clone(), catalogue.clone());
         achieving.spawn(async move {
             for code in catalogue.codes() {
-                let request =
-                    mission::AchieveMissionRequest { customer_id: customer.clone(), mission_code: code.to_owned() };
+                let request = mission::AchieveMissionRequest {
+                    customer_id: customer.clone(),
+                    mission_code: code.to_owned(),
+                    achievement_id: None,
+                };
                 clients.missions.clone().achieve_mission(clients.as_player(&customer, request)).await?;
             }
             Ok::<_, tonic::Status>(())
@@ -185,7 +188,11 @@ pub async fn achieving(clients: Clients, catalogue: Catalogue, shared: Arc<Share
         n += 1;
         let customer_id = format!("achiever-{n:05}");
         let phase = shared.phase();
-        let request = mission::AchieveMissionRequest { customer_id: customer_id.clone(), mission_code: first.clone() };
+        let request = mission::AchieveMissionRequest {
+            customer_id: customer_id.clone(),
+            mission_code: first.clone(),
+            achievement_id: None,
+        };
         match clients.missions.clone().achieve_mission(clients.as_player(&customer_id, request)).await {
             Ok(response) => {
                 *lock(&shared.missions).entry(phase).or_default() += 1;

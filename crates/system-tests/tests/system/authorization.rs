@@ -54,7 +54,11 @@ async fn another_players_data_is_refused_on_every_player_rpc_and_nothing_changes
     // The intruder, with a perfectly valid token of their own.
     let (mut missions, mut rewards, mut wallets) = (c.missions.clone(), c.rewards.clone(), c.wallets.clone());
     let (mut gifts, mut pages, mut settlements) = (c.gifts.clone(), c.my_pages.clone(), c.settlements.clone());
-    let achieve = mission::AchieveMissionRequest { customer_id: owner.clone(), mission_code: "INVITE_FRIEND".into() };
+    let achieve = mission::AchieveMissionRequest {
+        customer_id: owner.clone(),
+        mission_code: "INVITE_FRIEND".into(),
+        achievement_id: None,
+    };
     denied("AchieveMission", missions.achieve_mission(achieve.by_player(&intruder)).await);
     let get_mission = mission::GetMissionRequest { mission_id: first.mission_id.clone() };
     denied("GetMission", missions.get_mission(get_mission.clone().by_player(&intruder)).await);

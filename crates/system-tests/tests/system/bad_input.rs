@@ -28,6 +28,7 @@ async fn every_rpc_answers_bad_input_precisely_and_changes_nothing() {
     let achieve = |customer: &str, code: &str| mission::AchieveMissionRequest {
         customer_id: customer.into(),
         mission_code: code.into(),
+        achievement_id: None,
     };
     assert_status(
         missions.achieve_mission(achieve("", "FIRST_WIN").by_owner()).await,

@@ -72,6 +72,7 @@ async fn the_page_plays_the_story_in_a_real_browser() {
                     let request = mission::AchieveMissionRequest {
                         customer_id: (*customer).into(),
                         mission_code: (*code).into(),
+                        achievement_id: None,
                     };
                     missions.achieve_mission(authorized(request, &identity().player(customer))).await.unwrap();
                     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();

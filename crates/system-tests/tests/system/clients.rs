@@ -40,7 +40,11 @@ impl Clients {
     }
 
     pub async fn achieve(&self, customer: &str, code: &str) -> mission::Mission {
-        let request = mission::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into() };
+        let request = mission::AchieveMissionRequest {
+            customer_id: customer.into(),
+            mission_code: code.into(),
+            achievement_id: None,
+        };
         self.missions.clone().achieve_mission(request.by_owner()).await.unwrap().into_inner().mission.unwrap()
     }
 

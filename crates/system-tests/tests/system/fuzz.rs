@@ -181,6 +181,7 @@ async fn random_requests_get_precise_answers_and_refused_ones_change_nothing() {
                 let m = mission::AchieveMissionRequest {
                     customer_id: text(&mut rng, &pools),
                     mission_code: text(&mut rng, &pools),
+                    achievement_id: None,
                 };
                 ("AchieveMission", answer(c.missions.clone().achieve_mission(sign(m, signer, &pools)).await), true)
             }

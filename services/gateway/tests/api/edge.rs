@@ -1,11 +1,13 @@
 //! The edge policy through the real gateway in front of a real mission
 //! service: every bad token, what stays open, roles, rate limits, message
-//! size, garbage, deadlines.
+//! size, garbage, deadlines, and the operators' programme served beside the
+//! missions.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::game::gift::v1::{self as gift, gift_service_client::GiftServiceClient};
 use api::game::mission::v1::{self as pb, mission_service_client::MissionServiceClient};
+use api::game::programme::v1::{self as programme, programme_service_client::ProgrammeServiceClient};
 use api::game::settlement::v1::{self as settlement, settlement_service_client::SettlementServiceClient};
 use base64::Engine as _;
 use gateway::rate_limit::RateLimit;
@@ -158,7 +160,11 @@ async fn roles_open_only_their_methods_and_gift_exchange_is_never_forwarded() {
     assert!(status.message().contains("needs the operator role"), "{}", status.message());
 
     let mut missions = MissionServiceClient::new(edge.channel.clone());
-    let request = pb::AchieveMissionRequest { customer_id: "operator".into(), mission_code: "FIRST_WIN".into() };
+    let request = pb::AchieveMissionRequest {
+        customer_id: "operator".into(),
+        mission_code: "FIRST_WIN".into(),
+        achievement_id: None,
+    };
     let status = missions.achieve_mission(request.by_operator()).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "operators never act for players");
 
@@ -171,6 +177,36 @@ async fn roles_open_only_their_methods_and_gift_exchange_is_never_forwarded() {
     }
     let status = gifts.exchange(gift::ExchangeRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "with no token either");
+}
+
+#[tokio::test]
+async fn the_programme_reaches_the_mission_service_for_operators_only() {
+    let edge = edge(|_| {}).await;
+    let mut operators = ProgrammeServiceClient::new(edge.channel.clone());
+
+    let events = operators.list_events(programme::ListEventsRequest {}.by_operator()).await.unwrap().into_inner();
+    let status = operators.list_events(programme::ListEventsRequest {}.by_player("player-1")).await.unwrap_err();
+    let mut health = HealthClient::new(edge.channel.clone());
+    let serving = eventually_serving(&mut health, "game.programme.v1.ProgrammeService").await;
+
+    let ids: Vec<&str> = events.programme_events.iter().map(|e| e.programme_event_id.as_str()).collect();
+    assert_eq!(ids, ["LAUNCH"], "served by the mission service behind the gateway");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("needs the operator role"), "refused at the edge: {}", status.message());
+    assert!(serving, "the gateway reports the programme healthy with the mission service");
+}
+
+/// Whether the gateway's health entry for `service` turns SERVING within 5 s.
+async fn eventually_serving(health: &mut HealthClient<Channel>, service: &str) -> bool {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    for _ in 0..50 {
+        let answer = health.check(HealthCheckRequest { service: service.into() }).await;
+        if answer.is_ok_and(|a| a.into_inner().status() == ServingStatus::Serving) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 #[tokio::test]

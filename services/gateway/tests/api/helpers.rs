@@ -116,7 +116,11 @@ impl TestMesh {
 
     /// Achieves a mission through the gateway for `customer`.
     pub async fn achieve(&self, customer: &str) -> Result<pb::Mission, tonic::Status> {
-        let request = pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: "FIRST_WIN".into() };
+        let request = pb::AchieveMissionRequest {
+            customer_id: customer.into(),
+            mission_code: "FIRST_WIN".into(),
+            achievement_id: None,
+        };
         Ok(self.missions.clone().achieve_mission(request.by_player(customer)).await?.into_inner().mission.unwrap())
     }
 }

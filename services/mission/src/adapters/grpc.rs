@@ -8,8 +8,10 @@ use platform::grpc::{field, invalid, store_failure};
 use platform::kernel::CustomerId;
 use tonic::{Request, Response, Status};
 
+use crate::adapters::events;
 use crate::app::{MissionError, Missions};
-use crate::domain::{Mission, MissionCode, MissionDefinition, MissionId, MissionStatus};
+use crate::domain::programme::AchievementId;
+use crate::domain::{Achievement, Mission, MissionCode, MissionId, MissionStatus};
 use crate::ports::MissionStore;
 
 /// Serves `game.mission.v1.MissionService`.
@@ -32,13 +34,23 @@ impl From<MissionError> for Status {
                 Status::not_found(format!("mission code {code} is not in the catalogue"))
             }
             MissionError::MissionNotFound(id) => Status::not_found(format!("mission {id} does not exist")),
+            MissionError::UnknownEvent(_) => Status::not_found(error.to_string()),
+            MissionError::AchievementIdRequired(required) => invalid("achievement_id", required),
+            MissionError::AchievementIdReused { .. }
+            | MissionError::EventScheduledOtherwise(_)
+            | MissionError::MissionDefinedOtherwise { .. } => Status::already_exists(error.to_string()),
             MissionError::Rule(violation) => Status::failed_precondition(violation.to_string()),
+            MissionError::Programme(violation) => Status::failed_precondition(violation.to_string()),
             MissionError::Storage(error) => store_failure(&error),
         }
     }
 }
 
-fn mission_code(value: &str) -> Result<MissionCode, Status> {
+/// The mission code of a request.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn mission_code(value: &str) -> Result<MissionCode, Status> {
     MissionCode::parse(value).map_err(|e| invalid("mission_code", e))
 }
 
@@ -55,14 +67,8 @@ fn to_pb(mission: Mission) -> pb::Mission {
         reward_id: mission.reward_id.map(|r| r.to_string()).unwrap_or_default(),
         achieved_at: Some(timestamp(mission.achieved_at)),
         reward_points: mission.reward_points.value(),
-    }
-}
-
-fn definition_to_pb(definition: MissionDefinition) -> pb::MissionDefinition {
-    pb::MissionDefinition {
-        mission_code: definition.code.to_string(),
-        title: definition.title,
-        reward_points: definition.reward_points.value(),
+        programme_event_id: mission.event_id.to_string(),
+        achievement_id: mission.achievement_id.map(|id| id.to_string()),
     }
 }
 
@@ -72,11 +78,13 @@ impl<S: MissionStore> MissionService for MissionGrpc<S> {
         &self,
         request: Request<pb::ListMissionDefinitionsRequest>,
     ) -> Result<Response<pb::ListMissionDefinitionsResponse>, Status> {
-        // The catalogue is for anyone signed in, players and operators alike.
+        // The catalogue is for anyone signed in, players and operators alike;
+        // it shows what is open now (operators see the rest through
+        // game.programme.v1).
         caller(&request)?;
         let definitions = self.missions.definitions().await?;
         Ok(Response::new(pb::ListMissionDefinitionsResponse {
-            definitions: definitions.into_iter().map(definition_to_pb).collect(),
+            definitions: definitions.into_iter().map(events::definition).collect(),
         }))
     }
 
@@ -88,8 +96,14 @@ impl<S: MissionStore> MissionService for MissionGrpc<S> {
         let request = request.into_inner();
         let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
         let code = mission_code(&request.mission_code)?;
+        let achievement_id = request
+            .achievement_id
+            .as_deref()
+            .map(AchievementId::parse)
+            .transpose()
+            .map_err(|e| invalid("achievement_id", e))?;
         require_player(&caller, &customer)?;
-        let mission = self.missions.achieve(customer, code).await?;
+        let mission = self.missions.record(Achievement { customer_id: customer, code, achievement_id }).await?;
         Ok(Response::new(pb::AchieveMissionResponse { mission: Some(to_pb(mission)) }))
     }
 

@@ -38,7 +38,9 @@ impl Policy for RecordReward {
             Err(MissionError::MissionNotFound(id)) => Err(PolicyError::NotYet(format!("mission {id} is not here yet"))),
             Err(MissionError::Rule(violation)) => Err(PolicyError::Malformed(violation.to_string())),
             Err(MissionError::Storage(error)) => Err(error.into()),
-            Err(other @ MissionError::UnknownMissionCode(_)) => Err(PolicyError::Malformed(other.to_string())),
+            // Recording a reward refuses nothing else; should it ever, the
+            // event cannot be applied.
+            Err(other) => Err(PolicyError::Malformed(other.to_string())),
         }
     }
 }

@@ -12,7 +12,8 @@ fn achieve(customer: &str, code: &str) -> tonic::Request<pb::AchieveMissionReque
 
 /// The player `caller` asking to achieve `code` for `customer`.
 fn achieve_as(caller: &str, customer: &str, code: &str) -> tonic::Request<pb::AchieveMissionRequest> {
-    pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into() }.by_player(caller)
+    pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into(), achievement_id: None }
+        .by_player(caller)
 }
 
 #[tokio::test]

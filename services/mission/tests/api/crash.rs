@@ -29,7 +29,11 @@ async fn serving(command: ServiceCommand) -> (ServiceProcess, MissionServiceClie
 }
 
 async fn achieve(client: &mut MissionServiceClient<tonic::transport::Channel>, customer: &str) -> pb::Mission {
-    let request = pb::AchieveMissionRequest { customer_id: customer.into(), mission_code: "FIRST_WIN".into() };
+    let request = pb::AchieveMissionRequest {
+        customer_id: customer.into(),
+        mission_code: "FIRST_WIN".into(),
+        achievement_id: None,
+    };
     client.achieve_mission(request.by_player(customer)).await.unwrap().into_inner().mission.unwrap()
 }
 

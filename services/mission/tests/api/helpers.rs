@@ -5,12 +5,15 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use api::game::mission::v1::mission_service_client::MissionServiceClient;
+use api::game::programme::v1::programme_service_client::ProgrammeServiceClient;
 use testkit::{Broker, Running, TempStore, service_config};
 use tonic::transport::Channel;
 
 pub struct TestApp {
     pub broker: Broker,
     pub client: MissionServiceClient<Channel>,
+    /// The operators' API, served beside the players'.
+    pub programme: ProgrammeServiceClient<Channel>,
     _service: Running,
     _store: TempStore,
 }
@@ -31,7 +34,8 @@ pub async fn spawn_app(database_url: Option<String>) -> TestApp {
     let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("mission")));
     let service = Running::serve(mission::build(config).await.expect("mission service starts"));
     let client = MissionServiceClient::connect(service.url()).await.expect("connects");
-    TestApp { broker, client, _service: service, _store: store }
+    let programme = ProgrammeServiceClient::connect(service.url()).await.expect("connects");
+    TestApp { broker, client, programme, _service: service, _store: store }
 }
 
 /// Polls `check` until it returns `Some`, for at most 10 seconds.

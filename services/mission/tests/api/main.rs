@@ -5,5 +5,7 @@
 mod achieve;
 mod crash;
 mod helpers;
+mod programme;
 mod record_reward;
 mod replicas;
+mod slots;

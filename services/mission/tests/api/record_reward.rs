@@ -8,7 +8,11 @@ use testkit::AsCaller;
 async fn mission_achieved(
     client: &mut pb::mission_service_client::MissionServiceClient<tonic::transport::Channel>,
 ) -> pb::Mission {
-    let request = pb::AchieveMissionRequest { customer_id: "player-2".into(), mission_code: "FIRST_LOGIN".into() };
+    let request = pb::AchieveMissionRequest {
+        customer_id: "player-2".into(),
+        mission_code: "FIRST_LOGIN".into(),
+        achievement_id: None,
+    };
     client.achieve_mission(request.by_player("player-2")).await.unwrap().into_inner().mission.unwrap()
 }
 

@@ -25,8 +25,11 @@ async fn achieve_missions(broker: &Broker, database_url: &str, players: usize) -
             let mut client = client.clone();
             async move {
                 let player = format!("player-{i}");
-                let request =
-                    pb::AchieveMissionRequest { customer_id: player.clone(), mission_code: "FIRST_LOGIN".into() };
+                let request = pb::AchieveMissionRequest {
+                    customer_id: player.clone(),
+                    mission_code: "FIRST_LOGIN".into(),
+                    achievement_id: None,
+                };
                 client.achieve_mission(request.by_player(&player)).await.unwrap().into_inner().mission.unwrap()
             }
         })

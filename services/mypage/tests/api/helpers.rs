@@ -142,6 +142,8 @@ impl MissionLife {
             mission_code: "FIRST_WIN".into(),
             reward_points: 300,
             achieved_at: Some(platform::events::timestamp(ACHIEVED_AT)),
+            programme_event_id: "LAUNCH".into(),
+            event_ends_at: None,
         }
     }
 

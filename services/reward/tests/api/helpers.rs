@@ -55,6 +55,8 @@ pub fn mission_achieved(customer: &str, points: i64) -> MissionAchieved {
         mission_code: "FIRST_WIN".into(),
         reward_points: points,
         achieved_at: Some(platform::events::timestamp(1_764_000_000_000)),
+        programme_event_id: "LAUNCH".into(),
+        event_ends_at: None,
     }
 }
 
