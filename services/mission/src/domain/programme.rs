@@ -352,36 +352,39 @@ pub enum ProgrammeRuleViolation {
     AchievedOnce { code: MissionCode, customer: CustomerId },
     #[error("mission {code} may be achieved {times} times per player; {customer} has achieved it {times} times")]
     TimesReached { code: MissionCode, customer: CustomerId, times: u32 },
-    #[error("mission {code} may be achieved once per day; {customer} achieved it today ({} UTC) already", date(*day))]
+    #[error("mission {code} may be achieved once per day; {customer} achieved it today ({} UTC) already", day_date(*day))]
     AchievedToday { code: MissionCode, customer: CustomerId, day: i64 },
 }
 
 /// `millis` in RFC 3339, UTC (`2027-01-10T00:00:00Z`), with milliseconds
 /// only when there are any.
 pub fn rfc3339(millis: i64) -> String {
-    let day = millis.div_euclid(DAY_MILLIS);
-    let of_day = millis.rem_euclid(DAY_MILLIS);
-    let (hours, minutes, seconds, ms) = (of_day / 3_600_000, of_day / 60_000 % 60, of_day / 1000 % 60, of_day % 1000);
-    let time = format!("{hours:02}:{minutes:02}:{seconds:02}");
-    match ms {
-        0 => format!("{}T{time}Z", date(day)),
-        ms => format!("{}T{time}.{ms:03}Z", date(day)),
+    let at = utc(millis);
+    let time = format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second());
+    match at.millisecond() {
+        0 => format!("{}T{time}Z", date(at.date())),
+        ms => format!("{}T{time}.{ms:03}Z", date(at.date())),
     }
 }
 
-/// The calendar date of day `day` since the epoch (`2026-12-24`), by Howard
-/// Hinnant's `civil_from_days`.
-fn date(day: i64) -> String {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day_of_month = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day_of_month:02}")
+/// The calendar date of day `day` since the epoch (`2026-12-24`).
+fn day_date(day: i64) -> String {
+    date(utc(day.saturating_mul(DAY_MILLIS)).date())
+}
+
+fn date(date: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
+/// The UTC time `millis` after the epoch; beyond the calendar's range (years
+/// ±9999), its nearest end, as a message only ever prints it.
+fn utc(millis: i64) -> time::OffsetDateTime {
+    let nanos = i128::from(millis) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if millis < 0 {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
 }
 
 #[cfg(test)]
