@@ -10,7 +10,6 @@
 //! - [`outbox`]: the transactional outbox and the relay that publishes it.
 //! - [`consumer`]: idempotent policies on durable JetStream consumers.
 //! - [`dead_letters`]: listing and re-driving the events consumers gave up on.
-//! - [`kernel`]: the shared kernel: customer ids, UUID ids, points.
 //! - [`grpc`]: request parsing and error mapping shared by the gRPC adapters.
 //! - [`host`]: starting, serving (health, reflection) and draining a service.
 //! - [`nats`]: the connection to NATS, with logged reconnects.
@@ -29,7 +28,6 @@ pub mod events;
 pub mod failpoint;
 pub mod grpc;
 pub mod host;
-pub mod kernel;
 pub mod memory;
 pub mod metrics;
 pub mod nats;

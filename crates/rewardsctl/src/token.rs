@@ -59,7 +59,7 @@ impl Options {
             (None, Role::Operator) => dev_issuer::OPERATOR.to_owned(),
             (None, Role::Player) => return Err("a customer id is required (e.g. rewardsctl token player-1)".into()),
         };
-        platform::kernel::CustomerId::parse(&options.subject).map_err(|e| format!("{:?}: {e}", options.subject))?;
+        kernel::CustomerId::parse(&options.subject).map_err(|e| format!("{:?}: {e}", options.subject))?;
         Ok(options)
     }
 }

@@ -32,7 +32,7 @@ impl From<DbError> for GiftError {
 
 impl From<diesel::result::Error> for GiftError {
     fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
+        DbError::from(error).into()
     }
 }
 
@@ -155,7 +155,7 @@ fn gift_exchanged(order: &GiftOrder, vendor_cost: i64, currency: &Currency) -> p
     pb::GiftExchanged {
         // Derived from the order id (itself derived from the key), so a
         // re-staged copy could never be a second, different event.
-        event_id: platform::kernel::derived_uuid(order.id.as_uuid(), b"GiftExchanged").to_string(),
+        event_id: kernel::derived_uuid(order.id.as_uuid(), b"GiftExchanged").to_string(),
         order_id: order.id.to_string(),
         customer_id: order.customer_id.to_string(),
         reward_id: order.reward_id.to_string(),

@@ -1,13 +1,13 @@
 //! The mission domain, pure: mission definitions, the Mission aggregate and
 //! its rules. No I/O, no async, no framework types.
 
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
 
-platform::uuid_id!(
+kernel::uuid_id!(
     /// One achievement of one mission by one player.
     MissionId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The reward the reward context allocated for a mission.
     RewardId
 );

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
+use kernel::CustomerId;
 use platform::CancellationToken;
 use platform::db::{Database, DbConnection, DbError};
-use platform::kernel::CustomerId;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::instrument;

@@ -112,7 +112,7 @@ fn reward_allocated(reward: &Reward) -> pb::RewardAllocated {
     pb::RewardAllocated {
         // Derived from the reward id, so a re-staged copy could never be a
         // second, different event.
-        event_id: platform::kernel::derived_uuid(reward.id.as_uuid(), b"RewardAllocated").to_string(),
+        event_id: kernel::derived_uuid(reward.id.as_uuid(), b"RewardAllocated").to_string(),
         reward_id: reward.id.to_string(),
         mission_id: reward.mission_id.to_string(),
         customer_id: reward.customer_id.to_string(),

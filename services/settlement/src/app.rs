@@ -153,7 +153,7 @@ fn settlement_recorded(settlement: &Settlement) -> pb::SettlementRecorded {
     pb::SettlementRecorded {
         // Derived from the settlement id, so a re-staged copy could never be
         // a second, different event.
-        event_id: platform::kernel::derived_uuid(settlement.id.as_uuid(), b"SettlementRecorded").to_string(),
+        event_id: kernel::derived_uuid(settlement.id.as_uuid(), b"SettlementRecorded").to_string(),
         settlement_id: settlement.id.to_string(),
         order_id: settlement.order_id.to_string(),
         mission_id: settlement.mission_id.to_string(),

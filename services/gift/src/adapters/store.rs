@@ -2,8 +2,8 @@
 //! back, with optimistic concurrency on every product update.
 
 use diesel::prelude::*;
+use kernel::{CustomerId, Points};
 use platform::db::{CorruptRow, DbConnection, DbError};
-use platform::kernel::{CustomerId, Points};
 
 use crate::domain::{
     Currency, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku, RewardId,

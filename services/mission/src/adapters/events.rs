@@ -1,8 +1,8 @@
 //! The published form of the mission's events (`game.mission.v1`).
 
 use api::game::mission::v1 as pb;
+use kernel::derived_uuid;
 use platform::events::timestamp;
-use platform::kernel::derived_uuid;
 
 use crate::domain::Mission;
 

@@ -3,8 +3,8 @@
 //! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, Database, DbConnection};
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
+use platform::db::{CorruptRow, Database, DbConnection, DbError};
 use platform::outbox::OutboxSignal;
 use platform::store::{self, DbTx, StoreError};
 
@@ -54,23 +54,23 @@ impl MissionStore for DieselMissionStore {
 /// [`DieselMissionStore::write`] runs, or the consumer's applying a policy.
 impl MissionTx for DbTx<'_> {
     fn definition(&mut self, code: &MissionCode) -> Result<Option<MissionDefinition>, StoreError> {
-        definition(self.conn(), code)
+        Ok(definition(self.conn(), code)?)
     }
 
     fn mission(&mut self, id: MissionId) -> Result<Option<Mission>, StoreError> {
-        find(self.conn(), id)
+        Ok(find(self.conn(), id)?)
     }
 
     fn achieved(&mut self, customer: &CustomerId, code: &MissionCode) -> Result<Option<Mission>, StoreError> {
-        find_achieved(self.conn(), customer, code)
+        Ok(find_achieved(self.conn(), customer, code)?)
     }
 
     fn insert(&mut self, mission: &Mission) -> Result<(), StoreError> {
-        insert(self.conn(), mission)
+        Ok(insert(self.conn(), mission)?)
     }
 
     fn update(&mut self, mission: &Mission) -> Result<(), StoreError> {
-        update(self.conn(), mission)
+        Ok(update(self.conn(), mission)?)
     }
 
     fn stage(&mut self, event: &MissionEvent) -> Result<(), StoreError> {
@@ -183,7 +183,7 @@ impl TryFrom<DefinitionRow> for MissionDefinition {
     }
 }
 
-fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, StoreError> {
+fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, DbError> {
     let rows: Vec<DefinitionRow> = mission_definitions::table
         .order(mission_definitions::position.asc())
         .select((mission_definitions::mission_code, mission_definitions::title, mission_definitions::reward_points))
@@ -191,7 +191,7 @@ fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, StoreE
     Ok(rows.into_iter().map(MissionDefinition::try_from).collect::<Result<_, _>>()?)
 }
 
-fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<MissionDefinition>, StoreError> {
+fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<MissionDefinition>, DbError> {
     let row: Option<DefinitionRow> = mission_definitions::table
         .filter(mission_definitions::mission_code.eq(code.as_str()))
         .select((mission_definitions::mission_code, mission_definitions::title, mission_definitions::reward_points))
@@ -200,7 +200,7 @@ fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<Miss
     Ok(row.map(MissionDefinition::try_from).transpose()?)
 }
 
-fn find(conn: &mut DbConnection, id: MissionId) -> Result<Option<Mission>, StoreError> {
+fn find(conn: &mut DbConnection, id: MissionId) -> Result<Option<Mission>, DbError> {
     let row: Option<MissionRow> = missions::table
         .filter(missions::mission_id.eq(id.to_string()))
         .select(MissionRow::as_select())
@@ -213,7 +213,7 @@ fn find_achieved(
     conn: &mut DbConnection,
     customer: &CustomerId,
     code: &MissionCode,
-) -> Result<Option<Mission>, StoreError> {
+) -> Result<Option<Mission>, DbError> {
     let row: Option<MissionRow> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .filter(missions::mission_code.eq(code.as_str()))
@@ -223,7 +223,7 @@ fn find_achieved(
     Ok(row.map(Mission::try_from).transpose()?)
 }
 
-fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, StoreError> {
+fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, DbError> {
     let rows: Vec<MissionRow> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .order((missions::achieved_at.desc(), missions::mission_id.asc()))
@@ -234,12 +234,12 @@ fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, 
 
 /// A unique violation (a `Duplicate`) means the player achieved this mission
 /// concurrently; the use case decides again.
-fn insert(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> {
+fn insert(conn: &mut DbConnection, mission: &Mission) -> Result<(), DbError> {
     diesel::insert_into(missions::table).values(MissionRow::from(mission)).execute(conn)?;
     Ok(())
 }
 
-fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> {
+fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), DbError> {
     let row = MissionRow::from(mission);
     let updated = diesel::update(
         missions::table
@@ -249,7 +249,7 @@ fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> 
     .set((missions::status.eq(row.status), missions::reward_id.eq(&row.reward_id), missions::version.eq(row.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(StoreError::conflict("mission", mission.id.to_string()));
+        return Err(DbError::Conflict { entity: "mission", key: mission.id.to_string() });
     }
     Ok(())
 }

@@ -6,8 +6,8 @@
 //! parse back into the domain is a [`CorruptRow`].
 
 use diesel::prelude::*;
+use kernel::{CustomerId, Points};
 use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation, now_millis};
-use platform::kernel::{CustomerId, Points};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{

@@ -2,8 +2,8 @@
 //! back, with optimistic concurrency on every update.
 
 use diesel::prelude::*;
+use kernel::{CustomerId, Points};
 use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation};
-use platform::kernel::{CustomerId, Points};
 
 use crate::domain::{MissionId, Reward, RewardId, RewardStatus};
 

@@ -2,8 +2,8 @@
 //! settlements in recording order, rows to aggregates and back.
 
 use diesel::prelude::*;
+use kernel::CustomerId;
 use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation};
-use platform::kernel::CustomerId;
 
 use crate::domain::{Currency, LedgerPosition, MissionId, Money, OrderId, ProductSku, Settlement, SettlementId};
 
