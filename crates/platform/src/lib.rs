@@ -40,8 +40,11 @@ use std::time::Duration;
 
 pub use tokio_util::sync::CancellationToken;
 
-/// Exponential back-off with full jitter: attempt 1 waits up to `base`,
-/// each further attempt doubles that, never beyond `max`.
+/// The one back-off of the system, for everything that tries again (the
+/// consumers, the outbox relay, NATS reconnects, a lost write race, a call
+/// to a dependency, the runner's restarts): exponential with jitter.
+/// Attempt 1 waits between half of `base` and `base`, each further attempt
+/// up to twice as long, never beyond `max`.
 pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     let exponent = attempt.saturating_sub(1).min(20);
     let ceiling = base.saturating_mul(1u32 << exponent).min(max);

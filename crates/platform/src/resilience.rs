@@ -73,8 +73,11 @@ pub struct RetryConfig {
     /// Retries allowed as a share of calls (a budget, so that retries never
     /// multiply the load on a dependency that is already struggling).
     pub budget_percent: f32,
-    /// Jittered back-off between attempts.
-    pub backoff_min: Duration,
+    /// The back-off before a retry ([`crate::backoff`], the process's one):
+    /// the first retry waits between half of `backoff_base` and all of it,
+    /// each further one up to twice as long as the one before…
+    pub backoff_base: Duration,
+    /// …never longer than this.
     pub backoff_max: Duration,
 }
 
@@ -83,7 +86,7 @@ impl Default for RetryConfig {
         Self {
             max_attempts: 2,
             budget_percent: 20.0,
-            backoff_min: Duration::from_millis(50),
+            backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_millis(200),
         }
     }
@@ -116,7 +119,7 @@ impl ResilienceConfig {
     /// `<PREFIX>_BREAKER_FAILURE_RATE` (0..1), `<PREFIX>_BREAKER_MIN_CALLS`,
     /// `<PREFIX>_BREAKER_WINDOW_MS`, `<PREFIX>_BREAKER_CONSECUTIVE_FAILURES`,
     /// `<PREFIX>_BREAKER_COOL_DOWN_MS`, `<PREFIX>_RETRY_MAX_ATTEMPTS`,
-    /// `<PREFIX>_RETRY_BUDGET_PERCENT`, `<PREFIX>_RETRY_BACKOFF_MIN_MS` and
+    /// `<PREFIX>_RETRY_BUDGET_PERCENT`, `<PREFIX>_RETRY_BACKOFF_BASE_MS` and
     /// `<PREFIX>_RETRY_BACKOFF_MAX_MS`.
     ///
     /// # Errors
@@ -140,7 +143,7 @@ impl ResilienceConfig {
             retry: RetryConfig {
                 max_attempts: env_or(&var("RETRY_MAX_ATTEMPTS"), defaults.retry.max_attempts)?,
                 budget_percent: env_or(&var("RETRY_BUDGET_PERCENT"), defaults.retry.budget_percent)?,
-                backoff_min: env_millis(&var("RETRY_BACKOFF_MIN_MS"), defaults.retry.backoff_min)?,
+                backoff_base: env_millis(&var("RETRY_BACKOFF_BASE_MS"), defaults.retry.backoff_base)?,
                 backoff_max: env_millis(&var("RETRY_BACKOFF_MAX_MS"), defaults.retry.backoff_max)?,
             },
         };
@@ -154,10 +157,10 @@ impl ResilienceConfig {
         if config.retry.max_attempts == 0 {
             return Err(invalid("RETRY_MAX_ATTEMPTS", "0".into(), "must be at least 1 (the first attempt)"));
         }
-        if config.retry.backoff_min > config.retry.backoff_max {
+        if config.retry.backoff_base > config.retry.backoff_max {
             return Err(invalid(
-                "RETRY_BACKOFF_MIN_MS",
-                format!("{:?}", config.retry.backoff_min),
+                "RETRY_BACKOFF_BASE_MS",
+                format!("{:?}", config.retry.backoff_base),
                 "exceeds the maximum",
             ));
         }
@@ -561,10 +564,8 @@ impl Retrier {
             if !retryable || attempts >= self.config.max_attempts || !self.budget.withdraw() {
                 return Err(status);
             }
+            tokio::time::sleep(crate::backoff(attempts, self.config.backoff_base, self.config.backoff_max)).await;
             attempts += 1;
-            let span = self.config.backoff_max.saturating_sub(self.config.backoff_min);
-            let jitter = span.mul_f64(rand::random::<f64>());
-            tokio::time::sleep(self.config.backoff_min + jitter).await;
         }
     }
 }
@@ -718,7 +719,7 @@ mod tests {
         let retrier = Retrier::new(RetryConfig {
             max_attempts: 3,
             budget_percent: 100.0,
-            backoff_min: Duration::ZERO,
+            backoff_base: Duration::ZERO,
             backoff_max: Duration::from_millis(1),
         });
         let mut calls = 0;
