@@ -37,6 +37,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::catalogue;
 use platform::auth::{AuthConfig, AuthError, Verifier};
 use platform::config::{ConfigError, env_millis, env_optional, env_or};
 use platform::host::add_reflection;
@@ -53,27 +54,14 @@ use crate::rate_limit::RateLimit;
 use crate::upstream::{InvalidUpstream, Upstream};
 use crate::web::{Front, Web, WebConfig, WebError};
 
-/// The default listen address: the one address players and tools use.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
-
-/// Where each service listens by default, and the variable that overrides it
-/// (a URL, or several separated by commas for a replicated service).
-pub const UPSTREAMS: [(&str, &str, &str); 6] = [
-    ("game.mission.v1.MissionService", "MISSION_URL", "http://127.0.0.1:50051"),
-    ("game.reward.v1.RewardService", "REWARD_URL", "http://127.0.0.1:50052"),
-    ("game.wallet.v1.WalletService", "WALLET_URL", "http://127.0.0.1:50053"),
-    ("game.gift.v1.GiftService", "GIFT_URL", "http://127.0.0.1:50054"),
-    ("game.mypage.v1.MyPageService", "MYPAGE_URL", "http://127.0.0.1:50055"),
-    ("game.settlement.v1.SettlementService", "SETTLEMENT_URL", "http://127.0.0.1:50056"),
-];
-
 /// The gateway's configuration.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// Listen address (`GATEWAY_ADDR`).
     pub addr: SocketAddr,
-    /// (gRPC service, URLs) of every upstream (`MISSION_URL`, `WALLET_URL`, …);
-    /// the URLs of a service's replicas are separated by commas.
+    /// (gRPC service, URLs) of every service of the catalogue, from its
+    /// variable (`MISSION_URL`, `WALLET_URL`, …; the URLs of a service's
+    /// replicas separated by commas), by default its local address.
     pub upstreams: Vec<(&'static str, String)>,
     /// How long a stopping gateway lets calls in flight finish (`SHUTDOWN_GRACE_MS`).
     pub shutdown_grace: Duration,
@@ -110,15 +98,12 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// The local defaults.
-    ///
-    /// # Panics
-    /// Never: the default address is a constant that parses.
+    /// The local defaults: on loopback at the catalogue's port, every
+    /// service at its default port.
     pub fn local() -> Self {
         Self {
-            #[allow(clippy::expect_used)] // a constant, checked by a test
-            addr: DEFAULT_ADDR.parse().expect("DEFAULT_ADDR parses"),
-            upstreams: UPSTREAMS.iter().map(|(service, _, url)| (*service, (*url).to_owned())).collect(),
+            addr: SocketAddr::from(([127, 0, 0, 1], catalogue::GATEWAY.port)),
+            upstreams: catalogue::SERVICES.iter().map(|s| (s.grpc_service, s.local_url())).collect(),
             shutdown_grace: Duration::from_secs(20),
             metrics_addr: None,
             auth: None,
@@ -141,9 +126,9 @@ impl GatewayConfig {
     /// When a variable is set to something unusable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let defaults = Self::local();
-        let mut upstreams = Vec::with_capacity(UPSTREAMS.len());
-        for (service, variable, url) in UPSTREAMS {
-            upstreams.push((service, env_or(variable, url.to_owned())?));
+        let mut upstreams = Vec::with_capacity(catalogue::SERVICES.len());
+        for service in &catalogue::SERVICES {
+            upstreams.push((service.grpc_service, env_or(service.url_variable, service.local_url())?));
         }
         Ok(Self {
             addr: env_or("GATEWAY_ADDR", defaults.addr)?,
@@ -369,14 +354,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_address_parses() {
-        assert_eq!(GatewayConfig::local().addr.port(), 8080);
-    }
-
-    #[test]
-    fn every_contract_service_is_routed() {
-        let routed: Vec<&str> = UPSTREAMS.iter().map(|(service, _, _)| *service).collect();
+    fn by_default_every_service_of_the_catalogue_is_routed_to_its_local_port() {
+        let config = GatewayConfig::local();
+        assert_eq!(config.addr.port(), catalogue::GATEWAY.port);
+        let routed: Vec<&str> = config.upstreams.iter().map(|(service, _)| *service).collect();
         assert_eq!(routed, api::SERVICE_NAMES);
+        assert!(config.upstreams.contains(&("game.gift.v1.GiftService", "http://127.0.0.1:50054".to_owned())));
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
+use api::catalogue;
 use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulationServiceServer;
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
@@ -29,14 +30,14 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the gift service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "gift",
-    grpc_service: "game.gift.v1.GiftService",
+    name: catalogue::GIFT.name,
+    grpc_service: catalogue::GIFT.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::GIFT_STREAM],
 };
 
 /// The default gRPC port of the gift service.
-pub const DEFAULT_PORT: u16 = 50054;
+pub const DEFAULT_PORT: u16 = catalogue::GIFT.port;
 
 /// The gift service, wired and ready to serve.
 pub type App = ServiceApp;

@@ -16,6 +16,7 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::mission::v1::mission_service_server::MissionServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
@@ -26,14 +27,14 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the mission service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "mission",
-    grpc_service: "game.mission.v1.MissionService",
+    name: catalogue::MISSION.name,
+    grpc_service: catalogue::MISSION.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::MISSION_STREAM],
 };
 
 /// The default gRPC port of the mission service.
-pub const DEFAULT_PORT: u16 = 50051;
+pub const DEFAULT_PORT: u16 = catalogue::MISSION.port;
 
 /// The mission service, wired and ready to serve.
 pub type App = ServiceApp;

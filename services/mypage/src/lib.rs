@@ -13,6 +13,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
+use api::catalogue;
 use api::game::mypage::v1::my_page_service_server::MyPageServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
@@ -25,14 +26,14 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the my page service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "mypage",
-    grpc_service: "game.mypage.v1.MyPageService",
+    name: catalogue::MYPAGE.name,
+    grpc_service: catalogue::MYPAGE.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[],
 };
 
 /// The default gRPC port of the my page service.
-pub const DEFAULT_PORT: u16 = 50055;
+pub const DEFAULT_PORT: u16 = catalogue::MYPAGE.port;
 
 /// The my page service, wired and ready to serve.
 pub type App = ServiceApp;

@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
+use api::catalogue;
 use api::game::reward::v1::reward_service_server::RewardServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
@@ -22,14 +23,14 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the reward service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "reward",
-    grpc_service: "game.reward.v1.RewardService",
+    name: catalogue::REWARD.name,
+    grpc_service: catalogue::REWARD.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::REWARD_STREAM],
 };
 
 /// The default gRPC port of the reward service.
-pub const DEFAULT_PORT: u16 = 50052;
+pub const DEFAULT_PORT: u16 = catalogue::REWARD.port;
 
 /// The reward service, wired and ready to serve.
 pub type App = ServiceApp;

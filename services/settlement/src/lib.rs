@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 
+use api::catalogue;
 use api::game::settlement::v1::settlement_service_server::SettlementServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::ServiceConfig;
@@ -22,14 +23,14 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the settlement service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "settlement",
-    grpc_service: "game.settlement.v1.SettlementService",
+    name: catalogue::SETTLEMENT.name,
+    grpc_service: catalogue::SETTLEMENT.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::SETTLEMENT_STREAM],
 };
 
 /// The default gRPC port of the settlement service.
-pub const DEFAULT_PORT: u16 = 50056;
+pub const DEFAULT_PORT: u16 = catalogue::SETTLEMENT.port;
 
 /// The settlement service, wired and ready to serve.
 pub type App = ServiceApp;

@@ -18,6 +18,7 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use platform::config::{ConfigError, ServiceConfig, env_millis, env_or};
@@ -29,14 +30,14 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the wallet service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "wallet",
-    grpc_service: "game.wallet.v1.WalletService",
+    name: catalogue::WALLET.name,
+    grpc_service: catalogue::WALLET.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::WALLET_STREAM],
 };
 
 /// The default gRPC port of the wallet service.
-pub const DEFAULT_PORT: u16 = 50053;
+pub const DEFAULT_PORT: u16 = catalogue::WALLET.port;
 
 /// The wallet service's configuration.
 #[derive(Debug, Clone)]
@@ -58,7 +59,7 @@ impl WalletConfig {
     pub fn local(service: ServiceConfig) -> Self {
         Self {
             service,
-            gift_url: "http://127.0.0.1:50054".to_owned(),
+            gift_url: catalogue::GIFT.local_url(),
             gift: ResilienceConfig::default(),
             redrive: app::RedriveConfig::default(),
         }
