@@ -10,7 +10,7 @@ RewardIssued (each inside the consumer's transaction). Each hop is a commit,
 the outbox relay's publish, JetStream, and the next consumer's transaction.
 
 The ids are followed the way the services derive them
-(`platform::kernel::derived_uuid`); keep the two in step.
+(`kernel::derived_uuid`); keep the two in step.
 """
 
 import sqlite3

@@ -31,6 +31,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt as _};
 
+use crate::config::{ConfigError, Env};
 use crate::metrics::metrics;
 
 /// Metadata on a status this stack produced without sending the request.
@@ -124,27 +125,24 @@ impl ResilienceConfig {
     ///
     /// # Errors
     /// When a variable is set to something unusable or out of range.
-    pub fn from_env(prefix: &str, defaults: Self) -> Result<Self, crate::config::ConfigError> {
-        use crate::config::{ConfigError, env_millis, env_or};
+    pub fn read(env: &Env, prefix: &str, defaults: Self) -> Result<Self, ConfigError> {
         let var = |name: &str| format!("{prefix}_{name}");
         let config = Self {
-            timeout: env_millis(&var("TIMEOUT_MS"), defaults.timeout)?,
-            max_in_flight: env_or(&var("MAX_IN_FLIGHT"), defaults.max_in_flight)?,
+            timeout: env.millis(&var("TIMEOUT_MS"), defaults.timeout)?,
+            max_in_flight: env.or(&var("MAX_IN_FLIGHT"), defaults.max_in_flight)?,
             breaker: BreakerConfig {
-                failure_rate: env_or(&var("BREAKER_FAILURE_RATE"), defaults.breaker.failure_rate)?,
-                min_calls: env_or(&var("BREAKER_MIN_CALLS"), defaults.breaker.min_calls)?,
-                window: env_millis(&var("BREAKER_WINDOW_MS"), defaults.breaker.window)?,
-                consecutive_failures: env_or(
-                    &var("BREAKER_CONSECUTIVE_FAILURES"),
-                    defaults.breaker.consecutive_failures,
-                )?,
-                cool_down: env_millis(&var("BREAKER_COOL_DOWN_MS"), defaults.breaker.cool_down)?,
+                failure_rate: env.or(&var("BREAKER_FAILURE_RATE"), defaults.breaker.failure_rate)?,
+                min_calls: env.or(&var("BREAKER_MIN_CALLS"), defaults.breaker.min_calls)?,
+                window: env.millis(&var("BREAKER_WINDOW_MS"), defaults.breaker.window)?,
+                consecutive_failures: env
+                    .or(&var("BREAKER_CONSECUTIVE_FAILURES"), defaults.breaker.consecutive_failures)?,
+                cool_down: env.millis(&var("BREAKER_COOL_DOWN_MS"), defaults.breaker.cool_down)?,
             },
             retry: RetryConfig {
-                max_attempts: env_or(&var("RETRY_MAX_ATTEMPTS"), defaults.retry.max_attempts)?,
-                budget_percent: env_or(&var("RETRY_BUDGET_PERCENT"), defaults.retry.budget_percent)?,
-                backoff_base: env_millis(&var("RETRY_BACKOFF_BASE_MS"), defaults.retry.backoff_base)?,
-                backoff_max: env_millis(&var("RETRY_BACKOFF_MAX_MS"), defaults.retry.backoff_max)?,
+                max_attempts: env.or(&var("RETRY_MAX_ATTEMPTS"), defaults.retry.max_attempts)?,
+                budget_percent: env.or(&var("RETRY_BUDGET_PERCENT"), defaults.retry.budget_percent)?,
+                backoff_base: env.millis(&var("RETRY_BACKOFF_BASE_MS"), defaults.retry.backoff_base)?,
+                backoff_max: env.millis(&var("RETRY_BACKOFF_MAX_MS"), defaults.retry.backoff_max)?,
             },
         };
         let invalid = |name: &str, value: String, reason: &str| ConfigError::new(&var(name), value, reason);
@@ -712,6 +710,18 @@ mod tests {
         assert!(!never_sent(&Status::unavailable(
             "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
         )));
+    }
+
+    #[test]
+    fn the_breaker_and_retries_are_read_under_the_dependencys_prefix() {
+        let env = Env::from_pairs([("GIFT_BREAKER_COOL_DOWN_MS", "750"), ("GIFT_RETRY_MAX_ATTEMPTS", "3")]);
+        let config = ResilienceConfig::read(&env, "GIFT", ResilienceConfig::default()).unwrap();
+        assert_eq!(config.breaker.cool_down, Duration::from_millis(750));
+        assert_eq!(config.retry.max_attempts, 3);
+        assert_eq!(config.timeout, ResilienceConfig::default().timeout);
+        let env = Env::from_pairs([("GIFT_BREAKER_FAILURE_RATE", "1.5")]);
+        let error = ResilienceConfig::read(&env, "GIFT", ResilienceConfig::default()).unwrap_err();
+        assert_eq!(error.to_string(), "invalid GIFT_BREAKER_FAILURE_RATE=\"1.5\": must be in (0, 1]");
     }
 
     #[tokio::test]

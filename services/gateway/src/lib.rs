@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use api::catalogue;
 use platform::auth::{AuthConfig, AuthError, Verifier};
-use platform::config::{ConfigError, env_millis, env_optional, env_or};
+use platform::config::{ConfigError, Env};
 use platform::host::add_reflection;
 use tokio::net::TcpListener;
 use tonic::service::{Routes, RoutesBuilder};
@@ -120,78 +120,70 @@ impl GatewayConfig {
         }
     }
 
-    /// The local defaults, overridden by the environment.
+    /// The local defaults, overridden by the process's environment: the
+    /// one place the gateway's configuration is read.
     ///
     /// # Errors
     /// When a variable is set to something unusable.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Env::process())
+    }
+
+    /// The local defaults, overridden by `env`.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let defaults = Self::local();
         let mut upstreams = Vec::with_capacity(catalogue::SERVICES.len());
         for service in &catalogue::SERVICES {
-            upstreams.push((service.grpc_service, env_or(service.url_variable, service.local_url())?));
+            upstreams.push((service.grpc_service, env.or(service.url_variable, service.local_url())?));
         }
         Ok(Self {
-            addr: env_or("GATEWAY_ADDR", defaults.addr)?,
+            addr: env.or("GATEWAY_ADDR", defaults.addr)?,
             upstreams,
-            shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
-            metrics_addr: env_optional("METRICS_ADDR")?,
-            auth: AuthConfig::from_env()?,
+            shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+            metrics_addr: env.optional("METRICS_ADDR")?,
+            auth: AuthConfig::read(env)?,
             rate_limit: RateLimit {
-                per_second: positive("GATEWAY_RATE_LIMIT_PER_SECOND", defaults.rate_limit.per_second)?,
-                burst: positive("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
+                per_second: env.above_zero("GATEWAY_RATE_LIMIT_PER_SECOND", defaults.rate_limit.per_second)?,
+                burst: env.above_zero("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
             },
-            max_message_bytes: positive("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
+            max_message_bytes: env.above_zero("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
             peers: PeerLimits {
-                max_connections: positive("GATEWAY_MAX_CONNECTIONS", defaults.peers.max_connections)?,
+                max_connections: env.above_zero("GATEWAY_MAX_CONNECTIONS", defaults.peers.max_connections)?,
                 // 0: no per-peer cap (behind a proxy, every connection is the proxy's).
-                per_peer: env_or("GATEWAY_MAX_CONNECTIONS_PER_PEER", defaults.peers.per_peer)?,
+                per_peer: env.or("GATEWAY_MAX_CONNECTIONS_PER_PEER", defaults.peers.per_peer)?,
                 unverified: RateLimit {
-                    per_second: positive("GATEWAY_UNVERIFIED_PER_SECOND", defaults.peers.unverified.per_second)?,
-                    burst: positive("GATEWAY_UNVERIFIED_BURST", defaults.peers.unverified.burst)?,
+                    per_second: env
+                        .above_zero("GATEWAY_UNVERIFIED_PER_SECOND", defaults.peers.unverified.per_second)?,
+                    burst: env.above_zero("GATEWAY_UNVERIFIED_BURST", defaults.peers.unverified.burst)?,
                 },
                 refusals: RateLimit {
-                    per_second: positive("GATEWAY_REFUSALS_PER_SECOND", defaults.peers.refusals.per_second)?,
-                    burst: positive("GATEWAY_REFUSALS_BURST", defaults.peers.refusals.burst)?,
+                    per_second: env.above_zero("GATEWAY_REFUSALS_PER_SECOND", defaults.peers.refusals.per_second)?,
+                    burst: env.above_zero("GATEWAY_REFUSALS_BURST", defaults.peers.refusals.burst)?,
                 },
-                penalty: env_millis("GATEWAY_PENALTY_MS", defaults.peers.penalty)?,
+                penalty: env.millis("GATEWAY_PENALTY_MS", defaults.peers.penalty)?,
             },
             connections: ConnectionLimits {
-                max_concurrent_streams: positive(
-                    "GATEWAY_MAX_CONCURRENT_STREAMS",
-                    defaults.connections.max_concurrent_streams,
-                )?,
-                idle_timeout: positive_millis("GATEWAY_IDLE_TIMEOUT_MS", defaults.connections.idle_timeout)?,
+                max_concurrent_streams: env
+                    .above_zero("GATEWAY_MAX_CONCURRENT_STREAMS", defaults.connections.max_concurrent_streams)?,
+                idle_timeout: env.above_zero_millis("GATEWAY_IDLE_TIMEOUT_MS", defaults.connections.idle_timeout)?,
                 early_resets: RateLimit {
-                    per_second: positive("GATEWAY_RESETS_PER_SECOND", defaults.connections.early_resets.per_second)?,
-                    burst: positive("GATEWAY_RESETS_BURST", defaults.connections.early_resets.burst)?,
+                    per_second: env
+                        .above_zero("GATEWAY_RESETS_PER_SECOND", defaults.connections.early_resets.per_second)?,
+                    burst: env.above_zero("GATEWAY_RESETS_BURST", defaults.connections.early_resets.burst)?,
                 },
                 ..defaults.connections
             },
-            watches_per_player: positive("GATEWAY_MAX_WATCHES_PER_PLAYER", defaults.watches_per_player)?,
-            stalled_watch: positive_millis("GATEWAY_STALLED_WATCH_MS", defaults.stalled_watch)?,
-            request_timeout: positive_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
-            client_address_header: env_optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
-            web: WebConfig::from_env()?,
-            release_freed_memory: env_or("GATEWAY_RELEASE_FREED_MEMORY", defaults.release_freed_memory)?,
+            watches_per_player: env.above_zero("GATEWAY_MAX_WATCHES_PER_PLAYER", defaults.watches_per_player)?,
+            stalled_watch: env.above_zero_millis("GATEWAY_STALLED_WATCH_MS", defaults.stalled_watch)?,
+            request_timeout: env.above_zero_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
+            client_address_header: env.optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
+            web: WebConfig::read(env)?,
+            release_freed_memory: env.or("GATEWAY_RELEASE_FREED_MEMORY", defaults.release_freed_memory)?,
         })
     }
-}
-
-/// Reads `name` as milliseconds, which must be above zero.
-fn positive_millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
-    let value = env_millis(name, default)?;
-    if value.is_zero() { Err(ConfigError::new(name, "0", "must be above zero")) } else { Ok(value) }
-}
-
-/// Reads `name`, which must be a number above zero: a limit of zero would
-/// refuse every call, forever, with no sign of why.
-fn positive<T>(name: &str, default: T) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + Default + std::fmt::Display + Copy,
-    T::Err: std::fmt::Display,
-{
-    let value = env_or(name, default)?;
-    if value > T::default() { Ok(value) } else { Err(ConfigError::new(name, value.to_string(), "must be above zero")) }
 }
 
 /// Why the gateway could not start.

@@ -19,7 +19,7 @@ use api::catalogue;
 use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulationServiceServer;
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::{ConfigError, ServiceConfig, env_or};
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -35,9 +35,6 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     migrations: &MIGRATIONS,
     publishes: &[platform::events::GIFT_STREAM],
 };
-
-/// The default gRPC port of the gift service.
-pub const DEFAULT_PORT: u16 = catalogue::GIFT.port;
 
 /// The gift service, wired and ready to serve.
 pub type App = ServiceApp;
@@ -75,16 +72,25 @@ impl From<ServiceConfig> for GiftConfig {
 }
 
 impl GiftConfig {
-    /// The defaults, overridden by the environment.
+    /// The defaults, overridden by the process's environment: the one place
+    /// the gift service's configuration is read.
     ///
     /// # Errors
     /// When a variable is set to something unusable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let defaults = Self::from(ServiceConfig::from_env(SPEC.name, DEFAULT_PORT)?);
-        let max = env_or("GIFT_MAX_EXCHANGES_IN_FLIGHT", defaults.max_exchanges_in_flight)?;
-        if max == 0 {
-            return Err(ConfigError::new("GIFT_MAX_EXCHANGES_IN_FLIGHT", "0", "must be at least 1"));
-        }
-        Ok(Self { max_exchanges_in_flight: max, ..defaults })
+        Self::read(&Env::process())
+    }
+
+    /// The defaults, overridden by `env`.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::from(ServiceConfig::read(env, &catalogue::GIFT)?);
+        Ok(Self {
+            max_exchanges_in_flight: env
+                .above_zero("GIFT_MAX_EXCHANGES_IN_FLIGHT", defaults.max_exchanges_in_flight)?,
+            ..defaults
+        })
     }
 }

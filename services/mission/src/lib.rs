@@ -19,7 +19,7 @@ pub mod ports;
 use api::catalogue;
 use api::game::mission::v1::mission_service_server::MissionServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::ServiceConfig;
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -33,8 +33,15 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     publishes: &[platform::events::MISSION_STREAM],
 };
 
-/// The default gRPC port of the mission service.
-pub const DEFAULT_PORT: u16 = catalogue::MISSION.port;
+/// The mission service's configuration: what every service needs, and
+/// nothing more, read from the process's environment. The one place it is
+/// read.
+///
+/// # Errors
+/// When a variable is set to something unusable.
+pub fn config_from_env() -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::read(&Env::process(), &catalogue::MISSION)
+}
 
 /// The mission service, wired and ready to serve.
 pub type App = ServiceApp;

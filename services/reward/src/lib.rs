@@ -15,7 +15,7 @@ pub mod domain;
 use api::catalogue;
 use api::game::reward::v1::reward_service_server::RewardServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::ServiceConfig;
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -29,8 +29,15 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     publishes: &[platform::events::REWARD_STREAM],
 };
 
-/// The default gRPC port of the reward service.
-pub const DEFAULT_PORT: u16 = catalogue::REWARD.port;
+/// The reward service's configuration: what every service needs, and
+/// nothing more, read from the process's environment. The one place it is
+/// read.
+///
+/// # Errors
+/// When a variable is set to something unusable.
+pub fn config_from_env() -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::read(&Env::process(), &catalogue::REWARD)
+}
 
 /// The reward service, wired and ready to serve.
 pub type App = ServiceApp;
