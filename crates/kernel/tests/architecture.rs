@@ -1,6 +1,6 @@
 //! The hexagon's rules, checked on the sources and the lock file: every
 //! service's domain is pure (it names no database, broker, RPC framework,
-//! generated contract or platform), its use cases name no diesel type, and
+//! generated contract or platform), no use case names a diesel type, and
 //! this crate, which the domains stand on, depends on no IO.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,11 +14,6 @@ const NOT_IN_A_DOMAIN: &[&str] =
 
 /// What a use case must not name: diesel, and the platform's diesel-facing types.
 const DIESEL_TYPES: &[&str] = &["diesel", "DbConnection", "DbError", "DbTx", "Database"];
-
-/// Services whose use cases still run on the database directly, until
-/// their store ports land (issue 14). The test fails when one of them no
-/// longer does, so that it is taken off this list and held to the rule.
-const USE_CASES_NOT_YET_OVER_PORTS: &[&str] = &["gift", "mypage", "reward", "settlement"];
 
 /// Packages this crate must never depend on, directly or not.
 const IO_PACKAGES: &[&str] = &[
@@ -136,26 +131,15 @@ fn every_domain_is_free_of_io_contracts_and_the_platform() {
 #[test]
 fn no_use_case_names_a_diesel_type() {
     let mut offences = Vec::new();
-    let mut still_pending = BTreeMap::new();
     for service in services() {
-        let name = service.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-        let mut found = BTreeSet::new();
         for file in module_files(&service.join("src"), "app") {
-            found.extend(named(&read(&file), DIESEL_TYPES));
-        }
-        if USE_CASES_NOT_YET_OVER_PORTS.contains(&name.as_str()) {
-            still_pending.insert(name, found);
-        } else if !found.is_empty() {
-            offences.push(format!("services/{name}/src/app names {found:?}: use the service's store port"));
+            let found = named(&read(&file), DIESEL_TYPES);
+            if !found.is_empty() {
+                offences.push(format!("{} names {found:?}: use the service's store port", file.display()));
+            }
         }
     }
     assert!(offences.is_empty(), "{}", offences.join("\n"));
-    for (service, found) in still_pending {
-        assert!(
-            !found.is_empty(),
-            "services/{service}'s use cases name no diesel type any more: take it off USE_CASES_NOT_YET_OVER_PORTS"
-        );
-    }
 }
 
 /// The packages `package` depends on, transitively, as `Cargo.lock` records them.

@@ -105,7 +105,7 @@ async fn run_exchange(args: &[String]) -> anyhow::Result<()> {
     }
     let dir = run_dir("exchange");
     println!("\n== Exchange and gateway cost (processes, stores and logs in {}) ==", dir.display());
-    let system = system::System::start(crate::mesh::Shape::Single, dir, bin_dir()?, Vec::new()).await?;
+    let system = system::System::start(crate::mesh::Shape::Single, dir, bin_dir()?, exchange::system_env()).await?;
     println!("  all SERVING {:.1}s after start", system.serving_after.as_secs_f64());
     let options = exchange::Options { rate, duration };
     let result = async {

@@ -284,11 +284,16 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         bin_dir: options.bin_dir.clone(),
         nats_server: options.nats_server.clone(),
         layout: Layout::free(crate::mesh::Shape::Single, &Replicas::default())?,
-        // Exchanges left pending by a timeout are settled within seconds.
-        env: [("wallet", "EXCHANGE_REDRIVE_INTERVAL_MS", "500"), ("wallet", "EXCHANGE_REDRIVE_AFTER_MS", "2000")]
-            .iter()
-            .map(|(s, k, v)| ((*s).to_owned(), (*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        // Exchanges left pending by a timeout are settled within seconds;
+        // gift serves the vendor simulation this run slows it down with.
+        env: [
+            ("wallet", "EXCHANGE_REDRIVE_INTERVAL_MS", "500"),
+            ("wallet", "EXCHANGE_REDRIVE_AFTER_MS", "2000"),
+            ("gift", "GIFT_VENDOR_SIMULATION", "true"),
+        ]
+        .iter()
+        .map(|(s, k, v)| ((*s).to_owned(), (*k).to_owned(), (*v).to_owned()))
+        .collect(),
         announce: false,
     };
     let mut mesh = Mesh::new(config)?;
@@ -339,13 +344,13 @@ async fn exercise(mesh: &Mesh, options: &Options) -> anyhow::Result<Report> {
     let mut report = Report { run_dir: mesh.run_dir().to_path_buf(), ..Report::default() };
     tick_through(&shared, &wallet, Phase::Healthy, options.phase, Until::PhaseEnds, |_| false).await;
 
-    set_vendor(&vendor, admin::VendorBehaviour { latency_ms: SLOW_VENDOR_MS, ..Default::default() }).await?;
+    set_vendor(&clients, &vendor, admin::VendorBehaviour { latency_ms: SLOW_VENDOR_MS, ..Default::default() }).await?;
     say(format!("gift slowed down: every exchange now takes {SLOW_VENDOR_MS} ms, beyond the wallet's deadline"));
     enter(&shared, Phase::Slowed);
     report.opened_after =
         tick_through(&shared, &wallet, Phase::Slowed, options.phase, Until::PhaseEnds, |state| state == 2).await;
 
-    set_vendor(&vendor, admin::VendorBehaviour::default()).await?;
+    set_vendor(&clients, &vendor, admin::VendorBehaviour::default()).await?;
     say("gift recovered".into());
     enter(&shared, Phase::Recovered);
     // Until the breaker closed (its cool-down, then a probe), then one more phase.
@@ -389,11 +394,13 @@ fn enter(shared: &Shared, phase: Phase) {
     *lock(&shared.phase) = (phase, Instant::now());
 }
 
+/// Sets gift's simulated behaviour, as the operator the simulation answers alone.
 async fn set_vendor(
+    clients: &Clients,
     vendor: &VendorSimulationServiceClient<tonic::transport::Channel>,
     behaviour: admin::VendorBehaviour,
 ) -> anyhow::Result<()> {
-    let request = admin::SetVendorBehaviourRequest { behaviour: Some(behaviour) };
+    let request = clients.as_operator(admin::SetVendorBehaviourRequest { behaviour: Some(behaviour) });
     vendor.clone().set_vendor_behaviour(request).await.context("gift refused the vendor behaviour")?;
     Ok(())
 }

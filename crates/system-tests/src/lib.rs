@@ -26,6 +26,8 @@ pub struct MeshOptions {
     pub wallet_to_gift: Option<platform::resilience::ResilienceConfig>,
     /// Exchanges gift serves at once; its default when `None`.
     pub gift_max_exchanges_in_flight: Option<usize>,
+    /// Whether gift serves its vendor simulation (to operators).
+    pub gift_vendor_simulation: bool,
     /// What the gateway serves browsers (the page, the development sign-in).
     pub web: gateway::web::WebConfig,
 }
@@ -131,6 +133,7 @@ impl Mesh {
                 if let Some(max) = self.options.gift_max_exchanges_in_flight {
                     gift_config.max_exchanges_in_flight = max;
                 }
+                gift_config.vendor_simulation = self.options.gift_vendor_simulation;
                 spawn(gift::build(gift_config).await.expect("gift starts").run_until_stopped(stopping))
             }
             "mypage" => spawn(mypage::build(config).await.expect("mypage starts").run_until_stopped(stopping)),

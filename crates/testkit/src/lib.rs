@@ -37,7 +37,7 @@ mod postgres_server;
 pub use backlog::{BacklogSplit, Durable, published_once, split_backlog};
 pub use cluster::NatsCluster;
 pub use dev_issuer::{Bearer, DevIssuer, authorized};
-pub use memory_store::MemoryStore;
+pub use memory_store::{MemoryStore, save_if_unchanged};
 pub use postgres_server::PostgresServer;
 
 /// The identity provider of this test process: one key pair and JWKS in a

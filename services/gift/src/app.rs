@@ -1,15 +1,19 @@
-//! The gift use cases: each runs the domain inside one store transaction
-//! and stages the events it produced in the outbox of that transaction.
+//! The gift use cases: each runs the domain inside one transaction of the
+//! store port and stages the events it produced in that transaction. They
+//! speak domain types only, through [`crate::ports`].
 
-use api::game::gift::v1 as pb;
-use platform::db::{Database, DbConnection, DbError, now_millis};
-use platform::events::timestamp;
-use platform::outbox::{self, OutboxSignal};
-use platform::store::{StoreError, StoreFailure, retry_on_conflict};
+use std::sync::Arc;
+
+use kernel::{StoreError, StoreFailure};
+use platform::db::now_millis;
+use platform::store::retry_on_conflict;
 use tracing::instrument;
 
-use crate::adapters::store;
-use crate::domain::{Currency, Exchange, ExchangeRefused, GiftEvent, GiftOrder, GiftOrderId, Product, ProductSku};
+use crate::domain::{Exchange, ExchangeRefused, GiftOrder, GiftOrderId, Product, ProductSku};
+use crate::ports::{GiftStore, GiftTx};
+
+#[cfg(test)]
+mod tests;
 
 /// What a gift use case can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -22,18 +26,6 @@ pub enum GiftError {
     Refused(#[from] ExchangeRefused),
     #[error(transparent)]
     Storage(#[from] StoreError),
-}
-
-impl From<DbError> for GiftError {
-    fn from(error: DbError) -> Self {
-        Self::Storage(error.into())
-    }
-}
-
-impl From<diesel::result::Error> for GiftError {
-    fn from(error: diesel::result::Error) -> Self {
-        DbError::from(error).into()
-    }
 }
 
 impl StoreFailure for GiftError {
@@ -53,17 +45,22 @@ enum Exchanged {
     Replayed(GiftOrder),
 }
 
-/// The gift application service.
-#[derive(Debug, Clone)]
-pub struct Gifts {
-    db: Database,
-    outbox: OutboxSignal,
+/// The gift application service, over a store `S`.
+#[derive(Debug)]
+pub struct Gifts<S> {
+    store: Arc<S>,
 }
 
-impl Gifts {
-    /// Use cases over `db`, waking the relay through `outbox`.
-    pub fn new(db: Database, outbox: OutboxSignal) -> Self {
-        Self { db, outbox }
+impl<S> Clone for Gifts<S> {
+    fn clone(&self) -> Self {
+        Self { store: Arc::clone(&self.store) }
+    }
+}
+
+impl<S: GiftStore> Gifts<S> {
+    /// Use cases over `store`.
+    pub fn new(store: S) -> Self {
+        Self { store: Arc::new(store) }
     }
 
     /// The catalogue with current stock, in display order.
@@ -71,7 +68,7 @@ impl Gifts {
     /// # Errors
     /// When the store fails.
     pub async fn products(&self) -> Result<Vec<Product>, GiftError> {
-        Ok(self.db.read(store::products).await?)
+        Ok(self.store.products().await?)
     }
 
     /// Exchanges a reward's points for one unit of a product.
@@ -103,12 +100,11 @@ impl Gifts {
         // path, or decides on the stock it left.
         let exchanged = retry_on_conflict(|| {
             let command = exchange.clone();
-            self.db.write(move |conn| exchange_in(conn, &command, now_millis()))
+            self.store.write(move |tx| exchange_in(tx, &command, now_millis()))
         })
         .await?;
         match exchanged {
             Exchanged::Placed(order) => {
-                self.outbox.wake();
                 tracing::info!(order_id = %order.id, "gift order placed");
                 Ok(order)
             }
@@ -124,46 +120,26 @@ impl Gifts {
     /// # Errors
     /// [`GiftError::OrderNotFound`], or a store failure.
     pub async fn order(&self, id: GiftOrderId) -> Result<GiftOrder, GiftError> {
-        self.db.read(move |conn| store::find_order(conn, id)?.ok_or(GiftError::OrderNotFound(id))).await
+        self.store.order(id).await?.ok_or(GiftError::OrderNotFound(id))
     }
 }
 
 /// One exchange, decided and applied in the caller's transaction: an order
 /// under the same key answers first, then an order of the same reward, and
 /// only then is a unit reserved and a new order placed.
-fn exchange_in(conn: &mut DbConnection, exchange: &Exchange, now: i64) -> Result<Exchanged, GiftError> {
-    if let Some(order) = store::find_order_by_key(conn, &exchange.key)? {
+fn exchange_in(tx: &mut dyn GiftTx, exchange: &Exchange, now: i64) -> Result<Exchanged, GiftError> {
+    if let Some(order) = tx.order_by_key(&exchange.key)? {
         order.replay_for_key(exchange)?;
         return Ok(Exchanged::Replayed(order));
     }
-    if let Some(order) = store::find_order_by_reward(conn, exchange.reward_id)? {
+    if let Some(order) = tx.order_by_reward(exchange.reward_id)? {
         order.replay_for_reward(exchange)?;
         return Ok(Exchanged::Replayed(order));
     }
-    let mut product =
-        store::product(conn, &exchange.sku)?.ok_or_else(|| GiftError::UnknownProduct(exchange.sku.clone()))?;
+    let mut product = tx.product(&exchange.sku)?.ok_or_else(|| GiftError::UnknownProduct(exchange.sku.clone()))?;
     let (order, event) = product.exchange(exchange, now)?;
-    store::update_stock(conn, &product)?;
-    store::insert_order(conn, &order)?;
-    let GiftEvent::Exchanged { order: placed, vendor_cost, currency } = event;
-    outbox::stage(conn, &gift_exchanged(&placed, vendor_cost, &currency))?;
+    tx.update_stock(&product)?;
+    tx.insert_order(&order)?;
+    tx.stage(&event)?;
     Ok(Exchanged::Placed(order))
-}
-
-/// The published form of GiftExchanged.
-fn gift_exchanged(order: &GiftOrder, vendor_cost: i64, currency: &Currency) -> pb::GiftExchanged {
-    pb::GiftExchanged {
-        // Derived from the order id (itself derived from the key), so a
-        // re-staged copy could never be a second, different event.
-        event_id: kernel::derived_uuid(order.id.as_uuid(), b"GiftExchanged").to_string(),
-        order_id: order.id.to_string(),
-        customer_id: order.customer_id.to_string(),
-        reward_id: order.reward_id.to_string(),
-        mission_id: order.mission_id.to_string(),
-        product_sku: order.product_sku.to_string(),
-        points: order.points.value(),
-        vendor_cost,
-        currency: currency.to_string(),
-        placed_at: Some(timestamp(order.placed_at)),
-    }
 }

@@ -4,9 +4,13 @@
 //! - [`domain`]: the product catalogue, the GiftOrder aggregate and the
 //!   exchange rules, pure.
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
-//! - [`adapters`]: gRPC in, the diesel store, and the vendor's capacity and
-//!   simulated slowness or failures (`game.gift.admin.v1`, not routed by the
-//!   gateway).
+//! - [`ports`]: the store the use cases need, as a trait they own (a unit of work).
+//! - [`adapters`]: gRPC in, the diesel store, the published form of events,
+//!   and the vendor's capacity and simulated slowness or failures
+//!   (`game.gift.admin.v1`, served only when configured, to operators only,
+//!   not routed by the gateway).
+//!
+//! [`build`] alone picks the concrete store behind the port.
 //!
 //! Publishes `GiftExchanged`; reacts to no events. Never places two orders
 //! for one idempotency key, nor two for one reward.
@@ -14,6 +18,7 @@
 pub mod adapters;
 pub mod app;
 pub mod domain;
+pub mod ports;
 
 use api::catalogue;
 use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulationServiceServer;
@@ -24,6 +29,7 @@ use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
 use crate::adapters::grpc::GiftGrpc;
+use crate::adapters::store::DieselGiftStore;
 use crate::adapters::vendor::{Vendor, VendorSimulationGrpc};
 
 static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -46,14 +52,17 @@ pub type App = ServiceApp;
 pub async fn build(config: impl Into<GiftConfig>) -> Result<App, StartError> {
     let config = config.into();
     let mut host = ServiceHost::start(SPEC, &config.service).await?;
-    let gifts = app::Gifts::new(host.db().clone(), host.outbox().clone());
+    let gifts = app::Gifts::new(DieselGiftStore::new(host.db().clone(), host.outbox().clone()));
     host.spawn_relay();
     let vendor = Vendor::new(config.max_exchanges_in_flight);
-    Ok(host
-        .serving(
-            GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .also_serving(VendorSimulationServiceServer::new(VendorSimulationGrpc::new(vendor))))
+    let app = host.serving(
+        GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+    );
+    if !config.vendor_simulation {
+        return Ok(app);
+    }
+    tracing::warn!("the vendor simulation is served: operators can make gift slow or failing (GIFT_VENDOR_SIMULATION)");
+    Ok(app.also_serving(VendorSimulationServiceServer::new(VendorSimulationGrpc::new(vendor))))
 }
 
 /// The gift service's configuration.
@@ -63,11 +72,16 @@ pub struct GiftConfig {
     /// Exchanges served at once; beyond, RESOURCE_EXHAUSTED at once
     /// (`GIFT_MAX_EXCHANGES_IN_FLIGHT`).
     pub max_exchanges_in_flight: usize,
+    /// Whether `game.gift.admin.v1.VendorSimulationService` is served, to
+    /// operators only (`GIFT_VENDOR_SIMULATION`, off by default): fault
+    /// injection for drills and tests, which must never be reachable in
+    /// production.
+    pub vendor_simulation: bool,
 }
 
 impl From<ServiceConfig> for GiftConfig {
     fn from(service: ServiceConfig) -> Self {
-        Self { service, max_exchanges_in_flight: 64 }
+        Self { service, max_exchanges_in_flight: 64, vendor_simulation: false }
     }
 }
 
@@ -90,6 +104,7 @@ impl GiftConfig {
         Ok(Self {
             max_exchanges_in_flight: env
                 .above_zero("GIFT_MAX_EXCHANGES_IN_FLIGHT", defaults.max_exchanges_in_flight)?,
+            vendor_simulation: env.or("GIFT_VENDOR_SIMULATION", defaults.vendor_simulation)?,
             ..defaults
         })
     }

@@ -1,18 +1,23 @@
 //! The my page use cases: reading a player's page, watching it change, and
-//! merging one event into it inside the consumer's inbox transaction.
+//! merging one event into it inside the consumer's inbox transaction. They
+//! speak domain types only, through [`crate::ports`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
 use kernel::CustomerId;
+use kernel::StoreError;
 use platform::CancellationToken;
-use platform::db::{Database, DbConnection, DbError};
 use tokio::sync::broadcast;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::instrument;
 
-use crate::adapters::store;
 use crate::domain::{Merge, MyPage, PageEvent, PlayerPage};
+use crate::ports::{PageStore, PageTx};
+
+#[cfg(test)]
+mod tests;
 
 /// How often a watch re-reads its page, to see changes that another replica
 /// of this service applied (this replica's own changes arrive at once).
@@ -25,7 +30,7 @@ const CHANGES_CAPACITY: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum MyPageError {
     #[error(transparent)]
-    Storage(#[from] DbError),
+    Storage(#[from] StoreError),
 }
 
 /// Tells this replica's watchers which player's page an event was applied to.
@@ -50,17 +55,23 @@ impl PageChanges {
     }
 }
 
-/// The my page application service.
-#[derive(Debug, Clone)]
-pub struct MyPages {
-    db: Database,
+/// The my page application service, over a store `S`.
+#[derive(Debug)]
+pub struct MyPages<S> {
+    store: Arc<S>,
     changes: PageChanges,
 }
 
-impl MyPages {
-    /// Use cases over `db`; watches wake on `changes`.
-    pub fn new(db: Database, changes: PageChanges) -> Self {
-        Self { db, changes }
+impl<S> Clone for MyPages<S> {
+    fn clone(&self) -> Self {
+        Self { store: Arc::clone(&self.store), changes: self.changes.clone() }
+    }
+}
+
+impl<S: PageStore> MyPages<S> {
+    /// Use cases over `store`; watches wake on `changes`.
+    pub fn new(store: S, changes: PageChanges) -> Self {
+        Self { store: Arc::new(store), changes }
     }
 
     /// A player's page; a player no event mentioned yet has an empty page at
@@ -69,13 +80,8 @@ impl MyPages {
     /// # Errors
     /// When the store fails.
     pub async fn get(&self, customer: CustomerId) -> Result<PlayerPage, MyPageError> {
-        let page = self
-            .db
-            .read(move |conn| {
-                Ok::<_, DbError>(store::find(conn, &customer)?.unwrap_or_else(|| PlayerPage::empty(customer)))
-            })
-            .await?;
-        Ok(page)
+        let page = self.store.page(customer.clone()).await?;
+        Ok(page.unwrap_or_else(|| PlayerPage::empty(customer)))
     }
 
     /// A player's page now, then again after every change, until `stopping`
@@ -110,8 +116,8 @@ impl MyPages {
 }
 
 /// One open watch of one player's page.
-struct Watcher {
-    pages: MyPages,
+struct Watcher<S> {
+    pages: MyPages<S>,
     customer: CustomerId,
     changes: broadcast::Receiver<CustomerId>,
     poll: Interval,
@@ -120,7 +126,7 @@ struct Watcher {
     sent: i64,
 }
 
-impl Watcher {
+impl<S: PageStore> Watcher<S> {
     /// Waits for a newer version of the page; `None` when the watch is over.
     async fn next_version(&mut self) -> Option<Result<PlayerPage, MyPageError>> {
         loop {
@@ -156,22 +162,22 @@ impl Watcher {
 /// the version as it was.
 ///
 /// # Errors
-/// [`DbError::Conflict`] when another transaction saved the page first (the
-/// event is retried), or another store failure.
-pub fn merge_event(conn: &mut DbConnection, customer: &CustomerId, event: &PageEvent) -> Result<Merge, DbError> {
-    match store::find(conn, customer)? {
+/// A `Conflict` when another transaction saved the page first (the event is
+/// merged again), or another store failure.
+pub fn merge_event(tx: &mut dyn PageTx, customer: &CustomerId, event: &PageEvent) -> Result<Merge, StoreError> {
+    match tx.page(customer)? {
         Some(mut stored) => {
             let merge = stored.page.apply(event);
             if merge == Merge::Changed {
                 stored.version += 1;
-                store::update(conn, &stored)?;
+                tx.update(&stored)?;
             }
             Ok(merge)
         }
         None => {
             let mut page = MyPage::default();
             let merge = page.apply(event);
-            store::insert(conn, &PlayerPage { customer_id: customer.clone(), version: 1, page })?;
+            tx.insert(&PlayerPage { customer_id: customer.clone(), version: 1, page })?;
             Ok(merge)
         }
     }

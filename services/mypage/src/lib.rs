@@ -3,8 +3,11 @@
 //!
 //! - [`domain`]: the page and its merge of events, pure.
 //! - [`app`]: reading and watching a page; merging an event into it.
+//! - [`ports`]: the store of pages the use cases need, as traits they own.
 //! - [`adapters`]: gRPC in, the diesel store, the policies on the MISSION,
-//!   REWARD and WALLET streams.
+//!   REWARD and WALLET streams (decoding events into the page's own).
+//!
+//! [`build`] alone picks the concrete store behind the port.
 //!
 //! Publishes nothing; reacts to MissionAchieved, RewardAllocated,
 //! RewardIssued and RewardExchanged, in whatever order they arrive.
@@ -12,6 +15,7 @@
 pub mod adapters;
 pub mod app;
 pub mod domain;
+pub mod ports;
 
 use api::catalogue;
 use api::game::mypage::v1::my_page_service_server::MyPageServiceServer;
@@ -56,7 +60,7 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     for source in Source::ALL {
         host.spawn_policy(MergeIntoPage::new(source, changes.clone())).await?;
     }
-    let pages = app::MyPages::new(host.db().clone(), changes);
+    let pages = app::MyPages::new(adapters::store::DieselPageStore::new(host.db().clone()), changes);
     let grpc = adapters::grpc::MyPageGrpc::new(pages, host.stopping());
     Ok(host.serving(MyPageServiceServer::new(grpc).max_decoding_message_size(MAX_MESSAGE_BYTES)))
 }

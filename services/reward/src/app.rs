@@ -1,14 +1,18 @@
 //! The reward use cases: the query served over gRPC, and the policy effects
 //! that run inside the consumer's inbox transaction, staging the events they
-//! produce in the outbox of that same transaction.
+//! produce in that same transaction. They speak domain types only, through
+//! [`crate::ports`].
 
-use api::game::reward::v1 as pb;
-use platform::db::{Database, DbConnection, DbError, now_millis};
-use platform::events::timestamp;
-use platform::outbox;
+use std::sync::Arc;
 
-use crate::adapters::store;
-use crate::domain::{AchievedMission, Reward, RewardEvent, RewardId, RewardRuleViolation};
+use kernel::StoreError;
+use platform::db::now_millis;
+
+use crate::domain::{AchievedMission, Reward, RewardId, RewardRuleViolation};
+use crate::ports::{RewardStore, RewardTx};
+
+#[cfg(test)]
+mod tests;
 
 /// What a reward use case can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -18,25 +22,26 @@ pub enum RewardError {
     #[error(transparent)]
     Rule(#[from] RewardRuleViolation),
     #[error(transparent)]
-    Storage(#[from] DbError),
+    Storage(#[from] StoreError),
 }
 
-impl From<diesel::result::Error> for RewardError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(DbError::from(error))
+/// The reward application service (queries; the commands are policies),
+/// over a store `S`.
+#[derive(Debug)]
+pub struct Rewards<S> {
+    store: Arc<S>,
+}
+
+impl<S> Clone for Rewards<S> {
+    fn clone(&self) -> Self {
+        Self { store: Arc::clone(&self.store) }
     }
 }
 
-/// The reward application service (queries; the commands are policies).
-#[derive(Debug, Clone)]
-pub struct Rewards {
-    db: Database,
-}
-
-impl Rewards {
-    /// Use cases over `db`.
-    pub fn new(db: Database) -> Self {
-        Self { db }
+impl<S: RewardStore> Rewards<S> {
+    /// Use cases over `store`.
+    pub fn new(store: S) -> Self {
+        Self { store: Arc::new(store) }
     }
 
     /// One reward by id.
@@ -44,7 +49,7 @@ impl Rewards {
     /// # Errors
     /// [`RewardError::RewardNotFound`], or a store failure.
     pub async fn get(&self, id: RewardId) -> Result<Reward, RewardError> {
-        self.db.read(move |conn| store::find(conn, id)?.ok_or(RewardError::RewardNotFound(id))).await
+        self.store.reward(id).await?.ok_or(RewardError::RewardNotFound(id))
     }
 }
 
@@ -62,16 +67,15 @@ pub enum Allocation {
 ///
 /// # Errors
 /// A rule violation when the mission promised no points, or a store failure
-/// (a concurrent allocation for the same mission surfaces as a transient
-/// [`DbError::Conflict`], and its retry finds the reward).
-pub fn allocate(conn: &mut DbConnection, mission: AchievedMission) -> Result<Allocation, RewardError> {
-    if let Some(existing) = store::find_by_mission(conn, mission.mission_id)? {
+/// (a concurrent allocation for the same mission is a `Conflict`, and
+/// applying the event again finds the reward).
+pub fn allocate(tx: &mut dyn RewardTx, mission: AchievedMission) -> Result<Allocation, RewardError> {
+    if let Some(existing) = tx.reward_for_mission(mission.mission_id)? {
         return Ok(Allocation::AlreadyAllocated(existing.id));
     }
     let (reward, event) = Reward::allocate(mission, now_millis())?;
-    store::insert(conn, &reward)?;
-    let RewardEvent::Allocated { reward: allocated } = event;
-    outbox::stage(conn, &reward_allocated(&allocated))?;
+    tx.insert(&reward)?;
+    tx.stage(&event)?;
     tracing::info!(reward_id = %reward.id, mission_id = %reward.mission_id, points = reward.points.value(), "reward allocated");
     Ok(Allocation::Allocated(reward.id))
 }
@@ -91,33 +95,18 @@ pub enum WalletStep {
 /// # Errors
 /// [`RewardError::RewardNotFound`] when the reward is not (yet) allocated
 /// here, or a store failure.
-pub fn follow_wallet(conn: &mut DbConnection, id: RewardId, step: WalletStep) -> Result<bool, RewardError> {
-    let mut reward = store::find(conn, id)?.ok_or(RewardError::RewardNotFound(id))?;
+pub fn follow_wallet(tx: &mut dyn RewardTx, id: RewardId, step: WalletStep) -> Result<bool, RewardError> {
+    let mut reward = tx.reward(id)?.ok_or(RewardError::RewardNotFound(id))?;
     let changed = match step {
         WalletStep::Issued => reward.issue(),
         WalletStep::Exchanged => reward.exchange(),
     };
     if changed {
-        store::update(conn, &reward)?;
+        tx.update(&reward)?;
         tracing::info!(reward_id = %reward.id, status = ?reward.status, "reward status moved forward");
     } else {
         // A late or repeated wallet event: the status is already there or past it.
         tracing::debug!(reward_id = %reward.id, status = ?reward.status, ?step, "reward status unchanged");
     }
     Ok(changed)
-}
-
-/// The published form of RewardAllocated.
-fn reward_allocated(reward: &Reward) -> pb::RewardAllocated {
-    pb::RewardAllocated {
-        // Derived from the reward id, so a re-staged copy could never be a
-        // second, different event.
-        event_id: kernel::derived_uuid(reward.id.as_uuid(), b"RewardAllocated").to_string(),
-        reward_id: reward.id.to_string(),
-        mission_id: reward.mission_id.to_string(),
-        customer_id: reward.customer_id.to_string(),
-        mission_code: reward.mission_code.clone(),
-        points: reward.points.value(),
-        allocated_at: Some(timestamp(reward.allocated_at)),
-    }
 }

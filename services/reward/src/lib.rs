@@ -3,14 +3,19 @@
 //!
 //! - [`domain`]: the Reward aggregate and its rules, pure.
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
+//! - [`ports`]: the store the use cases need, as traits they own.
 //! - [`adapters`]: gRPC in, the diesel store, the policies on MissionAchieved
-//!   and on the wallet's RewardIssued / RewardExchanged.
+//!   and on the wallet's RewardIssued / RewardExchanged, the published form
+//!   of events.
+//!
+//! [`build`] alone picks the concrete store behind the port.
 //!
 //! Publishes `RewardAllocated`.
 
 pub mod adapters;
 pub mod app;
 pub mod domain;
+pub mod ports;
 
 use api::catalogue;
 use api::game::reward::v1::reward_service_server::RewardServiceServer;
@@ -48,7 +53,7 @@ pub type App = ServiceApp;
 /// When the service cannot start; see [`StartError`].
 pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let mut host = ServiceHost::start(SPEC, &config).await?;
-    let rewards = app::Rewards::new(host.db().clone());
+    let rewards = app::Rewards::new(adapters::store::DieselRewardStore::new(host.db().clone()));
     host.spawn_relay();
     host.spawn_policy(adapters::policies::AllocateReward).await?;
     host.spawn_policy(adapters::policies::TrackWallet).await?;

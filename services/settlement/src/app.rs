@@ -1,26 +1,24 @@
 //! The settlement use cases: the paged ledger served over gRPC, and the
 //! policy effect that records a settlement inside the consumer's inbox
-//! transaction, staging SettlementRecorded in the outbox of that transaction.
+//! transaction, staging SettlementRecorded in that transaction. They speak
+//! domain types only, through [`crate::ports`].
 
-use api::game::settlement::v1 as pb;
-use platform::db::{Database, DbConnection, DbError, now_millis};
-use platform::events::timestamp;
-use platform::outbox;
+use std::sync::Arc;
 
-use crate::adapters::store;
-use crate::domain::{GiftExchange, LedgerPosition, ProductSku, Settlement, SettlementEvent, SettlementId};
+use kernel::StoreError;
+use platform::db::now_millis;
+
+use crate::domain::{GiftExchange, LedgerPosition, ProductSku, Settlement, SettlementId};
+use crate::ports::{Ledger, LedgerTx};
+
+#[cfg(test)]
+mod tests;
 
 /// What a settlement use case can answer besides success.
 #[derive(Debug, thiserror::Error)]
 pub enum SettlementError {
     #[error(transparent)]
-    Storage(#[from] DbError),
-}
-
-impl From<diesel::result::Error> for SettlementError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(DbError::from(error))
-    }
+    Storage(#[from] StoreError),
 }
 
 /// How many settlements one page holds.
@@ -74,16 +72,23 @@ pub struct SettlementPage {
     pub next_after: Option<LedgerPosition>,
 }
 
-/// The settlement application service (queries; the command is a policy).
-#[derive(Debug, Clone)]
-pub struct Settlements {
-    db: Database,
+/// The settlement application service (queries; the command is a
+/// policy), over a ledger `L`.
+#[derive(Debug)]
+pub struct Settlements<L> {
+    ledger: Arc<L>,
 }
 
-impl Settlements {
-    /// Use cases over `db`.
-    pub fn new(db: Database) -> Self {
-        Self { db }
+impl<L> Clone for Settlements<L> {
+    fn clone(&self) -> Self {
+        Self { ledger: Arc::clone(&self.ledger) }
+    }
+}
+
+impl<L: Ledger> Settlements<L> {
+    /// Use cases over `ledger`.
+    pub fn new(ledger: L) -> Self {
+        Self { ledger: Arc::new(ledger) }
     }
 
     /// One page of the ledger, oldest first, in a stable order.
@@ -92,14 +97,9 @@ impl Settlements {
     /// When the store fails.
     pub async fn list(&self, query: SettlementQuery) -> Result<SettlementPage, SettlementError> {
         let size = usize::from(query.page_size.get());
-        let mut rows = self
-            .db
-            .read(move |conn| {
-                // One more than a page tells whether another page follows,
-                // so the last page never hands out a token to an empty one.
-                store::page(conn, query.product_sku.as_ref(), query.after, size + 1)
-            })
-            .await?;
+        // One more than a page tells whether another page follows, so the
+        // last page never hands out a token to an empty one.
+        let mut rows = self.ledger.page(query.product_sku, query.after, size + 1).await?;
         let next_after = if rows.len() > size {
             rows.truncate(size);
             rows.last().map(|(position, _)| *position)
@@ -123,10 +123,10 @@ pub enum Recording {
 /// order is settled already.
 ///
 /// # Errors
-/// A store failure (a concurrent recording surfaces as a transient
-/// [`DbError::Conflict`], and its retry finds the settlement or the next place).
-pub fn record(conn: &mut DbConnection, exchange: GiftExchange) -> Result<Recording, SettlementError> {
-    if let Some(existing) = store::find_by_order(conn, exchange.order_id)? {
+/// A store failure (a concurrent recording is a `Conflict`, and applying
+/// the event again finds the settlement or the next place).
+pub fn record(tx: &mut dyn LedgerTx, exchange: GiftExchange) -> Result<Recording, SettlementError> {
+    if let Some(existing) = tx.settlement_of(exchange.order_id)? {
         if existing.amount != exchange.vendor_cost {
             // The first bill stands; a different one for the same order is
             // the gift context's business to explain, not ours to overwrite.
@@ -135,9 +135,8 @@ pub fn record(conn: &mut DbConnection, exchange: GiftExchange) -> Result<Recordi
         return Ok(Recording::AlreadyRecorded(existing.id));
     }
     let (settlement, event) = Settlement::record(exchange, now_millis());
-    store::insert(conn, &settlement)?;
-    let SettlementEvent::Recorded { settlement: recorded } = event;
-    outbox::stage(conn, &settlement_recorded(&recorded))?;
+    tx.append(&settlement)?;
+    tx.stage(&event)?;
     tracing::info!(
         settlement_id = %settlement.id,
         order_id = %settlement.order_id,
@@ -146,21 +145,4 @@ pub fn record(conn: &mut DbConnection, exchange: GiftExchange) -> Result<Recordi
         "settlement recorded"
     );
     Ok(Recording::Recorded(settlement.id))
-}
-
-/// The published form of SettlementRecorded.
-fn settlement_recorded(settlement: &Settlement) -> pb::SettlementRecorded {
-    pb::SettlementRecorded {
-        // Derived from the settlement id, so a re-staged copy could never be
-        // a second, different event.
-        event_id: kernel::derived_uuid(settlement.id.as_uuid(), b"SettlementRecorded").to_string(),
-        settlement_id: settlement.id.to_string(),
-        order_id: settlement.order_id.to_string(),
-        mission_id: settlement.mission_id.to_string(),
-        customer_id: settlement.customer_id.to_string(),
-        product_sku: settlement.product_sku.to_string(),
-        amount: settlement.amount.minor_units(),
-        currency: settlement.amount.currency().to_string(),
-        recorded_at: Some(timestamp(settlement.recorded_at)),
-    }
 }

@@ -3,14 +3,18 @@
 //!
 //! - [`domain`]: the Settlement aggregate and its values, pure.
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
-//! - [`adapters`]: gRPC in (paged listing), the diesel store, the policy on
-//!   GiftExchanged.
+//! - [`ports`]: the ledger the use cases need, as traits they own.
+//! - [`adapters`]: gRPC in (paged listing), the diesel ledger, the policy on
+//!   GiftExchanged, the published form of events.
+//!
+//! [`build`] alone picks the concrete ledger behind the port.
 //!
 //! Publishes `SettlementRecorded`.
 
 pub mod adapters;
 pub mod app;
 pub mod domain;
+pub mod ports;
 
 use api::catalogue;
 use api::game::settlement::v1::settlement_service_server::SettlementServiceServer;
@@ -48,7 +52,7 @@ pub type App = ServiceApp;
 /// When the service cannot start; see [`StartError`].
 pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     let mut host = ServiceHost::start(SPEC, &config).await?;
-    let settlements = app::Settlements::new(host.db().clone());
+    let settlements = app::Settlements::new(adapters::store::DieselLedger::new(host.db().clone()));
     host.spawn_relay();
     host.spawn_policy(adapters::policies::RecordSettlement).await?;
     Ok(host.serving(

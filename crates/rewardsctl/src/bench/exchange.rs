@@ -43,6 +43,12 @@ impl Options {
     }
 }
 
+/// The environment of the system the benchmark runs on: gift serves its
+/// vendor simulation, which the breaker-open run makes fail every call.
+pub fn system_env() -> Vec<(String, String, String)> {
+    vec![("gift".into(), "GIFT_VENDOR_SIMULATION".into(), "true".into())]
+}
+
 /// What the benchmark measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
@@ -138,9 +144,11 @@ fn request(target: &Target, (entry, bearer): &Signed) -> tonic::Request<Exchange
     request
 }
 
+/// Sets gift's simulated behaviour, as the operator the simulation answers alone.
 async fn set_vendor(system: &System, behaviour: admin::VendorBehaviour) -> anyhow::Result<()> {
     let mut client = VendorSimulationServiceClient::connect(system.service("gift")).await?;
-    client.set_vendor_behaviour(admin::SetVendorBehaviourRequest { behaviour: Some(behaviour) }).await?;
+    let request = admin::SetVendorBehaviourRequest { behaviour: Some(behaviour) };
+    client.set_vendor_behaviour(dev_issuer::authorized(request, &system.mesh.identity().operator())).await?;
     Ok(())
 }
 

@@ -210,7 +210,7 @@ async fn exchange_and_gateway(
     dir: &Path,
     options: &Options,
 ) -> anyhow::Result<(exchange::Exchange, Option<gateway::GatewayCost>, f64)> {
-    let system = System::start(shape, dir.to_path_buf(), options.bin_dir.clone(), Vec::new()).await?;
+    let system = System::start(shape, dir.to_path_buf(), options.bin_dir.clone(), exchange::system_env()).await?;
     let exchange_options = exchange::Options { rate: options.exchange_rate, duration: options.exchange_duration };
     let measured = async {
         let entries = system::seed_entries(&system, "bench-x", exchange_options.entries_needed()).await?;

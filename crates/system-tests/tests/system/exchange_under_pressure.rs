@@ -41,6 +41,7 @@ async fn mesh(gift_capacity: usize) -> Mesh {
     Mesh::start(MeshOptions {
         wallet_to_gift: Some(tight()),
         gift_max_exchanges_in_flight: Some(gift_capacity),
+        gift_vendor_simulation: true,
         ..MeshOptions::default()
     })
     .await
@@ -71,7 +72,8 @@ fn exchange(customer: &str, entry: &wallet::WalletEntry, sku: &str) -> wallet::E
 
 async fn vendor(mesh: &Mesh, behaviour: admin::VendorBehaviour) {
     let mut client = VendorSimulationServiceClient::connect(mesh.service_url("gift")).await.unwrap();
-    client.set_vendor_behaviour(admin::SetVendorBehaviourRequest { behaviour: Some(behaviour) }).await.unwrap();
+    let request = admin::SetVendorBehaviourRequest { behaviour: Some(behaviour) };
+    client.set_vendor_behaviour(request.by_operator()).await.unwrap();
 }
 
 async fn reward_status(c: &Clients, reward_id: &str) -> reward::RewardStatus {

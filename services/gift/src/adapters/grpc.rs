@@ -14,18 +14,19 @@ use crate::domain::{
     Exchange, ExchangeRefused, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku,
     RewardId,
 };
+use crate::ports::GiftStore;
 
 /// Serves `game.gift.v1.GiftService`.
 #[derive(Debug, Clone)]
-pub struct GiftGrpc {
-    gifts: Gifts,
+pub struct GiftGrpc<S> {
+    gifts: Gifts<S>,
     /// Capacity and simulated behaviour of the vendor, around `Exchange` only.
     vendor: Vendor,
 }
 
-impl GiftGrpc {
+impl<S> GiftGrpc<S> {
     /// The adapter over the use cases, behaving as `vendor` says.
-    pub fn new(gifts: Gifts, vendor: Vendor) -> Self {
+    pub fn new(gifts: Gifts<S>, vendor: Vendor) -> Self {
         Self { gifts, vendor }
     }
 }
@@ -94,7 +95,7 @@ fn product_to_pb(product: Product) -> pb::Product {
 }
 
 #[tonic::async_trait]
-impl GiftService for GiftGrpc {
+impl<S: GiftStore> GiftService for GiftGrpc<S> {
     async fn list_products(
         &self,
         request: Request<pb::ListProductsRequest>,

@@ -1,13 +1,84 @@
-//! The gift store on diesel (SQLite or PostgreSQL): rows to aggregates and
-//! back, with optimistic concurrency on every product update.
+//! The gift store on diesel (SQLite or PostgreSQL): the [`GiftStore`] port,
+//! rows to aggregates and back, optimistic concurrency on every product
+//! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
 use kernel::{CustomerId, Points};
-use platform::db::{CorruptRow, DbConnection, DbError};
+use platform::db::{CorruptRow, Database, DbConnection, DbError};
+use platform::outbox::OutboxSignal;
+use platform::store::{self, DbTx, StoreError};
 
+use crate::adapters::events;
 use crate::domain::{
-    Currency, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku, RewardId,
+    Currency, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku,
+    RewardId,
 };
+use crate::ports::{GiftStore, GiftTx};
+
+/// The gift store in the service's database.
+#[derive(Debug, Clone)]
+pub struct DieselGiftStore {
+    db: Database,
+    /// Woken after a transaction that staged events.
+    outbox: OutboxSignal,
+}
+
+impl DieselGiftStore {
+    /// The store in `db`, waking the relay through `outbox`.
+    pub fn new(db: Database, outbox: OutboxSignal) -> Self {
+        Self { db, outbox }
+    }
+}
+
+impl GiftStore for DieselGiftStore {
+    async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn GiftTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        store::write(&self.db, &self.outbox, move |tx| work(tx)).await
+    }
+
+    async fn products(&self) -> Result<Vec<Product>, StoreError> {
+        store::read(&self.db, products).await
+    }
+
+    async fn order(&self, id: GiftOrderId) -> Result<Option<GiftOrder>, StoreError> {
+        store::read(&self.db, move |conn| find_order(conn, id)).await
+    }
+}
+
+/// The gift store within the transaction [`DieselGiftStore::write`] opened.
+impl GiftTx for DbTx<'_> {
+    fn product(&mut self, sku: &ProductSku) -> Result<Option<Product>, StoreError> {
+        Ok(product(self.conn(), sku)?)
+    }
+
+    fn order_by_key(&mut self, key: &IdempotencyKey) -> Result<Option<GiftOrder>, StoreError> {
+        Ok(find_order_by_key(self.conn(), key)?)
+    }
+
+    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
+        Ok(find_order_by_reward(self.conn(), reward)?)
+    }
+
+    fn update_stock(&mut self, product: &Product) -> Result<(), StoreError> {
+        Ok(update_stock(self.conn(), product)?)
+    }
+
+    fn insert_order(&mut self, order: &GiftOrder) -> Result<(), StoreError> {
+        Ok(insert_order(self.conn(), order)?)
+    }
+
+    fn stage(&mut self, event: &GiftEvent) -> Result<(), StoreError> {
+        match event {
+            GiftEvent::Exchanged { order, vendor_cost, currency } => {
+                DbTx::stage(self, &events::gift_exchanged(order, *vendor_cost, currency))
+            }
+        }
+    }
+}
 
 diesel::table! {
     products (sku) {
@@ -129,8 +200,7 @@ impl From<&GiftOrder> for GiftOrderRow {
     }
 }
 
-/// The catalogue, in display order.
-pub fn products(conn: &mut DbConnection) -> Result<Vec<Product>, DbError> {
+fn products(conn: &mut DbConnection) -> Result<Vec<Product>, DbError> {
     let rows: Vec<ProductRow> = products::table
         .order((products::position.asc(), products::sku.asc()))
         .select(ProductRow::as_select())
@@ -138,8 +208,7 @@ pub fn products(conn: &mut DbConnection) -> Result<Vec<Product>, DbError> {
     Ok(rows.into_iter().map(Product::try_from).collect::<Result<_, _>>()?)
 }
 
-/// One product of the catalogue.
-pub fn product(conn: &mut DbConnection, sku: &ProductSku) -> Result<Option<Product>, DbError> {
+fn product(conn: &mut DbConnection, sku: &ProductSku) -> Result<Option<Product>, DbError> {
     let row: Option<ProductRow> = products::table
         .filter(products::sku.eq(sku.as_str()))
         .select(ProductRow::as_select())
@@ -148,9 +217,7 @@ pub fn product(conn: &mut DbConnection, sku: &ProductSku) -> Result<Option<Produ
     Ok(row.map(Product::try_from).transpose()?)
 }
 
-/// Saves a product's new stock if nobody changed the product since it was
-/// loaded at `version - 1`.
-pub fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), DbError> {
+fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), DbError> {
     let updated = diesel::update(
         products::table
             .filter(products::sku.eq(product.sku.as_str()))
@@ -164,8 +231,7 @@ pub fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), Db
     Ok(())
 }
 
-/// The order with this id.
-pub fn find_order(conn: &mut DbConnection, id: GiftOrderId) -> Result<Option<GiftOrder>, DbError> {
+fn find_order(conn: &mut DbConnection, id: GiftOrderId) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
         .filter(gift_orders::order_id.eq(id.to_string()))
         .select(GiftOrderRow::as_select())
@@ -174,8 +240,7 @@ pub fn find_order(conn: &mut DbConnection, id: GiftOrderId) -> Result<Option<Gif
     Ok(row.map(GiftOrder::try_from).transpose()?)
 }
 
-/// The order placed under this idempotency key, if any.
-pub fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Option<GiftOrder>, DbError> {
+fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
         .filter(gift_orders::idempotency_key.eq(key.as_str()))
         .select(GiftOrderRow::as_select())
@@ -184,8 +249,7 @@ pub fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Resul
     Ok(row.map(GiftOrder::try_from).transpose()?)
 }
 
-/// The order this reward paid for, if any.
-pub fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Option<GiftOrder>, DbError> {
+fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
         .filter(gift_orders::reward_id.eq(reward.to_string()))
         .select(GiftOrderRow::as_select())
@@ -194,10 +258,9 @@ pub fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result
     Ok(row.map(GiftOrder::try_from).transpose()?)
 }
 
-/// Inserts a new order. A unique violation means a concurrent exchange
-/// placed an order under the same key or for the same reward; the caller
-/// decides again.
-pub fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), diesel::result::Error> {
+/// A unique violation (a `Duplicate`) means a concurrent exchange placed an
+/// order under the same key or for the same reward; the use case decides again.
+fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), DbError> {
     diesel::insert_into(gift_orders::table).values(GiftOrderRow::from(order)).execute(conn)?;
     Ok(())
 }

@@ -2,13 +2,15 @@
 //! with a bounded number of exchanges in flight (beyond it, RESOURCE_EXHAUSTED
 //! before any work), and an operator can make it slow or failing on purpose
 //! through `game.gift.admin.v1.VendorSimulationService` — to show the
-//! wallet's deadline, circuit breaker and re-driver at work. Neither the
-//! domain nor the use cases know of any of this.
+//! wallet's deadline, circuit breaker and re-driver at work. That API is
+//! served only when `GIFT_VENDOR_SIMULATION` says so, and answers operators
+//! only. Neither the domain nor the use cases know of any of this.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use api::game::gift::admin::v1::{self as pb, vendor_simulation_service_server::VendorSimulationService};
+use platform::caller::{caller, require_operator};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
@@ -134,6 +136,8 @@ impl VendorSimulationService for VendorSimulationGrpc {
         &self,
         request: Request<pb::SetVendorBehaviourRequest>,
     ) -> Result<Response<pb::SetVendorBehaviourResponse>, Status> {
+        // Whoever may slow gift down may deny every player their exchanges.
+        require_operator(&caller(&request)?)?;
         let behaviour = from_pb(request.into_inner().behaviour)?;
         *self.vendor.behaviour.write().unwrap_or_else(std::sync::PoisonError::into_inner) = behaviour;
         tracing::warn!(?behaviour, "vendor behaviour changed");
@@ -142,8 +146,9 @@ impl VendorSimulationService for VendorSimulationGrpc {
 
     async fn get_vendor_behaviour(
         &self,
-        _request: Request<pb::GetVendorBehaviourRequest>,
+        request: Request<pb::GetVendorBehaviourRequest>,
     ) -> Result<Response<pb::GetVendorBehaviourResponse>, Status> {
+        require_operator(&caller(&request)?)?;
         Ok(Response::new(pb::GetVendorBehaviourResponse {
             behaviour: Some(to_pb(self.vendor.behaviour())),
             exchanges_in_flight: u32::try_from(self.vendor.in_flight()).unwrap_or(u32::MAX),

@@ -4,6 +4,7 @@
 use std::ops::Deref;
 
 use api::game::gift::v1::{self as pb, gift_service_client::GiftServiceClient};
+use gift::GiftConfig;
 use platform::events::GIFT_STREAM;
 use testkit::AsCaller;
 use testkit::{Broker, Running, TempStore, service_config};
@@ -12,7 +13,7 @@ use tonic::transport::Channel;
 pub struct TestApp {
     pub broker: Broker,
     pub client: GiftServiceClient<Channel>,
-    _service: Running,
+    pub service: Running,
     _store: TempStore,
 }
 
@@ -27,12 +28,23 @@ impl Deref for TestApp {
 
 /// The service on a fresh SQLite file, or on `database_url` when given.
 pub async fn spawn_app(database_url: Option<String>) -> TestApp {
+    spawn_configured(database_url, |_| {}).await
+}
+
+/// The service on a fresh SQLite file with its vendor simulation served.
+pub async fn spawn_with_vendor_simulation() -> TestApp {
+    spawn_configured(None, |config| config.vendor_simulation = true).await
+}
+
+async fn spawn_configured(database_url: Option<String>, configure: impl FnOnce(&mut GiftConfig)) -> TestApp {
     let broker = Broker::start().await;
     let store = TempStore::new();
-    let config = service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("gift")));
+    let mut config =
+        GiftConfig::from(service_config(&broker, database_url.unwrap_or_else(|| store.sqlite_url("gift"))));
+    configure(&mut config);
     let service = Running::serve(gift::build(config).await.expect("gift service starts"));
     let client = GiftServiceClient::connect(service.url()).await.expect("connects");
-    TestApp { broker, client, _service: service, _store: store }
+    TestApp { broker, client, service, _store: store }
 }
 
 /// An Exchange request as the wallet sends it, for a new reward of `points`.

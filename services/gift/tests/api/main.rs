@@ -8,3 +8,4 @@ mod exchange;
 mod helpers;
 mod orders;
 mod refusals;
+mod vendor_simulation;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kernel::StoreErrorKind;
 use kernel::{CustomerId, Points};
-use testkit::MemoryStore;
+use testkit::{MemoryStore, save_if_unchanged};
 
 use super::*;
 use crate::domain::{MissionEvent, MissionStatus};
@@ -72,13 +72,7 @@ impl MissionTx for Stored {
     }
 
     fn update(&mut self, mission: &Mission) -> Result<(), StoreError> {
-        match self.missions.get_mut(&mission.id) {
-            Some(stored) if stored.version == mission.version - 1 => {
-                *stored = mission.clone();
-                Ok(())
-            }
-            _ => Err(StoreError::conflict("mission", mission.id.to_string())),
-        }
+        save_if_unchanged(&mut self.missions, &mission.id, mission, |m| m.version, "mission")
     }
 
     fn stage(&mut self, event: &MissionEvent) -> Result<(), StoreError> {

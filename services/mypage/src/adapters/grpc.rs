@@ -12,24 +12,25 @@ use kernel::{CustomerId, Points};
 use platform::CancellationToken;
 use platform::caller::{caller, require_reader, while_token_valid};
 use platform::events::timestamp;
-use platform::grpc::{field, storage_failure};
+use platform::grpc::{field, store_failure};
 use tonic::{Request, Response, Status};
 
 use crate::app::{MyPageError, MyPages};
 use crate::domain::{EntryStatus, MissionLine, MissionStatus, PlayerPage, RewardStatus, WalletLine};
+use crate::ports::PageStore;
 
 /// Serves `game.mypage.v1.MyPageService`.
 #[derive(Debug, Clone)]
-pub struct MyPageGrpc {
-    pages: MyPages,
+pub struct MyPageGrpc<S> {
+    pages: MyPages<S>,
     /// Cancelled when the service stops, so that open watches end and never
     /// hold the drain.
     stopping: CancellationToken,
 }
 
-impl MyPageGrpc {
+impl<S> MyPageGrpc<S> {
     /// The adapter over the use cases; watches end when `stopping` is cancelled.
-    pub fn new(pages: MyPages, stopping: CancellationToken) -> Self {
+    pub fn new(pages: MyPages<S>, stopping: CancellationToken) -> Self {
         Self { pages, stopping }
     }
 }
@@ -37,7 +38,7 @@ impl MyPageGrpc {
 impl From<MyPageError> for Status {
     fn from(error: MyPageError) -> Self {
         match error {
-            MyPageError::Storage(error) => storage_failure(&error),
+            MyPageError::Storage(error) => store_failure(&error),
         }
     }
 }
@@ -94,7 +95,7 @@ fn entry_to_pb(line: &WalletLine) -> pb::MyPageWalletEntry {
 type PageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchMyPageResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
-impl MyPageService for MyPageGrpc {
+impl<S: PageStore> MyPageService for MyPageGrpc<S> {
     async fn get_my_page(
         &self,
         request: Request<pb::GetMyPageRequest>,

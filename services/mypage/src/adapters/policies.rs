@@ -10,6 +10,7 @@ use kernel::{CustomerId, IdError, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event, MISSION_STREAM, REWARD_STREAM, StreamDef, WALLET_STREAM, millis};
+use platform::store::DbTx;
 
 use crate::app::{self, PageChanges};
 use crate::domain::{EntryId, MissionId, PageEvent, RewardId};
@@ -72,7 +73,8 @@ impl Policy for MergeIntoPage {
 
     fn apply(&self, conn: &mut DbConnection, event: &ReceivedEvent) -> Result<(), PolicyError> {
         let (customer, page_event) = page_event(event)?;
-        app::merge_event(conn, &customer, &page_event)?;
+        // The effect joins the consumer's transaction, inbox and all.
+        app::merge_event(&mut DbTx::new(conn), &customer, &page_event)?;
         Ok(())
     }
 

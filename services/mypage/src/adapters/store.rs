@@ -1,5 +1,6 @@
-//! The my page store on diesel (SQLite or PostgreSQL): one JSON document per
-//! player, with an optimistic `version` guarding every change.
+//! The my page store on diesel (SQLite or PostgreSQL): the [`PageStore`]
+//! port, one JSON document per player, with an optimistic `version`
+//! guarding every change.
 //!
 //! The document has its own serde shape, kept apart from the domain types so
 //! that the stored format changes only on purpose; a document that does not
@@ -7,12 +8,48 @@
 
 use diesel::prelude::*;
 use kernel::{CustomerId, Points};
-use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation, now_millis};
+use platform::db::{CorruptRow, Database, DbConnection, DbError, is_unique_violation, now_millis};
+use platform::store::{self, DbTx, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     EntryId, EntryStatus, MissionId, MissionLine, MissionStatus, MyPage, PlayerPage, RewardId, RewardStatus, WalletLine,
 };
+use crate::ports::{PageStore, PageTx};
+
+/// The pages in the service's database.
+#[derive(Debug, Clone)]
+pub struct DieselPageStore {
+    db: Database,
+}
+
+impl DieselPageStore {
+    /// The store in `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+impl PageStore for DieselPageStore {
+    async fn page(&self, customer: CustomerId) -> Result<Option<PlayerPage>, StoreError> {
+        store::read(&self.db, move |conn| find(conn, &customer)).await
+    }
+}
+
+/// The pages within the consumer's transaction applying a policy.
+impl PageTx for DbTx<'_> {
+    fn page(&mut self, customer: &CustomerId) -> Result<Option<PlayerPage>, StoreError> {
+        Ok(find(self.conn(), customer)?)
+    }
+
+    fn insert(&mut self, page: &PlayerPage) -> Result<(), StoreError> {
+        Ok(insert(self.conn(), page)?)
+    }
+
+    fn update(&mut self, page: &PlayerPage) -> Result<(), StoreError> {
+        Ok(update(self.conn(), page)?)
+    }
+}
 
 diesel::table! {
     my_pages (customer_id) {
@@ -210,9 +247,9 @@ impl TryFrom<PageRow> for PlayerPage {
 }
 
 impl TryFrom<&PlayerPage> for PageRow {
-    type Error = DbError;
+    type Error = CorruptRow;
 
-    fn try_from(page: &PlayerPage) -> Result<Self, DbError> {
+    fn try_from(page: &PlayerPage) -> Result<Self, CorruptRow> {
         let document = serde_json::to_string(&Document::from(&page.page))
             .map_err(|e| CorruptRow::new("my page", page.customer_id.as_str(), e))?;
         Ok(Self {
@@ -224,8 +261,7 @@ impl TryFrom<&PlayerPage> for PageRow {
     }
 }
 
-/// The stored page of a player, if any event mentioned them.
-pub fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<PlayerPage>, DbError> {
+fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<PlayerPage>, DbError> {
     let row: Option<PageRow> = my_pages::table
         .filter(my_pages::customer_id.eq(customer.as_str()))
         .select(PageRow::as_select())
@@ -234,9 +270,10 @@ pub fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<Pla
     Ok(row.map(PlayerPage::try_from).transpose()?)
 }
 
-/// Stores the first page of a player. Another transaction storing it first
-/// is a [`DbError::Conflict`]: the event is retried on the stored page.
-pub fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
+/// Another transaction storing the page first is a `Conflict`, not a
+/// `Duplicate`: the consumer applies a conflicting event again, on the
+/// stored page.
+fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
     let inserted = diesel::insert_into(my_pages::table).values(PageRow::try_from(page)?).execute(conn);
     match inserted {
         Ok(_) => Ok(()),
@@ -245,8 +282,7 @@ pub fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError>
     }
 }
 
-/// Saves a changed page if nobody changed it since it was read at `version - 1`.
-pub fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
+fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
     let row = PageRow::try_from(page)?;
     let updated = diesel::update(
         my_pages::table

@@ -72,7 +72,8 @@ async fn a_watch_starts_from_the_current_page() {
 async fn a_watch_sees_a_change_that_another_replica_applied() {
     use kernel::{CustomerId, Points};
     use mypage::domain::{MissionId, PageEvent};
-    use platform::db::{Database, DbError};
+    use platform::db::Database;
+    use platform::store::{DbTx, StoreError};
 
     let app = spawn_app().await;
     let mut pages = watch(&app, "player-10").await;
@@ -90,8 +91,8 @@ async fn a_watch_sees_a_change_that_another_replica_applied() {
                 reward_points: Points::new(100).unwrap(),
                 achieved_at: Some(1_764_000_000_000),
             };
-            mypage::app::merge_event(conn, &CustomerId::parse("player-10").unwrap(), &event)?;
-            Ok::<_, DbError>(())
+            mypage::app::merge_event(&mut DbTx::new(conn), &CustomerId::parse("player-10").unwrap(), &event)?;
+            Ok::<_, StoreError>(())
         })
         .await
         .unwrap();

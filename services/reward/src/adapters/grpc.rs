@@ -4,21 +4,22 @@
 use api::game::reward::v1::{self as pb, reward_service_server::RewardService};
 use platform::caller::{caller, require_reader};
 use platform::events::timestamp;
-use platform::grpc::{field, storage_failure};
+use platform::grpc::{field, store_failure};
 use tonic::{Request, Response, Status};
 
 use crate::app::{RewardError, Rewards};
 use crate::domain::{Reward, RewardId, RewardStatus};
+use crate::ports::RewardStore;
 
 /// Serves `game.reward.v1.RewardService`.
 #[derive(Debug, Clone)]
-pub struct RewardGrpc {
-    rewards: Rewards,
+pub struct RewardGrpc<S> {
+    rewards: Rewards<S>,
 }
 
-impl RewardGrpc {
+impl<S> RewardGrpc<S> {
     /// The adapter over the use cases.
-    pub fn new(rewards: Rewards) -> Self {
+    pub fn new(rewards: Rewards<S>) -> Self {
         Self { rewards }
     }
 }
@@ -28,7 +29,7 @@ impl From<RewardError> for Status {
         match error {
             RewardError::RewardNotFound(id) => Status::not_found(format!("reward {id} does not exist")),
             RewardError::Rule(violation) => Status::failed_precondition(violation.to_string()),
-            RewardError::Storage(error) => storage_failure(&error),
+            RewardError::Storage(error) => store_failure(&error),
         }
     }
 }
@@ -51,7 +52,7 @@ fn to_pb(reward: Reward) -> pb::Reward {
 }
 
 #[tonic::async_trait]
-impl RewardService for RewardGrpc {
+impl<S: RewardStore> RewardService for RewardGrpc<S> {
     async fn get_reward(
         &self,
         request: Request<pb::GetRewardRequest>,

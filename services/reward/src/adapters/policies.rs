@@ -7,6 +7,7 @@ use kernel::{CustomerId, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, MISSION_STREAM, StreamDef, WALLET_STREAM};
+use platform::store::DbTx;
 
 use crate::app::{self, RewardError, WalletStep};
 use crate::domain::{AchievedMission, MissionId, RewardId};
@@ -20,7 +21,7 @@ fn policy_error(error: RewardError) -> PolicyError {
     match error {
         RewardError::RewardNotFound(id) => PolicyError::NotYet(format!("reward {id} is not allocated yet")),
         RewardError::Rule(violation) => PolicyError::Malformed(violation.to_string()),
-        RewardError::Storage(error) => PolicyError::Db(error),
+        RewardError::Storage(error) => error.into(),
     }
 }
 
@@ -52,7 +53,8 @@ impl Policy for AllocateReward {
             promised_points: Points::new(achieved.reward_points).map_err(|e| malformed("reward_points", e))?,
             mission_code: achieved.mission_code,
         };
-        app::allocate(conn, mission).map_err(policy_error)?;
+        // The effect joins the consumer's transaction, inbox and all.
+        app::allocate(&mut DbTx::new(conn), mission).map_err(policy_error)?;
         Ok(())
     }
 }
@@ -81,7 +83,7 @@ impl Policy for TrackWallet {
             (event.decode::<RewardIssued>()?.reward_id, WalletStep::Issued)
         };
         let reward_id = RewardId::parse(&reward_id).map_err(|e| malformed("reward_id", e))?;
-        app::follow_wallet(conn, reward_id, step).map_err(policy_error)?;
+        app::follow_wallet(&mut DbTx::new(conn), reward_id, step).map_err(policy_error)?;
         Ok(())
     }
 }

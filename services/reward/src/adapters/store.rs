@@ -1,11 +1,59 @@
-//! The reward store on diesel (SQLite or PostgreSQL): rows to aggregates and
-//! back, with optimistic concurrency on every update.
+//! The reward store on diesel (SQLite or PostgreSQL): the [`RewardStore`]
+//! port, rows to aggregates and back, optimistic concurrency on every
+//! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
 use kernel::{CustomerId, Points};
-use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation};
+use platform::db::{CorruptRow, Database, DbConnection, DbError, is_unique_violation};
+use platform::store::{self, DbTx, StoreError};
 
-use crate::domain::{MissionId, Reward, RewardId, RewardStatus};
+use crate::adapters::events;
+use crate::domain::{MissionId, Reward, RewardEvent, RewardId, RewardStatus};
+use crate::ports::{RewardStore, RewardTx};
+
+/// The reward store in the service's database.
+#[derive(Debug, Clone)]
+pub struct DieselRewardStore {
+    db: Database,
+}
+
+impl DieselRewardStore {
+    /// The store in `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+impl RewardStore for DieselRewardStore {
+    async fn reward(&self, id: RewardId) -> Result<Option<Reward>, StoreError> {
+        store::read(&self.db, move |conn| find(conn, id)).await
+    }
+}
+
+/// The reward store within the consumer's transaction applying a policy.
+impl RewardTx for DbTx<'_> {
+    fn reward(&mut self, id: RewardId) -> Result<Option<Reward>, StoreError> {
+        Ok(find(self.conn(), id)?)
+    }
+
+    fn reward_for_mission(&mut self, mission: MissionId) -> Result<Option<Reward>, StoreError> {
+        Ok(find_by_mission(self.conn(), mission)?)
+    }
+
+    fn insert(&mut self, reward: &Reward) -> Result<(), StoreError> {
+        Ok(insert(self.conn(), reward)?)
+    }
+
+    fn update(&mut self, reward: &Reward) -> Result<(), StoreError> {
+        Ok(update(self.conn(), reward)?)
+    }
+
+    fn stage(&mut self, event: &RewardEvent) -> Result<(), StoreError> {
+        match event {
+            RewardEvent::Allocated { reward } => DbTx::stage(self, &events::reward_allocated(reward)),
+        }
+    }
+}
 
 diesel::table! {
     rewards (reward_id) {
@@ -87,11 +135,7 @@ fn status_code(status: RewardStatus) -> i32 {
     }
 }
 
-/// The reward with this id.
-///
-/// # Errors
-/// When the query fails or the row is corrupt.
-pub fn find(conn: &mut DbConnection, id: RewardId) -> Result<Option<Reward>, DbError> {
+fn find(conn: &mut DbConnection, id: RewardId) -> Result<Option<Reward>, DbError> {
     let row: Option<RewardRow> = rewards::table
         .filter(rewards::reward_id.eq(id.to_string()))
         .select(RewardRow::as_select())
@@ -100,11 +144,7 @@ pub fn find(conn: &mut DbConnection, id: RewardId) -> Result<Option<Reward>, DbE
     Ok(row.map(Reward::try_from).transpose()?)
 }
 
-/// The reward allocated for this mission, if any.
-///
-/// # Errors
-/// When the query fails or the row is corrupt.
-pub fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result<Option<Reward>, DbError> {
+fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result<Option<Reward>, DbError> {
     let row: Option<RewardRow> = rewards::table
         .filter(rewards::mission_id.eq(mission_id.to_string()))
         .select(RewardRow::as_select())
@@ -113,12 +153,10 @@ pub fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result
     Ok(row.map(Reward::try_from).transpose()?)
 }
 
-/// Inserts a newly allocated reward.
-///
-/// # Errors
-/// [`DbError::Conflict`] when another transaction allocated the mission's
-/// reward first (the unique keys held); the retry then finds it.
-pub fn insert(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
+/// Another transaction allocating the mission's reward first (the unique
+/// keys held) is a `Conflict`, not a `Duplicate`: the consumer applies a
+/// conflicting event again, and then finds the reward.
+fn insert(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
     match diesel::insert_into(rewards::table).values(RewardRow::from(reward)).execute(conn) {
         Ok(_) => Ok(()),
         Err(error) if is_unique_violation(&error) => {
@@ -128,11 +166,7 @@ pub fn insert(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
     }
 }
 
-/// Saves a changed reward if nobody changed it since it was loaded at `version - 1`.
-///
-/// # Errors
-/// [`DbError::Conflict`] when it was changed concurrently, or a query failure.
-pub fn update(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
+fn update(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
     let updated = diesel::update(
         rewards::table
             .filter(rewards::reward_id.eq(reward.id.to_string()))

@@ -4,21 +4,22 @@
 use api::game::settlement::v1::{self as pb, settlement_service_server::SettlementService};
 use platform::caller::{caller, require_operator};
 use platform::events::timestamp;
-use platform::grpc::{invalid, storage_failure};
+use platform::grpc::{invalid, store_failure};
 use tonic::{Request, Response, Status};
 
 use crate::app::{PageSize, SettlementError, SettlementQuery, Settlements};
 use crate::domain::{ProductSku, Settlement};
+use crate::ports::Ledger;
 
 /// Serves `game.settlement.v1.SettlementService`.
 #[derive(Debug, Clone)]
-pub struct SettlementGrpc {
-    settlements: Settlements,
+pub struct SettlementGrpc<L> {
+    settlements: Settlements<L>,
 }
 
-impl SettlementGrpc {
+impl<L> SettlementGrpc<L> {
     /// The adapter over the use cases.
-    pub fn new(settlements: Settlements) -> Self {
+    pub fn new(settlements: Settlements<L>) -> Self {
         Self { settlements }
     }
 }
@@ -26,7 +27,7 @@ impl SettlementGrpc {
 impl From<SettlementError> for Status {
     fn from(error: SettlementError) -> Self {
         match error {
-            SettlementError::Storage(error) => storage_failure(&error),
+            SettlementError::Storage(error) => store_failure(&error),
         }
     }
 }
@@ -122,7 +123,7 @@ fn to_pb(settlement: Settlement) -> pb::Settlement {
 }
 
 #[tonic::async_trait]
-impl SettlementService for SettlementGrpc {
+impl<L: Ledger> SettlementService for SettlementGrpc<L> {
     async fn list_settlements(
         &self,
         request: Request<pb::ListSettlementsRequest>,

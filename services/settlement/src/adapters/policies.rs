@@ -5,6 +5,7 @@ use kernel::CustomerId;
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, GIFT_STREAM, StreamDef};
+use platform::store::DbTx;
 
 use crate::app::{self, SettlementError};
 use crate::domain::{Currency, GiftExchange, MissionId, Money, OrderId, ProductSku};
@@ -40,9 +41,10 @@ impl Policy for RecordSettlement {
             product_sku: ProductSku::parse(&exchanged.product_sku).map_err(|e| malformed("product_sku", e))?,
             vendor_cost: Money::new(exchanged.vendor_cost, currency).map_err(|e| malformed("vendor_cost", e))?,
         };
-        match app::record(conn, exchange) {
+        // The effect joins the consumer's transaction, inbox and all.
+        match app::record(&mut DbTx::new(conn), exchange) {
             Ok(_) => Ok(()),
-            Err(SettlementError::Storage(error)) => Err(PolicyError::Db(error)),
+            Err(SettlementError::Storage(error)) => Err(error.into()),
         }
     }
 }

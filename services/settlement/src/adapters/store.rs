@@ -1,11 +1,58 @@
-//! The settlement store on diesel (SQLite or PostgreSQL): the ledger of
-//! settlements in recording order, rows to aggregates and back.
+//! The settlement store on diesel (SQLite or PostgreSQL): the [`Ledger`]
+//! port, the ledger of settlements in recording order, rows to aggregates
+//! and back, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
 use kernel::CustomerId;
-use platform::db::{CorruptRow, DbConnection, DbError, is_unique_violation};
+use platform::db::{CorruptRow, Database, DbConnection, DbError, is_unique_violation};
+use platform::store::{self, DbTx, StoreError};
 
-use crate::domain::{Currency, LedgerPosition, MissionId, Money, OrderId, ProductSku, Settlement, SettlementId};
+use crate::adapters::events;
+use crate::domain::{
+    Currency, LedgerPosition, MissionId, Money, OrderId, ProductSku, Settlement, SettlementEvent, SettlementId,
+};
+use crate::ports::{Ledger, LedgerTx};
+
+/// The ledger in the service's database.
+#[derive(Debug, Clone)]
+pub struct DieselLedger {
+    db: Database,
+}
+
+impl DieselLedger {
+    /// The ledger in `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+impl Ledger for DieselLedger {
+    async fn page(
+        &self,
+        product_sku: Option<ProductSku>,
+        after: Option<LedgerPosition>,
+        limit: usize,
+    ) -> Result<Vec<(LedgerPosition, Settlement)>, StoreError> {
+        store::read(&self.db, move |conn| page(conn, product_sku.as_ref(), after, limit)).await
+    }
+}
+
+/// The ledger within the consumer's transaction applying a policy.
+impl LedgerTx for DbTx<'_> {
+    fn settlement_of(&mut self, order: OrderId) -> Result<Option<Settlement>, StoreError> {
+        Ok(find_by_order(self.conn(), order)?)
+    }
+
+    fn append(&mut self, settlement: &Settlement) -> Result<LedgerPosition, StoreError> {
+        Ok(insert(self.conn(), settlement)?)
+    }
+
+    fn stage(&mut self, event: &SettlementEvent) -> Result<(), StoreError> {
+        match event {
+            SettlementEvent::Recorded { settlement } => DbTx::stage(self, &events::settlement_recorded(settlement)),
+        }
+    }
+}
 
 diesel::table! {
     settlements (settlement_id) {
@@ -66,11 +113,7 @@ fn to_row(position: LedgerPosition, settlement: &Settlement) -> SettlementRow {
     }
 }
 
-/// The settlement of this gift order, if it was recorded.
-///
-/// # Errors
-/// When the query fails or the row is corrupt.
-pub fn find_by_order(conn: &mut DbConnection, order_id: OrderId) -> Result<Option<Settlement>, DbError> {
+fn find_by_order(conn: &mut DbConnection, order_id: OrderId) -> Result<Option<Settlement>, DbError> {
     let row: Option<SettlementRow> = settlements::table
         .filter(settlements::order_id.eq(order_id.to_string()))
         .select(SettlementRow::as_select())
@@ -79,13 +122,11 @@ pub fn find_by_order(conn: &mut DbConnection, order_id: OrderId) -> Result<Optio
     Ok(row.map(from_row).transpose()?.map(|(_, settlement)| settlement))
 }
 
-/// Appends a new settlement at the end of the ledger.
-///
-/// # Errors
-/// [`DbError::Conflict`] when a concurrent transaction took the same place
-/// or settled the same order first (the unique keys held); the retry then
-/// finds the next place or the settlement.
-pub fn insert(conn: &mut DbConnection, settlement: &Settlement) -> Result<LedgerPosition, DbError> {
+/// A concurrent transaction taking the same place or settling the same
+/// order first (the unique keys held) is a `Conflict`, not a `Duplicate`:
+/// the consumer applies a conflicting event again, and then finds the next
+/// place or the settlement.
+fn insert(conn: &mut DbConnection, settlement: &Settlement) -> Result<LedgerPosition, DbError> {
     let last: Option<i64> = settlements::table.select(diesel::dsl::max(settlements::seq)).first(conn)?;
     let position = last.and_then(LedgerPosition::new).map_or(LedgerPosition::FIRST, LedgerPosition::next);
     match diesel::insert_into(settlements::table).values(to_row(position, settlement)).execute(conn) {
@@ -97,12 +138,7 @@ pub fn insert(conn: &mut DbConnection, settlement: &Settlement) -> Result<Ledger
     }
 }
 
-/// Up to `limit` settlements after `after`, of one product when `product_sku`
-/// is set, oldest first.
-///
-/// # Errors
-/// When the query fails or a row is corrupt.
-pub fn page(
+fn page(
     conn: &mut DbConnection,
     product_sku: Option<&ProductSku>,
     after: Option<LedgerPosition>,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use kernel::CustomerId;
 use kernel::{StoreError, StoreErrorKind};
-use testkit::MemoryStore;
+use testkit::{MemoryStore, save_if_unchanged};
 use tokio::sync::oneshot;
 
 use crate::domain::{EntryId, EntryStatus, ExchangeTicket, RewardId, WalletEntry, WalletEvent};
@@ -109,13 +109,7 @@ impl WalletTx for Stored {
     }
 
     fn update(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
-        match self.entries.get_mut(&entry.id) {
-            Some(stored) if stored.version == entry.version - 1 => {
-                *stored = entry.clone();
-                Ok(())
-            }
-            _ => Err(StoreError::conflict("wallet entry", entry.id.to_string())),
-        }
+        save_if_unchanged(&mut self.entries, &entry.id, entry, |e| e.version, "wallet entry")
     }
 
     fn stage(&mut self, event: &WalletEvent) -> Result<(), StoreError> {
