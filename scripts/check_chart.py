@@ -23,15 +23,20 @@ For every value set (ci/*.yaml and values-production.yaml; a file may say
      - other custom resources (ServiceMonitor, PrometheusRule, ScaledObject)
        structurally: apiVersion, kind, metadata.name, spec and the fields
        their controllers need;
-  3. checks the chart's own promises on the rendered objects (gRPC probes,
+  3. checks the services, their binaries, health entries, the gateway's port
+     and the variables that say where services are against the service
+     catalogue (contracts/catalogue.json; scripts/catalogue.py),
+  4. checks the chart's own promises on the rendered objects (gRPC probes,
      drain timing, non-root read-only pods, one SQLite pod, rolling updates
      with no unavailability, one ServiceAccount per service, port names,
      metrics scraped exactly once, the production shape),
-  4. under Istio, proves every allowed path of the security policies and one
+  5. under Istio, proves every allowed path of the security policies and one
      denied path per policy (scripts/mesh_paths.py, scripts/tests/mesh-paths.yaml),
 and prints the rendered objects per kind. Then it checks that
   - every values file in scripts/fixtures/chart-broken/ is REJECTED, by the
-    mechanism and with the message its `# expect:` header names;
+    mechanism and with the message its `# expect:` header names, and every
+    one in scripts/fixtures/catalogue-broken/ disagrees with the catalogue
+    as its `# expect:` header says;
   - with the vendored NATS chart deleted, the dependency checks fail and say
     so, and the chart refuses nats.enabled=true with a message saying why;
   - helm/game-rewards/files/mesh is the symlink to mesh/ (or, if it was ever
@@ -71,7 +76,8 @@ from helm_python import errors as helm_errors
 from helm_python.chart import Chart, dependency_list, lint, package
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import mesh_paths  # noqa: E402  (this directory)
+import catalogue  # noqa: E402  (this directory)
+import mesh_paths  # noqa: E402
 import validate_manifests  # noqa: E402
 import vendored  # noqa: E402
 
@@ -428,6 +434,10 @@ def check_value_sets(istio: Callable, failures: Failures, out_dir: Path | None,
         merged = merge_values(load_values(CHART_DIR / "values.yaml"), values)
         metrics_scraped_once(where, docs, merged, failures)
         gateway_edge_owner(where, docs, merged, failures)
+        service_catalogue = catalogue.load()
+        for problem in (catalogue.values_problems(merged, service_catalogue)
+                        + catalogue.rendered_problems(docs, merged, service_catalogue)):
+            failures.add(f"{where} catalogue", problem)
         if values_file == PRODUCTION_VALUES:
             production_shape(where, docs, failures)
         if merged["istio"]["enabled"]:
@@ -649,6 +659,16 @@ def check_broken_fixtures(failures: Failures) -> int:
         else:
             print(f"  rejected ({mechanism:<8}) {fixture.name}: {one_line(message)[:150]}")
     return len(fixtures)
+
+
+def check_catalogue_fixtures(failures: Failures) -> None:
+    print(f"\n== {catalogue.BROKEN.relative_to(REPO)} (each must disagree with the catalogue)")
+    failures.unit("catalogue broken fixtures")
+    seen, wrong = catalogue.broken_fixtures(load_values(CHART_DIR / "values.yaml"), catalogue.load())
+    for line in seen:
+        print(f"  rejected {one_line(line)[:150]}")
+    for line in wrong:
+        failures.add("catalogue fixture", line)
 
 
 def one_line(message: str) -> str:
@@ -885,6 +905,7 @@ def main() -> int:
     check_mesh_link(failures)
     counts = check_value_sets(istio, failures, args.out, args.verbose)
     rejected = check_broken_fixtures(failures)
+    check_catalogue_fixtures(failures)
     check_without_vendored_nats(failures)
     check_package(failures)
     check_dockerfile(failures)

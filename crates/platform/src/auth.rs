@@ -27,7 +27,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
-use crate::config::{ConfigError, env_millis, env_optional};
+use crate::config::{ConfigError, Env};
 
 /// Where the verification keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +59,9 @@ impl AuthConfig {
     ///
     /// # Errors
     /// When the variables are incomplete or unusable.
-    pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        let file: Option<PathBuf> = env_optional("JWKS_FILE")?;
-        let url: Option<String> = env_optional("JWKS_URL")?;
+    pub fn read(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let file: Option<PathBuf> = env.optional("JWKS_FILE")?;
+        let url: Option<String> = env.optional("JWKS_URL")?;
         let jwks = match (file, url) {
             (None, None) => return Ok(None),
             (Some(_), Some(url)) => {
@@ -70,14 +70,14 @@ impl AuthConfig {
             (Some(file), None) => JwksSource::File(file),
             (None, Some(url)) => JwksSource::Url(url),
         };
-        let issuer: Option<String> = env_optional("JWT_ISSUER")?;
-        let audience: Option<String> = env_optional("JWT_AUDIENCE")?;
+        let issuer: Option<String> = env.optional("JWT_ISSUER")?;
+        let audience: Option<String> = env.optional("JWT_AUDIENCE")?;
         Ok(Some(Self {
             jwks,
             issuer: issuer.ok_or_else(|| ConfigError::new("JWT_ISSUER", "", "required with a JWKS"))?,
             audience: audience.ok_or_else(|| ConfigError::new("JWT_AUDIENCE", "", "required with a JWKS"))?,
-            leeway: env_millis("JWT_LEEWAY_MS", Duration::from_secs(30))?,
-            refresh: env_millis("JWKS_REFRESH_MS", Duration::from_secs(300))?,
+            leeway: env.millis("JWT_LEEWAY_MS", Duration::from_secs(30))?,
+            refresh: env.millis("JWKS_REFRESH_MS", Duration::from_secs(300))?,
         }))
     }
 }

@@ -29,7 +29,7 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use crate::auth::{AuthError, Caller, Role, Verifier, bearer};
-use crate::kernel::CustomerId;
+use kernel::CustomerId;
 
 /// Whether a path is served to everyone with no token: health and reflection.
 pub fn is_open(path: &str) -> bool {

@@ -20,8 +20,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 use crate::db::{DbError, Failure};
-use crate::kernel::IdError;
 use crate::store::{StoreError, StoreErrorKind};
+use kernel::IdError;
 
 /// Turns a field's parse error into INVALID_ARGUMENT naming the field.
 pub fn invalid(field: &str, error: impl std::fmt::Display) -> Status {

@@ -10,7 +10,6 @@
 //! - [`outbox`]: the transactional outbox and the relay that publishes it.
 //! - [`consumer`]: idempotent policies on durable JetStream consumers.
 //! - [`dead_letters`]: listing and re-driving the events consumers gave up on.
-//! - [`kernel`]: the shared kernel: customer ids, UUID ids, points.
 //! - [`grpc`]: request parsing and error mapping shared by the gRPC adapters.
 //! - [`host`]: starting, serving (health, reflection) and draining a service.
 //! - [`nats`]: the connection to NATS, with logged reconnects.
@@ -29,7 +28,6 @@ pub mod events;
 pub mod failpoint;
 pub mod grpc;
 pub mod host;
-pub mod kernel;
 pub mod memory;
 pub mod metrics;
 pub mod nats;
@@ -42,8 +40,11 @@ use std::time::Duration;
 
 pub use tokio_util::sync::CancellationToken;
 
-/// Exponential back-off with full jitter: attempt 1 waits up to `base`,
-/// each further attempt doubles that, never beyond `max`.
+/// The one back-off of the system, for everything that tries again (the
+/// consumers, the outbox relay, NATS reconnects, a lost write race, a call
+/// to a dependency, the runner's restarts): exponential with jitter.
+/// Attempt 1 waits between half of `base` and `base`, each further attempt
+/// up to twice as long, never beyond `max`.
 pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     let exponent = attempt.saturating_sub(1).min(20);
     let ceiling = base.saturating_mul(1u32 << exponent).min(max);

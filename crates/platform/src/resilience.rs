@@ -31,6 +31,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt as _};
 
+use crate::config::{ConfigError, Env};
 use crate::metrics::metrics;
 
 /// Metadata on a status this stack produced without sending the request.
@@ -73,8 +74,11 @@ pub struct RetryConfig {
     /// Retries allowed as a share of calls (a budget, so that retries never
     /// multiply the load on a dependency that is already struggling).
     pub budget_percent: f32,
-    /// Jittered back-off between attempts.
-    pub backoff_min: Duration,
+    /// The back-off before a retry ([`crate::backoff`], the process's one):
+    /// the first retry waits between half of `backoff_base` and all of it,
+    /// each further one up to twice as long as the one before…
+    pub backoff_base: Duration,
+    /// …never longer than this.
     pub backoff_max: Duration,
 }
 
@@ -83,7 +87,7 @@ impl Default for RetryConfig {
         Self {
             max_attempts: 2,
             budget_percent: 20.0,
-            backoff_min: Duration::from_millis(50),
+            backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_millis(200),
         }
     }
@@ -116,32 +120,29 @@ impl ResilienceConfig {
     /// `<PREFIX>_BREAKER_FAILURE_RATE` (0..1), `<PREFIX>_BREAKER_MIN_CALLS`,
     /// `<PREFIX>_BREAKER_WINDOW_MS`, `<PREFIX>_BREAKER_CONSECUTIVE_FAILURES`,
     /// `<PREFIX>_BREAKER_COOL_DOWN_MS`, `<PREFIX>_RETRY_MAX_ATTEMPTS`,
-    /// `<PREFIX>_RETRY_BUDGET_PERCENT`, `<PREFIX>_RETRY_BACKOFF_MIN_MS` and
+    /// `<PREFIX>_RETRY_BUDGET_PERCENT`, `<PREFIX>_RETRY_BACKOFF_BASE_MS` and
     /// `<PREFIX>_RETRY_BACKOFF_MAX_MS`.
     ///
     /// # Errors
     /// When a variable is set to something unusable or out of range.
-    pub fn from_env(prefix: &str, defaults: Self) -> Result<Self, crate::config::ConfigError> {
-        use crate::config::{ConfigError, env_millis, env_or};
+    pub fn read(env: &Env, prefix: &str, defaults: Self) -> Result<Self, ConfigError> {
         let var = |name: &str| format!("{prefix}_{name}");
         let config = Self {
-            timeout: env_millis(&var("TIMEOUT_MS"), defaults.timeout)?,
-            max_in_flight: env_or(&var("MAX_IN_FLIGHT"), defaults.max_in_flight)?,
+            timeout: env.millis(&var("TIMEOUT_MS"), defaults.timeout)?,
+            max_in_flight: env.or(&var("MAX_IN_FLIGHT"), defaults.max_in_flight)?,
             breaker: BreakerConfig {
-                failure_rate: env_or(&var("BREAKER_FAILURE_RATE"), defaults.breaker.failure_rate)?,
-                min_calls: env_or(&var("BREAKER_MIN_CALLS"), defaults.breaker.min_calls)?,
-                window: env_millis(&var("BREAKER_WINDOW_MS"), defaults.breaker.window)?,
-                consecutive_failures: env_or(
-                    &var("BREAKER_CONSECUTIVE_FAILURES"),
-                    defaults.breaker.consecutive_failures,
-                )?,
-                cool_down: env_millis(&var("BREAKER_COOL_DOWN_MS"), defaults.breaker.cool_down)?,
+                failure_rate: env.or(&var("BREAKER_FAILURE_RATE"), defaults.breaker.failure_rate)?,
+                min_calls: env.or(&var("BREAKER_MIN_CALLS"), defaults.breaker.min_calls)?,
+                window: env.millis(&var("BREAKER_WINDOW_MS"), defaults.breaker.window)?,
+                consecutive_failures: env
+                    .or(&var("BREAKER_CONSECUTIVE_FAILURES"), defaults.breaker.consecutive_failures)?,
+                cool_down: env.millis(&var("BREAKER_COOL_DOWN_MS"), defaults.breaker.cool_down)?,
             },
             retry: RetryConfig {
-                max_attempts: env_or(&var("RETRY_MAX_ATTEMPTS"), defaults.retry.max_attempts)?,
-                budget_percent: env_or(&var("RETRY_BUDGET_PERCENT"), defaults.retry.budget_percent)?,
-                backoff_min: env_millis(&var("RETRY_BACKOFF_MIN_MS"), defaults.retry.backoff_min)?,
-                backoff_max: env_millis(&var("RETRY_BACKOFF_MAX_MS"), defaults.retry.backoff_max)?,
+                max_attempts: env.or(&var("RETRY_MAX_ATTEMPTS"), defaults.retry.max_attempts)?,
+                budget_percent: env.or(&var("RETRY_BUDGET_PERCENT"), defaults.retry.budget_percent)?,
+                backoff_base: env.millis(&var("RETRY_BACKOFF_BASE_MS"), defaults.retry.backoff_base)?,
+                backoff_max: env.millis(&var("RETRY_BACKOFF_MAX_MS"), defaults.retry.backoff_max)?,
             },
         };
         let invalid = |name: &str, value: String, reason: &str| ConfigError::new(&var(name), value, reason);
@@ -154,10 +155,10 @@ impl ResilienceConfig {
         if config.retry.max_attempts == 0 {
             return Err(invalid("RETRY_MAX_ATTEMPTS", "0".into(), "must be at least 1 (the first attempt)"));
         }
-        if config.retry.backoff_min > config.retry.backoff_max {
+        if config.retry.backoff_base > config.retry.backoff_max {
             return Err(invalid(
-                "RETRY_BACKOFF_MIN_MS",
-                format!("{:?}", config.retry.backoff_min),
+                "RETRY_BACKOFF_BASE_MS",
+                format!("{:?}", config.retry.backoff_base),
                 "exceeds the maximum",
             ));
         }
@@ -561,10 +562,8 @@ impl Retrier {
             if !retryable || attempts >= self.config.max_attempts || !self.budget.withdraw() {
                 return Err(status);
             }
+            tokio::time::sleep(crate::backoff(attempts, self.config.backoff_base, self.config.backoff_max)).await;
             attempts += 1;
-            let span = self.config.backoff_max.saturating_sub(self.config.backoff_min);
-            let jitter = span.mul_f64(rand::random::<f64>());
-            tokio::time::sleep(self.config.backoff_min + jitter).await;
         }
     }
 }
@@ -713,12 +712,24 @@ mod tests {
         )));
     }
 
+    #[test]
+    fn the_breaker_and_retries_are_read_under_the_dependencys_prefix() {
+        let env = Env::from_pairs([("GIFT_BREAKER_COOL_DOWN_MS", "750"), ("GIFT_RETRY_MAX_ATTEMPTS", "3")]);
+        let config = ResilienceConfig::read(&env, "GIFT", ResilienceConfig::default()).unwrap();
+        assert_eq!(config.breaker.cool_down, Duration::from_millis(750));
+        assert_eq!(config.retry.max_attempts, 3);
+        assert_eq!(config.timeout, ResilienceConfig::default().timeout);
+        let env = Env::from_pairs([("GIFT_BREAKER_FAILURE_RATE", "1.5")]);
+        let error = ResilienceConfig::read(&env, "GIFT", ResilienceConfig::default()).unwrap_err();
+        assert_eq!(error.to_string(), "invalid GIFT_BREAKER_FAILURE_RATE=\"1.5\": must be in (0, 1]");
+    }
+
     #[tokio::test]
     async fn the_retrier_retries_only_unavailable_and_exhausted_calls_up_to_its_attempts() {
         let retrier = Retrier::new(RetryConfig {
             max_attempts: 3,
             budget_percent: 100.0,
-            backoff_min: Duration::ZERO,
+            backoff_base: Duration::ZERO,
             backoff_max: Duration::from_millis(1),
         });
         let mut calls = 0;

@@ -1,13 +1,12 @@
-//! What a service's store port answers when storage fails, and how a use
-//! case decides again after losing a race to a concurrent writer.
+//! The database's half of a store port, and how a use case decides again
+//! after losing a race to a concurrent writer.
 //!
-//! A use case owns its store port (a trait in its service's `ports`
-//! module) and sees failures only as a [`StoreError`] of one
-//! [`StoreErrorKind`]: it never learns whether the store is diesel on SQLite,
-//! PostgreSQL, or a map in a test. The database adapter's errors become
-//! kinds in one place, `From<DbError> for StoreError`, so a unique-key clash
-//! is a [`StoreErrorKind::Duplicate`] whichever store raised it, and an
-//! optimistic-concurrency loss a [`StoreErrorKind::Conflict`].
+//! A use case sees storage failures only as a [`StoreError`] of one
+//! [`StoreErrorKind`] (the kernel's, re-exported here). The database
+//! adapter's errors become kinds in one place, `From<DbError> for
+//! StoreError`, so a unique-key clash is a [`StoreErrorKind::Duplicate`]
+//! whichever store raised it, and an optimistic-concurrency loss a
+//! [`StoreErrorKind::Conflict`].
 //!
 //! [`retry_on_conflict`] is the one way a use case runs its transaction
 //! again when it lost such a race. [`write`], [`DbTx`] and [`read`] are what
@@ -16,97 +15,19 @@
 //! transaction port for, events staged in that transaction's outbox and the
 //! relay woken once it committed.
 
-use std::fmt;
 use std::time::Duration;
+
+pub use kernel::store::{ChangedConcurrently, StoreError, StoreErrorKind, StoreFailure};
 
 use crate::consumer::PolicyError;
 use crate::db::{CorruptRow, Database, DbConnection, DbError, Failure};
 use crate::events::Event;
 use crate::outbox::{self, OutboxSignal};
 
-/// What went wrong in a store, in terms a use case can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreErrorKind {
-    /// Another transaction changed what this one read since it read it
-    /// (optimistic concurrency lost): deciding again on fresh state may succeed.
-    Conflict,
-    /// A row with the same unique key exists: a concurrent first write won.
-    /// Deciding again finds the winner's row.
-    Duplicate,
-    /// The store is up but contended (its lock held, a serialization
-    /// failure): the same work a little later may succeed.
-    Busy,
-    /// The store cannot be reached (no connection, the connection lost, the
-    /// writer stopped): the same work later may succeed.
-    Unavailable,
-    /// Stored data does not parse into the domain: never retried, logged.
-    Corrupt,
-    /// Anything else: the work failed and retrying will not help.
-    Failed,
-}
-
-impl StoreErrorKind {
-    /// Whether the same work may succeed if tried again later.
-    pub fn is_transient(self) -> bool {
-        matches!(self, Self::Conflict | Self::Busy | Self::Unavailable)
-    }
-}
-
-impl fmt::Display for StoreErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Conflict => "write conflict",
-            Self::Duplicate => "duplicate key",
-            Self::Busy => "store busy",
-            Self::Unavailable => "store unavailable",
-            Self::Corrupt => "corrupt stored data",
-            Self::Failed => "store failure",
-        })
-    }
-}
-
-/// A store failure as a store port reports it: its kind, for the use case
-/// to decide on, and its cause, for the log.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind}: {cause}")]
-pub struct StoreError {
-    kind: StoreErrorKind,
-    #[source]
-    cause: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl StoreError {
-    /// A failure of `kind`, caused by `cause`.
-    pub fn new(kind: StoreErrorKind, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { kind, cause: cause.into() }
-    }
-
-    /// `entity` `key` was changed since it was read.
-    pub fn conflict(entity: &'static str, key: impl Into<String>) -> Self {
-        DbError::Conflict { entity, key: key.into() }.into()
-    }
-
-    /// What went wrong.
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-
-    /// Whether the same work may succeed if tried again later.
-    pub fn is_transient(&self) -> bool {
-        self.kind.is_transient()
-    }
-}
-
 /// The one place the database's errors become the kinds use cases see.
 impl From<DbError> for StoreError {
     fn from(error: DbError) -> Self {
         Self::new(kind_of(&error), error)
-    }
-}
-
-impl From<diesel::result::Error> for StoreError {
-    fn from(error: diesel::result::Error) -> Self {
-        DbError::from(error).into()
     }
 }
 
@@ -137,23 +58,16 @@ fn kind_of(error: &DbError) -> StoreErrorKind {
 /// today) is retried with back-off until the consumer gives up on the event.
 impl From<StoreError> for PolicyError {
     fn from(error: StoreError) -> Self {
-        match error.cause.downcast::<DbError>() {
-            Ok(db) => Self::Db(*db),
-            Err(cause) => Self::NotYet(format!("{}: {cause}", error.kind)),
+        let kind = error.kind();
+        let cause = match error.into_cause().downcast::<DbError>() {
+            Ok(db) => return Self::Db(*db),
+            Err(cause) => cause,
+        };
+        match cause.downcast::<ChangedConcurrently>() {
+            // A version check lost in a diesel store: the database's own conflict.
+            Ok(changed) => Self::Db(DbError::Conflict { entity: changed.entity, key: changed.key }),
+            Err(cause) => Self::NotYet(format!("{kind}: {cause}")),
         }
-    }
-}
-
-/// An error that may be a store failure: lets [`retry_on_conflict`] see a
-/// lost race through a use case's own error type.
-pub trait StoreFailure {
-    /// The store failure this error is, if it is one.
-    fn store_error(&self) -> Option<&StoreError>;
-}
-
-impl StoreFailure for StoreError {
-    fn store_error(&self) -> Option<&StoreError> {
-        Some(self)
     }
 }
 
@@ -260,10 +174,10 @@ where
 /// Whatever `work` returns, or the database's failure as a [`StoreError`].
 pub async fn read<T, F>(db: &Database, work: F) -> Result<T, StoreError>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
-    db.read(work).await
+    Ok(db.read(work).await?)
 }
 
 /// The work's own error, or the database's around it.
@@ -355,6 +269,8 @@ mod tests {
     fn a_policy_sees_the_database_error_it_always_saw() {
         let policy = PolicyError::from(StoreError::from(DbError::WriterStopped));
         assert!(matches!(policy, PolicyError::Db(DbError::WriterStopped)));
+        let lost_race = PolicyError::from(StoreError::conflict("mission", "m-1"));
+        assert!(matches!(lost_race, PolicyError::Db(DbError::Conflict { entity: "mission", key }) if key == "m-1"));
         let elsewhere = PolicyError::from(StoreError::new(StoreErrorKind::Busy, "locked"));
         assert!(matches!(elsewhere, PolicyError::NotYet(reason) if reason == "store busy: locked"));
     }

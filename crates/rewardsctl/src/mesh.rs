@@ -37,21 +37,19 @@ pub struct Service {
     pub url_variable: &'static str,
 }
 
-/// Every service, the gateway last.
-pub const SERVICES: [Service; 7] = [
-    Service { name: "mission", port: 50051, health: "game.mission.v1.MissionService", url_variable: "MISSION_URL" },
-    Service { name: "reward", port: 50052, health: "game.reward.v1.RewardService", url_variable: "REWARD_URL" },
-    Service { name: "wallet", port: 50053, health: "game.wallet.v1.WalletService", url_variable: "WALLET_URL" },
-    Service { name: "gift", port: 50054, health: "game.gift.v1.GiftService", url_variable: "GIFT_URL" },
-    Service { name: "mypage", port: 50055, health: "game.mypage.v1.MyPageService", url_variable: "MYPAGE_URL" },
-    Service {
-        name: "settlement",
-        port: 50056,
-        health: "game.settlement.v1.SettlementService",
-        url_variable: "SETTLEMENT_URL",
-    },
-    Service { name: "gateway", port: 8080, health: "", url_variable: "" },
-];
+/// Every service, the gateway last, as the catalogue lists them.
+pub const SERVICES: [Service; api::catalogue::SERVICES.len() + 1] = {
+    use api::catalogue::{GATEWAY, SERVICES as BEHIND};
+    const LAST: Service = Service { name: GATEWAY.name, port: GATEWAY.port, health: GATEWAY.health, url_variable: "" };
+    let mut all = [LAST; BEHIND.len() + 1];
+    let mut i = 0;
+    while i < BEHIND.len() {
+        let s = &BEHIND[i];
+        all[i] = Service { name: s.name, port: s.port, health: s.health(), url_variable: s.url_variable };
+        i += 1;
+    }
+    all
+};
 
 /// The name of the broker's process when it runs alone.
 pub const NATS: &str = "nats-server";

@@ -51,7 +51,7 @@ impl Options {
             (None, Role::Operator) => dev_issuer::OPERATOR.to_owned(),
             (None, Role::Player) => bail!("a customer id is required (e.g. rewardsctl token player-1)"),
         };
-        platform::kernel::CustomerId::parse(&subject).map_err(|e| anyhow::anyhow!("{subject:?}: {e}"))?;
+        kernel::CustomerId::parse(&subject).map_err(|e| anyhow::anyhow!("{subject:?}: {e}"))?;
         Ok(subject)
     }
 

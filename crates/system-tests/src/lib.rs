@@ -9,14 +9,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use api::catalogue;
 use platform::CancellationToken;
 use platform::config::ServiceConfig;
 use testkit::{NatsServer, free_port};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
-
-/// The services of the mesh, by their short names.
-pub const SERVICES: [&str; 6] = ["mission", "reward", "wallet", "gift", "mypage", "settlement"];
 
 /// Where each service keeps its store, and how the exchange path is tuned.
 #[derive(Debug, Clone, Default)]
@@ -64,10 +62,10 @@ impl Mesh {
         let nats = NatsServer::start().expect("nats-server starts");
         let dir = std::env::temp_dir().join(format!("mesh-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let ports = SERVICES.iter().map(|s| (*s, free_port())).collect();
+        let ports = catalogue::SERVICES.iter().map(|s| (s.name, free_port())).collect();
         let mut mesh = Self { nats, dir, ports, gateway_port: free_port(), options, running: HashMap::new() };
-        for service in SERVICES {
-            mesh.start_service(service).await;
+        for service in &catalogue::SERVICES {
+            mesh.start_service(service.name).await;
         }
         mesh.start_gateway().await;
         mesh
@@ -122,7 +120,7 @@ impl Mesh {
             "reward" => spawn(reward::build(config).await.expect("reward starts").run_until_stopped(stopping)),
             "wallet" => {
                 let mut wallet_config = wallet::WalletConfig::local(config);
-                wallet_config.gift_url = format!("http://127.0.0.1:{}", self.ports["gift"]);
+                wallet_config.gift_url = self.service_url(catalogue::GIFT.name);
                 if let Some(gift) = &self.options.wallet_to_gift {
                     wallet_config.gift = gift.clone();
                 }
@@ -150,15 +148,9 @@ impl Mesh {
     async fn start_gateway(&mut self) {
         let mut config = gateway::GatewayConfig::local();
         config.addr = ([127, 0, 0, 1], self.gateway_port).into();
-        config.upstreams = gateway::UPSTREAMS
+        config.upstreams = catalogue::SERVICES
             .iter()
-            .map(|(grpc_service, _, _)| {
-                let short = SERVICES
-                    .iter()
-                    .find(|s| grpc_service.starts_with(&format!("game.{s}.")))
-                    .expect("every upstream is a service of the mesh");
-                (*grpc_service, format!("http://127.0.0.1:{}", self.ports[short]))
-            })
+            .map(|s| (s.grpc_service, format!("http://127.0.0.1:{}", self.ports[s.name])))
             .collect();
         config.shutdown_grace = Duration::from_secs(3);
         config.auth = Some(testkit::identity().auth_config());
@@ -197,5 +189,19 @@ impl Drop for Mesh {
             running.handle.abort();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_presents_itself_and_publishes_as_the_catalogue_says() {
+        let specs = [&mission::SPEC, &reward::SPEC, &wallet::SPEC, &gift::SPEC, &mypage::SPEC, &settlement::SPEC];
+        for (spec, entry) in specs.into_iter().zip(&catalogue::SERVICES) {
+            assert_eq!((spec.name, spec.grpc_service), (entry.name, entry.grpc_service));
+            let streams: Vec<&str> = spec.publishes.iter().map(|stream| stream.name).collect();
+            assert_eq!(streams, entry.publishes.into_iter().collect::<Vec<_>>(), "{}", entry.name);
+        }
     }
 }

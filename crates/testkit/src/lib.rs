@@ -74,7 +74,7 @@ pub trait AsOwner: Sized {
 }
 
 fn owner(customer_id: &str) -> &str {
-    if platform::kernel::CustomerId::parse(customer_id).is_ok() { customer_id } else { "player-0" }
+    if kernel::CustomerId::parse(customer_id).is_ok() { customer_id } else { "player-0" }
 }
 
 impl AsOwner for api::game::mission::v1::AchieveMissionRequest {

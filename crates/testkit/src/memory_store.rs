@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use platform::store::{StoreError, StoreErrorKind};
+use kernel::{StoreError, StoreErrorKind};
 
 /// State `S` kept in memory. A write runs its work on a copy of the state
 /// under the store's lock and keeps the copy only when the work succeeded:

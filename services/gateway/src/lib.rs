@@ -37,8 +37,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::catalogue;
 use platform::auth::{AuthConfig, AuthError, Verifier};
-use platform::config::{ConfigError, env_millis, env_optional, env_or};
+use platform::config::{ConfigError, Env};
 use platform::host::add_reflection;
 use tokio::net::TcpListener;
 use tonic::service::{Routes, RoutesBuilder};
@@ -53,31 +54,20 @@ use crate::rate_limit::RateLimit;
 use crate::upstream::{InvalidUpstream, Upstream};
 use crate::web::{Front, Web, WebConfig, WebError};
 
-/// The default listen address: the one address players and tools use.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
-
-/// Where each service listens by default, and the variable that overrides it
-/// (a URL, or several separated by commas for a replicated service).
-pub const UPSTREAMS: [(&str, &str, &str); 6] = [
-    ("game.mission.v1.MissionService", "MISSION_URL", "http://127.0.0.1:50051"),
-    ("game.reward.v1.RewardService", "REWARD_URL", "http://127.0.0.1:50052"),
-    ("game.wallet.v1.WalletService", "WALLET_URL", "http://127.0.0.1:50053"),
-    ("game.gift.v1.GiftService", "GIFT_URL", "http://127.0.0.1:50054"),
-    ("game.mypage.v1.MyPageService", "MYPAGE_URL", "http://127.0.0.1:50055"),
-    ("game.settlement.v1.SettlementService", "SETTLEMENT_URL", "http://127.0.0.1:50056"),
-];
-
-/// Services served by the processes of another, and which: routed to that
-/// service's replicas (its URL variable), reported healthy with it.
-pub const HOSTED: [(&str, &str); 1] = [("game.programme.v1.ProgrammeService", "game.mission.v1.MissionService")];
+/// The further gRPC services the processes of `service` serve, by the
+/// catalogue: routed to its replicas, reported healthy with it.
+fn hosted_by(service: &str) -> impl Iterator<Item = &'static str> {
+    catalogue::SERVICES.iter().filter(move |s| s.grpc_service == service).flat_map(|s| s.also_serves.iter().copied())
+}
 
 /// The gateway's configuration.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// Listen address (`GATEWAY_ADDR`).
     pub addr: SocketAddr,
-    /// (gRPC service, URLs) of every upstream (`MISSION_URL`, `WALLET_URL`, …);
-    /// the URLs of a service's replicas are separated by commas.
+    /// (gRPC service, URLs) of every service of the catalogue, from its
+    /// variable (`MISSION_URL`, `WALLET_URL`, …; the URLs of a service's
+    /// replicas separated by commas), by default its local address.
     pub upstreams: Vec<(&'static str, String)>,
     /// How long a stopping gateway lets calls in flight finish (`SHUTDOWN_GRACE_MS`).
     pub shutdown_grace: Duration,
@@ -114,15 +104,12 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// The local defaults.
-    ///
-    /// # Panics
-    /// Never: the default address is a constant that parses.
+    /// The local defaults: on loopback at the catalogue's port, every
+    /// service at its default port.
     pub fn local() -> Self {
         Self {
-            #[allow(clippy::expect_used)] // a constant, checked by a test
-            addr: DEFAULT_ADDR.parse().expect("DEFAULT_ADDR parses"),
-            upstreams: UPSTREAMS.iter().map(|(service, _, url)| (*service, (*url).to_owned())).collect(),
+            addr: SocketAddr::from(([127, 0, 0, 1], catalogue::GATEWAY.port)),
+            upstreams: catalogue::SERVICES.iter().map(|s| (s.grpc_service, s.local_url())).collect(),
             shutdown_grace: Duration::from_secs(20),
             metrics_addr: None,
             auth: None,
@@ -139,78 +126,70 @@ impl GatewayConfig {
         }
     }
 
-    /// The local defaults, overridden by the environment.
+    /// The local defaults, overridden by the process's environment: the
+    /// one place the gateway's configuration is read.
     ///
     /// # Errors
     /// When a variable is set to something unusable.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Env::process())
+    }
+
+    /// The local defaults, overridden by `env`.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let defaults = Self::local();
-        let mut upstreams = Vec::with_capacity(UPSTREAMS.len());
-        for (service, variable, url) in UPSTREAMS {
-            upstreams.push((service, env_or(variable, url.to_owned())?));
+        let mut upstreams = Vec::with_capacity(catalogue::SERVICES.len());
+        for service in &catalogue::SERVICES {
+            upstreams.push((service.grpc_service, env.or(service.url_variable, service.local_url())?));
         }
         Ok(Self {
-            addr: env_or("GATEWAY_ADDR", defaults.addr)?,
+            addr: env.or("GATEWAY_ADDR", defaults.addr)?,
             upstreams,
-            shutdown_grace: env_millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
-            metrics_addr: env_optional("METRICS_ADDR")?,
-            auth: AuthConfig::from_env()?,
+            shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+            metrics_addr: env.optional("METRICS_ADDR")?,
+            auth: AuthConfig::read(env)?,
             rate_limit: RateLimit {
-                per_second: positive("GATEWAY_RATE_LIMIT_PER_SECOND", defaults.rate_limit.per_second)?,
-                burst: positive("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
+                per_second: env.above_zero("GATEWAY_RATE_LIMIT_PER_SECOND", defaults.rate_limit.per_second)?,
+                burst: env.above_zero("GATEWAY_RATE_LIMIT_BURST", defaults.rate_limit.burst)?,
             },
-            max_message_bytes: positive("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
+            max_message_bytes: env.above_zero("GATEWAY_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
             peers: PeerLimits {
-                max_connections: positive("GATEWAY_MAX_CONNECTIONS", defaults.peers.max_connections)?,
+                max_connections: env.above_zero("GATEWAY_MAX_CONNECTIONS", defaults.peers.max_connections)?,
                 // 0: no per-peer cap (behind a proxy, every connection is the proxy's).
-                per_peer: env_or("GATEWAY_MAX_CONNECTIONS_PER_PEER", defaults.peers.per_peer)?,
+                per_peer: env.or("GATEWAY_MAX_CONNECTIONS_PER_PEER", defaults.peers.per_peer)?,
                 unverified: RateLimit {
-                    per_second: positive("GATEWAY_UNVERIFIED_PER_SECOND", defaults.peers.unverified.per_second)?,
-                    burst: positive("GATEWAY_UNVERIFIED_BURST", defaults.peers.unverified.burst)?,
+                    per_second: env
+                        .above_zero("GATEWAY_UNVERIFIED_PER_SECOND", defaults.peers.unverified.per_second)?,
+                    burst: env.above_zero("GATEWAY_UNVERIFIED_BURST", defaults.peers.unverified.burst)?,
                 },
                 refusals: RateLimit {
-                    per_second: positive("GATEWAY_REFUSALS_PER_SECOND", defaults.peers.refusals.per_second)?,
-                    burst: positive("GATEWAY_REFUSALS_BURST", defaults.peers.refusals.burst)?,
+                    per_second: env.above_zero("GATEWAY_REFUSALS_PER_SECOND", defaults.peers.refusals.per_second)?,
+                    burst: env.above_zero("GATEWAY_REFUSALS_BURST", defaults.peers.refusals.burst)?,
                 },
-                penalty: env_millis("GATEWAY_PENALTY_MS", defaults.peers.penalty)?,
+                penalty: env.millis("GATEWAY_PENALTY_MS", defaults.peers.penalty)?,
             },
             connections: ConnectionLimits {
-                max_concurrent_streams: positive(
-                    "GATEWAY_MAX_CONCURRENT_STREAMS",
-                    defaults.connections.max_concurrent_streams,
-                )?,
-                idle_timeout: positive_millis("GATEWAY_IDLE_TIMEOUT_MS", defaults.connections.idle_timeout)?,
+                max_concurrent_streams: env
+                    .above_zero("GATEWAY_MAX_CONCURRENT_STREAMS", defaults.connections.max_concurrent_streams)?,
+                idle_timeout: env.above_zero_millis("GATEWAY_IDLE_TIMEOUT_MS", defaults.connections.idle_timeout)?,
                 early_resets: RateLimit {
-                    per_second: positive("GATEWAY_RESETS_PER_SECOND", defaults.connections.early_resets.per_second)?,
-                    burst: positive("GATEWAY_RESETS_BURST", defaults.connections.early_resets.burst)?,
+                    per_second: env
+                        .above_zero("GATEWAY_RESETS_PER_SECOND", defaults.connections.early_resets.per_second)?,
+                    burst: env.above_zero("GATEWAY_RESETS_BURST", defaults.connections.early_resets.burst)?,
                 },
                 ..defaults.connections
             },
-            watches_per_player: positive("GATEWAY_MAX_WATCHES_PER_PLAYER", defaults.watches_per_player)?,
-            stalled_watch: positive_millis("GATEWAY_STALLED_WATCH_MS", defaults.stalled_watch)?,
-            request_timeout: positive_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
-            client_address_header: env_optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
-            web: WebConfig::from_env()?,
-            release_freed_memory: env_or("GATEWAY_RELEASE_FREED_MEMORY", defaults.release_freed_memory)?,
+            watches_per_player: env.above_zero("GATEWAY_MAX_WATCHES_PER_PLAYER", defaults.watches_per_player)?,
+            stalled_watch: env.above_zero_millis("GATEWAY_STALLED_WATCH_MS", defaults.stalled_watch)?,
+            request_timeout: env.above_zero_millis("GATEWAY_REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
+            client_address_header: env.optional("GATEWAY_CLIENT_ADDRESS_HEADER")?,
+            web: WebConfig::read(env)?,
+            release_freed_memory: env.or("GATEWAY_RELEASE_FREED_MEMORY", defaults.release_freed_memory)?,
         })
     }
-}
-
-/// Reads `name` as milliseconds, which must be above zero.
-fn positive_millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
-    let value = env_millis(name, default)?;
-    if value.is_zero() { Err(ConfigError::new(name, "0", "must be above zero")) } else { Ok(value) }
-}
-
-/// Reads `name`, which must be a number above zero: a limit of zero would
-/// refuse every call, forever, with no sign of why.
-fn positive<T>(name: &str, default: T) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + Default + std::fmt::Display + Copy,
-    T::Err: std::fmt::Display,
-{
-    let value = env_or(name, default)?;
-    if value > T::default() { Ok(value) } else { Err(ConfigError::new(name, value.to_string(), "must be above zero")) }
 }
 
 /// Why the gateway could not start.
@@ -274,8 +253,7 @@ impl App {
             .iter()
             .map(|(service, url)| {
                 let upstream = Upstream::new(service, url)?;
-                let hosted = HOSTED.iter().filter(|(_, host)| host == service);
-                Ok(hosted.fold(upstream, |upstream, (hosted, _)| upstream.hosting(hosted)))
+                Ok(hosted_by(service).fold(upstream, Upstream::hosting))
             })
             .collect::<Result<Vec<_>, InvalidUpstream>>()?;
         let listener =
@@ -382,21 +360,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_address_parses() {
-        assert_eq!(GatewayConfig::local().addr.port(), 8080);
-    }
-
-    #[test]
-    fn every_contract_service_is_routed() {
-        let mut routed: Vec<&str> = UPSTREAMS.iter().map(|(service, _, _)| *service).collect();
-        routed.extend(HOSTED.iter().map(|(service, _)| *service));
-        routed.sort_unstable();
-        let mut contracts = api::SERVICE_NAMES.to_vec();
-        contracts.sort_unstable();
-        assert_eq!(routed, contracts);
-        for (service, host) in HOSTED {
-            assert!(UPSTREAMS.iter().any(|(upstream, _, _)| *upstream == host), "{service} is hosted by {host}");
+    fn by_default_every_service_of_the_catalogue_is_routed_to_its_local_port() {
+        let config = GatewayConfig::local();
+        assert_eq!(config.addr.port(), catalogue::GATEWAY.port);
+        let mut routed: Vec<&str> = Vec::new();
+        for (service, _) in &config.upstreams {
+            routed.push(service);
+            routed.extend(hosted_by(service));
         }
+        assert_eq!(routed, api::SERVICE_NAMES);
+        assert!(config.upstreams.contains(&("game.gift.v1.GiftService", "http://127.0.0.1:50054".to_owned())));
     }
 
     #[tokio::test]

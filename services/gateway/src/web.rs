@@ -30,7 +30,7 @@ use futures::future::BoxFuture;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
-use platform::config::{ConfigError, env_optional, env_or};
+use platform::config::{ConfigError, Env};
 use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer as _, Service, ServiceExt as _};
@@ -73,18 +73,18 @@ pub struct OidcSettings {
 }
 
 impl WebConfig {
-    /// Reads the variables named on each field.
+    /// Reads the variables named on each field from `env`.
     ///
     /// # Errors
     /// When a variable is unusable (an origin with a path, half the OIDC settings).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let origins: String = env_or("GATEWAY_CORS_ORIGINS", String::new())?;
-        let authority: Option<String> = env_optional("GATEWAY_OIDC_AUTHORITY")?;
-        let client_id: Option<String> = env_optional("GATEWAY_OIDC_CLIENT_ID")?;
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let origins: String = env.or("GATEWAY_CORS_ORIGINS", String::new())?;
+        let authority: Option<String> = env.optional("GATEWAY_OIDC_AUTHORITY")?;
+        let client_id: Option<String> = env.optional("GATEWAY_OIDC_CLIENT_ID")?;
         let oidc = match (authority, client_id) {
             (None, None) => None,
             (Some(authority), Some(client_id)) => {
-                Some(OidcSettings { authority, client_id, scope: env_or("GATEWAY_OIDC_SCOPE", "openid".to_owned())? })
+                Some(OidcSettings { authority, client_id, scope: env.or("GATEWAY_OIDC_SCOPE", "openid".to_owned())? })
             }
             (None, Some(_)) => return Err(ConfigError::new("GATEWAY_OIDC_AUTHORITY", "", "required with a client id")),
             (Some(_), None) => {
@@ -92,9 +92,9 @@ impl WebConfig {
             }
         };
         Ok(Self {
-            root: env_optional("GATEWAY_WEB_ROOT")?,
+            root: env.optional("GATEWAY_WEB_ROOT")?,
             cors_origins: origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect(),
-            dev_sign_in: env_optional("GATEWAY_DEV_SIGN_IN_DIR")?,
+            dev_sign_in: env.optional("GATEWAY_DEV_SIGN_IN_DIR")?,
             oidc,
         })
     }

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use kernel::{StoreError, StoreFailure};
 use platform::db::now_millis;
-use platform::store::{StoreError, StoreFailure, retry_on_conflict};
+use platform::store::retry_on_conflict;
 use tracing::instrument;
 
 use crate::domain::{Exchange, ExchangeRefused, GiftOrder, GiftOrderId, Product, ProductSku};

@@ -1,18 +1,18 @@
 //! The gift domain, pure: the product catalogue, the GiftOrder aggregate and
 //! the exchange rules. No I/O, no async, no framework types.
 
-pub use platform::kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
-use platform::kernel::{CustomerId, Points};
+pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
+use kernel::{CustomerId, Points};
 
-platform::uuid_id!(
+kernel::uuid_id!(
     /// One product handed out for one reward.
     GiftOrderId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The reward whose points pay for an order; at most one order each.
     RewardId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The mission the reward was earned for: the correlation key of its life.
     MissionId
 );

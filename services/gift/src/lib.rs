@@ -20,10 +20,11 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulationServiceServer;
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::{ConfigError, ServiceConfig, env_or};
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -35,14 +36,11 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the gift service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "gift",
-    grpc_service: "game.gift.v1.GiftService",
+    name: catalogue::GIFT.name,
+    grpc_service: catalogue::GIFT.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::GIFT_STREAM],
 };
-
-/// The default gRPC port of the gift service.
-pub const DEFAULT_PORT: u16 = 50054;
 
 /// The gift service, wired and ready to serve.
 pub type App = ServiceApp;
@@ -88,17 +86,26 @@ impl From<ServiceConfig> for GiftConfig {
 }
 
 impl GiftConfig {
-    /// The defaults, overridden by the environment.
+    /// The defaults, overridden by the process's environment: the one place
+    /// the gift service's configuration is read.
     ///
     /// # Errors
     /// When a variable is set to something unusable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let defaults = Self::from(ServiceConfig::from_env(SPEC.name, DEFAULT_PORT)?);
-        let max = env_or("GIFT_MAX_EXCHANGES_IN_FLIGHT", defaults.max_exchanges_in_flight)?;
-        if max == 0 {
-            return Err(ConfigError::new("GIFT_MAX_EXCHANGES_IN_FLIGHT", "0", "must be at least 1"));
-        }
-        let vendor_simulation = env_or("GIFT_VENDOR_SIMULATION", defaults.vendor_simulation)?;
-        Ok(Self { max_exchanges_in_flight: max, vendor_simulation, ..defaults })
+        Self::read(&Env::process())
+    }
+
+    /// The defaults, overridden by `env`.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::from(ServiceConfig::read(env, &catalogue::GIFT)?);
+        Ok(Self {
+            max_exchanges_in_flight: env
+                .above_zero("GIFT_MAX_EXCHANGES_IN_FLIGHT", defaults.max_exchanges_in_flight)?,
+            vendor_simulation: env.or("GIFT_VENDOR_SIMULATION", defaults.vendor_simulation)?,
+            ..defaults
+        })
     }
 }

@@ -8,7 +8,7 @@
 //! on (a concurrent exchange took the unit: a `Conflict`; placed the same
 //! order: a `Duplicate`; both decided again).
 
-use platform::store::StoreError;
+use kernel::StoreError;
 
 use crate::domain::{GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, Product, ProductSku, RewardId};
 

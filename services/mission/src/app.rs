@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use platform::kernel::CustomerId;
-use platform::store::{StoreError, StoreFailure, retry_on_conflict};
+use kernel::{CustomerId, StoreError, StoreFailure};
+use platform::store::retry_on_conflict;
 use tracing::instrument;
 
 use crate::domain::programme::{AchievementId, Operator, ProgrammeEvent, ProgrammeEventId, ProgrammeRuleViolation};

@@ -5,15 +5,15 @@
 
 pub mod programme;
 
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
 
 use self::programme::{AchievementId, MissionLimit, Operator, ProgrammeEvent, ProgrammeEventId, Slot};
 
-platform::uuid_id!(
+kernel::uuid_id!(
     /// One achievement of one mission by one player.
     MissionId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The reward the reward context allocated for a mission.
     RewardId
 );

@@ -19,10 +19,11 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::mission::v1::mission_service_server::MissionServiceServer;
 use api::game::programme::v1::programme_service_server::ProgrammeServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::ServiceConfig;
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -30,14 +31,21 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the mission service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "mission",
-    grpc_service: "game.mission.v1.MissionService",
+    name: catalogue::MISSION.name,
+    grpc_service: catalogue::MISSION.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::MISSION_STREAM],
 };
 
-/// The default gRPC port of the mission service.
-pub const DEFAULT_PORT: u16 = 50051;
+/// The mission service's configuration: what every service needs, and
+/// nothing more, read from the process's environment. The one place it is
+/// read.
+///
+/// # Errors
+/// When a variable is set to something unusable.
+pub fn config_from_env() -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::read(&Env::process(), &catalogue::MISSION)
+}
 
 /// The mission service, wired and ready to serve.
 pub type App = ServiceApp;

@@ -1,11 +1,9 @@
 //! The mission service binary: configuration, telemetry, then the app.
 
-use platform::config::ServiceConfig;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = platform::telemetry::init(mission::SPEC.name);
-    let config = ServiceConfig::from_env(mission::SPEC.name, mission::DEFAULT_PORT)?;
+    let config = mission::config_from_env()?;
     let app = mission::build(config).await?;
     let served = app.run_until_stopped(platform::shutdown_signal()).await;
     telemetry.shutdown().await;

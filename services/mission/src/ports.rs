@@ -10,8 +10,7 @@
 //! in `app.rs`; the diesel adapter runs each inside `Database::write`, or
 //! inside the consumer's transaction for a policy.
 
-use platform::kernel::CustomerId;
-use platform::store::StoreError;
+use kernel::{CustomerId, StoreError};
 
 use crate::domain::programme::{AchievementId, ProgrammeEvent, ProgrammeEventId, Slot};
 use crate::domain::{Mission, MissionCode, MissionDefinition, MissionEvent, MissionId, ProgrammeChange};

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
+use kernel::CustomerId;
+use kernel::StoreError;
 use platform::CancellationToken;
-use platform::kernel::CustomerId;
-use platform::store::StoreError;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::instrument;

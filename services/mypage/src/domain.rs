@@ -11,17 +11,17 @@
 
 use std::cmp::Reverse;
 
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
 
-platform::uuid_id!(
+kernel::uuid_id!(
     /// A mission the player achieved, as the mission context names it.
     MissionId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The reward the reward context allocated for a mission.
     RewardId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// A reward held in the player's wallet, as the wallet context names it.
     EntryId
 );

@@ -17,9 +17,10 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::mypage::v1::my_page_service_server::MyPageServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::ServiceConfig;
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -29,14 +30,21 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the my page service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "mypage",
-    grpc_service: "game.mypage.v1.MyPageService",
+    name: catalogue::MYPAGE.name,
+    grpc_service: catalogue::MYPAGE.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[],
 };
 
-/// The default gRPC port of the my page service.
-pub const DEFAULT_PORT: u16 = 50055;
+/// The mypage service's configuration: what every service needs, and
+/// nothing more, read from the process's environment. The one place it is
+/// read.
+///
+/// # Errors
+/// When a variable is set to something unusable.
+pub fn config_from_env() -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::read(&Env::process(), &catalogue::MYPAGE)
+}
 
 /// The my page service, wired and ready to serve.
 pub type App = ServiceApp;

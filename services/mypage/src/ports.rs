@@ -6,8 +6,8 @@
 //! a [`StoreError`] of a kind the consumer acts on: a lost race is a
 //! `Conflict`, and the event is merged again into the page that won.
 
-use platform::kernel::CustomerId;
-use platform::store::StoreError;
+use kernel::CustomerId;
+use kernel::StoreError;
 
 use crate::domain::PlayerPage;
 

@@ -1,13 +1,13 @@
 //! The reward domain, pure: the Reward aggregate, the allocation rule and the
 //! forward-only status rules. No I/O, no async, no framework types.
 
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
 
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The reward allocated for one achieved mission.
     RewardId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// One achievement of one mission by one player, as the mission context names it.
     MissionId
 );
@@ -17,7 +17,7 @@ impl RewardId {
     /// id, so allocating again for the same mission (a redelivery, a second
     /// replica) can only ever name the same reward.
     pub fn for_mission(mission_id: MissionId) -> Self {
-        Self::from_uuid(platform::kernel::derived_uuid(mission_id.as_uuid(), b"Reward"))
+        Self::from_uuid(kernel::derived_uuid(mission_id.as_uuid(), b"Reward"))
     }
 }
 

@@ -17,9 +17,10 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::reward::v1::reward_service_server::RewardServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::ServiceConfig;
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -27,14 +28,21 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the reward service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "reward",
-    grpc_service: "game.reward.v1.RewardService",
+    name: catalogue::REWARD.name,
+    grpc_service: catalogue::REWARD.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::REWARD_STREAM],
 };
 
-/// The default gRPC port of the reward service.
-pub const DEFAULT_PORT: u16 = 50052;
+/// The reward service's configuration: what every service needs, and
+/// nothing more, read from the process's environment. The one place it is
+/// read.
+///
+/// # Errors
+/// When a variable is set to something unusable.
+pub fn config_from_env() -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::read(&Env::process(), &catalogue::REWARD)
+}
 
 /// The reward service, wired and ready to serve.
 pub type App = ServiceApp;

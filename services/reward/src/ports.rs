@@ -7,7 +7,7 @@
 //! failure reaches the use case as a [`StoreError`] of a kind the consumer
 //! acts on: a lost race is a `Conflict`, and the event is applied again.
 
-use platform::store::StoreError;
+use kernel::StoreError;
 
 use crate::domain::{MissionId, Reward, RewardEvent, RewardId};
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use kernel::StoreError;
 use platform::db::now_millis;
-use platform::store::StoreError;
 
 use crate::domain::{GiftExchange, LedgerPosition, ProductSku, Settlement, SettlementId};
 use crate::ports::{Ledger, LedgerTx};

@@ -2,18 +2,18 @@
 //! aggregate that records it once per gift order, and the values it is made
 //! of. No I/O, no async, no framework types.
 
-use platform::kernel::CustomerId;
-pub use platform::kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
+use kernel::CustomerId;
+pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
 
-platform::uuid_id!(
+kernel::uuid_id!(
     /// What is owed to the gift vendor for one gift order.
     SettlementId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// One gift order, as the gift context names it.
     OrderId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The mission the exchanged reward was earned for (the correlation key).
     MissionId
 );
@@ -23,7 +23,7 @@ impl SettlementId {
     /// order id, so recording the same order again can only name the same
     /// settlement.
     pub fn for_order(order_id: OrderId) -> Self {
-        Self::from_uuid(platform::kernel::derived_uuid(order_id.as_uuid(), b"Settlement"))
+        Self::from_uuid(kernel::derived_uuid(order_id.as_uuid(), b"Settlement"))
     }
 }
 

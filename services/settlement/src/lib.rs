@@ -16,9 +16,10 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::settlement::v1::settlement_service_server::SettlementServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::ServiceConfig;
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
@@ -26,14 +27,21 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the settlement service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "settlement",
-    grpc_service: "game.settlement.v1.SettlementService",
+    name: catalogue::SETTLEMENT.name,
+    grpc_service: catalogue::SETTLEMENT.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::SETTLEMENT_STREAM],
 };
 
-/// The default gRPC port of the settlement service.
-pub const DEFAULT_PORT: u16 = 50056;
+/// The settlement service's configuration: what every service needs, and
+/// nothing more, read from the process's environment. The one place it is
+/// read.
+///
+/// # Errors
+/// When a variable is set to something unusable.
+pub fn config_from_env() -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::read(&Env::process(), &catalogue::SETTLEMENT)
+}
 
 /// The settlement service, wired and ready to serve.
 pub type App = ServiceApp;

@@ -1,11 +1,9 @@
 //! The settlement service binary: configuration, telemetry, then the app.
 
-use platform::config::ServiceConfig;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = platform::telemetry::init(settlement::SPEC.name);
-    let config = ServiceConfig::from_env(settlement::SPEC.name, settlement::DEFAULT_PORT)?;
+    let config = settlement::config_from_env()?;
     let app = settlement::build(config).await?;
     let served = app.run_until_stopped(platform::shutdown_signal()).await;
     telemetry.shutdown().await;

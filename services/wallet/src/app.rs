@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kernel::{CustomerId, Points, StoreError, StoreFailure};
 use platform::CancellationToken;
 use platform::db::now_millis;
-use platform::kernel::{CustomerId, Points};
-use platform::store::{StoreError, StoreFailure, retry_on_conflict};
+use platform::store::retry_on_conflict;
 use tracing::instrument;
 
 use crate::domain::{

@@ -4,18 +4,18 @@
 //! it (AVAILABLE again) — an indeterminate answer leaves it pending until a
 //! re-drive with the same idempotency key settles it.
 
-pub use platform::kernel::ProductSku;
-use platform::kernel::{CustomerId, Points};
+pub use kernel::ProductSku;
+use kernel::{CustomerId, Points};
 
-platform::uuid_id!(
+kernel::uuid_id!(
     /// One issued reward held in a player's wallet.
     EntryId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The reward the entry holds.
     RewardId
 );
-platform::uuid_id!(
+kernel::uuid_id!(
     /// The mission the reward was earned for: the correlation key.
     MissionId
 );
@@ -137,7 +137,7 @@ impl WalletEntry {
     ) -> Self {
         Self {
             // One entry per reward, whoever computes it.
-            id: EntryId::from_uuid(platform::kernel::derived_uuid(reward_id.as_uuid(), b"WalletEntry")),
+            id: EntryId::from_uuid(kernel::derived_uuid(reward_id.as_uuid(), b"WalletEntry")),
             reward_id,
             mission_id,
             customer_id,

@@ -18,9 +18,10 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
+use api::catalogue;
 use api::game::wallet::v1::wallet_service_server::WalletServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use platform::config::{ConfigError, ServiceConfig, env_millis, env_or};
+use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 use platform::resilience::ResilienceConfig;
@@ -29,14 +30,11 @@ static MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How the wallet service presents itself.
 pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "wallet",
-    grpc_service: "game.wallet.v1.WalletService",
+    name: catalogue::WALLET.name,
+    grpc_service: catalogue::WALLET.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::WALLET_STREAM],
 };
-
-/// The default gRPC port of the wallet service.
-pub const DEFAULT_PORT: u16 = 50053;
 
 /// The wallet service's configuration.
 #[derive(Debug, Clone)]
@@ -46,7 +44,7 @@ pub struct WalletConfig {
     pub gift_url: String,
     /// How calls to gift are shaped: deadline, concurrency, circuit breaker,
     /// retries (`GIFT_TIMEOUT_MS`, `GIFT_MAX_IN_FLIGHT`, `GIFT_BREAKER_*`,
-    /// `GIFT_RETRY_*`; see `platform::resilience::ResilienceConfig::from_env`).
+    /// `GIFT_RETRY_*`; see `platform::resilience::ResilienceConfig::read`).
     pub gift: ResilienceConfig,
     /// How the re-driver settles exchanges left pending
     /// (`EXCHANGE_REDRIVE_INTERVAL_MS`, `EXCHANGE_REDRIVE_AFTER_MS`).
@@ -58,24 +56,33 @@ impl WalletConfig {
     pub fn local(service: ServiceConfig) -> Self {
         Self {
             service,
-            gift_url: "http://127.0.0.1:50054".to_owned(),
+            gift_url: catalogue::GIFT.local_url(),
             gift: ResilienceConfig::default(),
             redrive: app::RedriveConfig::default(),
         }
     }
 
-    /// The local defaults, overridden by the environment.
+    /// The local defaults, overridden by the process's environment: the one
+    /// place the wallet's configuration is read.
     ///
     /// # Errors
     /// When a variable is set to something unusable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let defaults = Self::local(ServiceConfig::from_env(SPEC.name, DEFAULT_PORT)?);
+        Self::read(&Env::process())
+    }
+
+    /// The local defaults, overridden by `env`.
+    ///
+    /// # Errors
+    /// When a variable is set to something unusable.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::local(ServiceConfig::read(env, &catalogue::WALLET)?);
         Ok(Self {
-            gift_url: env_or("GIFT_URL", defaults.gift_url)?,
-            gift: ResilienceConfig::from_env("GIFT", defaults.gift)?,
+            gift_url: env.or(catalogue::GIFT.url_variable, defaults.gift_url)?,
+            gift: ResilienceConfig::read(env, "GIFT", defaults.gift)?,
             redrive: app::RedriveConfig {
-                interval: env_millis("EXCHANGE_REDRIVE_INTERVAL_MS", defaults.redrive.interval)?,
-                after: env_millis("EXCHANGE_REDRIVE_AFTER_MS", defaults.redrive.after)?,
+                interval: env.millis("EXCHANGE_REDRIVE_INTERVAL_MS", defaults.redrive.interval)?,
+                after: env.millis("EXCHANGE_REDRIVE_AFTER_MS", defaults.redrive.after)?,
             },
             service: defaults.service,
         })

@@ -17,8 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use platform::kernel::CustomerId;
-use platform::store::StoreError;
+use kernel::{CustomerId, StoreError};
 
 use crate::domain::{EntryId, ExchangeTicket, GiftAnswer, RewardId, WalletEntry, WalletEvent};
 

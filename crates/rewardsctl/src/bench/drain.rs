@@ -195,7 +195,7 @@ async fn publish_backlog(js: &jetstream::Context, catalogue: &Catalogue, count: 
             let definition = &codes[i % codes.len()];
             let mission_id = uuid::Uuid::now_v7();
             let event = MissionAchieved {
-                event_id: platform::kernel::derived_uuid(mission_id, b"MissionAchieved").to_string(),
+                event_id: kernel::derived_uuid(mission_id, b"MissionAchieved").to_string(),
                 mission_id: mission_id.to_string(),
                 customer_id: format!("bench-{:05}", i / codes.len()),
                 mission_code: definition.mission_code.clone(),

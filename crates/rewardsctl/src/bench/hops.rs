@@ -7,7 +7,7 @@
 //! inside the consumer's transaction). Each hop is a commit, the outbox
 //! relay's publish, JetStream, and the next consumer's transaction. The
 //! events are followed by the ids the services derive from the mission's
-//! ([`platform::kernel::derived_uuid`]), and the hops' percentiles come
+//! ([`kernel::derived_uuid`]), and the hops' percentiles come
 //! from the same histogram as every other figure the tools print.
 
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
+use kernel::derived_uuid;
 use loadgen::Latencies;
-use platform::kernel::derived_uuid;
 use uuid::Uuid;
 
 use crate::stores::Stores;

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use api::catalogue;
 use async_nats::jetstream;
 use futures::TryStreamExt as _;
 use platform::events::{GIFT_STREAM, MISSION_STREAM, REWARD_STREAM, SETTLEMENT_STREAM, StreamDef, WALLET_STREAM};
@@ -25,9 +26,6 @@ pub const CONSUMERS: [&str; 8] = [
     "mypage-wallet",
     "settlement-record",
 ];
-
-/// The services with an outbox.
-const PUBLISHERS: [&str; 5] = ["mission", "reward", "wallet", "gift", "settlement"];
 
 /// Waits until two looks in a row, half a second apart, find nothing in
 /// flight; returns how long that took. With `progress`, tells every few
@@ -97,7 +95,8 @@ pub async fn in_flight(js: &jetstream::Context, stores: &Stores) -> anyhow::Resu
             busy.push(format!("consumer {expected} does not exist"));
         }
     }
-    for service in PUBLISHERS {
+    // Every service that publishes does so through its outbox.
+    for service in catalogue::SERVICES.iter().filter(|s| s.publishes.is_some()).map(|s| s.name) {
         let backlog = stores.outbox_backlog(service).await?;
         if backlog > 0 {
             busy.push(format!("{service} outbox: {backlog} unpublished"));

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
-use platform::kernel::CustomerId;
+use kernel::CustomerId;
 use tonic::body::Body;
 
 use super::body_of;

@@ -2,10 +2,10 @@
 //! results and errors mapped to the contract of `game.gift.v1`.
 
 use api::game::gift::v1::{self as pb, gift_service_server::GiftService};
+use kernel::{CustomerId, Points};
 use platform::caller::{caller, has_caller, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{field, invalid, store_failure};
-use platform::kernel::{CustomerId, Points};
 use tonic::{Request, Response, Status};
 
 use crate::adapters::vendor::Vendor;

@@ -3,8 +3,8 @@
 //! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, Database, DbConnection};
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
+use platform::db::{CorruptRow, Database, DbConnection, DbError};
 use platform::outbox::OutboxSignal;
 use platform::store::{self, DbTx, StoreError};
 
@@ -52,23 +52,23 @@ impl GiftStore for DieselGiftStore {
 /// The gift store within the transaction [`DieselGiftStore::write`] opened.
 impl GiftTx for DbTx<'_> {
     fn product(&mut self, sku: &ProductSku) -> Result<Option<Product>, StoreError> {
-        product(self.conn(), sku)
+        Ok(product(self.conn(), sku)?)
     }
 
     fn order_by_key(&mut self, key: &IdempotencyKey) -> Result<Option<GiftOrder>, StoreError> {
-        find_order_by_key(self.conn(), key)
+        Ok(find_order_by_key(self.conn(), key)?)
     }
 
     fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
-        find_order_by_reward(self.conn(), reward)
+        Ok(find_order_by_reward(self.conn(), reward)?)
     }
 
     fn update_stock(&mut self, product: &Product) -> Result<(), StoreError> {
-        update_stock(self.conn(), product)
+        Ok(update_stock(self.conn(), product)?)
     }
 
     fn insert_order(&mut self, order: &GiftOrder) -> Result<(), StoreError> {
-        insert_order(self.conn(), order)
+        Ok(insert_order(self.conn(), order)?)
     }
 
     fn stage(&mut self, event: &GiftEvent) -> Result<(), StoreError> {
@@ -200,7 +200,7 @@ impl From<&GiftOrder> for GiftOrderRow {
     }
 }
 
-fn products(conn: &mut DbConnection) -> Result<Vec<Product>, StoreError> {
+fn products(conn: &mut DbConnection) -> Result<Vec<Product>, DbError> {
     let rows: Vec<ProductRow> = products::table
         .order((products::position.asc(), products::sku.asc()))
         .select(ProductRow::as_select())
@@ -208,7 +208,7 @@ fn products(conn: &mut DbConnection) -> Result<Vec<Product>, StoreError> {
     Ok(rows.into_iter().map(Product::try_from).collect::<Result<_, _>>()?)
 }
 
-fn product(conn: &mut DbConnection, sku: &ProductSku) -> Result<Option<Product>, StoreError> {
+fn product(conn: &mut DbConnection, sku: &ProductSku) -> Result<Option<Product>, DbError> {
     let row: Option<ProductRow> = products::table
         .filter(products::sku.eq(sku.as_str()))
         .select(ProductRow::as_select())
@@ -217,7 +217,7 @@ fn product(conn: &mut DbConnection, sku: &ProductSku) -> Result<Option<Product>,
     Ok(row.map(Product::try_from).transpose()?)
 }
 
-fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), StoreError> {
+fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), DbError> {
     let updated = diesel::update(
         products::table
             .filter(products::sku.eq(product.sku.as_str()))
@@ -226,12 +226,12 @@ fn update_stock(conn: &mut DbConnection, product: &Product) -> Result<(), StoreE
     .set((products::stock.eq(i64::from(product.stock)), products::version.eq(product.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(StoreError::conflict("product", product.sku.to_string()));
+        return Err(DbError::Conflict { entity: "product", key: product.sku.to_string() });
     }
     Ok(())
 }
 
-fn find_order(conn: &mut DbConnection, id: GiftOrderId) -> Result<Option<GiftOrder>, StoreError> {
+fn find_order(conn: &mut DbConnection, id: GiftOrderId) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
         .filter(gift_orders::order_id.eq(id.to_string()))
         .select(GiftOrderRow::as_select())
@@ -240,7 +240,7 @@ fn find_order(conn: &mut DbConnection, id: GiftOrderId) -> Result<Option<GiftOrd
     Ok(row.map(GiftOrder::try_from).transpose()?)
 }
 
-fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Option<GiftOrder>, StoreError> {
+fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
         .filter(gift_orders::idempotency_key.eq(key.as_str()))
         .select(GiftOrderRow::as_select())
@@ -249,7 +249,7 @@ fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Op
     Ok(row.map(GiftOrder::try_from).transpose()?)
 }
 
-fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
+fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
         .filter(gift_orders::reward_id.eq(reward.to_string()))
         .select(GiftOrderRow::as_select())
@@ -260,7 +260,7 @@ fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Opt
 
 /// A unique violation (a `Duplicate`) means a concurrent exchange placed an
 /// order under the same key or for the same reward; the use case decides again.
-fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), StoreError> {
+fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), DbError> {
     diesel::insert_into(gift_orders::table).values(GiftOrderRow::from(order)).execute(conn)?;
     Ok(())
 }

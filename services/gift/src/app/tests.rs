@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use platform::kernel::{Currency, CustomerId, Points};
-use platform::store::StoreErrorKind;
+use kernel::StoreErrorKind;
+use kernel::{Currency, CustomerId, Points};
 use testkit::{MemoryStore, save_if_unchanged};
 
 use super::*;

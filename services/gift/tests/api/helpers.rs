@@ -61,7 +61,7 @@ pub fn exchange_request(key: &str, product_sku: &str, points: i64) -> pb::Exchan
 
 /// The id GiftExchanged carries for `order_id`.
 pub fn event_id_for(order_id: &str) -> String {
-    platform::kernel::derived_uuid(order_id.parse().unwrap(), b"GiftExchanged").to_string()
+    kernel::derived_uuid(order_id.parse().unwrap(), b"GiftExchanged").to_string()
 }
 
 impl TestApp {

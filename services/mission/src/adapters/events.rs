@@ -2,8 +2,8 @@
 //! events, and the programme's values as both its events and its APIs show them.
 
 use api::game::mission::v1 as pb;
+use kernel::derived_uuid;
 use platform::events::timestamp;
-use platform::kernel::derived_uuid;
 
 use crate::domain::programme::{MissionLimit, Operator, ProgrammeEvent};
 use crate::domain::{Mission, MissionDefinition};

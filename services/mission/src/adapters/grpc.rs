@@ -2,10 +2,10 @@
 //! results and errors mapped to the contract of `game.mission.v1`.
 
 use api::game::mission::v1::{self as pb, mission_service_server::MissionService};
+use kernel::CustomerId;
 use platform::caller::{caller, require_player, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{field, invalid, store_failure};
-use platform::kernel::CustomerId;
 use tonic::{Request, Response, Status};
 
 use crate::adapters::events;

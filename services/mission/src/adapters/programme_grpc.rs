@@ -6,9 +6,9 @@ use std::num::NonZeroU32;
 
 use api::game::mission::v1 as mission_pb;
 use api::game::programme::v1::{self as pb, programme_service_server::ProgrammeService};
+use kernel::Points;
 use platform::caller::{caller, require_operator};
 use platform::grpc::invalid;
-use platform::kernel::Points;
 use tonic::{Request, Response, Status};
 
 use crate::adapters::events;

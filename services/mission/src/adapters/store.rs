@@ -3,8 +3,8 @@
 //! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, Database, DbConnection};
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
+use platform::db::{CorruptRow, Database, DbConnection, DbError};
 use platform::outbox::OutboxSignal;
 use platform::store::{self, DbTx, StoreError};
 
@@ -63,19 +63,19 @@ impl MissionStore for DieselMissionStore {
 /// [`DieselMissionStore::write`] runs, or the consumer's applying a policy.
 impl MissionTx for DbTx<'_> {
     fn definition(&mut self, code: &MissionCode) -> Result<Option<MissionDefinition>, StoreError> {
-        definition(self.conn(), code)
+        Ok(definition(self.conn(), code)?)
     }
 
     fn programme_event(&mut self, id: &ProgrammeEventId) -> Result<Option<ProgrammeEvent>, StoreError> {
-        programme_event(self.conn(), id)
+        Ok(programme_event(self.conn(), id)?)
     }
 
     fn mission(&mut self, id: MissionId) -> Result<Option<Mission>, StoreError> {
-        find(self.conn(), id)
+        Ok(find(self.conn(), id)?)
     }
 
     fn achieved(&mut self, customer: &CustomerId, code: &MissionCode) -> Result<Option<Mission>, StoreError> {
-        find_achieved(self.conn(), customer, code)
+        Ok(find_achieved(self.conn(), customer, code)?)
     }
 
     fn achieved_as(
@@ -83,28 +83,31 @@ impl MissionTx for DbTx<'_> {
         customer: &CustomerId,
         achievement_id: &AchievementId,
     ) -> Result<Option<Mission>, StoreError> {
-        find_achieved_as(self.conn(), customer, achievement_id)
+        Ok(find_achieved_as(self.conn(), customer, achievement_id)?)
     }
 
     fn slots_taken(&mut self, customer: &CustomerId, code: &MissionCode) -> Result<Vec<Slot>, StoreError> {
-        slots_taken(self.conn(), customer, code)
+        Ok(slots_taken(self.conn(), customer, code)?)
     }
 
     fn insert(&mut self, mission: &Mission) -> Result<(), StoreError> {
-        insert(self.conn(), mission)
+        Ok(insert(self.conn(), mission)?)
     }
 
     fn insert_programme_event(&mut self, event: &ProgrammeEvent) -> Result<(), StoreError> {
-        diesel::insert_into(programme_events::table).values(ProgrammeEventRow::from(event)).execute(self.conn())?;
+        diesel::insert_into(programme_events::table)
+            .values(ProgrammeEventRow::from(event))
+            .execute(self.conn())
+            .map_err(DbError::from)?;
         Ok(())
     }
 
     fn insert_definition(&mut self, definition: &MissionDefinition) -> Result<(), StoreError> {
-        insert_definition(self.conn(), definition)
+        Ok(insert_definition(self.conn(), definition)?)
     }
 
     fn update(&mut self, mission: &Mission) -> Result<(), StoreError> {
-        update(self.conn(), mission)
+        Ok(update(self.conn(), mission)?)
     }
 
     fn stage(&mut self, event: &MissionEvent) -> Result<(), StoreError> {
@@ -321,7 +324,7 @@ impl TryFrom<DefinitionRow> for MissionDefinition {
     }
 }
 
-fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, StoreError> {
+fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, DbError> {
     let rows: Vec<DefinitionRow> = mission_definitions::table
         // Two operators defining missions at once may give both the same
         // position: the code breaks the tie.
@@ -331,7 +334,7 @@ fn definitions(conn: &mut DbConnection) -> Result<Vec<MissionDefinition>, StoreE
     Ok(rows.into_iter().map(MissionDefinition::try_from).collect::<Result<_, _>>()?)
 }
 
-fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<MissionDefinition>, StoreError> {
+fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<MissionDefinition>, DbError> {
     let row: Option<DefinitionRow> = mission_definitions::table
         .filter(mission_definitions::mission_code.eq(code.as_str()))
         .select(DefinitionRow::as_select())
@@ -342,7 +345,7 @@ fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<Miss
 
 /// A unique violation (a `Duplicate`) means the code was defined
 /// concurrently; the use case decides again.
-fn insert_definition(conn: &mut DbConnection, definition: &MissionDefinition) -> Result<(), StoreError> {
+fn insert_definition(conn: &mut DbConnection, definition: &MissionDefinition) -> Result<(), DbError> {
     let last: Option<i32> =
         mission_definitions::table.select(diesel::dsl::max(mission_definitions::position)).first(conn)?;
     let (limit_kind, limit_times) = match definition.limit {
@@ -364,7 +367,7 @@ fn insert_definition(conn: &mut DbConnection, definition: &MissionDefinition) ->
     Ok(())
 }
 
-fn programme_events(conn: &mut DbConnection) -> Result<Vec<ProgrammeEvent>, StoreError> {
+fn programme_events(conn: &mut DbConnection) -> Result<Vec<ProgrammeEvent>, DbError> {
     let rows: Vec<ProgrammeEventRow> = programme_events::table
         .order((programme_events::starts_at.asc(), programme_events::programme_event_id.asc()))
         .select(ProgrammeEventRow::as_select())
@@ -372,7 +375,7 @@ fn programme_events(conn: &mut DbConnection) -> Result<Vec<ProgrammeEvent>, Stor
     Ok(rows.into_iter().map(ProgrammeEvent::try_from).collect::<Result<_, _>>()?)
 }
 
-fn programme_event(conn: &mut DbConnection, id: &ProgrammeEventId) -> Result<Option<ProgrammeEvent>, StoreError> {
+fn programme_event(conn: &mut DbConnection, id: &ProgrammeEventId) -> Result<Option<ProgrammeEvent>, DbError> {
     let row: Option<ProgrammeEventRow> = programme_events::table
         .filter(programme_events::programme_event_id.eq(id.as_str()))
         .select(ProgrammeEventRow::as_select())
@@ -381,7 +384,7 @@ fn programme_event(conn: &mut DbConnection, id: &ProgrammeEventId) -> Result<Opt
     Ok(row.map(ProgrammeEvent::try_from).transpose()?)
 }
 
-fn find(conn: &mut DbConnection, id: MissionId) -> Result<Option<Mission>, StoreError> {
+fn find(conn: &mut DbConnection, id: MissionId) -> Result<Option<Mission>, DbError> {
     let row: Option<MissionRow> = missions::table
         .filter(missions::mission_id.eq(id.to_string()))
         .select(MissionRow::as_select())
@@ -394,7 +397,7 @@ fn find_achieved(
     conn: &mut DbConnection,
     customer: &CustomerId,
     code: &MissionCode,
-) -> Result<Option<Mission>, StoreError> {
+) -> Result<Option<Mission>, DbError> {
     let row: Option<MissionRow> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .filter(missions::mission_code.eq(code.as_str()))
@@ -409,7 +412,7 @@ fn find_achieved_as(
     conn: &mut DbConnection,
     customer: &CustomerId,
     achievement_id: &AchievementId,
-) -> Result<Option<Mission>, StoreError> {
+) -> Result<Option<Mission>, DbError> {
     let row: Option<MissionRow> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .filter(missions::achievement_id.eq(achievement_id.as_str()))
@@ -419,7 +422,7 @@ fn find_achieved_as(
     Ok(row.map(Mission::try_from).transpose()?)
 }
 
-fn slots_taken(conn: &mut DbConnection, customer: &CustomerId, code: &MissionCode) -> Result<Vec<Slot>, StoreError> {
+fn slots_taken(conn: &mut DbConnection, customer: &CustomerId, code: &MissionCode) -> Result<Vec<Slot>, DbError> {
     let slots: Vec<i64> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .filter(missions::mission_code.eq(code.as_str()))
@@ -429,7 +432,7 @@ fn slots_taken(conn: &mut DbConnection, customer: &CustomerId, code: &MissionCod
     Ok(slots.into_iter().map(Slot::from_stored).collect())
 }
 
-fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, StoreError> {
+fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, DbError> {
     let rows: Vec<MissionRow> = missions::table
         .filter(missions::customer_id.eq(customer.as_str()))
         .order((missions::achieved_at.desc(), missions::mission_id.asc()))
@@ -441,12 +444,12 @@ fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<Mission>, 
 /// A unique violation (a `Duplicate`) means the player took the same slot of
 /// this mission, or used the same achievement id, concurrently; the use case
 /// decides again.
-fn insert(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> {
+fn insert(conn: &mut DbConnection, mission: &Mission) -> Result<(), DbError> {
     diesel::insert_into(missions::table).values(MissionRow::from(mission)).execute(conn)?;
     Ok(())
 }
 
-fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> {
+fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), DbError> {
     let row = MissionRow::from(mission);
     let updated = diesel::update(
         missions::table
@@ -456,7 +459,7 @@ fn update(conn: &mut DbConnection, mission: &Mission) -> Result<(), StoreError> 
     .set((missions::status.eq(row.status), missions::reward_id.eq(&row.reward_id), missions::version.eq(row.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(StoreError::conflict("mission", mission.id.to_string()));
+        return Err(DbError::Conflict { entity: "mission", key: mission.id.to_string() });
     }
     Ok(())
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use platform::kernel::{CustomerId, Points};
-use platform::store::StoreErrorKind;
+use kernel::StoreErrorKind;
+use kernel::{CustomerId, Points};
 use testkit::{MemoryStore, save_if_unchanged};
 
 use super::*;

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::num::NonZeroU32;
 
-use platform::kernel::CustomerId;
+use kernel::CustomerId;
 
 use super::MissionCode;
 

@@ -64,8 +64,7 @@ fn unpublished_outbox_rows(database_url: &str) -> i64 {
 async fn exactly_one_mission_achieved(broker: &Broker, mission: &pb::Mission) {
     let seen = broker.published(MISSION_STREAM, 1).await;
     assert_eq!(seen.len(), 1, "exactly one MissionAchieved on the stream");
-    let expected_id =
-        platform::kernel::derived_uuid(mission.mission_id.parse().unwrap(), b"MissionAchieved").to_string();
+    let expected_id = kernel::derived_uuid(mission.mission_id.parse().unwrap(), b"MissionAchieved").to_string();
     let headers = seen[0].headers.as_ref().unwrap();
     assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), expected_id);
     assert_eq!(headers.get("Event-Id").unwrap().as_str(), expected_id);

@@ -7,6 +7,7 @@
 
 use std::num::NonZeroU32;
 
+use kernel::{CustomerId, Points};
 use mission::adapters::clock::SystemClock;
 use mission::adapters::store::DieselMissionStore;
 use mission::app::{MissionError, Missions};
@@ -14,7 +15,6 @@ use mission::domain::programme::{AchievementId, MissionLimit, Operator, Programm
 use mission::domain::{Achievement, MissionCode, MissionDefinition, MissionId};
 use mission::ports::MissionStore as _;
 use platform::db::Database;
-use platform::kernel::{CustomerId, Points};
 use platform::outbox::OutboxSignal;
 use platform::store::StoreErrorKind;
 use testkit::{PostgresSchema, TempStore};

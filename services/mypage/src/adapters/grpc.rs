@@ -8,11 +8,11 @@ use api::game::mypage::v1::{self as pb, my_page_service_server::MyPageService};
 use api::game::reward::v1::RewardStatus as PbRewardStatus;
 use api::game::wallet::v1::WalletEntryStatus as PbEntryStatus;
 use futures::{Stream, StreamExt as _};
+use kernel::{CustomerId, Points};
 use platform::CancellationToken;
 use platform::caller::{caller, require_reader, while_token_valid};
 use platform::events::timestamp;
 use platform::grpc::{field, store_failure};
-use platform::kernel::{CustomerId, Points};
 use tonic::{Request, Response, Status};
 
 use crate::app::{MyPageError, MyPages};

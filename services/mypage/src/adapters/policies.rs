@@ -6,10 +6,10 @@
 use api::game::mission::v1::MissionAchieved;
 use api::game::reward::v1::RewardAllocated;
 use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use kernel::{CustomerId, IdError, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event, MISSION_STREAM, REWARD_STREAM, StreamDef, WALLET_STREAM, millis};
-use platform::kernel::{CustomerId, IdError, Points};
 use platform::store::DbTx;
 
 use crate::app::{self, PageChanges};

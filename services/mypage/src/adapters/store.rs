@@ -7,8 +7,8 @@
 //! parse back into the domain is a [`CorruptRow`].
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, Database, DbConnection, is_unique_violation, now_millis};
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
+use platform::db::{CorruptRow, Database, DbConnection, DbError, is_unique_violation, now_millis};
 use platform::store::{self, DbTx, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -39,15 +39,15 @@ impl PageStore for DieselPageStore {
 /// The pages within the consumer's transaction applying a policy.
 impl PageTx for DbTx<'_> {
     fn page(&mut self, customer: &CustomerId) -> Result<Option<PlayerPage>, StoreError> {
-        find(self.conn(), customer)
+        Ok(find(self.conn(), customer)?)
     }
 
     fn insert(&mut self, page: &PlayerPage) -> Result<(), StoreError> {
-        insert(self.conn(), page)
+        Ok(insert(self.conn(), page)?)
     }
 
     fn update(&mut self, page: &PlayerPage) -> Result<(), StoreError> {
-        update(self.conn(), page)
+        Ok(update(self.conn(), page)?)
     }
 }
 
@@ -261,7 +261,7 @@ impl TryFrom<&PlayerPage> for PageRow {
     }
 }
 
-fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<PlayerPage>, StoreError> {
+fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<PlayerPage>, DbError> {
     let row: Option<PageRow> = my_pages::table
         .filter(my_pages::customer_id.eq(customer.as_str()))
         .select(PageRow::as_select())
@@ -273,7 +273,7 @@ fn find(conn: &mut DbConnection, customer: &CustomerId) -> Result<Option<PlayerP
 /// Another transaction storing the page first is a `Conflict`, not a
 /// `Duplicate`: the consumer applies a conflicting event again, on the
 /// stored page.
-fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), StoreError> {
+fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
     let inserted = diesel::insert_into(my_pages::table).values(PageRow::try_from(page)?).execute(conn);
     match inserted {
         Ok(_) => Ok(()),
@@ -282,7 +282,7 @@ fn insert(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), StoreError> 
     }
 }
 
-fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), StoreError> {
+fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
     let row = PageRow::try_from(page)?;
     let updated = diesel::update(
         my_pages::table
@@ -301,6 +301,6 @@ fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn conflict(page: &PlayerPage) -> StoreError {
-    StoreError::conflict("my page", page.customer_id.to_string())
+fn conflict(page: &PlayerPage) -> DbError {
+    DbError::Conflict { entity: "my page", key: page.customer_id.to_string() }
 }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use platform::kernel::Points;
-use platform::store::StoreErrorKind;
+use kernel::Points;
+use kernel::StoreErrorKind;
 use testkit::{MemoryStore, save_if_unchanged};
 
 use super::*;

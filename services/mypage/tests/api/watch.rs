@@ -70,9 +70,9 @@ async fn a_watch_starts_from_the_current_page() {
 
 #[tokio::test]
 async fn a_watch_sees_a_change_that_another_replica_applied() {
+    use kernel::{CustomerId, Points};
     use mypage::domain::{MissionId, PageEvent};
     use platform::db::Database;
-    use platform::kernel::{CustomerId, Points};
     use platform::store::{DbTx, StoreError};
 
     let app = spawn_app().await;

@@ -2,8 +2,8 @@
 //! events in, protobuf messages out.
 
 use api::game::reward::v1 as pb;
+use kernel::derived_uuid;
 use platform::events::timestamp;
-use platform::kernel::derived_uuid;
 
 use crate::domain::Reward;
 

@@ -3,10 +3,10 @@
 
 use api::game::mission::v1::MissionAchieved;
 use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use kernel::{CustomerId, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, MISSION_STREAM, StreamDef, WALLET_STREAM};
-use platform::kernel::{CustomerId, Points};
 use platform::store::DbTx;
 
 use crate::app::{self, RewardError, WalletStep};

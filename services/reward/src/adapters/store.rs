@@ -3,8 +3,8 @@
 //! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, Database, DbConnection, is_unique_violation};
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
+use platform::db::{CorruptRow, Database, DbConnection, DbError, is_unique_violation};
 use platform::store::{self, DbTx, StoreError};
 
 use crate::adapters::events;
@@ -33,19 +33,19 @@ impl RewardStore for DieselRewardStore {
 /// The reward store within the consumer's transaction applying a policy.
 impl RewardTx for DbTx<'_> {
     fn reward(&mut self, id: RewardId) -> Result<Option<Reward>, StoreError> {
-        find(self.conn(), id)
+        Ok(find(self.conn(), id)?)
     }
 
     fn reward_for_mission(&mut self, mission: MissionId) -> Result<Option<Reward>, StoreError> {
-        find_by_mission(self.conn(), mission)
+        Ok(find_by_mission(self.conn(), mission)?)
     }
 
     fn insert(&mut self, reward: &Reward) -> Result<(), StoreError> {
-        insert(self.conn(), reward)
+        Ok(insert(self.conn(), reward)?)
     }
 
     fn update(&mut self, reward: &Reward) -> Result<(), StoreError> {
-        update(self.conn(), reward)
+        Ok(update(self.conn(), reward)?)
     }
 
     fn stage(&mut self, event: &RewardEvent) -> Result<(), StoreError> {
@@ -135,7 +135,7 @@ fn status_code(status: RewardStatus) -> i32 {
     }
 }
 
-fn find(conn: &mut DbConnection, id: RewardId) -> Result<Option<Reward>, StoreError> {
+fn find(conn: &mut DbConnection, id: RewardId) -> Result<Option<Reward>, DbError> {
     let row: Option<RewardRow> = rewards::table
         .filter(rewards::reward_id.eq(id.to_string()))
         .select(RewardRow::as_select())
@@ -144,7 +144,7 @@ fn find(conn: &mut DbConnection, id: RewardId) -> Result<Option<Reward>, StoreEr
     Ok(row.map(Reward::try_from).transpose()?)
 }
 
-fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result<Option<Reward>, StoreError> {
+fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result<Option<Reward>, DbError> {
     let row: Option<RewardRow> = rewards::table
         .filter(rewards::mission_id.eq(mission_id.to_string()))
         .select(RewardRow::as_select())
@@ -156,17 +156,17 @@ fn find_by_mission(conn: &mut DbConnection, mission_id: MissionId) -> Result<Opt
 /// Another transaction allocating the mission's reward first (the unique
 /// keys held) is a `Conflict`, not a `Duplicate`: the consumer applies a
 /// conflicting event again, and then finds the reward.
-fn insert(conn: &mut DbConnection, reward: &Reward) -> Result<(), StoreError> {
+fn insert(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
     match diesel::insert_into(rewards::table).values(RewardRow::from(reward)).execute(conn) {
         Ok(_) => Ok(()),
         Err(error) if is_unique_violation(&error) => {
-            Err(StoreError::conflict("reward for mission", reward.mission_id.to_string()))
+            Err(DbError::Conflict { entity: "reward for mission", key: reward.mission_id.to_string() })
         }
         Err(error) => Err(error.into()),
     }
 }
 
-fn update(conn: &mut DbConnection, reward: &Reward) -> Result<(), StoreError> {
+fn update(conn: &mut DbConnection, reward: &Reward) -> Result<(), DbError> {
     let updated = diesel::update(
         rewards::table
             .filter(rewards::reward_id.eq(reward.id.to_string()))
@@ -175,7 +175,7 @@ fn update(conn: &mut DbConnection, reward: &Reward) -> Result<(), StoreError> {
     .set((rewards::status.eq(status_code(reward.status)), rewards::version.eq(reward.version)))
     .execute(conn)?;
     if updated == 0 {
-        return Err(StoreError::conflict("reward", reward.id.to_string()));
+        return Err(DbError::Conflict { entity: "reward", key: reward.id.to_string() });
     }
     Ok(())
 }

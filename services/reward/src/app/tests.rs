@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use platform::kernel::{CustomerId, Points};
-use platform::store::StoreErrorKind;
+use kernel::StoreErrorKind;
+use kernel::{CustomerId, Points};
 use testkit::{MemoryStore, save_if_unchanged};
 
 use super::*;

@@ -23,7 +23,7 @@ async fn an_achieved_mission_is_allocated_one_reward_and_reward_allocated_is_pub
     assert_eq!(published.len(), 1, "exactly one RewardAllocated");
     assert_eq!(published[0].subject.as_str(), "reward.allocated");
     let headers = published[0].headers.as_ref().unwrap();
-    let expected_event_id = platform::kernel::derived_uuid(reward_id.parse().unwrap(), b"RewardAllocated").to_string();
+    let expected_event_id = kernel::derived_uuid(reward_id.parse().unwrap(), b"RewardAllocated").to_string();
     assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), expected_event_id);
     assert_eq!(headers.get("Mission-Id").unwrap().as_str(), achieved.mission_id);
     assert_eq!(headers.get("Customer-Id").unwrap().as_str(), "player-1");

@@ -41,7 +41,7 @@ async fn a_process_killed_between_the_effect_and_the_ack_allocates_one_reward_an
     // Whichever process published RewardAllocated, there is exactly one.
     let ids = reward_allocated_ids(&broker, &database_url, 1).await;
     let reward_id = reward_id_for(&achieved);
-    let expected = platform::kernel::derived_uuid(reward_id.parse().unwrap(), b"RewardAllocated").to_string();
+    let expected = kernel::derived_uuid(reward_id.parse().unwrap(), b"RewardAllocated").to_string();
     assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![expected]);
     let message = &broker.published(platform::events::REWARD_STREAM, 1).await[0];
     let event: RewardAllocated = prost::Message::decode(message.payload.as_ref()).unwrap();

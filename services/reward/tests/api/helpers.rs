@@ -49,7 +49,7 @@ pub async fn spawn_app_with(database_url: Option<String>, tune: impl FnOnce(&mut
 pub fn mission_achieved(customer: &str, points: i64) -> MissionAchieved {
     let mission_id = uuid::Uuid::now_v7();
     MissionAchieved {
-        event_id: platform::kernel::derived_uuid(mission_id, b"MissionAchieved").to_string(),
+        event_id: kernel::derived_uuid(mission_id, b"MissionAchieved").to_string(),
         mission_id: mission_id.to_string(),
         customer_id: customer.into(),
         mission_code: "FIRST_WIN".into(),
@@ -62,7 +62,7 @@ pub fn mission_achieved(customer: &str, points: i64) -> MissionAchieved {
 
 /// The id the reward context gives the reward of this mission.
 pub fn reward_id_for(achieved: &MissionAchieved) -> String {
-    platform::kernel::derived_uuid(achieved.mission_id.parse().unwrap(), b"Reward").to_string()
+    kernel::derived_uuid(achieved.mission_id.parse().unwrap(), b"Reward").to_string()
 }
 
 /// A RewardIssued as the wallet publishes it.

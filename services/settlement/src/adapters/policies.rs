@@ -1,10 +1,10 @@
 //! The settlement context's reaction to the gift context's events.
 
 use api::game::gift::v1::GiftExchanged;
+use kernel::CustomerId;
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, GIFT_STREAM, StreamDef};
-use platform::kernel::CustomerId;
 use platform::store::DbTx;
 
 use crate::app::{self, SettlementError};

@@ -3,8 +3,8 @@
 //! and back, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, Database, DbConnection, is_unique_violation};
-use platform::kernel::CustomerId;
+use kernel::CustomerId;
+use platform::db::{CorruptRow, Database, DbConnection, DbError, is_unique_violation};
 use platform::store::{self, DbTx, StoreError};
 
 use crate::adapters::events;
@@ -40,11 +40,11 @@ impl Ledger for DieselLedger {
 /// The ledger within the consumer's transaction applying a policy.
 impl LedgerTx for DbTx<'_> {
     fn settlement_of(&mut self, order: OrderId) -> Result<Option<Settlement>, StoreError> {
-        find_by_order(self.conn(), order)
+        Ok(find_by_order(self.conn(), order)?)
     }
 
     fn append(&mut self, settlement: &Settlement) -> Result<LedgerPosition, StoreError> {
-        insert(self.conn(), settlement)
+        Ok(insert(self.conn(), settlement)?)
     }
 
     fn stage(&mut self, event: &SettlementEvent) -> Result<(), StoreError> {
@@ -113,7 +113,7 @@ fn to_row(position: LedgerPosition, settlement: &Settlement) -> SettlementRow {
     }
 }
 
-fn find_by_order(conn: &mut DbConnection, order_id: OrderId) -> Result<Option<Settlement>, StoreError> {
+fn find_by_order(conn: &mut DbConnection, order_id: OrderId) -> Result<Option<Settlement>, DbError> {
     let row: Option<SettlementRow> = settlements::table
         .filter(settlements::order_id.eq(order_id.to_string()))
         .select(SettlementRow::as_select())
@@ -126,13 +126,13 @@ fn find_by_order(conn: &mut DbConnection, order_id: OrderId) -> Result<Option<Se
 /// order first (the unique keys held) is a `Conflict`, not a `Duplicate`:
 /// the consumer applies a conflicting event again, and then finds the next
 /// place or the settlement.
-fn insert(conn: &mut DbConnection, settlement: &Settlement) -> Result<LedgerPosition, StoreError> {
+fn insert(conn: &mut DbConnection, settlement: &Settlement) -> Result<LedgerPosition, DbError> {
     let last: Option<i64> = settlements::table.select(diesel::dsl::max(settlements::seq)).first(conn)?;
     let position = last.and_then(LedgerPosition::new).map_or(LedgerPosition::FIRST, LedgerPosition::next);
     match diesel::insert_into(settlements::table).values(to_row(position, settlement)).execute(conn) {
         Ok(_) => Ok(position),
         Err(error) if is_unique_violation(&error) => {
-            Err(StoreError::conflict("settlement for order", settlement.order_id.to_string()))
+            Err(DbError::Conflict { entity: "settlement for order", key: settlement.order_id.to_string() })
         }
         Err(error) => Err(error.into()),
     }
@@ -143,7 +143,7 @@ fn page(
     product_sku: Option<&ProductSku>,
     after: Option<LedgerPosition>,
     limit: usize,
-) -> Result<Vec<(LedgerPosition, Settlement)>, StoreError> {
+) -> Result<Vec<(LedgerPosition, Settlement)>, DbError> {
     let mut query = settlements::table
         .filter(settlements::seq.gt(after.map_or(0, LedgerPosition::value)))
         .select(SettlementRow::as_select())

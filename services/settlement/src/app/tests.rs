@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
-use platform::kernel::CustomerId;
-use platform::store::StoreErrorKind;
+use kernel::CustomerId;
+use kernel::StoreErrorKind;
 use testkit::MemoryStore;
 
 use super::*;

@@ -55,7 +55,7 @@ pub fn gift_exchanged(product_sku: &str, vendor_cost: i64) -> GiftExchanged {
 
 /// The id the settlement context gives the settlement of this gift order.
 pub fn settlement_id_for(exchanged: &GiftExchanged) -> String {
-    platform::kernel::derived_uuid(exchanged.order_id.parse().unwrap(), b"Settlement").to_string()
+    kernel::derived_uuid(exchanged.order_id.parse().unwrap(), b"Settlement").to_string()
 }
 
 /// A ListSettlements request.

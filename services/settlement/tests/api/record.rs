@@ -25,8 +25,7 @@ async fn a_gift_exchange_records_one_settlement_at_the_vendors_cost_and_publishe
     assert_eq!(published.len(), 1, "exactly one SettlementRecorded");
     assert_eq!(published[0].subject.as_str(), "settlement.recorded");
     let headers = published[0].headers.as_ref().unwrap();
-    let expected_event_id =
-        platform::kernel::derived_uuid(settlement_id.parse().unwrap(), b"SettlementRecorded").to_string();
+    let expected_event_id = kernel::derived_uuid(settlement_id.parse().unwrap(), b"SettlementRecorded").to_string();
     assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), expected_event_id);
     assert_eq!(headers.get("Mission-Id").unwrap().as_str(), exchanged.mission_id);
     assert_eq!(headers.get("Customer-Id").unwrap().as_str(), "player-1");

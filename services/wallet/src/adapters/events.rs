@@ -3,8 +3,8 @@
 //! a re-staged copy could never be a second, different event.
 
 use api::game::wallet::v1 as pb;
+use kernel::derived_uuid;
 use platform::events::timestamp;
-use platform::kernel::derived_uuid;
 
 use crate::domain::{RewardExchanged, WalletEntry};
 

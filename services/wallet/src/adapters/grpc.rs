@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use api::game::wallet::v1::{self as pb, wallet_service_server::WalletService};
+use kernel::CustomerId;
 use platform::caller::{caller, require_player, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{deadline_of, field, invalid, store_failure};
-use platform::kernel::CustomerId;
 use platform::resilience::RETRY_AFTER_MS;
 use tonic::{Request, Response, Status};
 

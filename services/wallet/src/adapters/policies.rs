@@ -1,10 +1,10 @@
 //! The wallet context's reactions to other contexts' events.
 
 use api::game::reward::v1::RewardAllocated;
+use kernel::{CustomerId, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
 use platform::events::{Event as _, REWARD_STREAM, StreamDef};
-use platform::kernel::{CustomerId, Points};
 use platform::store::DbTx;
 
 use crate::app;

@@ -3,8 +3,8 @@
 //! update, and events staged in the outbox of the same transaction.
 
 use diesel::prelude::*;
-use platform::db::{CorruptRow, Database, DbConnection};
-use platform::kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points};
+use platform::db::{CorruptRow, Database, DbConnection, DbError};
 use platform::outbox::OutboxSignal;
 use platform::store::{self, DbTx, StoreError};
 
@@ -50,19 +50,19 @@ impl WalletStore for DieselWalletStore {
 /// [`DieselWalletStore::write`] runs, or the consumer's applying a policy.
 impl WalletTx for DbTx<'_> {
     fn entry(&mut self, id: EntryId) -> Result<Option<WalletEntry>, StoreError> {
-        find(self.conn(), id)
+        Ok(find(self.conn(), id)?)
     }
 
     fn holds_reward(&mut self, reward: RewardId) -> Result<bool, StoreError> {
-        holds_reward(self.conn(), reward)
+        Ok(holds_reward(self.conn(), reward)?)
     }
 
     fn insert(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
-        insert(self.conn(), entry)
+        Ok(insert(self.conn(), entry)?)
     }
 
     fn update(&mut self, entry: &WalletEntry) -> Result<(), StoreError> {
-        update(self.conn(), entry)
+        Ok(update(self.conn(), entry)?)
     }
 
     fn stage(&mut self, event: &WalletEvent) -> Result<(), StoreError> {
@@ -180,11 +180,11 @@ impl From<&WalletEntry> for EntryRow {
     }
 }
 
-fn parse_rows(rows: Vec<EntryRow>) -> Result<Vec<WalletEntry>, StoreError> {
+fn parse_rows(rows: Vec<EntryRow>) -> Result<Vec<WalletEntry>, DbError> {
     Ok(rows.into_iter().map(WalletEntry::try_from).collect::<Result<_, _>>()?)
 }
 
-fn find(conn: &mut DbConnection, id: EntryId) -> Result<Option<WalletEntry>, StoreError> {
+fn find(conn: &mut DbConnection, id: EntryId) -> Result<Option<WalletEntry>, DbError> {
     let row: Option<EntryRow> = wallet_entries::table
         .filter(wallet_entries::entry_id.eq(id.to_string()))
         .select(EntryRow::as_select())
@@ -193,14 +193,14 @@ fn find(conn: &mut DbConnection, id: EntryId) -> Result<Option<WalletEntry>, Sto
     Ok(row.map(WalletEntry::try_from).transpose()?)
 }
 
-fn holds_reward(conn: &mut DbConnection, reward_id: RewardId) -> Result<bool, StoreError> {
+fn holds_reward(conn: &mut DbConnection, reward_id: RewardId) -> Result<bool, DbError> {
     Ok(diesel::select(diesel::dsl::exists(
         wallet_entries::table.filter(wallet_entries::reward_id.eq(reward_id.to_string())),
     ))
     .get_result(conn)?)
 }
 
-fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<WalletEntry>, StoreError> {
+fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<WalletEntry>, DbError> {
     let rows = wallet_entries::table
         .filter(wallet_entries::customer_id.eq(customer.as_str()))
         .order((wallet_entries::issued_at.desc(), wallet_entries::entry_id.asc()))
@@ -209,7 +209,7 @@ fn list(conn: &mut DbConnection, customer: &CustomerId) -> Result<Vec<WalletEntr
     parse_rows(rows)
 }
 
-fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) -> Result<Vec<WalletEntry>, StoreError> {
+fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) -> Result<Vec<WalletEntry>, DbError> {
     let rows = wallet_entries::table
         .filter(wallet_entries::status.eq(EXCHANGE_PENDING))
         .filter(wallet_entries::pending_since.lt(cutoff))
@@ -220,12 +220,12 @@ fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) -> Res
     parse_rows(rows)
 }
 
-fn insert(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), StoreError> {
+fn insert(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbError> {
     diesel::insert_into(wallet_entries::table).values(EntryRow::from(entry)).execute(conn)?;
     Ok(())
 }
 
-fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), StoreError> {
+fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), DbError> {
     let row = EntryRow::from(entry);
     let updated = diesel::update(
         wallet_entries::table
@@ -235,7 +235,7 @@ fn update(conn: &mut DbConnection, entry: &WalletEntry) -> Result<(), StoreError
     .set(&row)
     .execute(conn)?;
     if updated == 0 {
-        return Err(StoreError::conflict("wallet entry", row.entry_id));
+        return Err(DbError::Conflict { entity: "wallet entry", key: row.entry_id });
     }
     Ok(())
 }

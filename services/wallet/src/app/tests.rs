@@ -9,8 +9,8 @@ mod doubles;
 
 use std::time::Duration;
 
-use platform::kernel::{CustomerId, Points};
-use platform::store::StoreErrorKind;
+use kernel::StoreErrorKind;
+use kernel::{CustomerId, Points};
 
 use self::doubles::{InMemoryWalletStore, ScriptedGift};
 use super::*;

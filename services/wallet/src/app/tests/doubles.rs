@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use platform::kernel::CustomerId;
-use platform::store::{StoreError, StoreErrorKind};
+use kernel::CustomerId;
+use kernel::{StoreError, StoreErrorKind};
 use testkit::{MemoryStore, save_if_unchanged};
 use tokio::sync::oneshot;
 

@@ -1,6 +1,5 @@
-//! The shared kernel every context speaks of: who a player is, how ids look,
-//! and what points are. Parsed once at the edge of a service, so the domain
-//! never sees a malformed value.
+//! Who a player is and how the system's ids look: parsed once at the edge of
+//! a service, so the domain never sees a malformed one.
 
 use std::fmt;
 
@@ -84,136 +83,23 @@ pub fn parse_uuid(value: &str) -> Result<Uuid, IdError> {
     Uuid::parse_str(value).map_err(|_| IdError::NotUuid)
 }
 
-/// An amount of reward points: whole, never negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Points(i64);
-
-/// Why a number is not an amount of points.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("points must not be negative, got {0}")]
-pub struct NegativePoints(pub i64);
-
-impl Points {
-    /// Points from a stored or transmitted number.
-    ///
-    /// # Errors
-    /// When `value` is negative.
-    pub fn new(value: i64) -> Result<Self, NegativePoints> {
-        if value < 0 { Err(NegativePoints(value)) } else { Ok(Self(value)) }
-    }
-
-    /// The number of points.
-    pub fn value(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for Points {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} points", self.0)
-    }
-}
-
-/// A gift product's stock-keeping unit, as gift, wallet and settlement all
-/// speak of it: 1 to 64 of `A-Z`, `0-9`, `-` and `_`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProductSku(String);
-
-/// Why a text is not a product SKU.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProductSkuError {
-    #[error("must not be empty")]
-    Empty,
-    #[error("may only contain A-Z, 0-9, '-' and '_'")]
-    BadCharacter,
-    #[error("must be at most {max} characters", max = ProductSku::MAX_LEN)]
-    TooLong,
-}
-
-impl ProductSku {
-    /// The longest SKU accepted.
-    pub const MAX_LEN: usize = 64;
-
-    /// Parses a SKU.
-    ///
-    /// # Errors
-    /// When `value` is empty, has other characters, or is longer than 64.
-    pub fn parse(value: &str) -> Result<Self, ProductSkuError> {
-        if value.is_empty() {
-            return Err(ProductSkuError::Empty);
-        }
-        if !value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_')) {
-            return Err(ProductSkuError::BadCharacter);
-        }
-        if value.len() > Self::MAX_LEN {
-            return Err(ProductSkuError::TooLong);
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    /// The SKU as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ProductSku {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An ISO 4217 currency code: three upper-case letters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Currency(String);
-
-/// Why a text is not a currency code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 3 upper-case letters")]
-pub struct CurrencyError;
-
-impl Currency {
-    /// Parses a currency code.
-    ///
-    /// # Errors
-    /// When `value` is not exactly three ASCII upper-case letters.
-    pub fn parse(value: &str) -> Result<Self, CurrencyError> {
-        if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(CurrencyError)
-        }
-    }
-
-    /// The code as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Declares a UUID-backed id newtype of a context.
 #[macro_export]
 macro_rules! uuid_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(uuid::Uuid);
+        pub struct $name($crate::Uuid);
 
         impl $name {
             /// A new id, unique and ordered by creation time (UUIDv7), so
             /// that stores append it to their indexes.
             pub fn generate() -> Self {
-                Self(uuid::Uuid::now_v7())
+                Self($crate::Uuid::now_v7())
             }
 
             /// Wraps an existing UUID.
-            pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+            pub fn from_uuid(uuid: $crate::Uuid) -> Self {
                 Self(uuid)
             }
 
@@ -221,12 +107,12 @@ macro_rules! uuid_id {
             ///
             /// # Errors
             /// When `value` is empty or not a UUID.
-            pub fn parse(value: &str) -> Result<Self, $crate::kernel::IdError> {
-                $crate::kernel::parse_uuid(value).map(Self)
+            pub fn parse(value: &str) -> Result<Self, $crate::IdError> {
+                $crate::parse_uuid(value).map(Self)
             }
 
             /// The underlying UUID.
-            pub fn as_uuid(&self) -> uuid::Uuid {
+            pub fn as_uuid(&self) -> $crate::Uuid {
                 self.0
             }
         }
@@ -272,29 +158,6 @@ mod tests {
         assert_eq!(CustomerId::parse(&"x".repeat(65)), Err(IdError::TooLong { max: 64 }));
         assert_eq!(CustomerId::parse("a b"), Err(IdError::BadCharacter));
         assert_eq!(CustomerId::parse("é"), Err(IdError::BadCharacter));
-    }
-
-    #[test]
-    fn points_are_never_negative() {
-        assert_eq!(Points::new(-1), Err(NegativePoints(-1)));
-        assert_eq!(Points::new(0).map(Points::value), Ok(0));
-        assert!(Points::new(5).unwrap() > Points::new(3).unwrap());
-    }
-
-    #[test]
-    fn skus_are_upper_case_codes() {
-        assert!(ProductSku::parse("PLUSH-MASCOT_2").is_ok());
-        assert_eq!(ProductSku::parse(""), Err(ProductSkuError::Empty));
-        assert_eq!(ProductSku::parse("plush"), Err(ProductSkuError::BadCharacter));
-        assert_eq!(ProductSku::parse(&"A".repeat(65)), Err(ProductSkuError::TooLong));
-    }
-
-    #[test]
-    fn currencies_are_three_upper_case_letters() {
-        assert!(Currency::parse("EUR").is_ok());
-        for bad in ["", "eur", "EURO", "E1R"] {
-            assert_eq!(Currency::parse(bad), Err(CurrencyError), "{bad}");
-        }
     }
 
     #[test]

@@ -1,0 +1,24 @@
+//! The shared kernel every context speaks of: who a player is, how ids
+//! look, what points are, how products and prices are named, and what a
+//! store port answers when storage fails.
+//!
+//! Pure values with no IO: a domain that depends on this crate depends on
+//! no database, broker, RPC framework or runtime (`tests/architecture.rs`
+//! holds every service's domain to that).
+//!
+//! - [`ids`]: customer ids, UUID ids (and [`uuid_id!`] to declare one), derived ids.
+//! - [`points`]: amounts of reward points.
+//! - [`product`]: product SKUs and currencies.
+//! - [`store`]: the kinds of store failure a use case acts on.
+
+pub mod ids;
+pub mod points;
+pub mod product;
+pub mod store;
+
+pub use ids::{CustomerId, IdError, derived_uuid, parse_uuid};
+pub use points::{NegativePoints, Points};
+pub use product::{Currency, CurrencyError, ProductSku, ProductSkuError};
+pub use store::{ChangedConcurrently, StoreError, StoreErrorKind, StoreFailure};
+/// The UUID type of every id, re-exported for [`uuid_id!`].
+pub use uuid::Uuid;
