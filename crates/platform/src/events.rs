@@ -306,6 +306,12 @@ published_event!(
 );
 published_event!(gift::v1::GiftExchanged, "game.gift.v1.GiftExchanged", "gift.exchanged", GIFT_STREAM);
 published_event!(
+    gift::v1::GiftOrderCancelled,
+    "game.gift.v1.GiftOrderCancelled",
+    "gift.order_cancelled",
+    GIFT_STREAM
+);
+published_event!(
     settlement::v1::SettlementRecorded,
     "game.settlement.v1.SettlementRecorded",
     "settlement.recorded",
@@ -361,6 +367,7 @@ mod tests {
         check::<wallet::v1::RewardIssued>();
         check::<wallet::v1::RewardExchanged>();
         check::<gift::v1::GiftExchanged>();
+        check::<gift::v1::GiftOrderCancelled>();
         check::<settlement::v1::SettlementRecorded>();
     }
 
@@ -381,6 +388,7 @@ mod tests {
             <wallet::v1::RewardIssued as Event>::TYPE,
             <wallet::v1::RewardExchanged as Event>::TYPE,
             <gift::v1::GiftExchanged as Event>::TYPE,
+            <gift::v1::GiftOrderCancelled as Event>::TYPE,
             <settlement::v1::SettlementRecorded as Event>::TYPE,
         ] {
             assert!(declared.iter().any(|d| d == ty), "{ty} is not in proto/");
