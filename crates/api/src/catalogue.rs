@@ -127,6 +127,13 @@ pub const GRPC_SERVICES: usize = {
 
 pub const GATEWAY: Gateway = Gateway { name: "gateway", port: 8080, health: "" };
 
+impl Gateway {
+    /// Its URL on this machine at its default port: where tools call by default.
+    pub fn local_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
 /// The service called `name`.
 pub fn service(name: &str) -> Option<&'static Service> {
     SERVICES.iter().find(|s| s.name == name)

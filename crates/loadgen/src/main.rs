@@ -38,7 +38,7 @@ enum Serve {
 #[derive(Debug, clap::Args)]
 struct Drive {
     /// The server (http:// is added when missing).
-    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    #[arg(long, default_value_t = api::catalogue::GATEWAY.local_url(), value_name = "URL")]
     addr: String,
     /// health: grpc.health.v1 Check of --service; achieve: a new mission per call (players <prefix>-N,
     /// the codes of the mission service's catalogue); definitions; mypage and wallet of --customer;

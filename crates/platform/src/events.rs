@@ -305,12 +305,7 @@ published_event!(
     WALLET_STREAM
 );
 published_event!(gift::v1::GiftExchanged, "game.gift.v1.GiftExchanged", "gift.exchanged", GIFT_STREAM);
-published_event!(
-    gift::v1::GiftOrderCancelled,
-    "game.gift.v1.GiftOrderCancelled",
-    "gift.order_cancelled",
-    GIFT_STREAM
-);
+published_event!(gift::v1::GiftOrderCancelled, "game.gift.v1.GiftOrderCancelled", "gift.order_cancelled", GIFT_STREAM);
 published_event!(
     settlement::v1::SettlementRecorded,
     "game.settlement.v1.SettlementRecorded",

@@ -19,19 +19,16 @@ use tonic::transport::Channel;
 #[derive(Debug, clap::Args)]
 pub struct Options {
     /// The gateway of the running system.
-    #[arg(long, default_value = DEFAULT_GATEWAY, value_name = "URL")]
+    #[arg(long, default_value_t = api::catalogue::GATEWAY.local_url(), value_name = "URL")]
     gateway: String,
     /// Where `rewardsctl up` keeps the development key pair the tokens are signed with.
     #[arg(long, default_value = ".run", value_name = "DIR")]
     run_dir: PathBuf,
 }
 
-/// The gateway of `rewardsctl up`.
-const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
-
 impl Default for Options {
     fn default() -> Self {
-        Self { gateway: DEFAULT_GATEWAY.into(), run_dir: PathBuf::from(".run") }
+        Self { gateway: api::catalogue::GATEWAY.local_url(), run_dir: PathBuf::from(".run") }
     }
 }
 
