@@ -247,7 +247,9 @@ fn achieve_in(tx: &mut dyn MissionTx, achievement: Achievement, now: i64) -> Res
     let event = tx
         .programme_event(&definition.event_id)?
         .ok_or_else(|| MissionError::UnknownEvent(definition.event_id.clone()))?;
-    let taken = tx.slots_taken(customer, code)?;
+    // A once-per-event mission the player has not achieved has no slot
+    // taken: the read above already said so.
+    let taken = if definition.limit.is_repeatable() { tx.slots_taken(customer, code)? } else { Vec::new() };
     let (mission, event) = Mission::achieve(MissionId::generate(), achievement, &definition, &event, &taken, now)?;
     tx.insert(&mission)?;
     tx.stage(&event)?;
