@@ -16,8 +16,8 @@ use testkit::{AsCaller, PostgresSchema, TempStore};
 use tonic::Code;
 use wallet::adapters::gift_client::GiftClient;
 use wallet::adapters::store::DieselWalletStore;
-use wallet::app::{AllocatedReward, Wallets, issue};
-use wallet::domain::{EntryStatus, MissionId, RewardExpiry, RewardId};
+use wallet::app::{AllocatedReward, WalletError, Wallets, issue};
+use wallet::domain::{EntryStatus, ExchangeRefused, MissionId, ProductSku, RewardExpiry, RewardId};
 use wallet::ports::WalletStore as _;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_with};
@@ -80,6 +80,47 @@ async fn the_service_expires_a_due_reward_on_its_interval_and_publishes_points_e
     assert_eq!((points_expired[0].points, points_expired[0].expires_at), (300, Some(timestamp(ended + 30 * DAY))));
     assert_eq!(events.len(), 3);
     assert_eq!(app.entry_for("player-1", &later.reward_id).await.status(), WalletEntryStatus::Available);
+}
+
+/// An entry past its expiry, in the store at `url`, is refused at exchange
+/// before anything is reserved or gift is asked (gift here is a port where
+/// nothing listens: asking it would answer "busy", not "expired").
+async fn an_expired_entry_is_refused_at_exchange(url: &str) {
+    let db = Database::connect(url, wallet::SPEC.migrations).await.unwrap();
+    let store = DieselWalletStore::new(db, OutboxSignal::default());
+    let gift = GiftClient::new("http://127.0.0.1:9", &ResilienceConfig::default()).unwrap();
+    let wallets = Wallets::new(store.clone(), gift);
+    let customer = CustomerId::parse("player-late").unwrap();
+    let ended = now_millis() - DAY;
+    let reward = AllocatedReward {
+        reward_id: RewardId::generate(),
+        mission_id: MissionId::generate(),
+        customer_id: customer.clone(),
+        points: Points::new(50).unwrap(),
+        event_ends_at: Some(ended),
+    };
+    store.write(move |tx| issue(tx, reward, RewardExpiry::after(Duration::ZERO))).await.unwrap();
+    let entry = store.wallet(customer.clone()).await.unwrap().remove(0);
+
+    let answer = wallets.exchange(customer.clone(), entry.id, ProductSku::parse("AVATAR-FRAME").unwrap(), None).await;
+
+    assert!(
+        matches!(&answer, Err(WalletError::Refused(ExchangeRefused::Expired { expires_at, .. })) if *expires_at == ended),
+        "{answer:?}"
+    );
+    assert_eq!(store.wallet(customer).await.unwrap(), [entry], "nothing reserved");
+}
+
+#[tokio::test]
+async fn on_sqlite_an_expired_entry_is_refused_at_exchange() {
+    let dir = TempStore::new();
+    an_expired_entry_is_refused_at_exchange(&dir.sqlite_url("wallet")).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_an_expired_entry_is_refused_at_exchange() {
+    let Some(schema) = PostgresSchema::create("wallet_refused") else { return };
+    an_expired_entry_is_refused_at_exchange(schema.url()).await;
 }
 
 /// Entries the replicas race for: more than one batch of the job.
