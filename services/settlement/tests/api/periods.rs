@@ -1,9 +1,12 @@
 //! Periods, reversals and the closing job through the real service: the
 //! gift context's events in, the operators' RPCs and the SETTLEMENT stream out.
 
+use std::time::Duration;
+
 use api::game::settlement::v1::{self as pb, SettlementPeriodClosed, SettlementReversed};
 use platform::events::{GIFT_STREAM, SETTLEMENT_STREAM};
-use testkit::AsCaller;
+use settlement::SettlementConfig;
+use testkit::{AsCaller, TempStore};
 use tonic::Code;
 
 use crate::helpers::{
@@ -57,7 +60,7 @@ async fn a_cancellation_that_overtakes_its_exchange_is_reversed_once_the_settlem
     let exchanged = gift_exchanged("COFFEE-S", 350);
     app.publish(&gift_order_cancelled(&exchanged)).await;
     // Let the cancellation be refused at least once before its exchange arrives.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     app.publish(&exchanged).await;
 
     let settlements = app.recorded(2).await;
@@ -94,6 +97,29 @@ async fn a_period_closes_once_after_its_end_and_a_late_reversal_lands_in_the_nex
     assert_eq!(closings.len(), 2, "one per period");
     assert_eq!(closings[0].period.as_ref(), Some(&closed));
     assert_eq!(closings[1].period.as_ref(), Some(&next));
+}
+
+#[tokio::test]
+async fn a_period_that_ended_while_the_service_was_down_is_closed_when_it_starts_again() {
+    let store = TempStore::new();
+    let url = store.sqlite_url("settlement");
+    // The closing job looks at start, and then not for an hour.
+    let rarely = |config: &mut SettlementConfig| {
+        short_periods(config);
+        config.close_interval = Duration::from_secs(3600);
+    };
+    let before = spawn_app_with(Some(url.clone()), rarely).await;
+    before.publish(&gift_exchanged("COFFEE-S", 350)).await;
+    let period_id = before.recorded(1).await[0].period_id.clone();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let ended = before.client.clone().get_period(period(&period_id)).await.unwrap().into_inner().period.unwrap();
+    drop(before);
+
+    let after = spawn_app_with(Some(url), rarely).await;
+    let closed = after.closed(&period_id).await;
+
+    assert_eq!(ended.status(), pb::PeriodStatus::Open, "ended, but no closing job looked");
+    assert_eq!(closed.totals, [total("COFFEE-S", 1, 0, 350)]);
 }
 
 #[tokio::test]
