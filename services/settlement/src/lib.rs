@@ -63,6 +63,7 @@ pub async fn build(config: impl Into<SettlementConfig>) -> Result<App, StartErro
     host.spawn_relay();
     host.spawn_policy(RecordSettlement { clock: SystemClock, period: config.period }).await?;
     host.spawn_policy(ReverseSettlement { clock: SystemClock, period: config.period }).await?;
+    tracing::info!(period = %config.period, close_interval = ?config.close_interval, "settlement periods");
     let closer = settlements.clone();
     host.spawn(|stopping| closer.run_closer(config.close_interval, stopping));
     Ok(host.serving(

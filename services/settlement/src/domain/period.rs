@@ -97,7 +97,12 @@ impl FromStr for PeriodLength {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let unit = text.chars().last().ok_or(PeriodLengthError::NotADuration)?;
         let (_, unit_millis) = UNITS.iter().find(|(name, _)| *name == unit).ok_or(PeriodLengthError::NotADuration)?;
-        let count = text[..text.len() - unit.len_utf8()].parse::<u32>().map_err(|_| PeriodLengthError::NotADuration)?;
+        let digits = &text[..text.len() - unit.len_utf8()];
+        // Digits only: `u32`'s parser would also take a sign.
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PeriodLengthError::NotADuration);
+        }
+        let count = digits.parse::<u32>().map_err(|_| PeriodLengthError::NotADuration)?;
         Self::new(i64::from(count) * unit_millis)
     }
 }
@@ -283,7 +288,7 @@ mod tests {
         assert_eq!("15m".parse::<PeriodLength>().map(PeriodLength::millis), Ok(15 * MINUTE));
         assert_eq!("2s".parse::<PeriodLength>().map(PeriodLength::millis), Ok(2 * SECOND));
         assert_eq!("7d".parse::<PeriodLength>().map(PeriodLength::millis), Ok(7 * DAY));
-        for bad in ["", "d", "0d", "1", "1w", "-1h", "1.5h", "h1", "1 h", "99999999999d"] {
+        for bad in ["", "d", "0d", "1", "1w", "-1h", "+1h", "1.5h", "h1", "1 h", "99999999999d"] {
             assert_eq!(bad.parse::<PeriodLength>(), Err(PeriodLengthError::NotADuration), "{bad:?}");
         }
         for unaligned in ["7h", "25h", "7s"] {
