@@ -190,12 +190,65 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             event_id: "6f1d2c3b-0000-5000-8000-000000000009".into(),
             settlement_id: "3e4f5a6b-0000-5000-8000-000000000010".into(),
             order_id: "7c8d9e0f-0000-5000-8000-000000000007".into(),
-            mission_id,
-            customer_id,
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
             product_sku: "AVATAR-FRAME".into(),
             amount: 150,
             currency: "EUR".into(),
             recorded_at: at(1_764_000_005),
+            // Written before periods: in none.
+            period_id: String::new(),
+        },
+    );
+    check(
+        "settlement.v1.SettlementRecorded.in_a_period",
+        &settlement::v1::SettlementRecorded {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000014".into(),
+            settlement_id: "3e4f5a6b-0000-5000-8000-000000000015".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000016".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            product_sku: "AVATAR-FRAME".into(),
+            amount: 150,
+            currency: "EUR".into(),
+            recorded_at: at(1_798_113_600),
+            period_id: "019b4e9c-c000-8000-8000-000000000017".into(),
+        },
+    );
+    check(
+        "settlement.v1.SettlementReversed",
+        &settlement::v1::SettlementReversed {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000018".into(),
+            settlement_id: "3e4f5a6b-0000-5000-8000-000000000019".into(),
+            reversed_settlement_id: "3e4f5a6b-0000-5000-8000-000000000015".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000016".into(),
+            mission_id,
+            customer_id,
+            product_sku: "AVATAR-FRAME".into(),
+            amount: -150,
+            currency: "EUR".into(),
+            recorded_at: at(1_798_200_000),
+            period_id: "019b53c3-1c00-8000-8000-000000000020".into(),
+        },
+    );
+    check(
+        "settlement.v1.SettlementPeriodClosed",
+        &settlement::v1::SettlementPeriodClosed {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000021".into(),
+            period: Some(settlement::v1::SettlementPeriod {
+                period_id: "019b4e9c-c000-8000-8000-000000000017".into(),
+                starts_at: Some(prost_types::Timestamp { seconds: 1_798_070_400, nanos: 0 }),
+                ends_at: Some(prost_types::Timestamp { seconds: 1_798_156_800, nanos: 0 }),
+                status: settlement::v1::PeriodStatus::Closed.into(),
+                closed_at: at(1_798_156_830),
+                totals: vec![settlement::v1::PeriodTotal {
+                    product_sku: "AVATAR-FRAME".into(),
+                    currency: "EUR".into(),
+                    charges: 2,
+                    reversals: 1,
+                    amount: 150,
+                }],
+            }),
         },
     );
 }

@@ -313,9 +313,16 @@ published_event!(
     "settlement.recorded",
     SETTLEMENT_STREAM
 );
+published_event!(
+    settlement::v1::SettlementReversed,
+    "game.settlement.v1.SettlementReversed",
+    "settlement.reversed",
+    SETTLEMENT_STREAM
+);
 
-/// An operator's change to the programme, published as its audit record: it
-/// concerns no mission's life and no player, so it carries no correlation keys.
+/// A change to the programme or the books (an operator's, or the settlement
+/// closing job's), published as its audit record: it concerns no mission's
+/// life and no player, so it carries no correlation keys.
 macro_rules! audit_event {
     ($ty:ty, $type_name:literal, $subject:literal, $stream:expr) => {
         event!($ty, $type_name, $subject, $stream, |_event| Correlation {
@@ -332,6 +339,12 @@ audit_event!(
     MISSION_STREAM
 );
 audit_event!(mission::v1::MissionDefined, "game.mission.v1.MissionDefined", "mission.mission_defined", MISSION_STREAM);
+audit_event!(
+    settlement::v1::SettlementPeriodClosed,
+    "game.settlement.v1.SettlementPeriodClosed",
+    "settlement.period_closed",
+    SETTLEMENT_STREAM
+);
 
 /// Converts stored milliseconds into a protobuf timestamp.
 pub fn timestamp(millis: i64) -> prost_types::Timestamp {
@@ -366,6 +379,8 @@ mod tests {
         check::<gift::v1::GiftExchanged>();
         check::<gift::v1::GiftOrderCancelled>();
         check::<settlement::v1::SettlementRecorded>();
+        check::<settlement::v1::SettlementReversed>();
+        check::<settlement::v1::SettlementPeriodClosed>();
     }
 
     #[test]
@@ -388,6 +403,8 @@ mod tests {
             <gift::v1::GiftExchanged as Event>::TYPE,
             <gift::v1::GiftOrderCancelled as Event>::TYPE,
             <settlement::v1::SettlementRecorded as Event>::TYPE,
+            <settlement::v1::SettlementReversed as Event>::TYPE,
+            <settlement::v1::SettlementPeriodClosed as Event>::TYPE,
         ] {
             assert!(declared.iter().any(|d| d == ty), "{ty} is not in proto/");
         }

@@ -75,7 +75,7 @@ pub struct GiftOrderRow {
     pub customer_id: String,
 }
 
-/// A settlement row.
+/// A settlement row: a gift order's charge.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct SettlementRow {
     #[diesel(sql_type = Text)]
@@ -167,7 +167,10 @@ impl Stores {
                      FROM wallet_entries",
                 )?,
                 gift_orders: stores.query("gift", "SELECT order_id, reward_id, customer_id FROM gift_orders")?,
-                settlements: stores.query("settlement", "SELECT settlement_id, order_id FROM settlements")?,
+                // The charges: a cancelled order's reversal is a second,
+                // negative record of the same order, not a second settlement.
+                settlements: stores
+                    .query("settlement", "SELECT settlement_id, order_id FROM settlements WHERE kind = 'CHARGE'")?,
                 pages: stores.query("mypage", "SELECT customer_id FROM my_pages")?,
             })
         })

@@ -77,7 +77,7 @@ pub enum Access {
 /// Every method the gateway forwards, and what it asks. A method missing
 /// here is not forwarded: a new RPC stays closed until it is listed
 /// (a test checks that every RPC of the contracts is).
-pub const METHODS: [(&str, Access); 17] = [
+pub const METHODS: [(&str, Access); 19] = [
     ("/game.mission.v1.MissionService/ListMissionDefinitions", Access::SignedIn),
     ("/game.mission.v1.MissionService/AchieveMission", Access::PlayerAction),
     ("/game.mission.v1.MissionService/GetMission", Access::PlayerData),
@@ -95,6 +95,8 @@ pub const METHODS: [(&str, Access); 17] = [
     ("/game.mypage.v1.MyPageService/GetMyPage", Access::PlayerData),
     ("/game.mypage.v1.MyPageService/WatchMyPage", Access::PlayerData),
     ("/game.settlement.v1.SettlementService/ListSettlements", Access::Operator),
+    ("/game.settlement.v1.SettlementService/ListPeriods", Access::Operator),
+    ("/game.settlement.v1.SettlementService/GetPeriod", Access::Operator),
 ];
 
 /// The methods whose answer is a stream of snapshots (each message the

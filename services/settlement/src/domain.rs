@@ -1,9 +1,15 @@
 //! The settlement domain, pure: what a gift exchange costs, the Settlement
-//! aggregate that records it once per gift order, and the values it is made
-//! of. No I/O, no async, no framework types.
+//! aggregate that records it once per gift order (and its reversal once,
+//! when the vendor cancelled the order), the [`period`]s settlements are
+//! recorded in and closed by, and the values they are made of. No I/O, no
+//! async, no framework types.
+
+pub mod period;
 
 use kernel::CustomerId;
 pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
+
+pub use self::period::{Landing, Period, PeriodId, PeriodLength, PeriodStatus, PeriodTotal};
 
 kernel::uuid_id!(
     /// What is owed to the gift vendor for one gift order.
@@ -24,6 +30,11 @@ impl SettlementId {
     /// settlement.
     pub fn for_order(order_id: OrderId) -> Self {
         Self::from_uuid(kernel::derived_uuid(order_id.as_uuid(), b"Settlement"))
+    }
+
+    /// The one id the reversal of a gift order's settlement can ever have.
+    pub fn reversal_of(order_id: OrderId) -> Self {
+        Self::from_uuid(kernel::derived_uuid(order_id.as_uuid(), b"SettlementReversal"))
     }
 }
 
@@ -101,41 +112,85 @@ impl LedgerPosition {
     }
 }
 
-/// The Settlement aggregate: what is owed to the vendor for one gift order.
-/// Recorded once and never changed.
+/// Why a settlement is on the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementKind {
+    /// What the vendor bills for a placed gift order.
+    Charge,
+    /// The vendor cancelled the order: its charge no longer owed.
+    Reversal,
+}
+
+/// The Settlement aggregate: what is owed to the vendor for one gift order
+/// (a charge), or what no longer is once the vendor cancelled it (a
+/// reversal). Each is recorded once per order, in the period open at the
+/// time, and never changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
     pub id: SettlementId,
+    pub kind: SettlementKind,
     pub order_id: OrderId,
     pub mission_id: MissionId,
     pub customer_id: CustomerId,
     pub product_sku: ProductSku,
-    /// What is owed: the vendor's cost of the product.
+    /// The vendor's cost of the product: owed for a charge, taken back by a
+    /// reversal (see [`Settlement::owed`]).
     pub amount: Money,
+    /// The period it was recorded in.
+    pub period: PeriodId,
     /// Milliseconds since the Unix epoch.
     pub recorded_at: i64,
 }
 
-/// What happened to a settlement.
+/// What happened to a settlement or a period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettlementEvent {
     Recorded { settlement: Settlement },
+    Reversed { reversal: Settlement, reversed: SettlementId },
+    PeriodClosed { period: Period, totals: Vec<PeriodTotal> },
 }
 
 impl Settlement {
-    /// Records what a gift exchange costs: the vendor's bill for the product.
-    pub fn record(exchange: GiftExchange, now: i64) -> (Self, SettlementEvent) {
+    /// Records what a gift exchange costs, the vendor's bill for the
+    /// product, in `period`.
+    pub fn record(exchange: GiftExchange, period: PeriodId, now: i64) -> (Self, SettlementEvent) {
         let settlement = Self {
             id: SettlementId::for_order(exchange.order_id),
+            kind: SettlementKind::Charge,
             order_id: exchange.order_id,
             mission_id: exchange.mission_id,
             customer_id: exchange.customer_id,
             product_sku: exchange.product_sku,
             amount: exchange.vendor_cost,
+            period,
             recorded_at: now,
         };
         let event = SettlementEvent::Recorded { settlement: settlement.clone() };
         (settlement, event)
+    }
+
+    /// Reverses this charge in `period`: the same order and amount, taken
+    /// back. The charge itself stays as it was, in the period it was
+    /// recorded in.
+    pub fn reverse(&self, period: PeriodId, now: i64) -> (Self, SettlementEvent) {
+        let reversal = Self {
+            id: SettlementId::reversal_of(self.order_id),
+            kind: SettlementKind::Reversal,
+            period,
+            recorded_at: now,
+            ..self.clone()
+        };
+        let event = SettlementEvent::Reversed { reversal: reversal.clone(), reversed: self.id };
+        (reversal, event)
+    }
+
+    /// What the settlement adds to what is owed, in minor units: the amount
+    /// for a charge, the amount negated for a reversal.
+    pub fn owed(&self) -> i64 {
+        match self.kind {
+            SettlementKind::Charge => self.amount.minor_units(),
+            SettlementKind::Reversal => -self.amount.minor_units(),
+        }
     }
 }
 
@@ -156,8 +211,10 @@ mod tests {
     #[test]
     fn a_gift_exchange_is_settled_at_the_vendors_cost() {
         let exchange = exchange(OrderId::generate());
-        let (settlement, event) = Settlement::record(exchange.clone(), 1_000);
+        let period = PeriodId::starting_at(0);
+        let (settlement, event) = Settlement::record(exchange.clone(), period, 1_000);
         assert_eq!(settlement.id, SettlementId::for_order(exchange.order_id));
+        assert_eq!((settlement.kind, settlement.period, settlement.owed()), (SettlementKind::Charge, period, 350));
         assert_eq!(settlement.order_id, exchange.order_id);
         assert_eq!(settlement.mission_id, exchange.mission_id);
         assert_eq!(settlement.customer_id, exchange.customer_id);
@@ -171,10 +228,30 @@ mod tests {
     #[test]
     fn a_gift_order_always_gets_the_same_settlement_id() {
         let order = OrderId::generate();
-        let first = Settlement::record(exchange(order), 1_000).0;
-        let again = Settlement::record(exchange(order), 2_000).0;
+        let period = PeriodId::starting_at(0);
+        let first = Settlement::record(exchange(order), period, 1_000).0;
+        let again = Settlement::record(exchange(order), period, 2_000).0;
         assert_eq!(first.id, again.id);
         assert_ne!(first.id, SettlementId::for_order(OrderId::generate()));
+    }
+
+    #[test]
+    fn a_reversal_takes_back_the_charge_under_its_own_id_in_the_period_open_now() {
+        let charged_in = PeriodId::starting_at(0);
+        let reversed_in = PeriodId::starting_at(86_400_000);
+        let (charge, _) = Settlement::record(exchange(OrderId::generate()), charged_in, 1_000);
+
+        let (reversal, event) = charge.reverse(reversed_in, 90_000_000);
+
+        assert_eq!(reversal.id, SettlementId::reversal_of(charge.order_id));
+        assert_ne!(reversal.id, charge.id);
+        assert_eq!(
+            (reversal.kind, reversal.period, reversal.recorded_at),
+            (SettlementKind::Reversal, reversed_in, 90_000_000)
+        );
+        assert_eq!((reversal.order_id, &reversal.product_sku), (charge.order_id, &charge.product_sku));
+        assert_eq!((charge.owed(), reversal.owed()), (350, -350));
+        assert_eq!(event, SettlementEvent::Reversed { reversal, reversed: charge.id });
     }
 
     #[test]

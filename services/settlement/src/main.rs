@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = platform::telemetry::init(settlement::SPEC.name);
-    let config = settlement::config_from_env()?;
+    let config = settlement::SettlementConfig::from_env()?;
     let app = settlement::build(config).await?;
     let served = app.run_until_stopped(platform::shutdown_signal()).await;
     telemetry.shutdown().await;

@@ -16,7 +16,7 @@ use crate::stores::Stores;
 pub const STREAMS: [StreamDef; 5] = [MISSION_STREAM, REWARD_STREAM, WALLET_STREAM, GIFT_STREAM, SETTLEMENT_STREAM];
 
 /// Every durable consumer of the mesh, which must exist once it ran.
-pub const CONSUMERS: [&str; 8] = [
+pub const CONSUMERS: [&str; 9] = [
     "mission-record-reward",
     "reward-allocate",
     "reward-track-wallet",
@@ -25,6 +25,7 @@ pub const CONSUMERS: [&str; 8] = [
     "mypage-rewards",
     "mypage-wallet",
     "settlement-record",
+    "settlement-reverse",
 ];
 
 /// Waits until two looks in a row, half a second apart, find nothing in

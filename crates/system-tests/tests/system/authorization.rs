@@ -87,6 +87,8 @@ async fn another_players_data_is_refused_on_every_player_rpc_and_nothing_changes
     );
     let list_settlements = settlement::ListSettlementsRequest::default();
     denied("ListSettlements", settlements.list_settlements(list_settlements.clone().by_player(&owner)).await);
+    let list_periods = settlement::ListPeriodsRequest::default();
+    denied("ListPeriods", settlements.list_periods(list_periods.clone().by_player(&owner)).await);
 
     // Nothing changed.
     assert_eq!(c.wallet(&owner).await, before);
@@ -110,6 +112,7 @@ async fn another_players_data_is_refused_on_every_player_rpc_and_nothing_changes
     gifts.get_order(get_order.by_operator()).await.unwrap();
     pages.get_my_page(get_page.by_operator()).await.unwrap();
     settlements.list_settlements(list_settlements.by_operator()).await.unwrap();
+    settlements.list_periods(list_periods.by_operator()).await.unwrap();
     denied("ExchangeReward by an operator", wallets.exchange_reward(exchange(&owner, &available).by_operator()).await);
     assert_eq!(c.wallet(&owner).await, before);
 }

@@ -3,12 +3,12 @@
 
 use api::game::settlement::v1::{self as pb, settlement_service_server::SettlementService};
 use platform::caller::{caller, require_operator};
-use platform::events::timestamp;
 use platform::grpc::{invalid, store_failure};
 use tonic::{Request, Response, Status};
 
-use crate::app::{PageSize, SettlementError, SettlementQuery, Settlements};
-use crate::domain::{ProductSku, Settlement};
+use crate::adapters::events;
+use crate::app::{PageSize, PeriodQuery, SettlementError, SettlementQuery, Settlements};
+use crate::domain::{LedgerPosition, PeriodId, ProductSku};
 use crate::ports::Ledger;
 
 /// Serves `game.settlement.v1.SettlementService`.
@@ -27,27 +27,32 @@ impl<L> SettlementGrpc<L> {
 impl From<SettlementError> for Status {
     fn from(error: SettlementError) -> Self {
         match error {
+            SettlementError::PeriodNotFound(_) => Status::not_found(error.to_string()),
+            // Only the policy reverses; a call never gets here.
+            SettlementError::NotSettledYet(_) => Status::failed_precondition(error.to_string()),
             SettlementError::Storage(error) => store_failure(&error),
         }
     }
 }
 
-/// Page tokens are opaque to callers: the ledger position a page ended at,
-/// as lower-case hex of `after:<position>`. Only the exact text this service
-/// issues decodes, so a token cannot be edited into another valid one by
-/// accident.
+/// Page tokens are opaque to callers: where a page ended, as lower-case hex
+/// of `after:<ledger position>` (settlements) or `before:<start in ms>`
+/// (periods). Only the exact text this service issues decodes, so a token
+/// cannot be edited into another valid one by accident, nor one of a
+/// listing passed to the other.
 mod page_token {
-    use crate::domain::LedgerPosition;
+    /// The ledger position a page of settlements ended at.
+    pub const AFTER: &str = "after:";
+    /// The start of the last period a page of periods showed.
+    pub const BEFORE: &str = "before:";
 
-    const PREFIX: &str = "after:";
-
-    /// The token of the page that follows `position`.
-    pub fn encode(position: LedgerPosition) -> String {
-        format!("{PREFIX}{}", position.value()).bytes().map(|b| format!("{b:02x}")).collect()
+    /// The token of the page that follows `value`, in the listing `prefix` names.
+    pub fn encode(prefix: &str, value: i64) -> String {
+        format!("{prefix}{value}").bytes().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The position a token issued by [`encode`] stands for.
-    pub fn decode(token: &str) -> Option<LedgerPosition> {
+    /// The value a token issued by [`encode`] with `prefix` stands for.
+    pub fn decode(prefix: &str, token: &str) -> Option<i64> {
         // Odd lengths and split characters fail in `get`; anything else
         // that is not what `encode` wrote fails the comparison below.
         let bytes = (0..token.len())
@@ -55,10 +60,10 @@ mod page_token {
             .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
             .collect::<Option<Vec<u8>>>()?;
         let text = String::from_utf8(bytes).ok()?;
-        let position = LedgerPosition::new(text.strip_prefix(PREFIX)?.parse().ok()?)?;
+        let value = text.strip_prefix(prefix)?.parse().ok()?;
         // Only the exact form this service writes: not "after:007", not
         // upper-case hex, not "+f" (which `from_str_radix` would accept).
-        (encode(position) == token).then_some(position)
+        (encode(prefix, value) == token).then_some(value)
     }
 
     #[cfg(test)]
@@ -67,9 +72,9 @@ mod page_token {
 
         #[test]
         fn tokens_round_trip() {
-            for n in [1, 3, 50, i64::MAX] {
-                let position = LedgerPosition::new(n).unwrap();
-                assert_eq!(decode(&encode(position)), Some(position));
+            for n in [1, 3, 50, i64::MAX, -7] {
+                assert_eq!(decode(AFTER, &encode(AFTER, n)), Some(n));
+                assert_eq!(decode(BEFORE, &encode(BEFORE, n)), Some(n));
             }
         }
 
@@ -80,17 +85,28 @@ mod page_token {
                 "zz".to_owned(),
                 "abc".to_owned(),
                 hex("after:"),
-                hex("after:0"),
-                hex("after:-1"),
                 hex("after:007"),
                 hex("after:+7"),
                 hex("before:7"),
                 hex("7"),
-                encode(LedgerPosition::new(7).unwrap()).to_uppercase(),
+                encode(AFTER, 7).to_uppercase(),
             ] {
-                assert_eq!(decode(&bad), None, "{bad}");
+                assert_eq!(decode(AFTER, &bad), None, "{bad}");
             }
+            assert_eq!(decode(BEFORE, &encode(AFTER, 7)), None, "a token of the other listing");
         }
+    }
+}
+
+fn not_issued() -> Status {
+    invalid("page_token", "is not a token this service issued")
+}
+
+/// A page token as the value it stands for; `None` for the first page.
+fn token_value(prefix: &str, token: &str) -> Result<Option<i64>, Status> {
+    match token {
+        "" => Ok(None),
+        token => page_token::decode(prefix, token).map(Some).ok_or_else(not_issued),
     }
 }
 
@@ -100,26 +116,10 @@ fn query(request: &pb::ListSettlementsRequest) -> Result<SettlementQuery, Status
         sku => Some(ProductSku::parse(sku).map_err(|e| invalid("product_sku", e))?),
     };
     let page_size = PageSize::new(request.page_size).map_err(|e| invalid("page_size", e))?;
-    let after = match request.page_token.as_str() {
-        "" => None,
-        token => {
-            Some(page_token::decode(token).ok_or_else(|| invalid("page_token", "is not a token this service issued"))?)
-        }
-    };
+    let after = token_value(page_token::AFTER, &request.page_token)?
+        .map(|position| LedgerPosition::new(position).ok_or_else(not_issued))
+        .transpose()?;
     Ok(SettlementQuery { product_sku, after, page_size })
-}
-
-fn to_pb(settlement: Settlement) -> pb::Settlement {
-    pb::Settlement {
-        settlement_id: settlement.id.to_string(),
-        order_id: settlement.order_id.to_string(),
-        mission_id: settlement.mission_id.to_string(),
-        product_sku: settlement.product_sku.to_string(),
-        amount: settlement.amount.minor_units(),
-        currency: settlement.amount.currency().to_string(),
-        customer_id: settlement.customer_id.to_string(),
-        recorded_at: Some(timestamp(settlement.recorded_at)),
-    }
 }
 
 #[tonic::async_trait]
@@ -133,8 +133,39 @@ impl<L: Ledger> SettlementService for SettlementGrpc<L> {
         let query = query(request.get_ref())?;
         let page = self.settlements.list(query).await?;
         Ok(Response::new(pb::ListSettlementsResponse {
-            settlements: page.settlements.into_iter().map(to_pb).collect(),
-            next_page_token: page.next_after.map(page_token::encode).unwrap_or_default(),
+            settlements: page.settlements.into_iter().map(events::settlement).collect(),
+            next_page_token: page
+                .next_after
+                .map(|position| page_token::encode(page_token::AFTER, position.value()))
+                .unwrap_or_default(),
         }))
+    }
+
+    async fn list_periods(
+        &self,
+        request: Request<pb::ListPeriodsRequest>,
+    ) -> Result<Response<pb::ListPeriodsResponse>, Status> {
+        require_operator(&caller(&request)?)?;
+        let request = request.into_inner();
+        let page_size = PageSize::new(request.page_size).map_err(|e| invalid("page_size", e))?;
+        let before = token_value(page_token::BEFORE, &request.page_token)?;
+        let page = self.settlements.periods(PeriodQuery { before, page_size }).await?;
+        Ok(Response::new(pb::ListPeriodsResponse {
+            periods: page.periods.iter().map(|period| events::settlement_period(period, &[])).collect(),
+            next_page_token: page
+                .next_before
+                .map(|starts_at| page_token::encode(page_token::BEFORE, starts_at))
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn get_period(
+        &self,
+        request: Request<pb::GetPeriodRequest>,
+    ) -> Result<Response<pb::GetPeriodResponse>, Status> {
+        require_operator(&caller(&request)?)?;
+        let id = PeriodId::parse(&request.get_ref().period_id).map_err(|e| invalid("period_id", e))?;
+        let (period, totals) = self.settlements.period(id).await?;
+        Ok(Response::new(pb::GetPeriodResponse { period: Some(events::settlement_period(&period, &totals)) }))
     }
 }

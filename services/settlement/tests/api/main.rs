@@ -2,8 +2,12 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
+mod closing;
 mod helpers;
 mod list;
+mod migration;
+mod periods;
 mod postgres;
+mod race;
 mod record;
 mod replicas;

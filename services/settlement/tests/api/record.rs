@@ -20,6 +20,8 @@ async fn a_gift_exchange_records_one_settlement_at_the_vendors_cost_and_publishe
     assert_eq!(settlement.amount, 350);
     assert_eq!(settlement.currency, "JPY");
     assert!(settlement.recorded_at.is_some());
+    assert_eq!(settlement.kind(), api::game::settlement::v1::SettlementKind::Charge);
+    assert!(!settlement.period_id.is_empty(), "recorded in a period");
 
     let published = app.published(SETTLEMENT_STREAM, 1).await;
     assert_eq!(published.len(), 1, "exactly one SettlementRecorded");
@@ -43,6 +45,7 @@ async fn a_gift_exchange_records_one_settlement_at_the_vendors_cost_and_publishe
             amount: 350,
             currency: "JPY".into(),
             recorded_at: settlement.recorded_at,
+            period_id: settlement.period_id.clone(),
         }
     );
 }
