@@ -9,11 +9,13 @@
 //! - [`ids`]: customer ids, UUID ids (and [`uuid_id!`] to declare one), derived ids.
 //! - [`points`]: amounts of reward points.
 //! - [`product`]: product SKUs and currencies.
+//! - [`programme`]: the event programme's ids, windows, operators and times.
 //! - [`store`]: the kinds of store failure a use case acts on.
 
 pub mod ids;
 pub mod points;
 pub mod product;
+pub mod programme;
 pub mod store;
 
 pub use ids::{CustomerId, IdError, derived_uuid, parse_uuid};

@@ -331,6 +331,8 @@ audit_event!(
     MISSION_STREAM
 );
 audit_event!(mission::v1::MissionDefined, "game.mission.v1.MissionDefined", "mission.mission_defined", MISSION_STREAM);
+audit_event!(gift::v1::ProductListed, "game.gift.v1.ProductListed", "gift.product_listed", GIFT_STREAM);
+audit_event!(gift::v1::ProductRestocked, "game.gift.v1.ProductRestocked", "gift.product_restocked", GIFT_STREAM);
 
 /// Converts stored milliseconds into a protobuf timestamp.
 pub fn timestamp(millis: i64) -> prost_types::Timestamp {
@@ -363,6 +365,8 @@ mod tests {
         check::<wallet::v1::RewardExchanged>();
         check::<gift::v1::GiftExchanged>();
         check::<gift::v1::GiftOrderCancelled>();
+        check::<gift::v1::ProductListed>();
+        check::<gift::v1::ProductRestocked>();
         check::<settlement::v1::SettlementRecorded>();
     }
 
@@ -384,6 +388,8 @@ mod tests {
             <wallet::v1::RewardExchanged as Event>::TYPE,
             <gift::v1::GiftExchanged as Event>::TYPE,
             <gift::v1::GiftOrderCancelled as Event>::TYPE,
+            <gift::v1::ProductListed as Event>::TYPE,
+            <gift::v1::ProductRestocked as Event>::TYPE,
             <settlement::v1::SettlementRecorded as Event>::TYPE,
         ] {
             assert!(declared.iter().any(|d| d == ty), "{ty} is not in proto/");
