@@ -2,6 +2,8 @@
 //! the plan is kept with the order, the job carries it out once, on real
 //! SQLite and PostgreSQL, also with two replicas racing for each order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use api::game::gift::admin::v1::{self as admin, vendor_simulation_service_client::VendorSimulationServiceClient};
@@ -9,9 +11,14 @@ use api::game::gift::v1 as pb;
 use gift::adapters::clock::SystemClock;
 use gift::adapters::store::DieselGiftStore;
 use gift::app::Gifts;
-use gift::domain::{CancellationPlan, Exchange, GiftOrderStatus, IdempotencyKey, MissionId, ProductSku, RewardId};
-use gift::ports::GiftStore as _;
-use kernel::{CustomerId, Points};
+use gift::domain::catalogue::ProgrammeEvent;
+use gift::domain::{
+    CancellationPlan, Exchange, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
+    PlannedCancellation, Product, ProductSku, RewardId,
+};
+use gift::ports::{GiftStore, GiftTx};
+use kernel::programme::ProgrammeEventId;
+use kernel::{CustomerId, Points, StoreError};
 use platform::db::Database;
 use platform::outbox::OutboxSignal;
 use testkit::{AsCaller, PostgresSchema, TempStore, eventually};
@@ -165,4 +172,149 @@ async fn due_cancellations_are_read_from_the_store_not_from_memory() {
     let store =
         DieselGiftStore::new(Database::connect(&url, gift::SPEC.migrations).await.unwrap(), OutboxSignal::default());
     assert!(store.due_cancellations(i64::MAX, 10).await.unwrap().is_empty());
+}
+
+/// One replica's store on PostgreSQL whose first transaction that carries
+/// out a planned cancellation waits, once its reads are done, until the
+/// other replica's has read too: both decide on the same state, as two
+/// replicas' jobs racing for one order do. (On SQLite the write lock taken
+/// up front puts them in a row, so they cannot meet.)
+struct Racing {
+    store: DieselGiftStore,
+    meet: Arc<Barrier>,
+    met: Arc<AtomicBool>,
+}
+
+impl GiftStore for Racing {
+    async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn GiftTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (meet, met) = (Arc::clone(&self.meet), Arc::clone(&self.met));
+        self.store.write(move |tx| work(&mut Meeting { tx, meet, met })).await
+    }
+
+    async fn products(&self) -> Result<Vec<Product>, StoreError> {
+        self.store.products().await
+    }
+
+    async fn programme_events(&self) -> Result<Vec<ProgrammeEvent>, StoreError> {
+        self.store.programme_events().await
+    }
+
+    async fn order(&self, id: GiftOrderId) -> Result<Option<GiftOrder>, StoreError> {
+        self.store.order(id).await
+    }
+
+    async fn due_cancellations(&self, now: i64, limit: usize) -> Result<Vec<PlannedCancellation>, StoreError> {
+        self.store.due_cancellations(now, limit).await
+    }
+}
+
+/// A transaction of [`Racing`]: the real one, meeting the rival's before
+/// its first write.
+struct Meeting<'t> {
+    tx: &'t mut dyn GiftTx,
+    meet: Arc<Barrier>,
+    met: Arc<AtomicBool>,
+}
+
+impl GiftTx for Meeting<'_> {
+    fn product(&mut self, sku: &ProductSku) -> Result<Option<Product>, StoreError> {
+        self.tx.product(sku)
+    }
+
+    fn programme_event(&mut self, id: &ProgrammeEventId) -> Result<Option<ProgrammeEvent>, StoreError> {
+        self.tx.programme_event(id)
+    }
+
+    fn order(&mut self, id: GiftOrderId) -> Result<Option<GiftOrder>, StoreError> {
+        self.tx.order(id)
+    }
+
+    fn order_by_key(&mut self, key: &IdempotencyKey) -> Result<Option<GiftOrder>, StoreError> {
+        self.tx.order_by_key(key)
+    }
+
+    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
+        self.tx.order_by_reward(reward)
+    }
+
+    fn planned_cancellation(&mut self, order: GiftOrderId) -> Result<Option<PlannedCancellation>, StoreError> {
+        self.tx.planned_cancellation(order)
+    }
+
+    fn update_stock(&mut self, product: &Product) -> Result<(), StoreError> {
+        self.tx.update_stock(product)
+    }
+
+    fn insert_product(&mut self, product: &Product) -> Result<(), StoreError> {
+        self.tx.insert_product(product)
+    }
+
+    fn save_programme_event(&mut self, event: &ProgrammeEvent) -> Result<(), StoreError> {
+        self.tx.save_programme_event(event)
+    }
+
+    fn insert_order(&mut self, order: &GiftOrder) -> Result<(), StoreError> {
+        self.tx.insert_order(order)
+    }
+
+    fn update_order(&mut self, order: &GiftOrder) -> Result<(), StoreError> {
+        self.tx.update_order(order)
+    }
+
+    fn plan_cancellation(&mut self, planned: &PlannedCancellation) -> Result<(), StoreError> {
+        self.tx.plan_cancellation(planned)
+    }
+
+    fn remove_planned_cancellation(&mut self, order: GiftOrderId) -> Result<(), StoreError> {
+        if !self.met.swap(true, Ordering::SeqCst) {
+            self.meet.wait();
+        }
+        self.tx.remove_planned_cancellation(order)
+    }
+
+    fn stage(&mut self, event: &GiftEvent) -> Result<(), StoreError> {
+        self.tx.stage(event)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_two_replicas_that_read_one_planned_order_at_once_cancel_it_once() {
+    let Some(schema) = PostgresSchema::create("gift_race") else { return };
+    let placing = replica(schema.url()).await;
+    let exchange = Exchange {
+        key: IdempotencyKey::parse("raced-1").unwrap(),
+        customer_id: CustomerId::parse("player-race").unwrap(),
+        reward_id: RewardId::generate(),
+        mission_id: MissionId::generate(),
+        sku: ProductSku::parse("PLUSH-MASCOT").unwrap(),
+        points: Points::new(800).unwrap(),
+    };
+    let plan = CancellationPlan { after_ms: 0, reason: "no supply".into() };
+    let order = placing.exchange_as_vendor_plans(exchange, Some(plan)).await.unwrap();
+    let planned = placing.catalogue().await.unwrap();
+    let stock_after_order = planned.iter().find(|p| p.sku.as_str() == "PLUSH-MASCOT").unwrap().stock;
+    let meet = Arc::new(Barrier::new(2));
+    let racing = || async {
+        let db = Database::connect(schema.url(), gift::SPEC.migrations).await.unwrap();
+        let store = DieselGiftStore::new(db, OutboxSignal::default());
+        Gifts::new(Racing { store, meet: Arc::clone(&meet), met: Arc::default() }, SystemClock)
+    };
+    let (first, second) = (racing().await, racing().await);
+    let due = first.cancel_due();
+    let also_due = second.cancel_due();
+
+    let (one, two) = tokio::join!(due, also_due);
+
+    assert_eq!(one.unwrap() + two.unwrap(), 1, "one replica cancelled it, the other found it done");
+    let cancelled = placing.order(order.id).await.unwrap();
+    assert_eq!((cancelled.status, cancelled.version), (GiftOrderStatus::Cancelled, 2));
+    let stock = placing.catalogue().await.unwrap().into_iter().find(|p| p.sku.as_str() == "PLUSH-MASCOT").unwrap();
+    assert_eq!(stock.stock, stock_after_order + 1, "the unit back once");
+    let staged = schema.count("SELECT COUNT(*) AS n FROM outbox WHERE subject = 'gift.order_cancelled'").unwrap();
+    assert_eq!(staged, 1, "GiftOrderCancelled once");
 }
