@@ -4,12 +4,11 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use kernel::StoreErrorKind;
 use kernel::programme::{Title, Window};
 use kernel::{Currency, CustomerId, Points};
-use testkit::{MemoryStore, save_if_unchanged};
+use testkit::{MemoryStore, TestClock, save_if_unchanged};
 
 use super::*;
 use crate::domain::{GiftEvent, GiftOrderStatus, IdempotencyKey, MissionId, RewardId};
@@ -30,23 +29,9 @@ struct Stored {
     published: Vec<GiftEvent>,
 }
 
-/// A clock the test sets: shared by its clones.
-#[derive(Debug, Clone, Default)]
-struct TestClock(Arc<AtomicI64>);
-
-impl TestClock {
-    fn at(millis: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(millis)))
-    }
-
-    fn set(&self, millis: i64) {
-        self.0.store(millis, Ordering::SeqCst);
-    }
-}
-
 impl Clock for TestClock {
     fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        TestClock::now(self)
     }
 }
 
