@@ -97,6 +97,23 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             mission_code: "FIRST_WIN".into(),
             points: 300,
             allocated_at: at(1_764_000_001),
+            // Written before the programme: no event, no end.
+            programme_event_id: String::new(),
+            event_ends_at: None,
+        },
+    );
+    check(
+        "reward.v1.RewardAllocated.in_an_event",
+        &reward::v1::RewardAllocated {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000014".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000015".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            mission_code: "WIN_A_MATCH".into(),
+            points: 50,
+            allocated_at: at(1_798_113_601),
+            programme_event_id: "WINTER-2026".into(),
+            event_ends_at: at(1_799_539_200),
         },
     );
     check(
@@ -109,6 +126,34 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             customer_id: customer_id.clone(),
             points: 300,
             issued_at: at(1_764_000_002),
+            // Written before rewards expired.
+            expires_at: None,
+        },
+    );
+    check(
+        "wallet.v1.RewardIssued.expiring",
+        &wallet::v1::RewardIssued {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000016".into(),
+            entry_id: "1b2c3d4e-0000-5000-8000-000000000017".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000015".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            points: 50,
+            issued_at: at(1_798_113_602),
+            expires_at: at(1_802_131_200),
+        },
+    );
+    check(
+        "wallet.v1.PointsExpired",
+        &wallet::v1::PointsExpired {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000018".into(),
+            entry_id: "1b2c3d4e-0000-5000-8000-000000000017".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000015".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            points: 50,
+            expires_at: at(1_802_131_200),
+            expired_at: at(1_802_131_260),
         },
     );
     check(

@@ -614,8 +614,11 @@ impl<P: Policy> Consumer<P> {
 }
 
 /// Creates the durable consumer `config` names on `stream`, or brings the
-/// existing one to `config`'s replica count (leaving the rest of its
-/// configuration as it is: an operator may have tuned it).
+/// existing one to `config`'s replica count and subjects (leaving the rest
+/// of its configuration as it is: an operator may have tuned it). The
+/// subjects are the policy's contract, not a tuning: a release whose policy
+/// reacts to a new event must have it delivered by the consumer an earlier
+/// release created.
 ///
 /// # Errors
 /// See [`TopologyError`].
@@ -627,6 +630,7 @@ pub async fn declare_durable(
     let name = config.durable_name.clone().unwrap_or_default();
     let subject = || format!("consumer {name} of stream {}", stream.cached_info().config.name);
     let wanted = config.num_replicas.max(1);
+    let wanted_subjects = config.filter_subjects.clone();
     let refused = |kind: ConsumerErrorKind| match kind {
         ConsumerErrorKind::JetStream(answer) => events::refusal(Some(&answer)),
         _ => None,
@@ -637,21 +641,54 @@ pub async fn declare_durable(
         .map_err(|e| TopologyError::create(subject(), wanted, refused(e.kind()), &e))?;
     let existing = consumer.cached_info().config.clone();
     // 0 is "as many as the stream", which need not be what was asked for.
-    let actual = existing.num_replicas;
-    if actual == wanted || (actual == 0 && wanted == stream.cached_info().config.num_replicas.max(1)) {
+    let stream_replicas = stream.cached_info().config.num_replicas.max(1);
+    let actual = if existing.num_replicas == 0 { stream_replicas } else { existing.num_replicas };
+    let actual_subjects = filter_subjects(&existing);
+    let subjects_match = same_subjects(&actual_subjects, &wanted_subjects);
+    if actual == wanted && subjects_match {
         return Ok(consumer);
     }
-    let actual = if actual == 0 { stream.cached_info().config.num_replicas.max(1) } else { actual };
-    let updated = jetstream::consumer::Config { num_replicas: wanted, ..existing };
+    let mut updated = jetstream::consumer::Config { num_replicas: wanted, ..existing };
+    if !subjects_match {
+        updated.filter_subject = String::new();
+        updated.filter_subjects.clone_from(&wanted_subjects);
+    }
     stream.update_consumer(updated).await.map_err(|e| {
         let refused = match e.kind() {
             jetstream::stream::ConsumerUpdateErrorKind::JetStream(answer) => events::refusal(Some(&answer)),
             _ => None,
         };
-        TopologyError::change(subject(), actual, wanted, refused, &e)
+        if actual == wanted {
+            let action = format!("change the subjects of {} to {wanted_subjects:?}", subject());
+            match refused {
+                Some(reason) => TopologyError::Refused { action, reason },
+                None => TopologyError::unreachable(subject(), &e),
+            }
+        } else {
+            TopologyError::change(subject(), actual, wanted, refused, &e)
+        }
     })?;
-    tracing::warn!(consumer = %name, from = actual, to = wanted, "consumer replicas changed");
+    if actual != wanted {
+        tracing::warn!(consumer = %name, from = actual, to = wanted, "consumer replicas changed");
+    }
+    if !subjects_match {
+        tracing::warn!(consumer = %name, from = ?actual_subjects, to = ?wanted_subjects, "consumer subjects changed");
+    }
     stream.get_consumer(&name).await.map_err(|e| TopologyError::unreachable(subject(), &e))
+}
+
+/// The subjects a consumer's configuration filters on, however given.
+fn filter_subjects(config: &jetstream::consumer::Config) -> Vec<String> {
+    if config.filter_subjects.is_empty() && !config.filter_subject.is_empty() {
+        vec![config.filter_subject.clone()]
+    } else {
+        config.filter_subjects.clone()
+    }
+}
+
+/// Whether two lists name the same subjects, in any order.
+fn same_subjects(a: &[String], b: &[String]) -> bool {
+    a.iter().collect::<std::collections::BTreeSet<_>>() == b.iter().collect()
 }
 
 fn is_transient(failure: &PolicyError) -> bool {

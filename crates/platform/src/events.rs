@@ -304,6 +304,7 @@ published_event!(
     "wallet.reward_exchanged",
     WALLET_STREAM
 );
+published_event!(wallet::v1::PointsExpired, "game.wallet.v1.PointsExpired", "wallet.points_expired", WALLET_STREAM);
 published_event!(gift::v1::GiftExchanged, "game.gift.v1.GiftExchanged", "gift.exchanged", GIFT_STREAM);
 published_event!(gift::v1::GiftOrderCancelled, "game.gift.v1.GiftOrderCancelled", "gift.order_cancelled", GIFT_STREAM);
 published_event!(
@@ -363,6 +364,7 @@ mod tests {
         check::<reward::v1::RewardAllocated>();
         check::<wallet::v1::RewardIssued>();
         check::<wallet::v1::RewardExchanged>();
+        check::<wallet::v1::PointsExpired>();
         check::<gift::v1::GiftExchanged>();
         check::<gift::v1::GiftOrderCancelled>();
         check::<gift::v1::ProductListed>();
@@ -386,6 +388,7 @@ mod tests {
             <reward::v1::RewardAllocated as Event>::TYPE,
             <wallet::v1::RewardIssued as Event>::TYPE,
             <wallet::v1::RewardExchanged as Event>::TYPE,
+            <wallet::v1::PointsExpired as Event>::TYPE,
             <gift::v1::GiftExchanged as Event>::TYPE,
             <gift::v1::GiftOrderCancelled as Event>::TYPE,
             <gift::v1::ProductListed as Event>::TYPE,

@@ -6,7 +6,8 @@
 
 pub mod catalogue;
 
-use kernel::programme::{ProgrammeEventId, rfc3339};
+use kernel::programme::ProgrammeEventId;
+use kernel::rfc3339;
 pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
 use kernel::{CustomerId, Points};
 

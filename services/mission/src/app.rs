@@ -238,16 +238,17 @@ fn achieve_in(tx: &mut dyn MissionTx, achievement: Achievement, now: i64) -> Res
         }
         return Ok((existing, false));
     }
-    let definition = tx.definition(code)?.ok_or_else(|| MissionError::UnknownMissionCode(code.clone()))?;
+    let (definition, event) =
+        tx.definition_in_event(code)?.ok_or_else(|| MissionError::UnknownMissionCode(code.clone()))?;
     if !definition.limit.is_repeatable()
         && let Some(existing) = tx.achieved(customer, code)?
     {
         return Ok((existing, false));
     }
-    let event = tx
-        .programme_event(&definition.event_id)?
-        .ok_or_else(|| MissionError::UnknownEvent(definition.event_id.clone()))?;
-    let taken = tx.slots_taken(customer, code)?;
+    let event = event.ok_or_else(|| MissionError::UnknownEvent(definition.event_id.clone()))?;
+    // A once-per-event mission the player has not achieved has no slot
+    // taken: the read above already said so.
+    let taken = if definition.limit.is_repeatable() { tx.slots_taken(customer, code)? } else { Vec::new() };
     let (mission, event) = Mission::achieve(MissionId::generate(), achievement, &definition, &event, &taken, now)?;
     tx.insert(&mission)?;
     tx.stage(&event)?;

@@ -36,6 +36,21 @@ pub trait MissionTx {
     /// When the store fails.
     fn programme_event(&mut self, id: &ProgrammeEventId) -> Result<Option<ProgrammeEvent>, StoreError>;
 
+    /// The catalogue's definition of `code` and the event it belongs to
+    /// (`None` if that event is missing): what every achievement decides on.
+    /// A store that can answer both in one read should.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn definition_in_event(
+        &mut self,
+        code: &MissionCode,
+    ) -> Result<Option<(MissionDefinition, Option<ProgrammeEvent>)>, StoreError> {
+        let Some(definition) = self.definition(code)? else { return Ok(None) };
+        let event = self.programme_event(&definition.event_id)?;
+        Ok(Some((definition, event)))
+    }
+
     /// The mission with this id.
     ///
     /// # Errors

@@ -48,13 +48,17 @@ pub enum RewardStatus {
 
 /// How far a wallet entry has gone, as far as published events tell: the
 /// wallet's transient "exchange pending" is never published, so the view
-/// only knows available and exchanged. Ordered: a later status wins a merge.
+/// only knows available, exchanged and expired. Ordered: a later status wins
+/// a merge (an entry is exchanged or expired, never both, so their order
+/// only has to be fixed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EntryStatus {
-    /// Issued and not exchanged: its points count as available.
+    /// Issued and neither exchanged nor expired: its points count as available.
     Available,
     /// Exchanged for a gift.
     Exchanged,
+    /// Its points expired unspent (PointsExpired).
+    Expired,
 }
 
 /// One mission on the page, with its reward. Fields are `None` until an
@@ -118,11 +122,24 @@ pub struct WalletLine {
     pub product_sku: Option<String>,
     /// Milliseconds since the Unix epoch (RewardIssued).
     pub issued_at: Option<i64>,
+    /// When the entry's points expire unless spent (RewardIssued,
+    /// PointsExpired); `None` for one that never expires, or not known yet.
+    pub expires_at: Option<i64>,
 }
 
 impl WalletLine {
     fn join(&mut self, other: Self) {
-        let Self { entry_id: _, reward_id, mission_id, points, status, gift_order_id, product_sku, issued_at } = other;
+        let Self {
+            entry_id: _,
+            reward_id,
+            mission_id,
+            points,
+            status,
+            gift_order_id,
+            product_sku,
+            issued_at,
+            expires_at,
+        } = other;
         join(&mut self.reward_id, reward_id);
         join(&mut self.mission_id, mission_id);
         join(&mut self.points, points);
@@ -130,6 +147,7 @@ impl WalletLine {
         join(&mut self.gift_order_id, gift_order_id);
         join(&mut self.product_sku, product_sku);
         join(&mut self.issued_at, issued_at);
+        join(&mut self.expires_at, expires_at);
     }
 }
 
@@ -161,6 +179,15 @@ pub enum PageEvent {
         mission_id: MissionId,
         points: Points,
         issued_at: Option<i64>,
+        expires_at: Option<i64>,
+    },
+    /// The wallet entry's points expired unspent (wallet context).
+    PointsExpired {
+        entry_id: EntryId,
+        reward_id: RewardId,
+        mission_id: MissionId,
+        points: Points,
+        expires_at: Option<i64>,
     },
     /// The wallet entry was exchanged for a gift (wallet context).
     RewardExchanged {
@@ -209,7 +236,7 @@ impl PageEvent {
                 },
                 None,
             ),
-            Self::RewardIssued { entry_id, reward_id, mission_id, points, issued_at } => (
+            Self::RewardIssued { entry_id, reward_id, mission_id, points, issued_at, expires_at } => (
                 MissionLine {
                     reward_id: Some(reward_id),
                     reward_status: Some(RewardStatus::Issued),
@@ -225,8 +252,18 @@ impl PageEvent {
                     gift_order_id: None,
                     product_sku: None,
                     issued_at,
+                    expires_at,
                 }),
             ),
+            // An expired reward was issued first: it tells what RewardIssued
+            // does but the date, and the entry's end. The reward's own status
+            // stays ISSUED.
+            Self::PointsExpired { entry_id, reward_id, mission_id, points, expires_at } => {
+                let issued =
+                    Self::RewardIssued { entry_id, reward_id, mission_id, points, issued_at: None, expires_at };
+                let (mission, entry) = issued.fragments();
+                (mission, entry.map(|line| WalletLine { status: EntryStatus::Expired, ..line }))
+            }
             Self::RewardExchanged { entry_id, reward_id, mission_id, gift_order_id, product_sku } => (
                 MissionLine {
                     reward_id: Some(reward_id),
@@ -242,6 +279,7 @@ impl PageEvent {
                     gift_order_id,
                     product_sku,
                     issued_at: None,
+                    expires_at: None,
                 }),
             ),
         }
@@ -398,6 +436,29 @@ mod tests {
                 mission_id: self.mission,
                 points: points(300),
                 issued_at: Some(2_000),
+                expires_at: None,
+            }
+        }
+
+        /// Issued as a reward of an event: it expires at [`EXPIRES_AT`].
+        fn issued_expiring(&self) -> PageEvent {
+            PageEvent::RewardIssued {
+                entry_id: self.entry,
+                reward_id: self.reward,
+                mission_id: self.mission,
+                points: points(300),
+                issued_at: Some(2_000),
+                expires_at: Some(EXPIRES_AT),
+            }
+        }
+
+        fn expired(&self) -> PageEvent {
+            PageEvent::PointsExpired {
+                entry_id: self.entry,
+                reward_id: self.reward,
+                mission_id: self.mission,
+                points: points(300),
+                expires_at: Some(EXPIRES_AT),
             }
         }
 
@@ -411,6 +472,9 @@ mod tests {
             }
         }
     }
+
+    /// When an expiring reward expires.
+    const EXPIRES_AT: i64 = 9_000;
 
     fn page_after(events: &[&PageEvent]) -> MyPage {
         let mut page = MyPage::default();
@@ -499,6 +563,7 @@ mod tests {
                 gift_order_id: None,
                 product_sku: None,
                 issued_at: Some(2_000),
+                expires_at: None,
             }]
         );
         assert_eq!(page.available_points(), points(300));
@@ -586,8 +651,51 @@ mod tests {
                 gift_order_id: Some("order-1".into()),
                 product_sku: Some("COFFEE".into()),
                 issued_at: Some(2_000),
+                expires_at: None,
             }]
         );
+    }
+
+    #[test]
+    fn an_expiring_entry_shows_when_it_expires_and_once_expired_counts_no_more() {
+        let (expiring, kept) = (Life::new(), Life::new());
+        let mut page = page_after(&[&expiring.issued_expiring(), &kept.issued()]);
+        let line = |page: &MyPage| page.wallet().iter().find(|e| e.entry_id == expiring.entry).cloned().unwrap();
+        assert_eq!((line(&page).status, line(&page).expires_at), (EntryStatus::Available, Some(EXPIRES_AT)));
+        assert_eq!(page.available_points(), points(600));
+
+        assert_eq!(page.apply(&expiring.expired()), Merge::Changed);
+
+        assert_eq!((line(&page).status, line(&page).expires_at), (EntryStatus::Expired, Some(EXPIRES_AT)));
+        assert_eq!(page.available_points(), points(300));
+        assert_eq!(page.apply(&expiring.expired()), Merge::Unchanged);
+    }
+
+    #[test]
+    fn every_order_of_an_expiring_life_with_a_redelivery_gives_the_same_page() {
+        let life = Life::new();
+        let events =
+            [life.achieved(1_000), life.allocated(), life.issued_expiring(), life.expired(), life.issued_expiring()];
+        let expected = page_after(&events.iter().collect::<Vec<_>>());
+        for order in permutations(&events) {
+            assert_eq!(page_after(&order.iter().collect::<Vec<_>>()), expected, "{order:?}");
+        }
+        assert_eq!(expected.missions()[0].reward_status, Some(RewardStatus::Issued));
+        assert_eq!(
+            expected.wallet(),
+            [WalletLine {
+                entry_id: life.entry,
+                reward_id: life.reward,
+                mission_id: life.mission,
+                points: Some(points(300)),
+                status: EntryStatus::Expired,
+                gift_order_id: None,
+                product_sku: None,
+                issued_at: Some(2_000),
+                expires_at: Some(EXPIRES_AT),
+            }]
+        );
+        assert_eq!(expected.available_points(), points(0));
     }
 
     #[test]
@@ -620,5 +728,6 @@ mod tests {
         assert!(RewardStatus::Allocated < RewardStatus::Issued);
         assert!(RewardStatus::Issued < RewardStatus::Exchanged);
         assert!(EntryStatus::Available < EntryStatus::Exchanged);
+        assert!(EntryStatus::Available < EntryStatus::Expired);
     }
 }

@@ -43,6 +43,13 @@ pub struct Reward {
     pub mission_code: String,
     /// What the reward is worth; always more than zero.
     pub points: Points,
+    /// The event of the programme the mission belongs to, carried through
+    /// to the wallet; `None` for a mission achieved before the programme.
+    pub programme_event_id: Option<String>,
+    /// When that event ends (milliseconds since the Unix epoch), the time
+    /// the wallet reckons the reward's expiry from; `None` for an event that
+    /// never ends.
+    pub event_ends_at: Option<i64>,
     pub status: RewardStatus,
     /// Milliseconds since the Unix epoch.
     pub allocated_at: i64,
@@ -71,6 +78,10 @@ pub struct AchievedMission {
     pub mission_code: String,
     /// The points the mission's definition promised when it was achieved.
     pub promised_points: Points,
+    /// The event of the programme the mission belongs to, if any.
+    pub programme_event_id: Option<String>,
+    /// When that event ends; `None` for an event that never ends.
+    pub event_ends_at: Option<i64>,
 }
 
 impl Reward {
@@ -93,6 +104,8 @@ impl Reward {
             customer_id: mission.customer_id,
             mission_code: mission.mission_code,
             points: mission.promised_points,
+            programme_event_id: mission.programme_event_id,
+            event_ends_at: mission.event_ends_at,
             status: RewardStatus::Allocated,
             allocated_at: now,
             version: 1,
@@ -135,6 +148,8 @@ mod tests {
             customer_id: CustomerId::parse("player-1").unwrap(),
             mission_code: "FIRST_WIN".into(),
             promised_points: Points::new(points).unwrap(),
+            programme_event_id: None,
+            event_ends_at: None,
         }
     }
 
@@ -155,6 +170,18 @@ mod tests {
         assert_eq!(reward.allocated_at, 1_000);
         assert_eq!(reward.version, 1);
         assert_eq!(event, RewardEvent::Allocated { reward });
+    }
+
+    #[test]
+    fn a_reward_carries_the_end_of_its_missions_event() {
+        let mission = AchievedMission {
+            programme_event_id: Some("WINTER-2026".into()),
+            event_ends_at: Some(1_799_539_200_000),
+            ..achieved(50)
+        };
+        let (reward, _) = Reward::allocate(mission, 1_000).unwrap();
+        assert_eq!(reward.programme_event_id.as_deref(), Some("WINTER-2026"));
+        assert_eq!(reward.event_ends_at, Some(1_799_539_200_000));
     }
 
     #[test]

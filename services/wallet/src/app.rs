@@ -1,7 +1,8 @@
-//! The wallet use cases: issuing rewards into wallets, and the exchange saga
-//! (reserve in one transaction, call gift, settle in another), plus the
-//! re-driver that settles exchanges whose outcome was unknown. They speak
-//! domain types only, through the ports of [`crate::ports`].
+//! The wallet use cases: issuing rewards into wallets, the exchange saga
+//! (reserve in one transaction, call gift, settle in another), the
+//! re-driver that settles exchanges whose outcome was unknown, and the
+//! expiry job that expires rewards left unspent past their expiry. They
+//! speak domain types only, through the ports of [`crate::ports`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use tracing::instrument;
 
 use crate::domain::{
     EntryId, EntryStatus, ExchangeRefused, ExchangeTicket, GiftAnswer, MissionId, ProductSku, RewardExchanged,
-    RewardId, Settlement, WalletEntry, WalletEvent,
+    RewardExpiry, RewardId, Settlement, WalletEntry, WalletEvent,
 };
 use crate::ports::{GiftExchange, GiftOutcome, GiftRefusal, WalletStore, WalletTx};
 
@@ -63,6 +64,32 @@ impl Default for RedriveConfig {
 /// Pending exchanges one re-drive round takes on at most.
 const REDRIVE_BATCH: u32 = 100;
 
+/// How rewards expire, and how often the expiry job looks for due ones.
+#[derive(Debug, Clone)]
+pub struct ExpiryConfig {
+    /// How long a reward stays spendable after its event ended.
+    pub after: Duration,
+    /// How often the job looks for entries past their expiry.
+    pub interval: Duration,
+}
+
+impl ExpiryConfig {
+    /// The rule rewards are issued under.
+    pub fn rule(&self) -> RewardExpiry {
+        RewardExpiry::after(self.after)
+    }
+}
+
+impl Default for ExpiryConfig {
+    fn default() -> Self {
+        Self { after: RewardExpiry::DEFAULT_AFTER, interval: Duration::from_secs(60) }
+    }
+}
+
+/// Due entries the expiry job reads at once: the rest waits for the next
+/// batch of the same run.
+const EXPIRY_BATCH: u32 = 100;
+
 /// The wallet application service, over a store `S` and a gift exchange `G`.
 #[derive(Debug)]
 pub struct Wallets<S, G> {
@@ -98,7 +125,7 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
     ///
     /// # Errors
     /// [`WalletError::EntryNotFound`], [`WalletError::Refused`] (not theirs,
-    /// already exchanged, pending for another product), [`WalletError::Gift`]
+    /// already exchanged, pending for another product, expired), [`WalletError::Gift`]
     /// (gift placed no order: the entry is AVAILABLE again, or, for an
     /// attempt begun earlier, still pending), or [`WalletError::Unsettled`]
     /// (the outcome is unknown: the entry stays pending until a retry or the
@@ -190,6 +217,58 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
     }
 }
 
+impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
+    /// Expires due entries every `interval` until `stopping` is cancelled.
+    /// Each run reads its work from the store, so an expiry missed while no
+    /// replica ran is applied by the first run after.
+    pub async fn run_expiry(self, interval: Duration, stopping: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stopping.cancelled() => return,
+            }
+            match self.expire_due(now_millis()).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "expiry job expired unspent rewards"),
+                Err(error) => tracing::warn!(%error, "expiry run failed; the next run picks up where it stopped"),
+            }
+        }
+    }
+
+    /// One expiry run at `now`: every AVAILABLE entry whose expiry passed
+    /// becomes EXPIRED, each in a transaction of its own that checks its
+    /// version and stages PointsExpired, read from the store in batches of
+    /// [`EXPIRY_BATCH`]. Replicas running at once race for the same entries:
+    /// the loser of each race decides again, finds the entry expired, and
+    /// stages nothing. Entries reserved for an exchange are left for a run
+    /// after the exchange is decided. Returns how many entries this run
+    /// expired.
+    ///
+    /// # Errors
+    /// When the store fails; what was expired until then stays expired.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn expire_due(&self, now: i64) -> Result<usize, WalletError> {
+        let mut expired = 0;
+        loop {
+            let due = self.store.due_to_expire(now, EXPIRY_BATCH).await?;
+            let (read, before) = (due.len(), expired);
+            for entry in due {
+                let id = entry.id;
+                let outcome = retry_on_conflict(|| self.store.write(move |tx| expire_entry(tx, id, now))).await?;
+                if let Some(points) = outcome {
+                    tracing::debug!(entry_id = %id, customer_id = %entry.customer_id, points = points.value(), "reward expired unspent");
+                    expired += 1;
+                }
+            }
+            // A short batch was the last; a full one that expired nothing
+            // was taken by a rival replica, which will finish the work.
+            if read < EXPIRY_BATCH as usize || expired == before {
+                return Ok(expired);
+            }
+        }
+    }
+}
+
 fn begin_exchange(
     tx: &mut dyn WalletTx,
     entry_id: EntryId,
@@ -221,22 +300,47 @@ fn settle_exchange(
     Ok(entry)
 }
 
+/// Expires the entry if it is due at `now`; returns the points it expired,
+/// `None` when it was not there to expire (a rival replica was first, or an
+/// exchange reserved it meanwhile).
+fn expire_entry(tx: &mut dyn WalletTx, id: EntryId, now: i64) -> Result<Option<Points>, WalletError> {
+    let Some(mut entry) = tx.entry(id)? else { return Ok(None) };
+    let Some(expired) = entry.expire(now) else { return Ok(None) };
+    let points = expired.points;
+    tx.update(&entry)?;
+    tx.stage(&WalletEvent::PointsExpired { entry, expired })?;
+    Ok(Some(points))
+}
+
+/// A reward the reward context allocated for a player, as the wallet issues it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocatedReward {
+    pub reward_id: RewardId,
+    pub mission_id: MissionId,
+    pub customer_id: CustomerId,
+    pub points: Points,
+    /// When the event it was earned in ends; `None` for one that never ends.
+    pub event_ends_at: Option<i64>,
+}
+
 /// Policy effect: a reward allocated for a player enters their wallet,
-/// once, in the caller's transaction.
+/// once, in the caller's transaction, expiring as `expiry` says.
 ///
 /// # Errors
 /// When the store fails.
-pub fn issue(
-    tx: &mut dyn WalletTx,
-    reward_id: RewardId,
-    mission_id: MissionId,
-    customer: CustomerId,
-    points: Points,
-) -> Result<(), StoreError> {
-    if tx.holds_reward(reward_id)? {
+pub fn issue(tx: &mut dyn WalletTx, reward: AllocatedReward, expiry: RewardExpiry) -> Result<(), StoreError> {
+    if tx.holds_reward(reward.reward_id)? {
         return Ok(());
     }
-    let entry = WalletEntry::issue(reward_id, mission_id, customer, points, now_millis());
+    let expires_at = expiry.expires_at(reward.event_ends_at);
+    let entry = WalletEntry::issue(
+        reward.reward_id,
+        reward.mission_id,
+        reward.customer_id,
+        reward.points,
+        expires_at,
+        now_millis(),
+    );
     tx.insert(&entry)?;
     tx.stage(&WalletEvent::RewardIssued { entry })
 }

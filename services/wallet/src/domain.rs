@@ -1,11 +1,18 @@
-//! The wallet domain, pure: the WalletEntry aggregate and the exchange saga's
-//! rules. An exchange reserves the entry (EXCHANGE_PENDING), asks the gift
-//! context, then completes it (EXCHANGED) or, on a definite refusal, releases
-//! it (AVAILABLE again) — an indeterminate answer leaves it pending until a
-//! re-drive with the same idempotency key settles it.
+//! The wallet domain, pure: the WalletEntry aggregate, the exchange saga's
+//! rules and the expiry of unspent rewards. An exchange reserves the entry
+//! (EXCHANGE_PENDING), asks the gift context, then completes it (EXCHANGED)
+//! or, on a definite refusal, releases it (AVAILABLE again) — an
+//! indeterminate answer leaves it pending until a re-drive with the same
+//! idempotency key settles it. An entry still AVAILABLE when its expiry
+//! passes can no longer be exchanged, and is then EXPIRED, once.
+//!
+//! Times are milliseconds since the Unix epoch, UTC, always given by the
+//! caller: the domain never reads a clock.
+
+use std::time::Duration;
 
 pub use kernel::ProductSku;
-use kernel::{CustomerId, Points};
+use kernel::{CustomerId, Points, rfc3339};
 
 kernel::uuid_id!(
     /// One issued reward held in a player's wallet.
@@ -29,6 +36,8 @@ pub enum EntryStatus {
     ExchangePending { product: ProductSku, since: i64 },
     /// Exchanged for a gift order: final.
     Exchanged { product: ProductSku, gift_order_id: String, at: i64 },
+    /// Its points expired unspent (`at`: when the wallet expired it): final.
+    Expired { at: i64 },
 }
 
 /// The WalletEntry aggregate.
@@ -40,6 +49,9 @@ pub struct WalletEntry {
     pub customer_id: CustomerId,
     pub points: Points,
     pub status: EntryStatus,
+    /// When the entry's points expire unless spent; `None` for a reward
+    /// that never expires (one of an event that never ends).
+    pub expires_at: Option<i64>,
     /// How many exchanges were begun; names the current attempt's key.
     pub exchange_attempt: i64,
     /// Milliseconds since the Unix epoch.
@@ -75,6 +87,49 @@ pub enum ExchangeRefused {
     AlreadyExchanged { entry_id: EntryId, gift_order_id: String },
     #[error("wallet entry {entry_id} is being exchanged for {product}; wait for that exchange to settle")]
     PendingForAnotherProduct { entry_id: EntryId, product: ProductSku },
+    #[error("reward {reward_id} (wallet entry {entry_id}) expired at {}", rfc3339(*expires_at))]
+    Expired { entry_id: EntryId, reward_id: RewardId, expires_at: i64 },
+}
+
+/// How long a reward stays spendable after the end of the event it was
+/// earned in (`REWARD_EXPIRY_AFTER_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewardExpiry {
+    after: Duration,
+}
+
+impl RewardExpiry {
+    /// Thirty days: the default grace after an event ends.
+    pub const DEFAULT_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    /// Rewards expire `after` their event ended.
+    pub fn after(after: Duration) -> Self {
+        Self { after }
+    }
+
+    /// When a reward of an event ending at `event_ends_at` expires: `after`
+    /// that end, or never for an event that never ends (`LAUNCH`).
+    pub fn expires_at(self, event_ends_at: Option<i64>) -> Option<i64> {
+        let after = i64::try_from(self.after.as_millis()).unwrap_or(i64::MAX);
+        event_ends_at.map(|ends_at| ends_at.saturating_add(after))
+    }
+}
+
+impl Default for RewardExpiry {
+    fn default() -> Self {
+        Self::after(Self::DEFAULT_AFTER)
+    }
+}
+
+/// An entry's unspent points expired: other contexts must learn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsExpired {
+    /// The points that expired: all the entry held.
+    pub points: Points,
+    /// When the entry was due to expire.
+    pub expires_at: i64,
+    /// When it was expired (at or after `expires_at`).
+    pub at: i64,
 }
 
 /// What the gift context answered to one exchange attempt.
@@ -124,15 +179,19 @@ pub enum WalletEvent {
     RewardIssued { entry: WalletEntry },
     /// An entry was exchanged for a gift order.
     RewardExchanged { entry: WalletEntry, exchanged: RewardExchanged },
+    /// An entry's points expired unspent.
+    PointsExpired { entry: WalletEntry, expired: PointsExpired },
 }
 
 impl WalletEntry {
-    /// A reward allocated for a player enters their wallet (RewardIssued).
+    /// A reward allocated for a player enters their wallet (RewardIssued),
+    /// spendable until `expires_at` (`None`: for good).
     pub fn issue(
         reward_id: RewardId,
         mission_id: MissionId,
         customer_id: CustomerId,
         points: Points,
+        expires_at: Option<i64>,
         now: i64,
     ) -> Self {
         Self {
@@ -143,6 +202,7 @@ impl WalletEntry {
             customer_id,
             points,
             status: EntryStatus::Available,
+            expires_at,
             exchange_attempt: 0,
             issued_at: now,
             version: 1,
@@ -153,7 +213,10 @@ impl WalletEntry {
     ///
     /// Asking again for the same product while the entry is pending resumes
     /// the same attempt (same key), so a player's retry settles the exchange
-    /// instead of being turned away, and two concurrent calls place one order.
+    /// instead of being turned away, and two concurrent calls place one order
+    /// — even past the entry's expiry, since an order may already exist. A
+    /// new attempt is refused once the expiry passed, expired by the job or
+    /// not yet.
     ///
     /// # Errors
     /// See [`ExchangeRefused`].
@@ -174,6 +237,8 @@ impl WalletEntry {
                 Err(ExchangeRefused::PendingForAnotherProduct { entry_id: self.id, product: pending.clone() })
             }
             EntryStatus::ExchangePending { .. } => Ok(self.ticket(product, true)),
+            EntryStatus::Expired { at } => Err(self.expired(*at)),
+            EntryStatus::Available if self.is_due(now) => Err(self.expired(now)),
             EntryStatus::Available => {
                 self.exchange_attempt += 1;
                 self.status = EntryStatus::ExchangePending { product: product.clone(), since: now };
@@ -181,6 +246,36 @@ impl WalletEntry {
                 Ok(self.ticket(product, false))
             }
         }
+    }
+
+    /// Whether the entry's expiry has passed at `now`.
+    pub fn is_due(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
+    }
+
+    /// The refusal of an expired entry; `fallback` stands in for an expiry
+    /// the entry does not know (it never lacks one once due).
+    fn expired(&self, fallback: i64) -> ExchangeRefused {
+        ExchangeRefused::Expired {
+            entry_id: self.id,
+            reward_id: self.reward_id,
+            expires_at: self.expires_at.unwrap_or(fallback),
+        }
+    }
+
+    /// The expiry job found the entry due at `now`: an AVAILABLE entry whose
+    /// expiry passed becomes EXPIRED, and its points with it (PointsExpired).
+    /// Anything else is left as it is: an entry not due yet, one exchanged or
+    /// expired already, and one reserved for an exchange, which is expired
+    /// once the exchange released it (a later run) or never, if it completed.
+    pub fn expire(&mut self, now: i64) -> Option<PointsExpired> {
+        let expires_at = self.expires_at.filter(|expires_at| *expires_at <= now)?;
+        if self.status != EntryStatus::Available {
+            return None;
+        }
+        self.status = EntryStatus::Expired { at: now };
+        self.version += 1;
+        Some(PointsExpired { points: self.points, expires_at, at: now })
     }
 
     fn ticket(&self, product: ProductSku, resumed: bool) -> ExchangeTicket {
@@ -251,16 +346,28 @@ mod tests {
 
     fn issued() -> WalletEntry {
         let points = Points::new(300).unwrap();
-        WalletEntry::issue(RewardId::generate(), MissionId::generate(), customer(), points, 10)
+        WalletEntry::issue(RewardId::generate(), MissionId::generate(), customer(), points, None, 10)
+    }
+
+    /// 2027-01-10T00:00:00Z: WINTER-2026 ends.
+    const WINTER_ENDS: i64 = 1_799_539_200_000;
+    /// 2027-02-09T00:00:00Z: 30 days later, its rewards expire.
+    const WINTER_EXPIRES: i64 = WINTER_ENDS + 30 * 24 * 3600 * 1000;
+
+    /// An entry of a WINTER-2026 reward, issued before the event ended.
+    fn issued_in_winter() -> WalletEntry {
+        let points = Points::new(50).unwrap();
+        let expires_at = RewardExpiry::default().expires_at(Some(WINTER_ENDS));
+        WalletEntry::issue(RewardId::generate(), MissionId::generate(), customer(), points, expires_at, WINTER_ENDS - 1)
     }
 
     #[test]
     fn an_issued_reward_is_available_and_its_entry_id_follows_from_the_reward() {
         let reward = RewardId::generate();
         let mission = MissionId::generate();
-        let entry = WalletEntry::issue(reward, mission, customer(), Points::new(5).unwrap(), 10);
+        let entry = WalletEntry::issue(reward, mission, customer(), Points::new(5).unwrap(), None, 10);
         assert_eq!(entry.status, EntryStatus::Available);
-        let again = WalletEntry::issue(reward, mission, customer(), Points::new(5).unwrap(), 99);
+        let again = WalletEntry::issue(reward, mission, customer(), Points::new(5).unwrap(), None, 99);
         assert_eq!(entry.id, again.id);
     }
 
@@ -382,5 +489,99 @@ mod tests {
         // A late answer to the same attempt changes nothing either.
         assert_eq!(entry.settle(&ticket, GiftAnswer::Refused, 50), (Settlement::Stale, None));
         assert_eq!(entry, before);
+    }
+
+    #[test]
+    fn a_reward_expires_the_configured_time_after_its_event_ends_and_never_without_an_end() {
+        assert_eq!(RewardExpiry::default().expires_at(Some(WINTER_ENDS)), Some(WINTER_EXPIRES));
+        assert_eq!(
+            RewardExpiry::after(Duration::from_secs(60)).expires_at(Some(WINTER_ENDS)),
+            Some(WINTER_ENDS + 60_000)
+        );
+        assert_eq!(RewardExpiry::default().expires_at(None), None, "LAUNCH never ends");
+        assert_eq!(RewardExpiry::after(Duration::MAX).expires_at(Some(WINTER_ENDS)), Some(i64::MAX));
+    }
+
+    #[test]
+    fn an_entry_is_due_from_its_expiry_on() {
+        let entry = issued_in_winter();
+        assert!(!entry.is_due(WINTER_EXPIRES - 1));
+        assert!(entry.is_due(WINTER_EXPIRES));
+        assert!(!issued().is_due(i64::MAX), "a reward that never expires is never due");
+    }
+
+    #[test]
+    fn an_available_entry_past_its_expiry_expires_once_with_all_its_points() {
+        let mut entry = issued_in_winter();
+        assert_eq!(entry.expire(WINTER_EXPIRES - 1), None, "not due yet");
+        assert_eq!(entry.status, EntryStatus::Available);
+
+        let expired = entry.expire(WINTER_EXPIRES + 5).unwrap();
+
+        assert_eq!(
+            expired,
+            PointsExpired { points: Points::new(50).unwrap(), expires_at: WINTER_EXPIRES, at: WINTER_EXPIRES + 5 }
+        );
+        assert_eq!(entry.status, EntryStatus::Expired { at: WINTER_EXPIRES + 5 });
+        assert_eq!(entry.version, 2);
+        let before = entry.clone();
+        assert_eq!(entry.expire(WINTER_EXPIRES + 10), None, "expired once");
+        assert_eq!(entry, before);
+    }
+
+    #[test]
+    fn a_reserved_entry_expires_only_once_its_exchange_released_it() {
+        let mut entry = issued_in_winter();
+        let ticket = entry.begin_exchange(&customer(), sku("X"), WINTER_EXPIRES - 1).unwrap();
+        assert_eq!(entry.expire(WINTER_EXPIRES), None, "the exchange is not decided yet");
+        assert!(matches!(entry.status, EntryStatus::ExchangePending { .. }));
+
+        assert_eq!(entry.settle(&ticket, GiftAnswer::Refused, WINTER_EXPIRES + 1), (Settlement::Released, None));
+
+        assert!(entry.expire(WINTER_EXPIRES + 2).is_some(), "released, then expired at the next run");
+        assert_eq!(entry.status, EntryStatus::Expired { at: WINTER_EXPIRES + 2 });
+    }
+
+    #[test]
+    fn an_exchange_completed_past_the_expiry_stands_and_is_never_expired() {
+        let mut entry = issued_in_winter();
+        let ticket = entry.begin_exchange(&customer(), sku("X"), WINTER_EXPIRES - 1).unwrap();
+        let (settlement, _) =
+            entry.settle(&ticket, GiftAnswer::Placed { gift_order_id: "o-1".into() }, WINTER_EXPIRES + 1);
+        assert_eq!(settlement, Settlement::Completed);
+        assert_eq!(entry.expire(WINTER_EXPIRES + 2), None);
+        assert!(matches!(entry.status, EntryStatus::Exchanged { .. }));
+    }
+
+    #[test]
+    fn an_entry_past_its_expiry_cannot_be_exchanged_expired_by_the_job_or_not_yet() {
+        let mut due = issued_in_winter();
+        let refused = due.begin_exchange(&customer(), sku("X"), WINTER_EXPIRES).unwrap_err();
+        assert_eq!(
+            refused,
+            ExchangeRefused::Expired { entry_id: due.id, reward_id: due.reward_id, expires_at: WINTER_EXPIRES }
+        );
+        assert_eq!(
+            refused.to_string(),
+            format!("reward {} (wallet entry {}) expired at 2027-02-09T00:00:00Z", due.reward_id, due.id)
+        );
+        assert_eq!(due.status, EntryStatus::Available, "refusing changes nothing");
+
+        let mut expired = issued_in_winter();
+        expired.expire(WINTER_EXPIRES + 60_000).unwrap();
+        let refused = expired.begin_exchange(&customer(), sku("X"), WINTER_EXPIRES + 120_000).unwrap_err();
+        assert!(matches!(refused, ExchangeRefused::Expired { expires_at: WINTER_EXPIRES, .. }), "{refused:?}");
+
+        // Before the expiry the reward is spent as ever.
+        assert!(issued_in_winter().begin_exchange(&customer(), sku("X"), WINTER_EXPIRES - 1).is_ok());
+    }
+
+    #[test]
+    fn a_pending_exchange_is_resumed_past_the_expiry_since_its_order_may_exist() {
+        let mut entry = issued_in_winter();
+        let first = entry.begin_exchange(&customer(), sku("X"), WINTER_EXPIRES - 1).unwrap();
+        assert_eq!(entry.settle(&first, GiftAnswer::Unknown, WINTER_EXPIRES - 1), (Settlement::StillPending, None));
+        let retry = entry.begin_exchange(&customer(), sku("X"), WINTER_EXPIRES + 1).unwrap();
+        assert_eq!(retry, ExchangeTicket { resumed: true, ..first });
     }
 }

@@ -1,8 +1,10 @@
 //! The wallet context: holds each player's issued rewards and exchanges them
 //! for gifts.
 //!
-//! - [`domain`]: the WalletEntry aggregate and the exchange saga's rules, pure.
-//! - [`app`]: the use cases and the re-driver of unsettled exchanges.
+//! - [`domain`]: the WalletEntry aggregate, the exchange saga's rules and
+//!   the expiry of unspent rewards, pure.
+//! - [`app`]: the use cases, the re-driver of unsettled exchanges and the
+//!   expiry job.
 //! - [`ports`]: what the use cases need, as traits they own: the store of
 //!   wallet entries (a unit of work) and the gift exchange.
 //! - [`adapters`]: gRPC in, the gift client out, the diesel store, the
@@ -10,7 +12,7 @@
 //!
 //! [`build`] alone picks the concrete adapters behind the ports.
 //!
-//! Publishes `RewardIssued` and `RewardExchanged`; calls gift's `Exchange`,
+//! Publishes `RewardIssued`, `RewardExchanged` and `PointsExpired`; calls gift's `Exchange`,
 //! the mesh's only synchronous service-to-service call.
 
 pub mod adapters;
@@ -49,6 +51,9 @@ pub struct WalletConfig {
     /// How the re-driver settles exchanges left pending
     /// (`EXCHANGE_REDRIVE_INTERVAL_MS`, `EXCHANGE_REDRIVE_AFTER_MS`).
     pub redrive: app::RedriveConfig,
+    /// When rewards expire and how often the expiry job runs
+    /// (`REWARD_EXPIRY_AFTER_MS`, `REWARD_EXPIRY_INTERVAL_MS`).
+    pub expiry: app::ExpiryConfig,
 }
 
 impl WalletConfig {
@@ -59,6 +64,7 @@ impl WalletConfig {
             gift_url: catalogue::GIFT.local_url(),
             gift: ResilienceConfig::default(),
             redrive: app::RedriveConfig::default(),
+            expiry: app::ExpiryConfig::default(),
         }
     }
 
@@ -84,6 +90,10 @@ impl WalletConfig {
                 interval: env.millis("EXCHANGE_REDRIVE_INTERVAL_MS", defaults.redrive.interval)?,
                 after: env.millis("EXCHANGE_REDRIVE_AFTER_MS", defaults.redrive.after)?,
             },
+            expiry: app::ExpiryConfig {
+                after: env.millis("REWARD_EXPIRY_AFTER_MS", defaults.expiry.after)?,
+                interval: env.above_zero_millis("REWARD_EXPIRY_INTERVAL_MS", defaults.expiry.interval)?,
+            },
             service: defaults.service,
         })
     }
@@ -102,7 +112,7 @@ pub enum WalletStartError {
 pub type App = ServiceApp;
 
 /// Opens the store, connects to NATS, prepares the gift client and wires
-/// the use cases, the policy and the re-driver.
+/// the use cases, the policy, the re-driver and the expiry job.
 ///
 /// # Errors
 /// When the service cannot start.
@@ -112,9 +122,11 @@ pub async fn build(config: WalletConfig) -> Result<App, WalletStartError> {
     let store = adapters::store::DieselWalletStore::new(host.db().clone(), host.outbox().clone());
     let wallets = app::Wallets::new(store, gift);
     host.spawn_relay();
-    host.spawn_policy(adapters::policies::IssueReward).await?;
+    host.spawn_policy(adapters::policies::IssueReward::new(config.expiry.rule())).await?;
     let redriver = wallets.clone();
     host.spawn(|stopping| redriver.run_redriver(config.redrive, stopping));
+    let expiry = wallets.clone();
+    host.spawn(|stopping| expiry.run_expiry(config.expiry.interval, stopping));
     Ok(host.serving(
         WalletServiceServer::new(adapters::grpc::WalletGrpc::new(wallets)).max_decoding_message_size(MAX_MESSAGE_BYTES),
     ))

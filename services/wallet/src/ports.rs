@@ -84,6 +84,14 @@ pub trait WalletStore: Send + Sync + 'static {
         cutoff: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<WalletEntry>, StoreError>> + Send;
+
+    /// At most `limit` AVAILABLE entries whose expiry is at or before `now`
+    /// (milliseconds since the Unix epoch), soonest expiry first: the expiry
+    /// job's work.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn due_to_expire(&self, now: i64, limit: u32) -> impl Future<Output = Result<Vec<WalletEntry>, StoreError>> + Send;
 }
 
 /// The gift context, as the exchange saga calls it.

@@ -2,7 +2,8 @@
 //! products are sold in (gift's copy of the mission context's), listing a
 //! product in one, restocking it, and the audit record of each change.
 
-use kernel::programme::{Operator, ProgrammeEventId, Title, Window, rfc3339};
+use kernel::programme::{Operator, ProgrammeEventId, Title, Window};
+use kernel::rfc3339;
 use kernel::{Currency, Points, ProductSku};
 
 use super::{ExchangeRefused, Product};

@@ -70,6 +70,13 @@ impl MissionTx for DbTx<'_> {
         Ok(programme_event(self.conn(), id)?)
     }
 
+    fn definition_in_event(
+        &mut self,
+        code: &MissionCode,
+    ) -> Result<Option<(MissionDefinition, Option<ProgrammeEvent>)>, StoreError> {
+        Ok(definition_in_event(self.conn(), code)?)
+    }
+
     fn mission(&mut self, id: MissionId) -> Result<Option<Mission>, StoreError> {
         Ok(find(self.conn(), id)?)
     }
@@ -148,6 +155,8 @@ diesel::table! {
         limit_times -> Nullable<Integer>,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(mission_definitions, programme_events);
 
 diesel::table! {
     missions (mission_id) {
@@ -341,6 +350,24 @@ fn definition(conn: &mut DbConnection, code: &MissionCode) -> Result<Option<Miss
         .first(conn)
         .optional()?;
     Ok(row.map(MissionDefinition::try_from).transpose()?)
+}
+
+/// One read on the hot path of every achievement, instead of two.
+fn definition_in_event(
+    conn: &mut DbConnection,
+    code: &MissionCode,
+) -> Result<Option<(MissionDefinition, Option<ProgrammeEvent>)>, DbError> {
+    let row: Option<(DefinitionRow, Option<ProgrammeEventRow>)> = mission_definitions::table
+        .left_join(
+            programme_events::table
+                .on(programme_events::programme_event_id.eq(mission_definitions::programme_event_id)),
+        )
+        .filter(mission_definitions::mission_code.eq(code.as_str()))
+        .select((DefinitionRow::as_select(), Option::<ProgrammeEventRow>::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((definition, event)) = row else { return Ok(None) };
+    Ok(Some((MissionDefinition::try_from(definition)?, event.map(ProgrammeEvent::try_from).transpose()?)))
 }
 
 /// A unique violation (a `Duplicate`) means the code was defined

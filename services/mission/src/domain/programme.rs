@@ -7,11 +7,10 @@
 use std::fmt;
 use std::num::NonZeroU32;
 
-use kernel::CustomerId;
 pub use kernel::programme::{
-    EndsBeforeStart, LAUNCH, Operator, ProgrammeEventId, ProgrammeEventIdError, Title, TitleError, Window, rfc3339,
-    utc_date,
+    EndsBeforeStart, LAUNCH, Operator, ProgrammeEventId, ProgrammeEventIdError, Title, TitleError, Window,
 };
+use kernel::{CustomerId, rfc3339, utc_date};
 
 use super::MissionCode;
 
@@ -206,11 +205,13 @@ pub enum ProgrammeRuleViolation {
     AchievedOnce { code: MissionCode, customer: CustomerId },
     #[error("mission {code} may be achieved {times} times per player; {customer} has achieved it {times} times")]
     TimesReached { code: MissionCode, customer: CustomerId, times: u32 },
-    #[error(
-        "mission {code} may be achieved once per day; {customer} achieved it today ({} UTC) already",
-        utc_date(day.saturating_mul(DAY_MILLIS))
-    )]
+    #[error("mission {code} may be achieved once per day; {customer} achieved it today ({} UTC) already", day_date(*day))]
     AchievedToday { code: MissionCode, customer: CustomerId, day: i64 },
+}
+
+/// The calendar date of day `day` since the epoch (`2026-12-24`).
+fn day_date(day: i64) -> String {
+    utc_date(day.saturating_mul(DAY_MILLIS))
 }
 
 #[cfg(test)]

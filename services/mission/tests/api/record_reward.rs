@@ -29,6 +29,7 @@ async fn a_reward_allocated_for_the_mission_makes_it_rewarded_even_when_delivere
         mission_code: "FIRST_LOGIN".into(),
         points: 100,
         allocated_at: None,
+        ..Default::default()
     };
     app.publish(&event).await;
 

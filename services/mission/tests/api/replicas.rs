@@ -58,6 +58,7 @@ async fn on_postgresql_two_replicas_split_a_backlog_of_a_thousand_rewards_and_re
                 mission_code: "FIRST_LOGIN".into(),
                 points: 100,
                 allocated_at: None,
+                ..Default::default()
             })
             .await;
     }

@@ -84,10 +84,12 @@ fn entry_to_pb(line: &WalletLine) -> pb::MyPageWalletEntry {
         status: match line.status {
             EntryStatus::Available => PbEntryStatus::Available,
             EntryStatus::Exchanged => PbEntryStatus::Exchanged,
+            EntryStatus::Expired => PbEntryStatus::Expired,
         }
         .into(),
         gift_order_id: line.gift_order_id.clone().unwrap_or_default(),
         product_sku: line.product_sku.clone().unwrap_or_default(),
+        expires_at: line.expires_at.map(timestamp),
     }
 }
 

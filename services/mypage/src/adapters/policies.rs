@@ -5,7 +5,7 @@
 
 use api::game::mission::v1::MissionAchieved;
 use api::game::reward::v1::RewardAllocated;
-use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use api::game::wallet::v1::{PointsExpired, RewardExchanged, RewardIssued};
 use kernel::{CustomerId, IdError, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
@@ -22,7 +22,7 @@ pub enum Source {
     Missions,
     /// RewardAllocated.
     Rewards,
-    /// RewardIssued and RewardExchanged.
+    /// RewardIssued, RewardExchanged and PointsExpired.
     Wallet,
 }
 
@@ -66,7 +66,7 @@ impl Policy for MergeIntoPage {
         let subjects: &[&str] = match self.source {
             Source::Missions => &[MissionAchieved::SUBJECT],
             Source::Rewards => &[RewardAllocated::SUBJECT],
-            Source::Wallet => &[RewardIssued::SUBJECT, RewardExchanged::SUBJECT],
+            Source::Wallet => &[RewardIssued::SUBJECT, RewardExchanged::SUBJECT, PointsExpired::SUBJECT],
         };
         subjects.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -102,7 +102,7 @@ fn page_event(event: &ReceivedEvent) -> Result<(CustomerId, PageEvent), PolicyEr
                 mission_id: id("mission_id", &achieved.mission_id, MissionId::parse)?,
                 mission_code: text(achieved.mission_code),
                 reward_points: points("reward_points", achieved.reward_points)?,
-                achieved_at: achieved.achieved_at.as_ref().map(|at| millis(Some(at))),
+                achieved_at: time(achieved.achieved_at.as_ref()),
             },
         ))
     } else if subject == RewardAllocated::SUBJECT {
@@ -125,7 +125,20 @@ fn page_event(event: &ReceivedEvent) -> Result<(CustomerId, PageEvent), PolicyEr
                 reward_id: id("reward_id", &issued.reward_id, RewardId::parse)?,
                 mission_id: id("mission_id", &issued.mission_id, MissionId::parse)?,
                 points: points("points", issued.points)?,
-                issued_at: issued.issued_at.as_ref().map(|at| millis(Some(at))),
+                issued_at: time(issued.issued_at.as_ref()),
+                expires_at: time(issued.expires_at.as_ref()),
+            },
+        ))
+    } else if subject == PointsExpired::SUBJECT {
+        let expired: PointsExpired = event.decode()?;
+        Ok((
+            customer(&expired.customer_id)?,
+            PageEvent::PointsExpired {
+                entry_id: id("entry_id", &expired.entry_id, EntryId::parse)?,
+                reward_id: id("reward_id", &expired.reward_id, RewardId::parse)?,
+                mission_id: id("mission_id", &expired.mission_id, MissionId::parse)?,
+                points: points("points", expired.points)?,
+                expires_at: time(expired.expires_at.as_ref()),
             },
         ))
     } else if subject == RewardExchanged::SUBJECT {
@@ -155,6 +168,11 @@ fn id<T>(field: &str, value: &str, parse: impl FnOnce(&str) -> Result<T, IdError
 
 fn points(field: &str, value: i64) -> Result<Points, PolicyError> {
     Points::new(value).map_err(|e| PolicyError::Malformed(format!("{field}: {e}")))
+}
+
+/// A timestamp the event carries, in milliseconds; `None` when absent.
+fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<i64> {
+    timestamp.map(|at| millis(Some(at)))
 }
 
 /// proto3 sends an absent text as empty.

@@ -98,6 +98,9 @@ struct EntryDoc {
     gift_order_id: Option<String>,
     product_sku: Option<String>,
     issued_at: Option<i64>,
+    /// Absent from documents stored before rewards expired.
+    #[serde(default)]
+    expires_at: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,6 +123,7 @@ enum RewardStatusDoc {
 enum EntryStatusDoc {
     Available,
     Exchanged,
+    Expired,
 }
 
 impl From<&MyPage> for Document {
@@ -163,10 +167,12 @@ impl From<&WalletLine> for EntryDoc {
             status: match line.status {
                 EntryStatus::Available => EntryStatusDoc::Available,
                 EntryStatus::Exchanged => EntryStatusDoc::Exchanged,
+                EntryStatus::Expired => EntryStatusDoc::Expired,
             },
             gift_order_id: line.gift_order_id.clone(),
             product_sku: line.product_sku.clone(),
             issued_at: line.issued_at,
+            expires_at: line.expires_at,
         }
     }
 }
@@ -222,10 +228,12 @@ impl TryFrom<EntryDoc> for WalletLine {
             status: match &doc.status {
                 EntryStatusDoc::Available => EntryStatus::Available,
                 EntryStatusDoc::Exchanged => EntryStatus::Exchanged,
+                EntryStatusDoc::Expired => EntryStatus::Expired,
             },
             gift_order_id: doc.gift_order_id.clone(),
             product_sku: doc.product_sku.clone(),
             issued_at: doc.issued_at,
+            expires_at: doc.expires_at,
         })
     }
 }
@@ -303,4 +311,49 @@ fn update(conn: &mut DbConnection, page: &PlayerPage) -> Result<(), DbError> {
 
 fn conflict(page: &PlayerPage) -> DbError {
     DbError::Conflict { entity: "my page", key: page.customer_id.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_stored_before_rewards_expired_reads_with_no_expiry() {
+        let document = r#"{"missions":[],"wallet":[{"entry_id":"0193f6a0-0000-7000-8000-000000000001",
+            "reward_id":"0193f6a0-0000-7000-8000-000000000002","mission_id":"0193f6a0-0000-7000-8000-000000000003",
+            "points":300,"status":"AVAILABLE","gift_order_id":null,"product_sku":null,"issued_at":2000}]}"#;
+        let row = PageRow { customer_id: "player-1".into(), version: 3, document: document.into(), updated_at: 0 };
+
+        let page = PlayerPage::try_from(row).unwrap();
+
+        let entry = &page.page.wallet()[0];
+        assert_eq!(
+            (entry.status, entry.expires_at, entry.points),
+            (EntryStatus::Available, None, Points::new(300).ok())
+        );
+    }
+
+    #[test]
+    fn an_expired_entry_is_stored_and_read_back_as_it_was() {
+        let line = WalletLine {
+            entry_id: EntryId::generate(),
+            reward_id: RewardId::generate(),
+            mission_id: MissionId::generate(),
+            points: Points::new(50).ok(),
+            status: EntryStatus::Expired,
+            gift_order_id: None,
+            product_sku: None,
+            issued_at: Some(2_000),
+            expires_at: Some(9_000),
+        };
+        let page = PlayerPage {
+            customer_id: CustomerId::parse("player-1").unwrap(),
+            version: 2,
+            page: MyPage::from_lines([], [line]),
+        };
+
+        let read = PlayerPage::try_from(PageRow::try_from(&page).unwrap()).unwrap();
+
+        assert_eq!(read, page);
+    }
 }

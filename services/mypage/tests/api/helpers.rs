@@ -8,7 +8,7 @@ use std::time::Duration;
 use api::game::mission::v1::MissionAchieved;
 use api::game::mypage::v1::{self as pb, my_page_service_client::MyPageServiceClient};
 use api::game::reward::v1::RewardAllocated;
-use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use api::game::wallet::v1::{PointsExpired, RewardExchanged, RewardIssued};
 use platform::CancellationToken;
 use testkit::AsCaller;
 use testkit::{Broker, TempStore, service_config};
@@ -42,7 +42,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// The service on `database_url`, or on a fresh SQLite file.
 pub async fn spawn_app_on(database_url: Option<String>) -> TestApp {
-    let broker = Broker::start().await;
+    spawn_app_with(Broker::start().await, database_url).await
+}
+
+/// The service on `broker` (as a test prepared it), and on `database_url`
+/// or a fresh SQLite file.
+pub async fn spawn_app_with(broker: Broker, database_url: Option<String>) -> TestApp {
     let store = TempStore::new();
     let database_url = database_url.unwrap_or_else(|| store.sqlite_url("mypage"));
     let app = mypage::build(service_config(&broker, database_url.clone())).await.expect("mypage service starts");
@@ -119,6 +124,9 @@ pub struct MissionLife {
 /// When the mission was achieved, in milliseconds since the Unix epoch.
 pub const ACHIEVED_AT: i64 = 1_764_000_000_000;
 
+/// When an expiring reward of the mission expires.
+pub const EXPIRES_AT: i64 = ACHIEVED_AT + 40 * 24 * 3_600_000;
+
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -156,6 +164,8 @@ impl MissionLife {
             mission_code: "FIRST_WIN".into(),
             points: 300,
             allocated_at: Some(platform::events::timestamp(ACHIEVED_AT + 1_000)),
+            programme_event_id: "LAUNCH".into(),
+            event_ends_at: None,
         }
     }
 
@@ -168,6 +178,26 @@ impl MissionLife {
             customer_id: self.customer_id.clone(),
             points: 300,
             issued_at: Some(platform::events::timestamp(ACHIEVED_AT + 2_000)),
+            expires_at: None,
+        }
+    }
+
+    /// RewardIssued for a reward of an event, expiring at [`EXPIRES_AT`].
+    pub fn issued_expiring(&self) -> RewardIssued {
+        RewardIssued { expires_at: Some(platform::events::timestamp(EXPIRES_AT)), ..self.issued() }
+    }
+
+    /// PointsExpired for the entry [`Self::issued_expiring`] issued.
+    pub fn expired(&self) -> PointsExpired {
+        PointsExpired {
+            event_id: new_id(),
+            entry_id: self.entry_id.clone(),
+            reward_id: self.reward_id.clone(),
+            mission_id: self.mission_id.clone(),
+            customer_id: self.customer_id.clone(),
+            points: 300,
+            expires_at: Some(platform::events::timestamp(EXPIRES_AT)),
+            expired_at: Some(platform::events::timestamp(EXPIRES_AT + 60_000)),
         }
     }
 
@@ -208,6 +238,7 @@ impl MissionLife {
                 status: WalletEntryStatus::Exchanged.into(),
                 gift_order_id: self.gift_order_id.clone(),
                 product_sku: "COFFEE_VOUCHER".into(),
+                expires_at: None,
             }],
             available_points: 0,
             version: 0,

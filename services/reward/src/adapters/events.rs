@@ -19,5 +19,7 @@ pub fn reward_allocated(reward: &Reward) -> pb::RewardAllocated {
         mission_code: reward.mission_code.clone(),
         points: reward.points.value(),
         allocated_at: Some(timestamp(reward.allocated_at)),
+        programme_event_id: reward.programme_event_id.clone().unwrap_or_default(),
+        event_ends_at: reward.event_ends_at.map(timestamp),
     }
 }

@@ -6,7 +6,7 @@ use api::game::wallet::v1::{RewardExchanged, RewardIssued};
 use kernel::{CustomerId, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
-use platform::events::{Event as _, MISSION_STREAM, StreamDef, WALLET_STREAM};
+use platform::events::{Event as _, MISSION_STREAM, StreamDef, WALLET_STREAM, millis};
 use platform::store::DbTx;
 
 use crate::app::{self, RewardError, WalletStep};
@@ -52,6 +52,9 @@ impl Policy for AllocateReward {
             customer_id: CustomerId::parse(&achieved.customer_id).map_err(|e| malformed("customer_id", e))?,
             promised_points: Points::new(achieved.reward_points).map_err(|e| malformed("reward_points", e))?,
             mission_code: achieved.mission_code,
+            // proto3 sends an absent text as empty.
+            programme_event_id: Some(achieved.programme_event_id).filter(|id| !id.is_empty()),
+            event_ends_at: achieved.event_ends_at.as_ref().map(|at| millis(Some(at))),
         };
         // The effect joins the consumer's transaction, inbox and all.
         app::allocate(&mut DbTx::new(conn), mission).map_err(policy_error)?;

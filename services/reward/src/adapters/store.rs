@@ -65,6 +65,8 @@ diesel::table! {
         status -> Integer,
         allocated_at -> BigInt,
         version -> BigInt,
+        programme_event_id -> Nullable<Text>,
+        event_ends_at -> Nullable<BigInt>,
     }
 }
 
@@ -79,6 +81,8 @@ struct RewardRow {
     status: i32,
     allocated_at: i64,
     version: i64,
+    programme_event_id: Option<String>,
+    event_ends_at: Option<i64>,
 }
 
 const ALLOCATED: i32 = 1;
@@ -106,6 +110,8 @@ impl TryFrom<RewardRow> for Reward {
             },
             mission_code: row.mission_code,
             points,
+            programme_event_id: row.programme_event_id,
+            event_ends_at: row.event_ends_at,
             allocated_at: row.allocated_at,
             version: row.version,
         })
@@ -123,6 +129,8 @@ impl From<&Reward> for RewardRow {
             status: status_code(reward.status),
             allocated_at: reward.allocated_at,
             version: reward.version,
+            programme_event_id: reward.programme_event_id.clone(),
+            event_ends_at: reward.event_ends_at,
         }
     }
 }

@@ -79,6 +79,8 @@ fn achieved(points: i64) -> AchievedMission {
         customer_id: CustomerId::parse("player-1").unwrap(),
         mission_code: "FIRST_WIN".into(),
         promised_points: Points::new(points).unwrap(),
+        programme_event_id: None,
+        event_ends_at: None,
     }
 }
 

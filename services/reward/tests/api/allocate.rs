@@ -39,6 +39,8 @@ async fn an_achieved_mission_is_allocated_one_reward_and_reward_allocated_is_pub
             mission_code: "FIRST_WIN".into(),
             points: 300,
             allocated_at: reward.allocated_at,
+            programme_event_id: "LAUNCH".into(),
+            event_ends_at: None,
         }
     );
 }

@@ -75,6 +75,7 @@ pub fn reward_issued(achieved: &MissionAchieved) -> RewardIssued {
         customer_id: achieved.customer_id.clone(),
         points: achieved.reward_points,
         issued_at: None,
+        expires_at: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod allocate;
 mod busy_store;
 mod cluster;
 mod crash;
+mod event_end;
 mod fuzz;
 mod get_reward;
 mod helpers;

@@ -72,6 +72,7 @@ fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
         EntryStatus::Exchanged { product, gift_order_id, .. } => {
             (pb::WalletEntryStatus::Exchanged, product.to_string(), gift_order_id)
         }
+        EntryStatus::Expired { .. } => (pb::WalletEntryStatus::Expired, String::new(), String::new()),
     };
     pb::WalletEntry {
         entry_id: entry.id.to_string(),
@@ -82,6 +83,7 @@ fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
         gift_order_id,
         product_sku,
         issued_at: Some(timestamp(entry.issued_at)),
+        expires_at: entry.expires_at.map(timestamp),
     }
 }
 

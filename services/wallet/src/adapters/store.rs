@@ -44,6 +44,10 @@ impl WalletStore for DieselWalletStore {
     async fn pending_since_before(&self, cutoff: i64, limit: u32) -> Result<Vec<WalletEntry>, StoreError> {
         store::read(&self.db, move |conn| pending_since_before(conn, cutoff, limit.into())).await
     }
+
+    async fn due_to_expire(&self, now: i64, limit: u32) -> Result<Vec<WalletEntry>, StoreError> {
+        store::read(&self.db, move |conn| due_to_expire(conn, now, limit.into())).await
+    }
 }
 
 /// The wallet store within a transaction open on the database: the one
@@ -71,6 +75,7 @@ impl WalletTx for DbTx<'_> {
             WalletEvent::RewardExchanged { entry, exchanged } => {
                 DbTx::stage(self, &events::reward_exchanged(entry, exchanged))
             }
+            WalletEvent::PointsExpired { entry, expired } => DbTx::stage(self, &events::points_expired(entry, expired)),
         }
     }
 }
@@ -90,12 +95,15 @@ diesel::table! {
         issued_at -> BigInt,
         exchanged_at -> Nullable<BigInt>,
         version -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        expired_at -> Nullable<BigInt>,
     }
 }
 
 const AVAILABLE: i32 = 1;
 const EXCHANGE_PENDING: i32 = 2;
 const EXCHANGED: i32 = 3;
+const EXPIRED: i32 = 4;
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = wallet_entries, treat_none_as_null = true)]
@@ -113,6 +121,8 @@ struct EntryRow {
     issued_at: i64,
     exchanged_at: Option<i64>,
     version: i64,
+    expires_at: Option<i64>,
+    expired_at: Option<i64>,
 }
 
 impl TryFrom<EntryRow> for WalletEntry {
@@ -135,6 +145,7 @@ impl TryFrom<EntryRow> for WalletEntry {
                 gift_order_id: row.gift_order_id.clone().ok_or_else(|| corrupt("gift_order_id missing".into()))?,
                 at: row.exchanged_at.ok_or_else(|| corrupt("exchanged_at missing".into()))?,
             },
+            EXPIRED => EntryStatus::Expired { at: row.expired_at.ok_or_else(|| corrupt("expired_at missing".into()))? },
             other => return Err(corrupt(format!("status {other}"))),
         };
         Ok(Self {
@@ -144,6 +155,7 @@ impl TryFrom<EntryRow> for WalletEntry {
             customer_id: CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?,
             points: Points::new(row.points).map_err(|e| corrupt(e.to_string()))?,
             status,
+            expires_at: row.expires_at,
             exchange_attempt: row.exchange_attempt,
             issued_at: row.issued_at,
             version: row.version,
@@ -153,14 +165,15 @@ impl TryFrom<EntryRow> for WalletEntry {
 
 impl From<&WalletEntry> for EntryRow {
     fn from(entry: &WalletEntry) -> Self {
-        let (status, product_sku, gift_order_id, pending_since, exchanged_at) = match &entry.status {
-            EntryStatus::Available => (AVAILABLE, None, None, None, None),
+        let (status, product_sku, gift_order_id, pending_since, exchanged_at, expired_at) = match &entry.status {
+            EntryStatus::Available => (AVAILABLE, None, None, None, None, None),
             EntryStatus::ExchangePending { product, since } => {
-                (EXCHANGE_PENDING, Some(product.to_string()), None, Some(*since), None)
+                (EXCHANGE_PENDING, Some(product.to_string()), None, Some(*since), None, None)
             }
             EntryStatus::Exchanged { product, gift_order_id, at } => {
-                (EXCHANGED, Some(product.to_string()), Some(gift_order_id.clone()), None, Some(*at))
+                (EXCHANGED, Some(product.to_string()), Some(gift_order_id.clone()), None, Some(*at), None)
             }
+            EntryStatus::Expired { at } => (EXPIRED, None, None, None, None, Some(*at)),
         };
         Self {
             entry_id: entry.id.to_string(),
@@ -176,6 +189,8 @@ impl From<&WalletEntry> for EntryRow {
             issued_at: entry.issued_at,
             exchanged_at,
             version: entry.version,
+            expires_at: entry.expires_at,
+            expired_at,
         }
     }
 }
@@ -214,6 +229,17 @@ fn pending_since_before(conn: &mut DbConnection, cutoff: i64, limit: i64) -> Res
         .filter(wallet_entries::status.eq(EXCHANGE_PENDING))
         .filter(wallet_entries::pending_since.lt(cutoff))
         .order(wallet_entries::pending_since.asc())
+        .limit(limit)
+        .select(EntryRow::as_select())
+        .load(conn)?;
+    parse_rows(rows)
+}
+
+fn due_to_expire(conn: &mut DbConnection, now: i64, limit: i64) -> Result<Vec<WalletEntry>, DbError> {
+    let rows = wallet_entries::table
+        .filter(wallet_entries::status.eq(AVAILABLE))
+        .filter(wallet_entries::expires_at.le(now))
+        .order((wallet_entries::expires_at.asc(), wallet_entries::entry_id.asc()))
         .limit(limit)
         .select(EntryRow::as_select())
         .load(conn)?;

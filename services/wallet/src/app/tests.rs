@@ -14,7 +14,9 @@ use kernel::{CustomerId, Points};
 
 use self::doubles::{InMemoryWalletStore, ScriptedGift};
 use super::*;
-use crate::domain::{EntryStatus, ExchangeRefused, MissionId, ProductSku, RewardId, WalletEntry, WalletEvent};
+use crate::domain::{
+    EntryStatus, ExchangeRefused, MissionId, ProductSku, RewardExpiry, RewardId, WalletEntry, WalletEvent,
+};
 use crate::ports::{GiftOutcome, GiftRefusal};
 
 struct World {
@@ -33,13 +35,31 @@ fn sku(value: &str) -> ProductSku {
     ProductSku::parse(value).unwrap()
 }
 
-/// A wallet holding one issued reward.
+/// A reward of 300 points for `player()`, earned in an event that ends at
+/// `event_ends_at` (`None`: one that never ends).
+fn allocated(event_ends_at: Option<i64>) -> AllocatedReward {
+    AllocatedReward {
+        reward_id: RewardId::generate(),
+        mission_id: MissionId::generate(),
+        customer_id: player(),
+        points: Points::new(300).unwrap(),
+        event_ends_at,
+    }
+}
+
+/// Issues `reward` into `store`, expiring `expiry` after its event ends;
+/// returns its entry.
+async fn issued(store: &InMemoryWalletStore, reward: AllocatedReward, expiry: RewardExpiry) -> WalletEntry {
+    let reward_id = reward.reward_id;
+    store.write(move |tx| issue(tx, reward, expiry)).await.unwrap();
+    store.entries().into_iter().find(|entry| entry.reward_id == reward_id).unwrap()
+}
+
+/// A wallet holding one issued reward, of an event that never ends.
 async fn world() -> World {
     let (store, gift) = (InMemoryWalletStore::default(), ScriptedGift::default());
     let wallets = Wallets::new(store.clone(), gift.clone());
-    let (reward, mission) = (RewardId::generate(), MissionId::generate());
-    store.write(move |tx| issue(tx, reward, mission, player(), Points::new(300).unwrap())).await.unwrap();
-    let entry = wallets.wallet(player()).await.unwrap().remove(0);
+    let entry = issued(&store, allocated(None), RewardExpiry::default()).await;
     World { wallets, store, gift, entry }
 }
 
@@ -381,11 +401,166 @@ async fn an_entry_that_does_not_exist_or_is_not_the_players_is_refused_without_a
 #[tokio::test]
 async fn a_reward_issued_twice_enters_the_wallet_once() {
     let world = world().await;
-    let (reward, mission) = (world.entry.reward_id, world.entry.mission_id);
+    let again =
+        AllocatedReward { reward_id: world.entry.reward_id, mission_id: world.entry.mission_id, ..allocated(None) };
 
-    world.store.write(move |tx| issue(tx, reward, mission, player(), Points::new(300).unwrap())).await.unwrap();
+    world.store.write(move |tx| issue(tx, again, RewardExpiry::default())).await.unwrap();
 
     assert_eq!(world.wallets.wallet(player()).await.unwrap(), std::slice::from_ref(&world.entry));
     let issued = world.store.published();
     assert!(matches!(issued.as_slice(), [WalletEvent::RewardIssued { entry }] if *entry == world.entry));
+}
+
+/// An hour, in milliseconds.
+const HOUR: i64 = 3_600_000;
+
+/// Rewards that expire the moment their event ends: the tests choose the
+/// event's end relative to the real clock the exchange reads.
+fn at_the_events_end() -> RewardExpiry {
+    RewardExpiry::after(Duration::ZERO)
+}
+
+#[tokio::test]
+async fn a_reward_is_issued_expiring_the_configured_time_after_its_event_ends_and_never_without_an_end() {
+    let store = InMemoryWalletStore::default();
+    let winter_ends = 1_799_539_200_000;
+
+    let of_an_event = issued(&store, allocated(Some(winter_ends)), RewardExpiry::default()).await;
+    let of_launch = issued(&store, allocated(None), RewardExpiry::default()).await;
+
+    assert_eq!(of_an_event.expires_at, Some(winter_ends + 30 * 24 * HOUR));
+    assert_eq!(of_launch.expires_at, None);
+    assert_eq!(store.published().len(), 2, "one RewardIssued each");
+}
+
+#[tokio::test]
+async fn an_entry_past_its_expiry_is_refused_at_exchange_and_gift_is_never_asked() {
+    let world = world().await;
+    let ended_an_hour_ago = now_millis() - HOUR;
+    let entry = issued(&world.store, allocated(Some(ended_an_hour_ago)), at_the_events_end()).await;
+
+    let answer = world.wallets.exchange(player(), entry.id, sku("AVATAR-FRAME"), None).await;
+
+    let refused = match answer {
+        Err(WalletError::Refused(refused @ ExchangeRefused::Expired { .. })) => refused,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "reward {} (wallet entry {}) expired at {}",
+            entry.reward_id,
+            entry.id,
+            kernel::rfc3339(ended_an_hour_ago)
+        )
+    );
+    assert_eq!(world.store.entry(entry.id).status, EntryStatus::Available, "the job expires it, not the refusal");
+    assert!(world.gift.keys().is_empty());
+}
+
+#[tokio::test]
+async fn the_expiry_job_expires_each_due_entry_once_and_publishes_points_expired() {
+    let world = world().await;
+    let now = now_millis();
+    let due = issued(&world.store, allocated(Some(now - HOUR)), at_the_events_end()).await;
+    let later = issued(&world.store, allocated(Some(now + HOUR)), at_the_events_end()).await;
+
+    assert_eq!(world.wallets.expire_due(now).await.unwrap(), 1);
+
+    assert_eq!(world.store.entry(due.id).status, EntryStatus::Expired { at: now });
+    assert_eq!(world.store.entry(later.id).status, EntryStatus::Available);
+    assert_eq!(world.status(), EntryStatus::Available, "a reward of an event that never ends never expires");
+    let expired = world.store.published().into_iter().find_map(|event| match event {
+        WalletEvent::PointsExpired { entry, expired } => Some((entry.id, expired.points, expired.expires_at)),
+        _ => None,
+    });
+    assert_eq!(expired, Some((due.id, Points::new(300).unwrap(), now - HOUR)));
+    assert_eq!(world.wallets.expire_due(now).await.unwrap(), 0, "expired once");
+    assert_eq!(world.store.expired_entries(), [due.id]);
+    assert_eq!(world.wallets.expire_due(now + 2 * HOUR).await.unwrap(), 1, "the later one in its turn");
+    assert_eq!(world.store.expired_entries(), [due.id, later.id]);
+}
+
+#[tokio::test]
+async fn an_entry_reserved_for_an_exchange_is_expired_only_once_the_exchange_released_it() {
+    let world = world().await;
+    let expires_at = now_millis() + HOUR;
+    let entry = issued(&world.store, allocated(Some(expires_at)), at_the_events_end()).await;
+    world.gift.answers([timed_out()]);
+    let answer = world.wallets.exchange(player(), entry.id, sku("AVATAR-FRAME"), None).await;
+    assert!(matches!(answer, Err(WalletError::Unsettled(_))), "{answer:?}");
+
+    assert_eq!(world.wallets.expire_due(expires_at + 1).await.unwrap(), 0);
+    assert!(pending("AVATAR-FRAME")(&world.store.entry(entry.id).status), "the exchange is not decided yet");
+
+    world.gift.answers([out_of_stock()]);
+    assert_eq!(world.redrive().await, 1);
+    assert_eq!(world.store.entry(entry.id).status, EntryStatus::Available);
+    assert_eq!(world.wallets.expire_due(expires_at + 2).await.unwrap(), 1, "released, then expired at the next run");
+    assert_eq!(world.store.entry(entry.id).status, EntryStatus::Expired { at: expires_at + 2 });
+}
+
+#[tokio::test]
+async fn a_run_that_loses_the_race_for_an_entry_to_another_replica_publishes_nothing_for_it() {
+    let world = world().await;
+    let now = now_millis();
+    let entry = issued(&world.store, allocated(Some(now - HOUR)), at_the_events_end()).await;
+    world.store.lose_next_write_to_an_expiry_of(entry.id, now - 1);
+
+    assert_eq!(world.wallets.expire_due(now).await.unwrap(), 0, "the rival expired it");
+
+    assert_eq!(world.store.entry(entry.id).status, EntryStatus::Expired { at: now - 1 });
+    assert_eq!(world.store.expired_entries(), [entry.id], "PointsExpired once, the rival's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_expiring_at_once_expire_each_entry_exactly_once() {
+    let store = InMemoryWalletStore::default();
+    let now = now_millis();
+    let mut due = Vec::new();
+    // More than one batch.
+    for _ in 0..(2 * EXPIRY_BATCH + 10) {
+        due.push(issued(&store, allocated(Some(now - HOUR)), at_the_events_end()).await.id);
+    }
+    let replicas =
+        [Wallets::new(store.clone(), ScriptedGift::default()), Wallets::new(store.clone(), ScriptedGift::default())];
+
+    let runs = replicas.map(|replica| tokio::spawn(async move { replica.expire_due(now).await.unwrap() }));
+    let mut expired = 0;
+    for run in runs {
+        expired += run.await.unwrap();
+    }
+
+    assert_eq!(expired, due.len(), "between them, every due entry once");
+    let mut published = store.expired_entries();
+    published.sort_unstable();
+    due.sort_unstable();
+    assert_eq!(published, due, "one PointsExpired per entry");
+}
+
+#[tokio::test]
+async fn an_expiry_run_cut_short_is_finished_by_the_next_one_from_the_store() {
+    let store = InMemoryWalletStore::default();
+    let now = now_millis();
+    for _ in 0..5 {
+        issued(&store, allocated(Some(now - HOUR)), at_the_events_end()).await;
+    }
+    // Two entries expire; then the store goes away mid-run (a crash, a
+    // restart): the run stops there.
+    store.script_writes([None, None, Some(StoreErrorKind::Unavailable)]);
+    let cut_short = Wallets::new(store.clone(), ScriptedGift::default()).expire_due(now).await;
+    assert!(
+        matches!(&cut_short, Err(WalletError::Storage(e)) if e.kind() == StoreErrorKind::Unavailable),
+        "{cut_short:?}"
+    );
+    assert_eq!(store.expired_entries().len(), 2);
+
+    let restarted = Wallets::new(store.clone(), ScriptedGift::default());
+    assert_eq!(restarted.expire_due(now).await.unwrap(), 3);
+
+    let mut published = store.expired_entries();
+    published.sort_unstable();
+    published.dedup();
+    assert_eq!(published.len(), 5, "each of the five expired once");
+    assert!(store.entries().iter().all(|entry| matches!(entry.status, EntryStatus::Expired { .. })));
 }

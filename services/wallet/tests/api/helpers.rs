@@ -28,18 +28,31 @@ impl Deref for TestApp {
 
 /// The wallet with gift expected at a port where nothing listens.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The wallet as [`spawn_app`] starts it, with its configuration tuned first.
+pub async fn spawn_app_with(tune: impl FnOnce(&mut wallet::WalletConfig)) -> TestApp {
     let broker = Broker::start().await;
     let store = TempStore::new();
     let mut config = wallet::WalletConfig::local(service_config(&broker, store.sqlite_url("wallet")));
     config.gift_url = format!("http://127.0.0.1:{}", testkit::free_port());
+    tune(&mut config);
     let service = Running::serve(wallet::build(config).await.unwrap());
     let client = WalletServiceClient::connect(service.url()).await.unwrap();
     TestApp { broker, client, _service: service, _store: store }
 }
 
 impl TestApp {
-    /// Publishes a RewardAllocated as the reward context would.
+    /// Publishes a RewardAllocated as the reward context would, for a
+    /// mission of an event that never ends.
     pub async fn allocate(&self, customer: &str, points: i64) -> RewardAllocated {
+        self.allocate_in_event(customer, points, None).await
+    }
+
+    /// Publishes a RewardAllocated for a mission of an event ending at
+    /// `event_ends_at` (milliseconds since the Unix epoch; `None`: never).
+    pub async fn allocate_in_event(&self, customer: &str, points: i64, event_ends_at: Option<i64>) -> RewardAllocated {
         let event = RewardAllocated {
             event_id: uuid::Uuid::new_v4().to_string(),
             reward_id: uuid::Uuid::new_v4().to_string(),
@@ -48,6 +61,8 @@ impl TestApp {
             mission_code: "FIRST_WIN".into(),
             points,
             allocated_at: None,
+            programme_event_id: if event_ends_at.is_some() { "WINTER-2026" } else { "LAUNCH" }.into(),
+            event_ends_at: event_ends_at.map(platform::events::timestamp),
         };
         self.publish(&event).await;
         event

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
 mod exchange_without_gift;
+mod expiry;
 mod helpers;
 mod issue;
 mod replicas;

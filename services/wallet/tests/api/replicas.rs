@@ -25,6 +25,7 @@ async fn on_postgresql_two_replicas_split_a_backlog_of_a_thousand_rewards_and_is
                 mission_code: "FIRST_WIN".into(),
                 points: 100,
                 allocated_at: None,
+                ..Default::default()
             })
             .await;
     }

@@ -42,6 +42,11 @@ impl InMemoryWalletStore {
         self.0.read(|s| s.entries.get(&id).cloned()).unwrap_or_else(|| panic!("entry {id} is not stored"))
     }
 
+    /// Every entry as stored.
+    pub fn entries(&self) -> Vec<WalletEntry> {
+        self.0.read(|s| s.entries.values().cloned().collect())
+    }
+
     /// Every event committed for publication, in order.
     pub fn published(&self) -> Vec<WalletEvent> {
         self.0.read(|s| s.published.clone())
@@ -53,9 +58,29 @@ impl InMemoryWalletStore {
             .into_iter()
             .filter_map(|event| match event {
                 WalletEvent::RewardExchanged { exchanged, .. } => Some(exchanged.gift_order_id),
-                WalletEvent::RewardIssued { .. } => None,
+                WalletEvent::RewardIssued { .. } | WalletEvent::PointsExpired { .. } => None,
             })
             .collect()
+    }
+
+    /// The entries PointsExpired was published for, in order.
+    pub fn expired_entries(&self) -> Vec<EntryId> {
+        self.published()
+            .into_iter()
+            .filter_map(|event| match event {
+                WalletEvent::PointsExpired { entry, .. } => Some(entry.id),
+                WalletEvent::RewardIssued { .. } | WalletEvent::RewardExchanged { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The next write loses a race to a rival replica that expired `id` at `now` first.
+    pub fn lose_next_write_to_an_expiry_of(&self, id: EntryId, now: i64) {
+        self.0.lose_next_write_to(move |stored: &mut Stored| {
+            let entry = stored.entries.get_mut(&id).unwrap_or_else(|| panic!("entry {id} is not stored"));
+            let expired = entry.expire(now).unwrap_or_else(|| panic!("entry {id} is not due at {now}"));
+            stored.published.push(WalletEvent::PointsExpired { entry: entry.clone(), expired });
+        });
     }
 }
 
@@ -87,6 +112,19 @@ impl WalletStore for InMemoryWalletStore {
         pending.sort_by_key(since);
         pending.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(pending)
+    }
+
+    async fn due_to_expire(&self, now: i64, limit: u32) -> Result<Vec<WalletEntry>, StoreError> {
+        let mut due: Vec<_> = self.0.read(|s| {
+            s.entries
+                .values()
+                .filter(|entry| entry.status == EntryStatus::Available && entry.is_due(now))
+                .cloned()
+                .collect()
+        });
+        due.sort_by_key(|entry| (entry.expires_at, entry.id));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
     }
 }
 
