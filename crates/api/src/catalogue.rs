@@ -27,8 +27,8 @@ pub struct Service {
     pub url_variable: &'static str,
     /// The stream it publishes its events to, if it publishes any.
     pub publishes: Option<&'static str>,
-    /// Further gRPC services its processes serve (the mission service's
-    /// operators' programme): routed to its replicas, healthy with it.
+    /// Further gRPC services its processes serve (the operators' programme
+    /// on mission, catalogue on gift): routed to its replicas, healthy with it.
     pub also_serves: &'static [&'static str],
 }
 
@@ -90,7 +90,7 @@ pub const GIFT: Service = Service {
     grpc_service: game::gift::v1::gift_service_server::SERVICE_NAME,
     url_variable: "GIFT_URL",
     publishes: Some("GIFT"),
-    also_serves: &[],
+    also_serves: &[game::gift::admin::v1::catalogue_service_server::SERVICE_NAME],
 };
 
 pub const MYPAGE: Service = Service {

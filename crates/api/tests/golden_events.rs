@@ -185,6 +185,51 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
         },
     );
     check(
+        "gift.v1.GiftOrderCancelled",
+        &gift::v1::GiftOrderCancelled {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000014".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000007".into(),
+            idempotency_key: "1b2c3d4e-0000-5000-8000-000000000005:1".into(),
+            customer_id: customer_id.clone(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000003".into(),
+            mission_id: mission_id.clone(),
+            product_sku: "AVATAR-FRAME".into(),
+            points: 300,
+            vendor_cost: 150,
+            currency: "EUR".into(),
+            reason: "the item could not be supplied".into(),
+            cancelled_at: at(1_764_000_104),
+        },
+    );
+    check(
+        "gift.v1.ProductListed",
+        &gift::v1::ProductListed {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000015".into(),
+            product: Some(gift::v1::CatalogueProduct {
+                sku: "SNOW-SLED".into(),
+                name: "Snow sled".into(),
+                price_points: 300,
+                stock: 40,
+                vendor_cost: 990,
+                currency: "EUR".into(),
+                programme_event_id: "WINTER-2026".into(),
+            }),
+            operator: "operator-ann".into(),
+            changed_at: at(1_797_000_002),
+        },
+    );
+    check(
+        "gift.v1.ProductRestocked",
+        &gift::v1::ProductRestocked {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000016".into(),
+            product_sku: "SNOW-SLED".into(),
+            units: 20,
+            stock: 55,
+            operator: "operator-ann".into(),
+            changed_at: at(1_797_000_003),
+        },
+    );
+    check(
         "settlement.v1.SettlementRecorded",
         &settlement::v1::SettlementRecorded {
             event_id: "6f1d2c3b-0000-5000-8000-000000000009".into(),

@@ -9,12 +9,14 @@
 //! - [`ids`]: customer ids, UUID ids (and [`uuid_id!`] to declare one), derived ids.
 //! - [`points`]: amounts of reward points.
 //! - [`product`]: product SKUs and currencies.
+//! - [`programme`]: the event programme's ids, windows, operators and titles.
 //! - [`store`]: the kinds of store failure a use case acts on.
 //! - [`utc`]: times printed for people, in RFC 3339 UTC.
 
 pub mod ids;
 pub mod points;
 pub mod product;
+pub mod programme;
 pub mod store;
 pub mod utc;
 

@@ -345,6 +345,8 @@ audit_event!(
     "settlement.period_closed",
     SETTLEMENT_STREAM
 );
+audit_event!(gift::v1::ProductListed, "game.gift.v1.ProductListed", "gift.product_listed", GIFT_STREAM);
+audit_event!(gift::v1::ProductRestocked, "game.gift.v1.ProductRestocked", "gift.product_restocked", GIFT_STREAM);
 
 /// Converts stored milliseconds into a protobuf timestamp.
 pub fn timestamp(millis: i64) -> prost_types::Timestamp {
@@ -378,6 +380,8 @@ mod tests {
         check::<wallet::v1::PointsExpired>();
         check::<gift::v1::GiftExchanged>();
         check::<gift::v1::GiftOrderCancelled>();
+        check::<gift::v1::ProductListed>();
+        check::<gift::v1::ProductRestocked>();
         check::<settlement::v1::SettlementRecorded>();
         check::<settlement::v1::SettlementReversed>();
         check::<settlement::v1::SettlementPeriodClosed>();
@@ -402,6 +406,8 @@ mod tests {
             <wallet::v1::PointsExpired as Event>::TYPE,
             <gift::v1::GiftExchanged as Event>::TYPE,
             <gift::v1::GiftOrderCancelled as Event>::TYPE,
+            <gift::v1::ProductListed as Event>::TYPE,
+            <gift::v1::ProductRestocked as Event>::TYPE,
             <settlement::v1::SettlementRecorded as Event>::TYPE,
             <settlement::v1::SettlementReversed as Event>::TYPE,
             <settlement::v1::SettlementPeriodClosed as Event>::TYPE,

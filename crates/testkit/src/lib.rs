@@ -33,12 +33,14 @@ mod backlog;
 mod cluster;
 mod memory_store;
 mod postgres_server;
+mod test_clock;
 
 pub use backlog::{BacklogSplit, Durable, published_once, split_backlog};
 pub use cluster::NatsCluster;
 pub use dev_issuer::{Bearer, DevIssuer, authorized};
 pub use memory_store::{MemoryStore, save_if_unchanged};
 pub use postgres_server::PostgresServer;
+pub use test_clock::TestClock;
 
 /// The identity provider of this test process: one key pair and JWKS in a
 /// temporary directory, which every service and gateway under test trusts.

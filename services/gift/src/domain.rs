@@ -1,8 +1,17 @@
 //! The gift domain, pure: the product catalogue, the GiftOrder aggregate and
 //! the exchange rules. No I/O, no async, no framework types.
+//!
+//! - [`catalogue`]: the events products are sold in, and operators'
+//!   listings and restocks.
 
+pub mod catalogue;
+
+use kernel::programme::ProgrammeEventId;
+use kernel::rfc3339;
 pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
 use kernel::{CustomerId, Points};
+
+use self::catalogue::{CatalogueChange, ProgrammeEvent, StockFull};
 
 kernel::uuid_id!(
     /// One product handed out for one reward.
@@ -96,6 +105,8 @@ pub struct Product {
     /// the settlement context records it for every order.
     pub vendor_cost: i64,
     pub currency: Currency,
+    /// The event of the programme whose window the product is sold in.
+    pub event_id: ProgrammeEventId,
     /// Optimistic-concurrency version, bumped on every change.
     pub version: i64,
 }
@@ -113,11 +124,39 @@ pub struct Exchange {
     pub points: Points,
 }
 
-/// Where an order is in its life. The vendor's fulfilment is not modelled,
-/// so an order is placed and stays so.
+/// Where an order is in its life. The vendor's fulfilment is not modelled:
+/// an order is placed, and stays so unless the vendor cancels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GiftOrderStatus {
     Placed,
+    Cancelled,
+}
+
+/// Why the vendor cancelled an order, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancellation {
+    /// Milliseconds since the Unix epoch.
+    pub cancelled_at: i64,
+    /// In the vendor's words.
+    pub reason: String,
+}
+
+/// What the vendor told us, when the order was placed, it would do later:
+/// cancel it `after_ms` milliseconds on, for `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancellationPlan {
+    pub after_ms: i64,
+    pub reason: String,
+}
+
+/// An order the vendor will cancel at `due_at`: kept with the order, done
+/// once by whichever replica's job claims it when it is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCancellation {
+    pub order_id: GiftOrderId,
+    /// Milliseconds since the Unix epoch.
+    pub due_at: i64,
+    pub reason: String,
 }
 
 /// The GiftOrder aggregate: one product handed out for one reward.
@@ -134,6 +173,8 @@ pub struct GiftOrder {
     pub status: GiftOrderStatus,
     /// Milliseconds since the Unix epoch.
     pub placed_at: i64,
+    /// When and why the vendor cancelled it; `Some` exactly when it is cancelled.
+    pub cancellation: Option<Cancellation>,
     /// Optimistic-concurrency version, bumped on every change.
     pub version: i64,
 }
@@ -144,6 +185,11 @@ pub enum GiftEvent {
     /// An order was placed; the vendor bills `vendor_cost` in `currency` for it,
     /// as priced at the moment of the exchange.
     Exchanged { order: GiftOrder, vendor_cost: i64, currency: Currency },
+    /// The vendor cancelled an order (as it now stands): it no longer bills
+    /// `vendor_cost` in `currency`, and the points go back to the player.
+    OrderCancelled { order: GiftOrder, vendor_cost: i64, currency: Currency },
+    /// An operator changed the catalogue: its audit record.
+    Catalogue(CatalogueChange),
 }
 
 /// Why an exchange places no order. Each is definite: retrying the same
@@ -158,6 +204,10 @@ pub enum ExchangeRefused {
     NotEnoughPoints { sku: ProductSku, price: Points, points: Points },
     #[error("{sku} is out of stock")]
     OutOfStock { sku: ProductSku },
+    #[error("event {event} opens at {}; {sku} is not exchanged before", rfc3339(*opens_at))]
+    EventNotOpenYet { sku: ProductSku, event: ProgrammeEventId, opens_at: i64 },
+    #[error("event {event} ended at {}; {sku} is no longer exchanged", rfc3339(*ended_at))]
+    EventEnded { sku: ProductSku, event: ProgrammeEventId, ended_at: i64 },
     /// The key already names an exchange of another reward, product or player.
     #[error("idempotency key {key} was already used for a different exchange")]
     KeyReused { key: IdempotencyKey },
@@ -166,17 +216,34 @@ pub enum ExchangeRefused {
     RewardAlreadyExchanged { reward_id: RewardId, order_id: GiftOrderId },
 }
 
+/// Why a vendor's cancellation changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelRefused {
+    /// Cancelling it again changes nothing.
+    #[error("gift order {0} is cancelled already")]
+    AlreadyCancelled(GiftOrderId),
+    #[error(transparent)]
+    StockFull(#[from] StockFull),
+}
+
 impl Product {
     /// Reserves one unit for `exchange` and places its order.
     ///
-    /// The caller loads the product `exchange.sku` names; the order is for
-    /// this product.
+    /// The caller loads the product `exchange.sku` names, and the event of
+    /// the programme it is sold in; the order is for this product.
     ///
     /// # Errors
-    /// [`ExchangeRefused::NotEnoughPoints`] when the reward is worth less than
-    /// the price, [`ExchangeRefused::OutOfStock`] when no unit is left; the
-    /// product is then unchanged.
-    pub fn exchange(&mut self, exchange: &Exchange, now: i64) -> Result<(GiftOrder, GiftEvent), ExchangeRefused> {
+    /// [`ExchangeRefused::EventNotOpenYet`] or [`ExchangeRefused::EventEnded`]
+    /// outside the event's window, [`ExchangeRefused::NotEnoughPoints`] when
+    /// the reward is worth less than the price, [`ExchangeRefused::OutOfStock`]
+    /// when no unit is left; the product is then unchanged.
+    pub fn exchange(
+        &mut self,
+        exchange: &Exchange,
+        event: &ProgrammeEvent,
+        now: i64,
+    ) -> Result<(GiftOrder, GiftEvent), ExchangeRefused> {
+        event.check_on_sale(&self.sku, now)?;
         if exchange.points < self.price {
             return Err(ExchangeRefused::NotEnoughPoints {
                 sku: self.sku.clone(),
@@ -199,6 +266,7 @@ impl Product {
             points: exchange.points,
             status: GiftOrderStatus::Placed,
             placed_at: now,
+            cancellation: None,
             version: 1,
         };
         let event = GiftEvent::Exchanged {
@@ -208,9 +276,42 @@ impl Product {
         };
         Ok((order, event))
     }
+
+    /// Adds `units` to the stock.
+    ///
+    /// # Errors
+    /// [`StockFull`] when the stock would exceed what it can count; it is
+    /// then unchanged.
+    pub fn add_units(&mut self, units: u32) -> Result<(), StockFull> {
+        self.stock = self.stock.checked_add(units).ok_or_else(|| StockFull { sku: self.sku.clone(), units })?;
+        self.version += 1;
+        Ok(())
+    }
 }
 
 impl GiftOrder {
+    /// The vendor cancelled this order at `now`: it becomes CANCELLED, once,
+    /// and its unit goes back to `product` (the one it was for).
+    ///
+    /// # Errors
+    /// [`CancelRefused::AlreadyCancelled`] when it is, [`CancelRefused::StockFull`]
+    /// when the unit cannot be counted back; the order and the product are
+    /// then unchanged.
+    pub fn cancel(&mut self, product: &mut Product, reason: String, now: i64) -> Result<GiftEvent, CancelRefused> {
+        if self.status == GiftOrderStatus::Cancelled {
+            return Err(CancelRefused::AlreadyCancelled(self.id));
+        }
+        product.add_units(1)?;
+        self.status = GiftOrderStatus::Cancelled;
+        self.cancellation = Some(Cancellation { cancelled_at: now, reason });
+        self.version += 1;
+        Ok(GiftEvent::OrderCancelled {
+            order: self.clone(),
+            vendor_cost: product.vendor_cost,
+            currency: product.currency.clone(),
+        })
+    }
+
     /// Answers an exchange under this order's idempotency key: the same
     /// exchange (player, reward, product) is a replay and gets this order.
     ///
@@ -259,8 +360,13 @@ mod tests {
             stock,
             vendor_cost: 1250,
             currency: Currency::parse("EUR").unwrap(),
+            event_id: ProgrammeEventId::launch(),
             version: 7,
         }
+    }
+
+    fn launch() -> ProgrammeEvent {
+        ProgrammeEvent { id: ProgrammeEventId::launch(), window: kernel::programme::Window::open_ended(0) }
     }
 
     fn exchange_of(points_worth: i64) -> Exchange {
@@ -275,7 +381,7 @@ mod tests {
     }
 
     fn placed(exchange: &Exchange) -> GiftOrder {
-        plush(5).exchange(exchange, 1_000).unwrap().0
+        plush(5).exchange(exchange, &launch(), 1_000).unwrap().0
     }
 
     #[test]
@@ -284,7 +390,7 @@ mod tests {
         let mut product = plush(5);
         let exchange = exchange_of(800);
         // When it is exchanged
-        let (order, event) = product.exchange(&exchange, 1_000).unwrap();
+        let (order, event) = product.exchange(&exchange, &launch(), 1_000).unwrap();
         // Then one unit is reserved and the order records the exchange
         assert_eq!((product.stock, product.version), (4, 8));
         assert_eq!(order.id, GiftOrderId::for_key(&exchange.key));
@@ -303,7 +409,7 @@ mod tests {
     #[test]
     fn the_last_unit_can_be_exchanged() {
         let mut product = plush(1);
-        assert!(product.exchange(&exchange_of(2000), 1_000).is_ok());
+        assert!(product.exchange(&exchange_of(2000), &launch(), 1_000).is_ok());
         assert_eq!(product.stock, 0);
     }
 
@@ -312,7 +418,7 @@ mod tests {
         // Given a product that costs 800 points
         let mut product = plush(5);
         // When a reward worth 500 asks for it
-        let refused = product.exchange(&exchange_of(500), 1_000).unwrap_err();
+        let refused = product.exchange(&exchange_of(500), &launch(), 1_000).unwrap_err();
         // Then it is refused with both amounts, and the stock is unchanged
         assert_eq!(
             refused,
@@ -327,7 +433,7 @@ mod tests {
         // Given a product with no unit left
         let mut product = plush(0);
         // When a reward worth enough asks for it
-        let refused = product.exchange(&exchange_of(800), 1_000).unwrap_err();
+        let refused = product.exchange(&exchange_of(800), &launch(), 1_000).unwrap_err();
         // Then it is out of stock, and nothing changed
         assert_eq!(refused, ExchangeRefused::OutOfStock { sku: sku("PLUSH-MASCOT") });
         assert_eq!(refused.to_string(), "PLUSH-MASCOT is out of stock");
@@ -336,8 +442,47 @@ mod tests {
 
     #[test]
     fn too_few_points_are_reported_before_an_empty_stock() {
-        let refused = plush(0).exchange(&exchange_of(100), 1_000).unwrap_err();
+        let refused = plush(0).exchange(&exchange_of(100), &launch(), 1_000).unwrap_err();
         assert!(matches!(refused, ExchangeRefused::NotEnoughPoints { .. }));
+    }
+
+    #[test]
+    fn a_product_of_an_event_that_is_not_open_is_refused_and_reserves_nothing() {
+        let mut product = plush(5);
+        let closed = ProgrammeEvent {
+            id: ProgrammeEventId::parse("WINTER-2026").unwrap(),
+            window: kernel::programme::Window::new(2_000, 3_000).unwrap(),
+        };
+        let refused = product.exchange(&exchange_of(800), &closed, 3_000).unwrap_err();
+        assert!(matches!(refused, ExchangeRefused::EventEnded { ended_at: 3_000, .. }), "{refused:?}");
+        let refused = plush(0).exchange(&exchange_of(100), &closed, 1_999).unwrap_err();
+        assert!(matches!(refused, ExchangeRefused::EventNotOpenYet { .. }), "reported before points and stock");
+        assert_eq!(product, plush(5));
+    }
+
+    #[test]
+    fn a_placed_order_is_cancelled_once_and_its_unit_goes_back() {
+        // Given an order placed for the plush, one unit reserved
+        let mut product = plush(5);
+        let (mut order, _) = product.exchange(&exchange_of(800), &launch(), 1_000).unwrap();
+        // When the vendor cancels it
+        let event = order.cancel(&mut product, "no supply".into(), 5_000).unwrap();
+        // Then it is cancelled, when and why, and the unit is back
+        assert_eq!((order.status, order.version), (GiftOrderStatus::Cancelled, 2));
+        assert_eq!(order.cancellation, Some(Cancellation { cancelled_at: 5_000, reason: "no supply".into() }));
+        assert_eq!((product.stock, product.version), (5, 9));
+        assert_eq!(
+            event,
+            GiftEvent::OrderCancelled {
+                order: order.clone(),
+                vendor_cost: 1250,
+                currency: Currency::parse("EUR").unwrap()
+            }
+        );
+        // And cancelling it again changes nothing
+        let (before, stock) = (order.clone(), product.stock);
+        assert_eq!(order.cancel(&mut product, "again".into(), 6_000), Err(CancelRefused::AlreadyCancelled(order.id)));
+        assert_eq!((order, product.stock), (before, stock));
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! The gift context: a third-party-like product exchange. The wallet calls
 //! `Exchange` synchronously to turn a reward's points into a product.
 //!
-//! - [`domain`]: the product catalogue, the GiftOrder aggregate and the
-//!   exchange rules, pure.
+//! - [`domain`]: the product catalogue, the events products are sold in,
+//!   the GiftOrder aggregate and the exchange and cancellation rules, pure.
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
-//! - [`ports`]: the store the use cases need, as a trait they own (a unit of work).
-//! - [`adapters`]: gRPC in, the diesel store, the published form of events,
-//!   and the vendor's capacity and simulated slowness or failures
-//!   (`game.gift.admin.v1`, served only when configured, to operators only,
-//!   not routed by the gateway).
+//! - [`ports`]: the store the use cases need, as a trait they own (a unit of
+//!   work), and the clock.
+//! - [`adapters`]: gRPC in (players' `game.gift.v1`, operators'
+//!   `game.gift.admin.v1.CatalogueService`), the diesel store, the policy
+//!   that keeps the programme's events, the published form of events, and
+//!   the vendor's capacity and simulated slowness, failures and
+//!   cancellations (`game.gift.admin.v1.VendorSimulationService`, served
+//!   only when configured, to operators only, not forwarded by the gateway).
 //!
 //! [`build`] alone picks the concrete store behind the port.
 //!
-//! Publishes `GiftExchanged`; reacts to no events. Never places two orders
-//! for one idempotency key, nor two for one reward.
+//! Publishes `GiftExchanged`, `GiftOrderCancelled` and the audit records of
+//! the catalogue's changes (`ProductListed`, `ProductRestocked`); reacts to
+//! `ProgrammeEventScheduled` by keeping the event's window. Never places two
+//! orders for one idempotency key, nor two for one reward, and cancels an
+//! order at most once.
 
 pub mod adapters;
 pub mod app;
@@ -21,6 +27,9 @@ pub mod domain;
 pub mod ports;
 
 use api::catalogue;
+use std::time::Duration;
+
+use api::game::gift::admin::v1::catalogue_service_server::CatalogueServiceServer;
 use api::game::gift::admin::v1::vendor_simulation_service_server::VendorSimulationServiceServer;
 use api::game::gift::v1::gift_service_server::GiftServiceServer;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
@@ -28,7 +37,10 @@ use platform::config::{ConfigError, Env, ServiceConfig};
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::host::{ServiceApp, ServiceHost, ServiceSpec, StartError};
 
+use crate::adapters::catalogue_grpc::CatalogueGrpc;
+use crate::adapters::clock::SystemClock;
 use crate::adapters::grpc::GiftGrpc;
+use crate::adapters::policies::KeepProgrammeEvent;
 use crate::adapters::store::DieselGiftStore;
 use crate::adapters::vendor::{Vendor, VendorSimulationGrpc};
 
@@ -52,12 +64,23 @@ pub type App = ServiceApp;
 pub async fn build(config: impl Into<GiftConfig>) -> Result<App, StartError> {
     let config = config.into();
     let mut host = ServiceHost::start(SPEC, &config.service).await?;
-    let gifts = app::Gifts::new(DieselGiftStore::new(host.db().clone(), host.outbox().clone()));
+    let gifts = app::Gifts::new(DieselGiftStore::new(host.db().clone(), host.outbox().clone()), SystemClock);
     host.spawn_relay();
+    host.spawn_policy(KeepProgrammeEvent).await?;
+    // Always run, simulation or not: cancellations planned before a restart
+    // with the simulation off are still the vendor's word.
+    let cancellations = gifts.clone();
+    let interval = config.vendor_cancellation_interval;
+    host.spawn(move |stopping| cancellations.run_vendor_cancellations(interval, stopping));
     let vendor = Vendor::new(config.max_exchanges_in_flight);
-    let app = host.serving(
-        GiftServiceServer::new(GiftGrpc::new(gifts, vendor.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
-    );
+    let app = host
+        .serving(
+            GiftServiceServer::new(GiftGrpc::new(gifts.clone(), vendor.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .also_serving(
+            CatalogueServiceServer::new(CatalogueGrpc::new(gifts)).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
     if !config.vendor_simulation {
         return Ok(app);
     }
@@ -77,11 +100,18 @@ pub struct GiftConfig {
     /// injection for drills and tests, which must never be reachable in
     /// production.
     pub vendor_simulation: bool,
+    /// How often the orders the vendor cancels are looked for, due.
+    pub vendor_cancellation_interval: Duration,
 }
 
 impl From<ServiceConfig> for GiftConfig {
     fn from(service: ServiceConfig) -> Self {
-        Self { service, max_exchanges_in_flight: 64, vendor_simulation: false }
+        Self {
+            service,
+            max_exchanges_in_flight: 64,
+            vendor_simulation: false,
+            vendor_cancellation_interval: Duration::from_millis(500),
+        }
     }
 }
 

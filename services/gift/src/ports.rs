@@ -1,16 +1,28 @@
-//! The port the gift use cases own: the store of products and orders.
-//! `adapters::store` implements it on diesel; `lib.rs` alone picks it.
+//! The ports the gift use cases own: the store of products, orders and the
+//! programme's events, and the clock. `adapters::store` and
+//! `adapters::clock` implement them; `lib.rs` alone picks them.
 //!
 //! The store is a unit of work, as in the wallet: [`GiftStore::write`] runs
-//! one exchange in one transaction over a [`GiftTx`], so that the unit it
-//! reserves, the order it places and the event it stages commit together,
-//! and a failure reaches the use case as a [`StoreError`] of a kind it acts
-//! on (a concurrent exchange took the unit: a `Conflict`; placed the same
-//! order: a `Duplicate`; both decided again).
+//! one use case's step in one transaction over a [`GiftTx`], so that the
+//! unit it reserves, the order it places and the event it stages commit
+//! together, and a failure reaches the use case as a [`StoreError`] of a
+//! kind it acts on (a concurrent exchange took the unit: a `Conflict`;
+//! placed the same order: a `Duplicate`; both decided again).
 
 use kernel::StoreError;
+use kernel::programme::ProgrammeEventId;
 
-use crate::domain::{GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, Product, ProductSku, RewardId};
+use crate::domain::catalogue::ProgrammeEvent;
+use crate::domain::{
+    GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, PlannedCancellation, Product, ProductSku, RewardId,
+};
+
+/// What time it is: use cases never read the system clock themselves, so
+/// that windows and due cancellations are tested at the times that matter.
+pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch, UTC.
+    fn now(&self) -> i64;
+}
 
 /// One transaction's view of the gift store.
 pub trait GiftTx {
@@ -19,6 +31,18 @@ pub trait GiftTx {
     /// # Errors
     /// When the store fails.
     fn product(&mut self, sku: &ProductSku) -> Result<Option<Product>, StoreError>;
+
+    /// The event of the programme with this id, as gift knows it.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn programme_event(&mut self, id: &ProgrammeEventId) -> Result<Option<ProgrammeEvent>, StoreError>;
+
+    /// The order with this id.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn order(&mut self, id: GiftOrderId) -> Result<Option<GiftOrder>, StoreError>;
 
     /// The order placed under this idempotency key, if any.
     ///
@@ -32,12 +56,31 @@ pub trait GiftTx {
     /// When the store fails.
     fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError>;
 
+    /// The cancellation the vendor planned for this order, until it is done.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn planned_cancellation(&mut self, order: GiftOrderId) -> Result<Option<PlannedCancellation>, StoreError>;
+
     /// Saves a product's new stock if nobody changed the product since it
     /// was read at `product.version - 1`.
     ///
     /// # Errors
     /// A `Conflict` when somebody did, or a store failure.
     fn update_stock(&mut self, product: &Product) -> Result<(), StoreError>;
+
+    /// Adds a product to the catalogue, after every product already in it.
+    ///
+    /// # Errors
+    /// A `Duplicate` when a product with its sku was listed meanwhile, or a
+    /// store failure.
+    fn insert_product(&mut self, product: &Product) -> Result<(), StoreError>;
+
+    /// Keeps `event` as the programme now has it, replacing what gift knew.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn save_programme_event(&mut self, event: &ProgrammeEvent) -> Result<(), StoreError>;
 
     /// Adds a newly placed order.
     ///
@@ -46,6 +89,26 @@ pub trait GiftTx {
     /// was placed meanwhile, or a store failure.
     fn insert_order(&mut self, order: &GiftOrder) -> Result<(), StoreError>;
 
+    /// Saves a changed order if nobody changed it since it was read at
+    /// `order.version - 1`.
+    ///
+    /// # Errors
+    /// A `Conflict` when somebody did, or a store failure.
+    fn update_order(&mut self, order: &GiftOrder) -> Result<(), StoreError>;
+
+    /// Keeps the vendor's plan to cancel an order.
+    ///
+    /// # Errors
+    /// A `Duplicate` when the order has one, or a store failure.
+    fn plan_cancellation(&mut self, planned: &PlannedCancellation) -> Result<(), StoreError>;
+
+    /// Forgets a planned cancellation, done.
+    ///
+    /// # Errors
+    /// A `Conflict` when it was gone already (done by a concurrent
+    /// transaction), or a store failure.
+    fn remove_planned_cancellation(&mut self, order: GiftOrderId) -> Result<(), StoreError>;
+
     /// Stages `event` for publication when the transaction commits.
     ///
     /// # Errors
@@ -53,7 +116,7 @@ pub trait GiftTx {
     fn stage(&mut self, event: &GiftEvent) -> Result<(), StoreError>;
 }
 
-/// The catalogue and the orders, kept transactionally.
+/// The catalogue, the orders and the programme's events, kept transactionally.
 pub trait GiftStore: Send + Sync + 'static {
     /// Runs `work` in one write transaction: all it did is stored, or none.
     ///
@@ -65,15 +128,31 @@ pub trait GiftStore: Send + Sync + 'static {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static;
 
-    /// The catalogue with current stock, in display order.
+    /// The catalogue with current stock, in display order, open or not.
     ///
     /// # Errors
     /// When the store fails.
     fn products(&self) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
+
+    /// Every event of the programme gift knows.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn programme_events(&self) -> impl Future<Output = Result<Vec<ProgrammeEvent>, StoreError>> + Send;
 
     /// The order with this id.
     ///
     /// # Errors
     /// When the store fails.
     fn order(&self, id: GiftOrderId) -> impl Future<Output = Result<Option<GiftOrder>, StoreError>> + Send;
+
+    /// Up to `limit` planned cancellations due at `now`, the earliest first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn due_cancellations(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<PlannedCancellation>, StoreError>> + Send;
 }

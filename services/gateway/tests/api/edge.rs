@@ -1,10 +1,14 @@
 //! The edge policy through the real gateway in front of a real mission
 //! service: every bad token, what stays open, roles, rate limits, message
-//! size, garbage, deadlines, and the operators' programme served beside the
-//! missions.
+//! size, garbage, deadlines, the operators' programme served beside the
+//! missions, and the operators' gift catalogue served beside the gifts.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use api::game::gift::admin::v1::{
+    self as gift_admin, catalogue_service_client::CatalogueServiceClient,
+    vendor_simulation_service_client::VendorSimulationServiceClient,
+};
 use api::game::gift::v1::{self as gift, gift_service_client::GiftServiceClient};
 use api::game::mission::v1::{self as pb, mission_service_client::MissionServiceClient};
 use api::game::programme::v1::{self as programme, programme_service_client::ProgrammeServiceClient};
@@ -194,6 +198,39 @@ async fn the_programme_reaches_the_mission_service_for_operators_only() {
     assert_eq!(status.code(), Code::PermissionDenied);
     assert!(status.message().contains("needs the operator role"), "refused at the edge: {}", status.message());
     assert!(serving, "the gateway reports the programme healthy with the mission service");
+}
+
+#[tokio::test]
+async fn the_gift_catalogue_reaches_the_gift_service_for_operators_only_and_the_vendor_simulation_never() {
+    let broker = Broker::start().await;
+    let store = TempStore::new();
+    let mut config = ::gift::GiftConfig::from(service_config(&broker, store.sqlite_url("gift")));
+    config.vendor_simulation = true;
+    let gift_service = Running::serve(::gift::build(config).await.unwrap());
+    let edge = edge(|config| {
+        for (service, url) in &mut config.upstreams {
+            if *service == "game.gift.v1.GiftService" {
+                *url = gift_service.url();
+            }
+        }
+    })
+    .await;
+    let mut operators = CatalogueServiceClient::new(edge.channel.clone());
+    let mut vendor = VendorSimulationServiceClient::new(edge.channel.clone());
+
+    let catalogue =
+        operators.list_catalogue(gift_admin::ListCatalogueRequest {}.by_operator()).await.unwrap().into_inner();
+    let player = operators.list_catalogue(gift_admin::ListCatalogueRequest {}.by_player("player-1")).await.unwrap_err();
+    let simulation =
+        vendor.get_vendor_behaviour(gift_admin::GetVendorBehaviourRequest {}.by_operator()).await.unwrap_err();
+    let mut health = HealthClient::new(edge.channel.clone());
+    let serving = eventually_serving(&mut health, "game.gift.admin.v1.CatalogueService").await;
+
+    assert_eq!(catalogue.products.len(), 5, "served by the gift service behind the gateway");
+    assert_eq!(player.code(), Code::PermissionDenied);
+    assert!(player.message().contains("needs the operator role"), "refused at the edge: {}", player.message());
+    assert_eq!(simulation.code(), Code::Unimplemented, "not forwarded, though gift serves it: {simulation:?}");
+    assert!(serving, "the gateway reports the catalogue healthy with the gift service");
 }
 
 /// Whether the gateway's health entry for `service` turns SERVING within 5 s.

@@ -3,6 +3,7 @@
 
 use api::game::gift::v1::{self as pb, gift_service_server::GiftService};
 use kernel::{CustomerId, Points};
+use platform::auth::Role;
 use platform::caller::{caller, has_caller, require_reader};
 use platform::events::timestamp;
 use platform::grpc::{field, invalid, store_failure};
@@ -10,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::adapters::vendor::Vendor;
 use crate::app::{GiftError, Gifts};
+use crate::domain::catalogue::CatalogueRefused;
 use crate::domain::{
     Exchange, ExchangeRefused, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku,
     RewardId,
@@ -34,8 +36,9 @@ impl<S> GiftGrpc<S> {
 impl From<GiftError> for Status {
     fn from(error: GiftError) -> Self {
         match error {
-            GiftError::UnknownProduct(sku) => Status::not_found(format!("product {sku} does not exist")),
-            GiftError::OrderNotFound(id) => Status::not_found(format!("gift order {id} does not exist")),
+            GiftError::UnknownProduct(_) | GiftError::OrderNotFound(_) | GiftError::UnknownEvent(_) => {
+                Status::not_found(error.to_string())
+            }
             // Retrying a reused key would be wrong: it names another exchange.
             GiftError::Refused(refused @ ExchangeRefused::KeyReused { .. }) => {
                 Status::already_exists(refused.to_string())
@@ -43,8 +46,16 @@ impl From<GiftError> for Status {
             GiftError::Refused(
                 refused @ (ExchangeRefused::NotEnoughPoints { .. }
                 | ExchangeRefused::OutOfStock { .. }
+                | ExchangeRefused::EventNotOpenYet { .. }
+                | ExchangeRefused::EventEnded { .. }
                 | ExchangeRefused::RewardAlreadyExchanged { .. }),
             ) => Status::failed_precondition(refused.to_string()),
+            GiftError::Catalogue(refused @ CatalogueRefused::ListedOtherwise { .. }) => {
+                Status::already_exists(refused.to_string())
+            }
+            GiftError::Catalogue(refused @ (CatalogueRefused::EventEnded { .. } | CatalogueRefused::StockFull(_))) => {
+                Status::failed_precondition(refused.to_string())
+            }
             GiftError::Storage(error) => store_failure(&error),
         }
     }
@@ -77,11 +88,14 @@ fn order_to_pb(order: GiftOrder) -> pb::GiftOrder {
         product_sku: order.product_sku.to_string(),
         status: match order.status {
             GiftOrderStatus::Placed => pb::GiftOrderStatus::Placed,
+            GiftOrderStatus::Cancelled => pb::GiftOrderStatus::Cancelled,
         }
         .into(),
         idempotency_key: order.idempotency_key.to_string(),
         points: order.points.value(),
         placed_at: Some(timestamp(order.placed_at)),
+        cancelled_at: order.cancellation.as_ref().map(|c| timestamp(c.cancelled_at)),
+        cancel_reason: order.cancellation.map(|c| c.reason).unwrap_or_default(),
     }
 }
 
@@ -100,8 +114,12 @@ impl<S: GiftStore> GiftService for GiftGrpc<S> {
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        caller(&request)?;
-        let products = self.gifts.products().await?;
+        // Players see what is on sale now; operators, the whole catalogue.
+        let products = if caller(&request)?.has(Role::Operator) {
+            self.gifts.catalogue().await?
+        } else {
+            self.gifts.products().await?
+        };
         Ok(Response::new(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect() }))
     }
 
@@ -117,7 +135,7 @@ impl<S: GiftStore> GiftService for GiftGrpc<S> {
         let exchange = exchange_of(request.get_ref())?;
         let _place = self.vendor.admit()?;
         self.vendor.before_exchange().await?;
-        let order = self.gifts.exchange(exchange).await?;
+        let order = self.gifts.exchange_as_vendor_plans(exchange, self.vendor.cancellation_plan()).await?;
         self.vendor.after_commit().await;
         Ok(Response::new(pb::ExchangeResponse { order: Some(order_to_pb(order)) }))
     }

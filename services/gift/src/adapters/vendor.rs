@@ -1,10 +1,12 @@
 //! The gift context as a third-party vendor under strain: it protects itself
 //! with a bounded number of exchanges in flight (beyond it, RESOURCE_EXHAUSTED
-//! before any work), and an operator can make it slow or failing on purpose
-//! through `game.gift.admin.v1.VendorSimulationService` — to show the
-//! wallet's deadline, circuit breaker and re-driver at work. That API is
+//! before any work), and an operator can make it slow, failing or cancelling
+//! orders after the fact on purpose through
+//! `game.gift.admin.v1.VendorSimulationService` — to show the wallet's
+//! deadline, circuit breaker, re-driver and refunds at work. That API is
 //! served only when `GIFT_VENDOR_SIMULATION` says so, and answers operators
-//! only. Neither the domain nor the use cases know of any of this.
+//! only. The use cases know only the vendor's plan to cancel an order,
+//! which they keep with it.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -14,8 +16,16 @@ use platform::caller::{caller, require_operator};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
+use crate::domain::CancellationPlan;
+
 /// The longest simulated latency accepted, in milliseconds.
 const MAX_LATENCY_MS: u32 = 60_000;
+
+/// The longest delay before a simulated cancellation, in milliseconds: a day.
+const MAX_CANCEL_AFTER_MS: u32 = 86_400_000;
+
+/// What the simulated vendor says when it cancels an order.
+pub const CANCEL_REASON: &str = "the vendor cancelled the order (simulated): the item could not be supplied";
 
 /// How the vendor behaves; all zero is healthy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +33,9 @@ pub struct Behaviour {
     pub latency: Duration,
     pub latency_after_commit: Duration,
     pub failure_percent: u32,
+    /// Share of placed orders cancelled `cancel_after` later.
+    pub cancel_percent: u32,
+    pub cancel_after: Duration,
 }
 
 /// The vendor's capacity and simulated behaviour, shared by the exchange
@@ -76,6 +89,19 @@ impl Vendor {
         Ok(())
     }
 
+    /// Whether the vendor will cancel the order it is about to place, and
+    /// when: the simulated share of orders.
+    pub fn cancellation_plan(&self) -> Option<CancellationPlan> {
+        let behaviour = self.behaviour();
+        if behaviour.cancel_percent == 0 || rand::random_range(0..100) >= behaviour.cancel_percent {
+            return None;
+        }
+        Some(CancellationPlan {
+            after_ms: i64::try_from(behaviour.cancel_after.as_millis()).unwrap_or(i64::MAX),
+            reason: CANCEL_REASON.to_owned(),
+        })
+    }
+
     /// The simulated delay between the committed order and the answer.
     pub async fn after_commit(&self) {
         let latency = self.behaviour().latency_after_commit;
@@ -108,6 +134,8 @@ fn to_pb(behaviour: Behaviour) -> pb::VendorBehaviour {
         latency_ms: millis(behaviour.latency),
         latency_after_commit_ms: millis(behaviour.latency_after_commit),
         failure_percent: behaviour.failure_percent,
+        cancel_percent: behaviour.cancel_percent,
+        cancel_after_ms: millis(behaviour.cancel_after),
     }
 }
 
@@ -120,13 +148,24 @@ fn from_pb(behaviour: Option<pb::VendorBehaviour>) -> Result<Behaviour, Status> 
             Ok(Duration::from_millis(u64::from(ms)))
         }
     };
-    if behaviour.failure_percent > 100 {
-        return Err(Status::invalid_argument("behaviour.failure_percent: must be at most 100"));
+    let percent = |field: &str, value: u32| {
+        if value > 100 {
+            Err(Status::invalid_argument(format!("behaviour.{field}: must be at most 100")))
+        } else {
+            Ok(value)
+        }
+    };
+    if behaviour.cancel_after_ms > MAX_CANCEL_AFTER_MS {
+        return Err(Status::invalid_argument(format!(
+            "behaviour.cancel_after_ms: must be at most {MAX_CANCEL_AFTER_MS}"
+        )));
     }
     Ok(Behaviour {
         latency: latency("latency_ms", behaviour.latency_ms)?,
         latency_after_commit: latency("latency_after_commit_ms", behaviour.latency_after_commit_ms)?,
-        failure_percent: behaviour.failure_percent,
+        failure_percent: percent("failure_percent", behaviour.failure_percent)?,
+        cancel_percent: percent("cancel_percent", behaviour.cancel_percent)?,
+        cancel_after: Duration::from_millis(u64::from(behaviour.cancel_after_ms)),
     })
 }
 
@@ -167,7 +206,28 @@ mod tests {
         assert_eq!(from_pb(Some(too_slow)).unwrap_err().message(), "behaviour.latency_ms: must be at most 60000");
         let too_failing = pb::VendorBehaviour { failure_percent: 101, ..Default::default() };
         assert_eq!(from_pb(Some(too_failing)).unwrap_err().message(), "behaviour.failure_percent: must be at most 100");
+        let too_cancelling = pb::VendorBehaviour { cancel_percent: 101, ..Default::default() };
+        assert_eq!(
+            from_pb(Some(too_cancelling)).unwrap_err().message(),
+            "behaviour.cancel_percent: must be at most 100"
+        );
+        let too_late = pb::VendorBehaviour { cancel_after_ms: 86_400_001, ..Default::default() };
+        assert_eq!(
+            from_pb(Some(too_late)).unwrap_err().message(),
+            "behaviour.cancel_after_ms: must be at most 86400000"
+        );
         assert_eq!(from_pb(None).unwrap(), Behaviour::default());
+    }
+
+    #[test]
+    fn the_vendor_plans_to_cancel_its_share_of_orders_after_the_delay() {
+        let vendor = Vendor::new(1);
+        assert_eq!(vendor.cancellation_plan(), None, "a healthy vendor cancels nothing");
+        let cancelling = pb::VendorBehaviour { cancel_percent: 100, cancel_after_ms: 1_500, ..Default::default() };
+        *vendor.behaviour.write().unwrap() = from_pb(Some(cancelling)).unwrap();
+        let plan = vendor.cancellation_plan().unwrap();
+        assert_eq!((plan.after_ms, plan.reason.as_str()), (1_500, CANCEL_REASON));
+        assert_eq!(to_pb(vendor.behaviour()), cancelling, "read back as set");
     }
 
     #[test]

@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
+mod admin_catalogue;
+mod cancellations;
 mod catalogue;
 mod concurrency;
 mod exchange;
 mod helpers;
+mod migration;
 mod orders;
 mod refusals;
 mod vendor_simulation;

@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use kernel::StoreErrorKind;
 use kernel::{CustomerId, Points};
-use testkit::{MemoryStore, save_if_unchanged};
+use testkit::{MemoryStore, TestClock, save_if_unchanged};
 
 use super::*;
 use crate::domain::programme::{MissionLimit, Slot, Window};
@@ -25,23 +24,9 @@ struct Stored {
     changes: Vec<ProgrammeChange>,
 }
 
-/// A clock the test sets: shared by its clones.
-#[derive(Debug, Clone, Default)]
-struct TestClock(Arc<AtomicI64>);
-
-impl TestClock {
-    fn at(millis: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(millis)))
-    }
-
-    fn set(&self, millis: i64) {
-        self.0.store(millis, Ordering::SeqCst);
-    }
-}
-
 impl Clock for TestClock {
     fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        TestClock::now(self)
     }
 }
 
