@@ -165,9 +165,15 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .context("cannot spawn nats-server")?;
-        self.child = Some(child);
+        let child = self.child.insert(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            // A server that died at start (its port taken meanwhile by
+            // another process) must not be waited for, nor mistaken for
+            // whatever else listens there later.
+            if let Some(status) = child.try_wait()? {
+                bail!("nats-server exited at start on port {} ({status})", self.port);
+            }
             if Instant::now() > deadline {
                 bail!("nats-server did not listen on port {} within 10 s", self.port);
             }
@@ -305,8 +311,19 @@ impl Broker {
     pub async fn start() -> Self {
         #[allow(clippy::expect_used)] // no broker, no test
         let server = NatsServer::start().expect("nats-server starts");
-        #[allow(clippy::expect_used)] // it was just seen listening
-        let client = async_nats::connect(server.url()).await.expect("connects to nats-server");
+        // Seen listening is not yet serving clients: a server still setting
+        // up JetStream has refused a first connection (seen once in CI).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let client = loop {
+            match async_nats::connect(server.url()).await {
+                Ok(client) => break client,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                #[allow(clippy::panic)] // no broker, no test
+                Err(error) => panic!("connects to nats-server at {}: {error}", server.url()),
+            }
+        };
         Self { server, js: async_nats::jetstream::new(client) }
     }
 
