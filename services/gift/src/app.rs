@@ -280,9 +280,9 @@ fn exchange_in(
         order.replay_for_reward(exchange)?;
         return Ok(Exchanged::Replayed(order));
     }
-    let mut product = tx.product(&exchange.sku)?.ok_or_else(|| GiftError::UnknownProduct(exchange.sku.clone()))?;
-    let event =
-        tx.programme_event(&product.event_id)?.ok_or_else(|| GiftError::UnknownEvent(product.event_id.clone()))?;
+    let (mut product, event) =
+        tx.product_in_event(&exchange.sku)?.ok_or_else(|| GiftError::UnknownProduct(exchange.sku.clone()))?;
+    let event = event.ok_or_else(|| GiftError::UnknownEvent(product.event_id.clone()))?;
     let (order, event) = product.exchange(exchange, &event, now)?;
     tx.update_stock(&product)?;
     tx.insert_order(&order)?;

@@ -38,6 +38,18 @@ pub trait GiftTx {
     /// When the store fails.
     fn programme_event(&mut self, id: &ProgrammeEventId) -> Result<Option<ProgrammeEvent>, StoreError>;
 
+    /// The product with this sku and the event it is sold in (`None` if
+    /// gift does not know that event): what every exchange decides on. A
+    /// store that can answer both in one read should.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn product_in_event(&mut self, sku: &ProductSku) -> Result<Option<(Product, Option<ProgrammeEvent>)>, StoreError> {
+        let Some(product) = self.product(sku)? else { return Ok(None) };
+        let event = self.programme_event(&product.event_id)?;
+        Ok(Some((product, event)))
+    }
+
     /// The order with this id.
     ///
     /// # Errors
