@@ -181,6 +181,15 @@ impl Window {
     }
 }
 
+/// The ids of the events open at `now`, of `events` given as (id, window):
+/// what players are shown of a catalogue, in mission and in gift alike.
+pub fn open_at<'a>(
+    events: impl IntoIterator<Item = (&'a ProgrammeEventId, &'a Window)>,
+    now: i64,
+) -> Vec<ProgrammeEventId> {
+    events.into_iter().filter(|(_, window)| window.is_open_at(now)).map(|(id, _)| id.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there

@@ -86,15 +86,8 @@ impl<S: GiftStore> Gifts<S> {
     /// # Errors
     /// When the store fails.
     pub async fn products(&self) -> Result<Vec<Product>, GiftError> {
-        let now = self.clock.now();
-        let open: Vec<ProgrammeEventId> = self
-            .store
-            .programme_events()
-            .await?
-            .into_iter()
-            .filter(|event| event.window.is_open_at(now))
-            .map(|event| event.id)
-            .collect();
+        let events = self.store.programme_events().await?;
+        let open = kernel::programme::open_at(events.iter().map(|event| (&event.id, &event.window)), self.clock.now());
         let mut products = self.store.products().await?;
         products.retain(|product| open.contains(&product.event_id));
         Ok(products)

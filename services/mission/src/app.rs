@@ -90,15 +90,8 @@ impl<S: MissionStore> Missions<S> {
     /// # Errors
     /// When the store fails.
     pub async fn definitions(&self) -> Result<Vec<MissionDefinition>, MissionError> {
-        let now = self.clock.now();
-        let open: Vec<ProgrammeEventId> = self
-            .store
-            .programme_events()
-            .await?
-            .into_iter()
-            .filter(|event| event.window.is_open_at(now))
-            .map(|event| event.id)
-            .collect();
+        let events = self.store.programme_events().await?;
+        let open = kernel::programme::open_at(events.iter().map(|event| (&event.id, &event.window)), self.clock.now());
         let mut definitions = self.store.definitions().await?;
         definitions.retain(|definition| open.contains(&definition.event_id));
         Ok(definitions)
