@@ -1,6 +1,8 @@
 //! A PostgreSQL instance of a test's own, which the test kills (SIGKILL of
-//! the postmaster, as a crash) and restarts on the same port and data.
+//! the postmaster and its backends, as a crash of its host) and restarts on
+//! the same port and data.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -65,10 +67,16 @@ impl PostgresServer {
         self.instance.create_databases(&[database]).await
     }
 
-    /// Kills the postmaster at once (SIGKILL), as a crash would; its
-    /// backends end when they notice, and clients see refused connections.
+    /// Kills the server at once (SIGKILL of the postmaster and every
+    /// backend), as a crash of its host would: clients see their connections
+    /// reset and new ones refused. Killing the postmaster alone would leave
+    /// each backend to notice on its own, answering a query or two meanwhile
+    /// on a busy machine.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // The server runs in a process group of its own (see `spawn`).
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -116,6 +124,8 @@ impl PostgresServer {
             .context("cannot open the server's log")?;
         let mut command = Command::new(&self.binaries.postgres);
         command.args(self.instance.server_args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // Its own group, so that `kill` reaches the backends too.
+        command.process_group(0);
         if let Some(owner) = self.owner {
             owner.apply(&mut command);
         }
