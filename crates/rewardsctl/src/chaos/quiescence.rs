@@ -1,6 +1,8 @@
 //! Quiescence: the moment nothing is left in flight. Every durable consumer
 //! has delivered and had acknowledged everything (JetStream's own figures),
-//! every outbox is published, and the wallet has settled every exchange.
+//! every outbox is published, the wallet has settled every exchange and
+//! expired every entry that fell due, and gift has carried out every
+//! cancellation the vendor planned.
 
 use std::time::{Duration, Instant};
 
@@ -107,6 +109,17 @@ pub async fn in_flight(js: &jetstream::Context, stores: &Stores) -> anyhow::Resu
     let pending = stores.pending_exchanges().await?;
     if pending > 0 {
         busy.push(format!("wallet: {pending} exchanges pending"));
+    }
+    // The jobs that act after the fact: expiries that fell due, the
+    // vendor's planned cancellations.
+    let now = platform::db::now_millis();
+    let due = stores.due_to_expire(now).await?;
+    if due > 0 {
+        busy.push(format!("wallet: {due} entries due to expire"));
+    }
+    let planned = stores.planned_cancellations().await?;
+    if planned > 0 {
+        busy.push(format!("gift: {planned} cancellations planned"));
     }
     Ok(busy)
 }
