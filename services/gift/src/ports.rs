@@ -12,7 +12,7 @@
 use kernel::StoreError;
 use kernel::programme::ProgrammeEventId;
 
-use crate::domain::catalogue::ProgrammeEvent;
+use crate::domain::catalogue::{ProgrammeEvent, Restock};
 use crate::domain::{
     GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, PlannedCancellation, Product, ProductSku, RewardId,
 };
@@ -87,6 +87,19 @@ pub trait GiftTx {
     /// A `Duplicate` when a product with its sku was listed meanwhile, or a
     /// store failure.
     fn insert_product(&mut self, product: &Product) -> Result<(), StoreError>;
+
+    /// The restock done under this idempotency key, if any.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn restock(&mut self, key: &IdempotencyKey) -> Result<Option<Restock>, StoreError>;
+
+    /// Keeps a restock done under its key.
+    ///
+    /// # Errors
+    /// A `Duplicate` when a restock under the key was done meanwhile, or a
+    /// store failure.
+    fn insert_restock(&mut self, restock: &Restock) -> Result<(), StoreError>;
 
     /// Keeps `event` as the programme now has it, replacing what gift knew.
     ///

@@ -50,9 +50,9 @@ impl From<GiftError> for Status {
                 | ExchangeRefused::EventEnded { .. }
                 | ExchangeRefused::RewardAlreadyExchanged { .. }),
             ) => Status::failed_precondition(refused.to_string()),
-            GiftError::Catalogue(refused @ CatalogueRefused::ListedOtherwise { .. }) => {
-                Status::already_exists(refused.to_string())
-            }
+            GiftError::Catalogue(
+                refused @ (CatalogueRefused::ListedOtherwise { .. } | CatalogueRefused::RestockKeyReused { .. }),
+            ) => Status::already_exists(refused.to_string()),
             GiftError::Catalogue(refused @ (CatalogueRefused::EventEnded { .. } | CatalogueRefused::StockFull(_))) => {
                 Status::failed_precondition(refused.to_string())
             }

@@ -10,7 +10,7 @@ use platform::outbox::OutboxSignal;
 use platform::store::{self, DbTx, StoreError};
 
 use crate::adapters::events;
-use crate::domain::catalogue::{CatalogueChange, ProgrammeEvent};
+use crate::domain::catalogue::{CatalogueChange, ProgrammeEvent, Restock};
 use crate::domain::{
     Cancellation, Currency, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
     PlannedCancellation, Product, ProductSku, RewardId,
@@ -98,6 +98,14 @@ impl GiftTx for DbTx<'_> {
         Ok(insert_product(self.conn(), product)?)
     }
 
+    fn restock(&mut self, key: &IdempotencyKey) -> Result<Option<Restock>, StoreError> {
+        Ok(find_restock(self.conn(), key)?)
+    }
+
+    fn insert_restock(&mut self, restock: &Restock) -> Result<(), StoreError> {
+        Ok(insert_restock(self.conn(), restock)?)
+    }
+
     fn save_programme_event(&mut self, event: &ProgrammeEvent) -> Result<(), StoreError> {
         Ok(save_programme_event(self.conn(), event)?)
     }
@@ -182,6 +190,17 @@ diesel::table! {
         order_id -> Text,
         due_at -> BigInt,
         reason -> Text,
+    }
+}
+
+diesel::table! {
+    restocks (idempotency_key) {
+        idempotency_key -> Text,
+        sku -> Text,
+        units -> BigInt,
+        stock -> BigInt,
+        version -> BigInt,
+        restocked_at -> BigInt,
     }
 }
 
@@ -341,6 +360,46 @@ impl TryFrom<PlannedCancellationRow> for PlannedCancellation {
     }
 }
 
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = restocks)]
+struct RestockRow {
+    idempotency_key: String,
+    sku: String,
+    units: i64,
+    stock: i64,
+    version: i64,
+    restocked_at: i64,
+}
+
+impl TryFrom<RestockRow> for Restock {
+    type Error = CorruptRow;
+
+    fn try_from(row: RestockRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("restock", &row.idempotency_key, reason);
+        Ok(Self {
+            key: IdempotencyKey::parse(&row.idempotency_key).map_err(|e| corrupt(format!("idempotency_key {e}")))?,
+            sku: ProductSku::parse(&row.sku).map_err(|e| corrupt(format!("sku {e}")))?,
+            units: u32::try_from(row.units).map_err(|_| corrupt(format!("units {}", row.units)))?,
+            stock: u32::try_from(row.stock).map_err(|_| corrupt(format!("stock {}", row.stock)))?,
+            version: row.version,
+            restocked_at: row.restocked_at,
+        })
+    }
+}
+
+impl From<&Restock> for RestockRow {
+    fn from(restock: &Restock) -> Self {
+        Self {
+            idempotency_key: restock.key.to_string(),
+            sku: restock.sku.to_string(),
+            units: i64::from(restock.units),
+            stock: i64::from(restock.stock),
+            version: restock.version,
+            restocked_at: restock.restocked_at,
+        }
+    }
+}
+
 fn products(conn: &mut DbConnection) -> Result<Vec<Product>, DbError> {
     let rows: Vec<ProductRow> = products::table
         .order((products::position.asc(), products::sku.asc()))
@@ -404,6 +463,22 @@ fn insert_product(conn: &mut DbConnection, product: &Product) -> Result<(), DbEr
             products::programme_event_id.eq(product.event_id.as_str()),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+fn find_restock(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Option<Restock>, DbError> {
+    let row: Option<RestockRow> = restocks::table
+        .filter(restocks::idempotency_key.eq(key.as_str()))
+        .select(RestockRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(Restock::try_from).transpose()?)
+}
+
+/// A unique violation (a `Duplicate`) means a concurrent restock under the
+/// same key committed first; the use case decides again and finds it.
+fn insert_restock(conn: &mut DbConnection, restock: &Restock) -> Result<(), DbError> {
+    diesel::insert_into(restocks::table).values(RestockRow::from(restock)).execute(conn)?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use api::game::gift::v1 as pb;
 use gift::adapters::clock::SystemClock;
 use gift::adapters::store::DieselGiftStore;
 use gift::app::Gifts;
-use gift::domain::catalogue::ProgrammeEvent;
+use gift::domain::catalogue::{ProgrammeEvent, Restock};
 use gift::domain::{
     CancellationPlan, Exchange, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
     PlannedCancellation, Product, ProductSku, RewardId,
@@ -252,6 +252,14 @@ impl GiftTx for Meeting<'_> {
 
     fn insert_product(&mut self, product: &Product) -> Result<(), StoreError> {
         self.tx.insert_product(product)
+    }
+
+    fn restock(&mut self, key: &IdempotencyKey) -> Result<Option<Restock>, StoreError> {
+        self.tx.restock(key)
+    }
+
+    fn insert_restock(&mut self, restock: &Restock) -> Result<(), StoreError> {
+        self.tx.insert_restock(restock)
     }
 
     fn save_programme_event(&mut self, event: &ProgrammeEvent) -> Result<(), StoreError> {
