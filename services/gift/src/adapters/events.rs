@@ -23,6 +23,7 @@ pub fn gift_exchanged(order: &GiftOrder, vendor_cost: i64, currency: &Currency) 
         vendor_cost,
         currency: currency.to_string(),
         placed_at: Some(timestamp(order.placed_at)),
+        exchange_id: String::new(),
     }
 }
 
@@ -45,6 +46,7 @@ pub fn gift_order_cancelled(order: &GiftOrder, vendor_cost: i64, currency: &Curr
         currency: currency.to_string(),
         reason: cancellation.map(|c| c.reason.clone()).unwrap_or_default(),
         cancelled_at: cancellation.map(|c| timestamp(c.cancelled_at)),
+        exchange_id: String::new(),
     }
 }
 
