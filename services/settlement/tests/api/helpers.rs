@@ -85,6 +85,7 @@ pub fn gift_exchanged(product_sku: &str, vendor_cost: i64) -> GiftExchanged {
         vendor_cost,
         currency: "JPY".into(),
         placed_at: Some(platform::events::timestamp(1_764_000_000_000)),
+        vendor: "gift".into(),
     }
 }
 
