@@ -24,6 +24,7 @@ pub fn gift_exchanged(order: &GiftOrder, vendor: &Vendor, vendor_cost: i64, curr
         vendor_cost,
         currency: currency.to_string(),
         placed_at: Some(timestamp(order.placed_at)),
+        exchange_id: String::new(),
         vendor: vendor.to_string(),
     }
 }
@@ -47,6 +48,7 @@ pub fn gift_order_cancelled(order: &GiftOrder, vendor_cost: i64, currency: &Curr
         currency: currency.to_string(),
         reason: cancellation.map(|c| c.reason.clone()).unwrap_or_default(),
         cancelled_at: cancellation.map(|c| timestamp(c.cancelled_at)),
+        exchange_id: String::new(),
     }
 }
 

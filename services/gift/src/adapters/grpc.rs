@@ -96,6 +96,7 @@ fn order_to_pb(order: GiftOrder) -> pb::GiftOrder {
         placed_at: Some(timestamp(order.placed_at)),
         cancelled_at: order.cancellation.as_ref().map(|c| timestamp(c.cancelled_at)),
         cancel_reason: order.cancellation.map(|c| c.reason).unwrap_or_default(),
+        exchange_id: String::new(),
     }
 }
 

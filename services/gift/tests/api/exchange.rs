@@ -39,6 +39,7 @@ async fn exchanging_a_reward_places_an_order_takes_one_unit_and_publishes_gift_e
             vendor_cost: 1250,
             currency: "EUR".into(),
             placed_at: order.placed_at,
+            exchange_id: String::new(),
             vendor: "gift".into(),
         }
     );
