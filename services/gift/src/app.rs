@@ -127,7 +127,7 @@ impl<S: GiftStore> Gifts<S> {
         fields(
             idempotency_key = %exchange.key,
             customer_id = %exchange.customer_id,
-            reward_id = %exchange.reward_id,
+            payer = %exchange.payer,
             mission_id = %exchange.mission_id,
             product_sku = %exchange.sku,
         ),
@@ -279,7 +279,7 @@ fn exchange_in(
         order.replay_for_key(exchange)?;
         return Ok(Exchanged::Replayed(order));
     }
-    if let Some(order) = tx.order_by_reward(exchange.reward_id)? {
+    if let Some(order) = tx.order_by_payer(exchange.payer)? {
         order.replay_for_reward(exchange)?;
         return Ok(Exchanged::Replayed(order));
     }

@@ -14,7 +14,7 @@ use kernel::programme::ProgrammeEventId;
 
 use crate::domain::catalogue::{ProgrammeEvent, Restock};
 use crate::domain::{
-    GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, PlannedCancellation, Product, ProductSku, RewardId,
+    GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, Payer, PlannedCancellation, Product, ProductSku,
 };
 
 /// What time it is: use cases never read the system clock themselves, so
@@ -62,11 +62,11 @@ pub trait GiftTx {
     /// When the store fails.
     fn order_by_key(&mut self, key: &IdempotencyKey) -> Result<Option<GiftOrder>, StoreError>;
 
-    /// The order this reward paid for, if any.
+    /// The order this payer (a reward, a wallet exchange) paid for, if any.
     ///
     /// # Errors
     /// When the store fails.
-    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError>;
+    fn order_by_payer(&mut self, payer: Payer) -> Result<Option<GiftOrder>, StoreError>;
 
     /// The cancellation the vendor planned for this order, until it is done.
     ///

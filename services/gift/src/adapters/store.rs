@@ -12,8 +12,8 @@ use platform::store::{self, DbTx, StoreError};
 use crate::adapters::events;
 use crate::domain::catalogue::{CatalogueChange, ProgrammeEvent, Restock};
 use crate::domain::{
-    Cancellation, Currency, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
-    PlannedCancellation, Product, ProductSku, RewardId,
+    Cancellation, Currency, ExchangeId, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
+    Payer, PlannedCancellation, Product, ProductSku, RewardId,
 };
 use crate::ports::{GiftStore, GiftTx};
 
@@ -82,8 +82,8 @@ impl GiftTx for DbTx<'_> {
         Ok(find_order_by_key(self.conn(), key)?)
     }
 
-    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
-        Ok(find_order_by_reward(self.conn(), reward)?)
+    fn order_by_payer(&mut self, payer: Payer) -> Result<Option<GiftOrder>, StoreError> {
+        Ok(find_order_by_payer(self.conn(), payer)?)
     }
 
     fn planned_cancellation(&mut self, order: GiftOrderId) -> Result<Option<PlannedCancellation>, StoreError> {
@@ -172,6 +172,7 @@ diesel::table! {
         version -> BigInt,
         cancelled_at -> Nullable<BigInt>,
         cancel_reason -> Nullable<Text>,
+        exchange_id -> Nullable<Text>,
     }
 }
 
@@ -254,6 +255,9 @@ struct GiftOrderRow {
     version: i64,
     cancelled_at: Option<i64>,
     cancel_reason: Option<String>,
+    /// Set when a wallet exchange pays; `reward_id` then holds the same id
+    /// (the column is the payer's, unique: one order per payer).
+    exchange_id: Option<String>,
 }
 
 const PLACED: i32 = 1;
@@ -278,7 +282,13 @@ impl TryFrom<GiftOrderRow> for GiftOrder {
             idempotency_key: IdempotencyKey::parse(&row.idempotency_key)
                 .map_err(|e| corrupt(format!("idempotency_key {e}")))?,
             customer_id: CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?,
-            reward_id: RewardId::parse(&row.reward_id).map_err(|e| corrupt(format!("reward_id {e}")))?,
+            payer: match &row.exchange_id {
+                Some(exchange) if *exchange == row.reward_id => {
+                    Payer::Exchange(ExchangeId::parse(exchange).map_err(|e| corrupt(format!("exchange_id {e}")))?)
+                }
+                Some(exchange) => return Err(corrupt(format!("exchange_id {exchange} is not the payer"))),
+                None => Payer::Reward(RewardId::parse(&row.reward_id).map_err(|e| corrupt(format!("reward_id {e}")))?),
+            },
             mission_id: MissionId::parse(&row.mission_id).map_err(|e| corrupt(format!("mission_id {e}")))?,
             product_sku: ProductSku::parse(&row.product_sku).map_err(|e| corrupt(format!("product_sku {e}")))?,
             points: Points::new(row.points).map_err(|e| corrupt(format!("points {e}")))?,
@@ -296,7 +306,7 @@ impl From<&GiftOrder> for GiftOrderRow {
             order_id: order.id.to_string(),
             idempotency_key: order.idempotency_key.to_string(),
             customer_id: order.customer_id.to_string(),
-            reward_id: order.reward_id.to_string(),
+            reward_id: order.payer.as_uuid().to_string(),
             mission_id: order.mission_id.to_string(),
             product_sku: order.product_sku.to_string(),
             points: order.points.value(),
@@ -308,6 +318,7 @@ impl From<&GiftOrder> for GiftOrderRow {
             version: order.version,
             cancelled_at: order.cancellation.as_ref().map(|c| c.cancelled_at),
             cancel_reason: order.cancellation.as_ref().map(|c| c.reason.clone()),
+            exchange_id: order.payer.exchange().map(|id| id.to_string()),
         }
     }
 }
@@ -531,9 +542,9 @@ fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Op
     Ok(row.map(GiftOrder::try_from).transpose()?)
 }
 
-fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Option<GiftOrder>, DbError> {
+fn find_order_by_payer(conn: &mut DbConnection, payer: Payer) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
-        .filter(gift_orders::reward_id.eq(reward.to_string()))
+        .filter(gift_orders::reward_id.eq(payer.as_uuid().to_string()))
         .select(GiftOrderRow::as_select())
         .first(conn)
         .optional()?;
@@ -541,7 +552,7 @@ fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Opt
 }
 
 /// A unique violation (a `Duplicate`) means a concurrent exchange placed an
-/// order under the same key or for the same reward; the use case decides again.
+/// order under the same key or for the same payer; the use case decides again.
 fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), DbError> {
     diesel::insert_into(gift_orders::table).values(GiftOrderRow::from(order)).execute(conn)?;
     Ok(())

@@ -11,7 +11,7 @@ use kernel::{Currency, CustomerId, Points};
 use testkit::{MemoryStore, TestClock, save_if_unchanged};
 
 use super::*;
-use crate::domain::{GiftEvent, GiftOrderStatus, IdempotencyKey, MissionId, RewardId};
+use crate::domain::{GiftEvent, GiftOrderStatus, IdempotencyKey, MissionId, Payer, RewardId};
 use crate::ports::GiftTx;
 
 /// 2026-12-24T00:00:00Z.
@@ -89,8 +89,8 @@ impl GiftTx for Stored {
         Ok(self.orders.values().find(|o| o.idempotency_key == *key).cloned())
     }
 
-    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
-        Ok(self.orders.values().find(|o| o.reward_id == reward).cloned())
+    fn order_by_payer(&mut self, payer: Payer) -> Result<Option<GiftOrder>, StoreError> {
+        Ok(self.orders.values().find(|o| o.payer == payer).cloned())
     }
 
     fn planned_cancellation(&mut self, order: GiftOrderId) -> Result<Option<PlannedCancellation>, StoreError> {
@@ -151,7 +151,7 @@ impl GiftTx for Stored {
     fn insert_order(&mut self, order: &GiftOrder) -> Result<(), StoreError> {
         let taken = self.orders.contains_key(&order.id)
             || self.order_by_key(&order.idempotency_key)?.is_some()
-            || self.order_by_reward(order.reward_id)?.is_some();
+            || self.order_by_payer(order.payer)?.is_some();
         if taken {
             return Err(StoreError::new(StoreErrorKind::Duplicate, format!("gift order {}", order.id)));
         }
@@ -230,7 +230,7 @@ fn exchange(key: &str, product: &str, points: i64) -> Exchange {
     Exchange {
         key: IdempotencyKey::parse(key).unwrap(),
         customer_id: CustomerId::parse("player-1").unwrap(),
-        reward_id: RewardId::generate(),
+        payer: Payer::Reward(RewardId::generate()),
         mission_id: MissionId::generate(),
         sku: sku(product),
         points: Points::new(points).unwrap(),
@@ -305,8 +305,8 @@ async fn an_exchange_places_an_order_reserves_a_unit_and_publishes_gift_exchange
 
     assert_eq!(order.id, GiftOrderId::for_key(&asked.key));
     assert_eq!(
-        (order.reward_id, order.product_sku.clone(), order.status),
-        (asked.reward_id, asked.sku, GiftOrderStatus::Placed)
+        (order.payer, order.product_sku.clone(), order.status),
+        (asked.payer, asked.sku, GiftOrderStatus::Placed)
     );
     assert_eq!(store.stock_of("PLUSH-MASCOT"), 4);
     assert_eq!(store.published(), [order.id]);
