@@ -94,7 +94,11 @@ BROKEN_FIXTURES = REPO_ROOT / "scripts" / "fixtures" / "mesh-broken"
 #: gRPC methods a mesh retry could apply twice: every route they can reach
 #: must say ``retries: {attempts: 0}``. (AchieveMission and gift's Exchange
 #: are idempotent by key and deliberately absent.)
-NON_IDEMPOTENT_METHODS = ("/game.wallet.v1.WalletService/ExchangeReward",)
+NON_IDEMPOTENT_METHODS = (
+    "/game.wallet.v1.WalletService/ExchangeReward",
+    # Idempotent per key, but a re-send would race the call still in flight.
+    "/game.wallet.v1.WalletService/Exchange",
+)
 
 #: JWT claims that are (or may be) arrays: Envoy cannot copy them to a header
 #: (istio/istio#49169), the header would silently be missing.

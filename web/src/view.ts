@@ -27,7 +27,7 @@ export interface MissionView {
   code: string;
   title: string;
   status: "Achieved" | "Rewarded";
-  reward: "Allocated" | "Issued" | "Exchanged" | "Pending";
+  reward: "Allocated" | "Issued" | "Exchanged" | "Expired" | "Pending";
   points: string;
 }
 
@@ -73,6 +73,7 @@ const rewardNames: Record<RewardStatus, MissionView["reward"]> = {
   [RewardStatus.ALLOCATED]: "Allocated",
   [RewardStatus.ISSUED]: "Issued",
   [RewardStatus.EXCHANGED]: "Exchanged",
+  [RewardStatus.EXPIRED]: "Expired",
 };
 
 const links: Record<Link, string> = {

@@ -169,6 +169,58 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             exchanged_at: at(1_764_000_003),
         },
     );
+    let reservations = vec![
+        wallet::v1::Reservation {
+            entry_id: "1b2c3d4e-0000-5000-8000-000000000017".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000015".into(),
+            points: 50,
+        },
+        wallet::v1::Reservation {
+            entry_id: "1b2c3d4e-0000-5000-8000-000000000005".into(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000003".into(),
+            points: 250,
+        },
+    ];
+    check(
+        "wallet.v1.ExchangePlaced",
+        &wallet::v1::ExchangePlaced {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000022".into(),
+            exchange_id: "5d6e7f80-0000-5000-8000-000000000023".into(),
+            customer_id: customer_id.clone(),
+            product_sku: "SNOW-SLED".into(),
+            price_points: 300,
+            gift_order_id: "7c8d9e0f-0000-5000-8000-000000000024".into(),
+            reservations,
+            placed_at: at(1_798_113_700),
+        },
+    );
+    check(
+        "wallet.v1.PointsRefunded",
+        &wallet::v1::PointsRefunded {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000025".into(),
+            exchange_id: "5d6e7f80-0000-5000-8000-000000000023".into(),
+            customer_id: customer_id.clone(),
+            gift_order_id: "7c8d9e0f-0000-5000-8000-000000000024".into(),
+            product_sku: "SNOW-SLED".into(),
+            refunds: vec![
+                // Its entry had expired meanwhile: the points expire on return.
+                wallet::v1::EntryRefund {
+                    entry_id: "1b2c3d4e-0000-5000-8000-000000000017".into(),
+                    reward_id: "9a0b1c2d-0000-5000-8000-000000000015".into(),
+                    refunded_points: 0,
+                    expired_points: 50,
+                },
+                wallet::v1::EntryRefund {
+                    entry_id: "1b2c3d4e-0000-5000-8000-000000000005".into(),
+                    reward_id: "9a0b1c2d-0000-5000-8000-000000000003".into(),
+                    refunded_points: 250,
+                    expired_points: 0,
+                },
+            ],
+            reason: "the item could not be supplied".into(),
+            refunded_at: at(1_802_131_300),
+        },
+    );
     check(
         "gift.v1.GiftExchanged",
         &gift::v1::GiftExchanged {
@@ -182,6 +234,8 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             vendor_cost: 150,
             currency: "EUR".into(),
             placed_at: at(1_764_000_004),
+            // Written before exchanges: paid by one reward.
+            exchange_id: String::new(),
         },
     );
     check(
@@ -199,6 +253,7 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             currency: "EUR".into(),
             reason: "the item could not be supplied".into(),
             cancelled_at: at(1_764_000_104),
+            exchange_id: String::new(),
         },
     );
     check(

@@ -6,6 +6,7 @@
 //! no database, broker, RPC framework or runtime (`tests/architecture.rs`
 //! holds every service's domain to that).
 //!
+//! - [`idempotency`]: callers' idempotency keys.
 //! - [`ids`]: customer ids, UUID ids (and [`uuid_id!`] to declare one), derived ids.
 //! - [`points`]: amounts of reward points.
 //! - [`product`]: product SKUs and currencies.
@@ -13,6 +14,7 @@
 //! - [`store`]: the kinds of store failure a use case acts on.
 //! - [`utc`]: times printed for people, in RFC 3339 UTC.
 
+pub mod idempotency;
 pub mod ids;
 pub mod points;
 pub mod product;
@@ -20,6 +22,7 @@ pub mod programme;
 pub mod store;
 pub mod utc;
 
+pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
 pub use ids::{CustomerId, IdError, derived_uuid, parse_uuid};
 pub use points::{NegativePoints, Points};
 pub use product::{Currency, CurrencyError, ProductSku, ProductSkuError};

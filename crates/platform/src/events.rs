@@ -305,6 +305,20 @@ published_event!(
     WALLET_STREAM
 );
 published_event!(wallet::v1::PointsExpired, "game.wallet.v1.PointsExpired", "wallet.points_expired", WALLET_STREAM);
+
+/// An event of a player's exchange, which may be paid from the rewards of
+/// several missions: correlated by its player alone.
+macro_rules! exchange_event {
+    ($ty:ty, $type_name:literal, $subject:literal, $stream:expr) => {
+        event!($ty, $type_name, $subject, $stream, |event| Correlation {
+            mission_id: String::new(),
+            customer_id: event.customer_id.clone(),
+        });
+    };
+}
+
+exchange_event!(wallet::v1::ExchangePlaced, "game.wallet.v1.ExchangePlaced", "wallet.exchange_placed", WALLET_STREAM);
+exchange_event!(wallet::v1::PointsRefunded, "game.wallet.v1.PointsRefunded", "wallet.points_refunded", WALLET_STREAM);
 published_event!(gift::v1::GiftExchanged, "game.gift.v1.GiftExchanged", "gift.exchanged", GIFT_STREAM);
 published_event!(gift::v1::GiftOrderCancelled, "game.gift.v1.GiftOrderCancelled", "gift.order_cancelled", GIFT_STREAM);
 published_event!(

@@ -14,11 +14,14 @@
 //! - [`killer`]: the random SIGKILLs.
 //! - [`sampler`]: the witness of forward-only statuses.
 //! - [`quiescence`]: when nothing is in flight any more.
+//! - [`programme`]: the run's event, whose rewards expire, and the vendor
+//!   that cancels orders after the fact.
 //! - [`invariants`]: the checks.
 
 pub mod invariants;
 pub mod killer;
 pub mod load;
+pub mod programme;
 pub mod quiescence;
 pub mod sampler;
 
@@ -30,6 +33,10 @@ use anyhow::Context as _;
 use platform::CancellationToken;
 
 use crate::mesh::{Layout, Mesh, MeshConfig, Replicas, Shape};
+
+/// The finale's rewards expire this long after its event ends (the
+/// wallet's `REWARD_EXPIRY_AFTER_MS` in a chaos run).
+const FINALE_EXPIRY: Duration = Duration::from_secs(2);
 
 /// Options of a chaos run.
 #[derive(Debug, Clone)]
@@ -59,6 +66,8 @@ pub struct Options {
     pub progress: bool,
     /// Single server and SQLite, or the production shape (see [`Shape`]).
     pub shape: Shape,
+    /// The share of placed orders the vendor cancels after the fact.
+    pub cancel_percent: u32,
 }
 
 impl Options {
@@ -78,6 +87,7 @@ impl Options {
             settle_within: Duration::from_secs(180),
             progress: true,
             shape: Shape::Single,
+            cancel_percent: 10,
         }
     }
 
@@ -173,6 +183,10 @@ pub struct Report {
     pub regressions: Vec<String>,
     /// Calls that failed for good, a system that never became quiet, dead letters.
     pub failures: Vec<String>,
+    /// What the programme's paths after the fact did: finale, expiries, cancellations.
+    pub programme: invariants::Tally,
+    /// The share of orders the vendor was asked to cancel.
+    pub cancel_percent: u32,
     /// (seconds since the start, process) of every kill.
     pub kills: Vec<(f64, String)>,
 }
@@ -212,6 +226,15 @@ impl Report {
                 if outages.is_empty() { "-".into() } else { outages.join(", ") }
             );
         }
+        let p = &self.programme;
+        println!(
+            "  programme              finale achieved by {} players ({} refused after its event ended), {} entries expired",
+            p.finale_achieved, p.finale_refused, p.entries_expired
+        );
+        println!(
+            "  vendor cancellations   {} orders cancelled after the fact ({} % asked), {} settlements reversed",
+            p.orders_cancelled, self.cancel_percent, p.reversals
+        );
         println!("  load time              {:.1}s", self.load_time.as_secs_f64());
         println!("  time to quiescence     {quiet}");
         println!("  calls retried          {}", if retried.is_empty() { "none".into() } else { retried.join(", ") });
@@ -263,6 +286,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         // Exchanges left pending by a killed wallet are settled within seconds.
         ("wallet", "EXCHANGE_REDRIVE_INTERVAL_MS", "500"),
         ("wallet", "EXCHANGE_REDRIVE_AFTER_MS", "2000"),
+        // The finale's rewards expire seconds after its event ends, while the
+        // kills go on; the vendor simulation cancels orders after the fact.
+        ("wallet", "REWARD_EXPIRY_AFTER_MS", "2000"),
+        ("wallet", "REWARD_EXPIRY_INTERVAL_MS", "500"),
+        ("gift", "GIFT_VENDOR_SIMULATION", "true"),
         // The checks read every player's data as one operator, thousands of
         // calls a second: the per-caller limit is not what this run tests.
         ("gateway", "GATEWAY_RATE_LIMIT_PER_SECOND", "1000000"),
@@ -294,7 +322,13 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let stores = mesh.stores();
     let clients = crate::clients::Clients::new(&mesh.layout().urls("gateway"), mesh.identity().clone())?;
     let catalogue = clients.catalogue().await?;
-    let plan = load::Plan::new(options.missions, options.exchanges, &catalogue).map_err(anyhow::Error::msg)?;
+    let mut plan = load::Plan::new(options.missions, options.exchanges, &catalogue).map_err(anyhow::Error::msg)?;
+    let programme = programme::schedule(&clients, options.seed, plan.players.len()).await?;
+    plan.missions.splice(0..0, programme.finale());
+    let vendor_stop = CancellationToken::new();
+    let gift_urls = mesh.layout().members_of("gift").map(crate::mesh::Member::url).collect();
+    let vendor =
+        tokio::spawn(programme::cancel_orders(gift_urls, options.cancel_percent, clients.clone(), vendor_stop.clone()));
     let nats = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -337,6 +371,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let driven = load::drive(&clients, &plan, options.concurrency, options.spread).await;
     let load_time = started.elapsed();
     chaos.cancel();
+    vendor_stop.cancel();
     let mut kills = killer.await.unwrap_or_default();
     killer::complete(&victims, started, &mut kills, options.progress).await;
     say(format!(
@@ -357,10 +392,18 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         stream_leader_kills: kills.stream_leader,
         database_outages: kills.database_outages.clone(),
         load_time,
+        cancel_percent: options.cancel_percent,
         kills: kills.log,
         failures: driven.failures.clone(),
         ..Report::default()
     };
+    let _ = vendor.await;
+    // Quiescence counts the expiries that fell due: the finale's must have.
+    let expired_by = programme.ends_at + FINALE_EXPIRY + Duration::from_secs(1);
+    if let Ok(wait) = expired_by.duration_since(std::time::SystemTime::now()) {
+        say(format!("waiting {:.1}s for the finale's rewards to fall due", wait.as_secs_f64()));
+        tokio::time::sleep(wait).await;
+    }
     let settle_started = Instant::now();
     if let Err(error) = mesh.wait_until_serving(Duration::from_secs(120), options.progress).await {
         report.failures.push(format!("{error:#}"));
@@ -378,6 +421,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let snapshot = stores.snapshot().await?;
     let api = invariants::read_api(&clients, &plan.players, &snapshot).await;
     let findings = invariants::check(&driven, &plan.players, &snapshot, &api);
+    report.programme = invariants::tally(&driven, &snapshot);
     report.duplicates = findings.duplicates;
     report.losses = findings.losses;
     report.mismatches = findings.mismatches;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use api::game::mission::v1::mission_service_client::MissionServiceClient;
 use api::game::mypage::v1::my_page_service_client::MyPageServiceClient;
+use api::game::programme::v1::programme_service_client::ProgrammeServiceClient;
 use api::game::reward::v1::reward_service_client::RewardServiceClient;
 use api::game::wallet::v1::wallet_service_client::WalletServiceClient;
 use dev_issuer::{DevIssuer, authorized};
@@ -26,6 +27,8 @@ pub struct Clients {
     pub rewards: RewardServiceClient<Channel>,
     pub wallets: WalletServiceClient<Channel>,
     pub pages: MyPageServiceClient<Channel>,
+    /// The operators' programme (events and their missions).
+    pub programmes: ProgrammeServiceClient<Channel>,
     /// Signs each call: a player's own calls with the player's token, the
     /// checks' reads with an operator's.
     identity: DevIssuer,
@@ -58,7 +61,8 @@ impl Clients {
             missions: MissionServiceClient::new(channel.clone()),
             rewards: RewardServiceClient::new(channel.clone()),
             wallets: WalletServiceClient::new(channel.clone()),
-            pages: MyPageServiceClient::new(channel),
+            pages: MyPageServiceClient::new(channel.clone()),
+            programmes: ProgrammeServiceClient::new(channel),
             identity,
             retried: Arc::default(),
         })

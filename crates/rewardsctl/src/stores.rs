@@ -73,15 +73,30 @@ pub struct GiftOrderRow {
     pub reward_id: String,
     #[diesel(sql_type = Text)]
     pub customer_id: String,
+    /// 1 PLACED, 2 CANCELLED (as `game.gift.v1.GiftOrderStatus`).
+    #[diesel(sql_type = Integer)]
+    pub status: i32,
 }
 
-/// A settlement row: a gift order's charge.
+/// A settlement row: a gift order's charge, or the reversal of a cancelled
+/// order's charge.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct SettlementRow {
     #[diesel(sql_type = Text)]
     pub settlement_id: String,
     #[diesel(sql_type = Text)]
     pub order_id: String,
+    /// `CHARGE` or `REVERSAL`.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// Negative for a reversal.
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+}
+
+impl SettlementRow {
+    pub const CHARGE: &str = "CHARGE";
+    pub const REVERSAL: &str = "REVERSAL";
 }
 
 /// A my page row (the document itself is checked through the API).
@@ -166,11 +181,10 @@ impl Stores {
                     "SELECT entry_id, reward_id, mission_id, customer_id, points, status, gift_order_id \
                      FROM wallet_entries",
                 )?,
-                gift_orders: stores.query("gift", "SELECT order_id, reward_id, customer_id FROM gift_orders")?,
-                // The charges: a cancelled order's reversal is a second,
-                // negative record of the same order, not a second settlement.
+                gift_orders: stores
+                    .query("gift", "SELECT order_id, reward_id, customer_id, status FROM gift_orders")?,
                 settlements: stores
-                    .query("settlement", "SELECT settlement_id, order_id FROM settlements WHERE kind = 'CHARGE'")?,
+                    .query("settlement", "SELECT settlement_id, order_id, kind, amount FROM settlements")?,
                 pages: stores.query("mypage", "SELECT customer_id FROM my_pages")?,
             })
         })
@@ -192,6 +206,25 @@ impl Stores {
     /// When the store cannot be read.
     pub async fn pending_exchanges(&self) -> anyhow::Result<i64> {
         self.count("wallet", "wallet_entries", "SELECT COUNT(*) AS n FROM wallet_entries WHERE status = 2").await
+    }
+
+    /// Entries whose expiry passed that the wallet has not expired yet.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn due_to_expire(&self, now_ms: i64) -> anyhow::Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM wallet_entries WHERE status = 1 AND expires_at IS NOT NULL AND expires_at <= {now_ms}"
+        );
+        self.count_owned("wallet", "wallet_entries", sql).await
+    }
+
+    /// Cancellations the vendor planned that gift has not carried out yet.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn planned_cancellations(&self) -> anyhow::Result<i64> {
+        self.count("gift", "vendor_cancellations", "SELECT COUNT(*) AS n FROM vendor_cancellations").await
     }
 
     /// How many rewards exist (0 before the reward service made its store).
@@ -233,13 +266,17 @@ impl Stores {
     }
 
     async fn count(&self, service: &str, table: &'static str, sql: &'static str) -> anyhow::Result<i64> {
+        self.count_owned(service, table, sql.to_owned()).await
+    }
+
+    async fn count_owned(&self, service: &str, table: &'static str, sql: String) -> anyhow::Result<i64> {
         let stores = self.clone();
         let service = service.to_owned();
         tokio::task::spawn_blocking(move || {
             if !stores.has_table(&service, table)? {
                 return Ok(0);
             }
-            let counted: Vec<Count> = stores.query(&service, sql)?;
+            let counted: Vec<Count> = stores.query(&service, &sql)?;
             Ok(counted.first().map_or(0, |c| c.n))
         })
         .await?

@@ -1,6 +1,7 @@
 //! A short run of the chaos test, part of the test suite: the real service
 //! binaries (built next to `rewardsctl`), a real nats-server, random
-//! SIGKILLs every two seconds and at least one broker restart, then every
+//! SIGKILLs every two seconds and at least one broker restart, an event whose
+//! rewards expire and a vendor cancelling orders after the fact, then every
 //! invariant checked.
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
@@ -34,11 +35,19 @@ async fn a_short_chaos_run_loses_nothing_and_applies_nothing_twice() {
     options.concurrency = 4;
     options.spread = Some(Duration::from_secs(12));
     options.settle_within = Duration::from_secs(90);
+    // Enough cancellations among 40 exchanges that none is all but impossible.
+    options.cancel_percent = 25;
 
     let report = chaos::run(options).await.unwrap();
     report.print();
 
-    assert_eq!(report.missions_driven, 300);
+    let programme = &report.programme;
+    assert_eq!(report.missions_driven, 300 + programme.finale_achieved, "the catalogue's missions and the finale");
+    assert_eq!(programme.finale_achieved + programme.finale_refused, 60, "every player tried the finale");
+    assert!(programme.finale_achieved > 0, "no finale was achieved in its window");
+    assert_eq!(programme.entries_expired, programme.finale_achieved, "the finale's rewards expired");
+    assert!(programme.orders_cancelled > 0, "the vendor cancelled nothing");
+    assert_eq!(programme.reversals, programme.orders_cancelled, "one reversal per cancelled order");
     assert_eq!(report.exchanges_driven, 40);
     assert!(report.broker_restarts >= 1, "nats-server was killed and came back");
     assert!(report.processes_killed >= 4, "only {} kills", report.processes_killed);

@@ -78,7 +78,7 @@ pub enum Access {
 /// Every method the gateway forwards, and what it asks. A method missing
 /// here is not forwarded: a new RPC stays closed until it is listed
 /// (a test checks that every RPC of the contracts is).
-pub const METHODS: [(&str, Access); 22] = [
+pub const METHODS: [(&str, Access); 23] = [
     ("/game.mission.v1.MissionService/ListMissionDefinitions", Access::SignedIn),
     ("/game.mission.v1.MissionService/AchieveMission", Access::PlayerAction),
     ("/game.mission.v1.MissionService/GetMission", Access::PlayerData),
@@ -90,6 +90,7 @@ pub const METHODS: [(&str, Access); 22] = [
     ("/game.reward.v1.RewardService/GetReward", Access::PlayerData),
     ("/game.wallet.v1.WalletService/GetWallet", Access::PlayerData),
     ("/game.wallet.v1.WalletService/ExchangeReward", Access::PlayerAction),
+    ("/game.wallet.v1.WalletService/Exchange", Access::PlayerAction),
     ("/game.gift.v1.GiftService/ListProducts", Access::SignedIn),
     ("/game.gift.v1.GiftService/Exchange", Access::Internal),
     ("/game.gift.v1.GiftService/GetOrder", Access::PlayerData),

@@ -12,10 +12,10 @@ use platform::CancellationToken;
 use platform::store::retry_on_conflict;
 use tracing::instrument;
 
-use crate::domain::catalogue::{CatalogueChange, CatalogueRefused, Listing, ProgrammeEvent};
+use crate::domain::catalogue::{CatalogueChange, CatalogueRefused, Listing, ProgrammeEvent, Restock};
 use crate::domain::{
-    CancelRefused, CancellationPlan, Exchange, ExchangeRefused, GiftEvent, GiftOrder, GiftOrderId, PlannedCancellation,
-    Product, ProductSku,
+    CancelRefused, CancellationPlan, Exchange, ExchangeRefused, GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey,
+    PlannedCancellation, Product, ProductSku,
 };
 use crate::ports::{Clock, GiftStore, GiftTx};
 
@@ -127,7 +127,7 @@ impl<S: GiftStore> Gifts<S> {
         fields(
             idempotency_key = %exchange.key,
             customer_id = %exchange.customer_id,
-            reward_id = %exchange.reward_id,
+            payer = %exchange.payer,
             mission_id = %exchange.mission_id,
             product_sku = %exchange.sku,
         ),
@@ -183,18 +183,28 @@ impl<S: GiftStore> Gifts<S> {
         .await
     }
 
-    /// An operator adds `units` to a product's stock.
+    /// An operator adds `units` to a product's stock. Under an idempotency
+    /// `key`, once: the same restock asked again adds nothing and answers
+    /// with the product as the first left it; without one, each call adds.
     ///
     /// # Errors
     /// [`GiftError::UnknownProduct`], [`GiftError::Catalogue`] when the stock
-    /// cannot count them, or a store failure.
-    #[instrument(skip_all, fields(operator = operator.as_str(), product_sku = %sku, units), err(level = "debug"))]
-    pub async fn restock(&self, operator: Operator, sku: ProductSku, units: NonZeroU32) -> Result<Product, GiftError> {
+    /// cannot count them or the key names another restock, or a store failure.
+    #[instrument(skip_all, fields(operator = operator.as_str(), product_sku = %sku, units, idempotency_key = key.as_ref().map(IdempotencyKey::as_str)), err(level = "debug"))]
+    pub async fn restock(
+        &self,
+        operator: Operator,
+        sku: ProductSku,
+        units: NonZeroU32,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Product, GiftError> {
         // An exchange took a unit between our read and our write: added
-        // again to the stock it left.
+        // again to the stock it left. A concurrent restock under the same
+        // key committed first (its product update or its key conflicts):
+        // deciding again finds it done.
         retry_on_conflict(|| {
-            let (operator, sku, clock) = (operator.clone(), sku.clone(), Arc::clone(&self.clock));
-            self.store.write(move |tx| restock_in(tx, operator, &sku, units, clock.now()))
+            let (operator, sku, key, clock) = (operator.clone(), sku.clone(), key.clone(), Arc::clone(&self.clock));
+            self.store.write(move |tx| restock_in(tx, operator, &sku, units, key, clock.now()))
         })
         .await
     }
@@ -269,7 +279,7 @@ fn exchange_in(
         order.replay_for_key(exchange)?;
         return Ok(Exchanged::Replayed(order));
     }
-    if let Some(order) = tx.order_by_reward(exchange.reward_id)? {
+    if let Some(order) = tx.order_by_payer(exchange.payer)? {
         order.replay_for_reward(exchange)?;
         return Ok(Exchanged::Replayed(order));
     }
@@ -308,11 +318,18 @@ fn restock_in(
     operator: Operator,
     sku: &ProductSku,
     units: NonZeroU32,
+    key: Option<IdempotencyKey>,
     now: i64,
 ) -> Result<Product, GiftError> {
     let mut product = tx.product(sku)?.ok_or_else(|| GiftError::UnknownProduct(sku.clone()))?;
+    if let Some(done) = key.as_ref().map(|key| tx.restock(key)).transpose()?.flatten() {
+        return Ok(done.replay(sku, units.get(), product)?);
+    }
     product.add_units(units.get()).map_err(CatalogueRefused::from)?;
     tx.update_stock(&product)?;
+    if let Some(key) = key {
+        tx.insert_restock(&Restock::of(key, &product, units.get(), now))?;
+    }
     tx.stage(&GiftEvent::Catalogue(CatalogueChange::Restocked {
         product: product.clone(),
         units: units.get(),

@@ -8,7 +8,7 @@ pub mod catalogue;
 
 use kernel::programme::ProgrammeEventId;
 use kernel::rfc3339;
-pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
+pub use kernel::{Currency, CurrencyError, IdempotencyKey, IdempotencyKeyError, ProductSku, ProductSkuError};
 use kernel::{CustomerId, Points};
 
 use self::catalogue::{CatalogueChange, ProgrammeEvent, StockFull};
@@ -21,6 +21,56 @@ kernel::uuid_id!(
     /// The reward whose points pay for an order; at most one order each.
     RewardId
 );
+kernel::uuid_id!(
+    /// The wallet exchange whose points pay for an order, paid from as many
+    /// rewards as it needed; at most one order each.
+    ExchangeId
+);
+
+/// Who pays for an order: at most one order per payer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Payer {
+    /// One reward's points, all of them (the wallet's exchanges before its
+    /// points added up, re-driven under their old keys).
+    Reward(RewardId),
+    /// A wallet exchange: the points it reserved across the player's rewards.
+    Exchange(ExchangeId),
+}
+
+impl Payer {
+    /// The payer's id; rewards and exchanges never share one.
+    pub fn as_uuid(&self) -> kernel::Uuid {
+        match self {
+            Self::Reward(id) => id.as_uuid(),
+            Self::Exchange(id) => id.as_uuid(),
+        }
+    }
+
+    /// The reward paying, when one reward does.
+    pub fn reward(&self) -> Option<RewardId> {
+        match self {
+            Self::Reward(id) => Some(*id),
+            Self::Exchange(_) => None,
+        }
+    }
+
+    /// The wallet exchange paying, when an exchange does.
+    pub fn exchange(&self) -> Option<ExchangeId> {
+        match self {
+            Self::Exchange(id) => Some(*id),
+            Self::Reward(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Payer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Reward(id) => write!(f, "reward {id}"),
+            Self::Exchange(id) => write!(f, "wallet exchange {id}"),
+        }
+    }
+}
 kernel::uuid_id!(
     /// The mission the reward was earned for: the correlation key of its life.
     MissionId
@@ -39,56 +89,6 @@ impl GiftOrderId {
     /// index on the key were ever lost.
     pub fn for_key(key: &IdempotencyKey) -> Self {
         Self::from_uuid(uuid::Uuid::new_v5(&ORDER_ID_NAMESPACE, key.as_str().as_bytes()))
-    }
-}
-
-/// The caller's name for one exchange: 1 to 128 printable ASCII characters,
-/// no spaces. At most one order is ever placed under a key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IdempotencyKey(String);
-
-/// Why a text is not an idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdempotencyKeyError {
-    #[error("must not be empty")]
-    Empty,
-    #[error("may only contain printable ASCII characters other than space")]
-    BadCharacter,
-    #[error("must be at most {max} characters", max = IdempotencyKey::MAX_LEN)]
-    TooLong,
-}
-
-impl IdempotencyKey {
-    /// The longest key accepted.
-    pub const MAX_LEN: usize = 128;
-
-    /// Parses an idempotency key.
-    ///
-    /// # Errors
-    /// When `value` is empty, has spaces or non-printable or non-ASCII
-    /// characters, or is longer than 128.
-    pub fn parse(value: &str) -> Result<Self, IdempotencyKeyError> {
-        if value.is_empty() {
-            return Err(IdempotencyKeyError::Empty);
-        }
-        if !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(IdempotencyKeyError::BadCharacter);
-        }
-        if value.len() > Self::MAX_LEN {
-            return Err(IdempotencyKeyError::TooLong);
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    /// The key as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -111,16 +111,16 @@ pub struct Product {
     pub version: i64,
 }
 
-/// What the wallet asks for: one reward's points for one product, under the
+/// What the wallet asks for: a payer's points for one product, under the
 /// caller's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
     pub key: IdempotencyKey,
     pub customer_id: CustomerId,
-    pub reward_id: RewardId,
+    pub payer: Payer,
     pub mission_id: MissionId,
     pub sku: ProductSku,
-    /// What the reward is worth.
+    /// What the payer offers.
     pub points: Points,
 }
 
@@ -165,10 +165,10 @@ pub struct GiftOrder {
     pub id: GiftOrderId,
     pub idempotency_key: IdempotencyKey,
     pub customer_id: CustomerId,
-    pub reward_id: RewardId,
+    pub payer: Payer,
     pub mission_id: MissionId,
     pub product_sku: ProductSku,
-    /// What the reward paid.
+    /// What the payer paid.
     pub points: Points,
     pub status: GiftOrderStatus,
     /// Milliseconds since the Unix epoch.
@@ -211,9 +211,9 @@ pub enum ExchangeRefused {
     /// The key already names an exchange of another reward, product or player.
     #[error("idempotency key {key} was already used for a different exchange")]
     KeyReused { key: IdempotencyKey },
-    /// The reward already paid for another product (or another player's order).
-    #[error("reward {reward_id} was already exchanged (order {order_id})")]
-    RewardAlreadyExchanged { reward_id: RewardId, order_id: GiftOrderId },
+    /// The payer already paid for another product (or another player's order).
+    #[error("{payer} was already exchanged (order {order_id})")]
+    RewardAlreadyExchanged { payer: Payer, order_id: GiftOrderId },
 }
 
 /// Why a vendor's cancellation changes nothing.
@@ -260,7 +260,7 @@ impl Product {
             id: GiftOrderId::for_key(&exchange.key),
             idempotency_key: exchange.key.clone(),
             customer_id: exchange.customer_id.clone(),
-            reward_id: exchange.reward_id,
+            payer: exchange.payer,
             mission_id: exchange.mission_id,
             product_sku: self.sku.clone(),
             points: exchange.points,
@@ -313,19 +313,19 @@ impl GiftOrder {
     }
 
     /// Answers an exchange under this order's idempotency key: the same
-    /// exchange (player, reward, product) is a replay and gets this order.
+    /// exchange (player, payer, product) is a replay and gets this order.
     ///
     /// # Errors
     /// [`ExchangeRefused::KeyReused`] when the key now names another exchange.
     pub fn replay_for_key(&self, exchange: &Exchange) -> Result<(), ExchangeRefused> {
         let same_exchange = self.customer_id == exchange.customer_id
-            && self.reward_id == exchange.reward_id
+            && self.payer == exchange.payer
             && self.product_sku == exchange.sku;
         if same_exchange { Ok(()) } else { Err(ExchangeRefused::KeyReused { key: exchange.key.clone() }) }
     }
 
-    /// Answers an exchange of this order's reward under another key: the
-    /// reward was already exchanged for this product, so the caller completes
+    /// Answers an exchange of this order's payer under another key: the
+    /// payer already paid for this product, so the caller completes
     /// with this order rather than getting a second one.
     ///
     /// # Errors
@@ -335,7 +335,7 @@ impl GiftOrder {
         if self.product_sku == exchange.sku && self.customer_id == exchange.customer_id {
             Ok(())
         } else {
-            Err(ExchangeRefused::RewardAlreadyExchanged { reward_id: self.reward_id, order_id: self.id })
+            Err(ExchangeRefused::RewardAlreadyExchanged { payer: self.payer, order_id: self.id })
         }
     }
 }
@@ -373,7 +373,7 @@ mod tests {
         Exchange {
             key: IdempotencyKey::parse("entry-1:1").unwrap(),
             customer_id: CustomerId::parse("player-1").unwrap(),
-            reward_id: RewardId::generate(),
+            payer: Payer::Reward(RewardId::generate()),
             mission_id: MissionId::generate(),
             sku: sku("PLUSH-MASCOT"),
             points: points(points_worth),
@@ -396,7 +396,7 @@ mod tests {
         assert_eq!(order.id, GiftOrderId::for_key(&exchange.key));
         assert_eq!(order.idempotency_key, exchange.key);
         assert_eq!(order.customer_id, exchange.customer_id);
-        assert_eq!(order.reward_id, exchange.reward_id);
+        assert_eq!(order.payer, exchange.payer);
         assert_eq!(order.mission_id, exchange.mission_id);
         assert_eq!(order.product_sku, sku("PLUSH-MASCOT"));
         assert_eq!(order.points, points(800));
@@ -500,7 +500,7 @@ mod tests {
         // Given an order placed under a key
         let exchange = exchange_of(800);
         let order = placed(&exchange);
-        let other_reward = Exchange { reward_id: RewardId::generate(), ..exchange.clone() };
+        let other_reward = Exchange { payer: Payer::Reward(RewardId::generate()), ..exchange.clone() };
         let other_product = Exchange { sku: sku("STICKER-PACK"), ..exchange.clone() };
         let other_player = Exchange { customer_id: CustomerId::parse("player-2").unwrap(), ..exchange.clone() };
         // When the key comes with a different exchange
@@ -535,14 +535,8 @@ mod tests {
             // When it is asked for again, differently
             let refused = order.replay_for_reward(&different).unwrap_err();
             // Then it is refused, naming the order that has it
-            assert_eq!(
-                refused,
-                ExchangeRefused::RewardAlreadyExchanged { reward_id: exchange.reward_id, order_id: order.id }
-            );
-            assert_eq!(
-                refused.to_string(),
-                format!("reward {} was already exchanged (order {})", exchange.reward_id, order.id)
-            );
+            assert_eq!(refused, ExchangeRefused::RewardAlreadyExchanged { payer: exchange.payer, order_id: order.id });
+            assert_eq!(refused.to_string(), format!("{} was already exchanged (order {})", exchange.payer, order.id));
         }
     }
 

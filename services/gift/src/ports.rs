@@ -12,9 +12,9 @@
 use kernel::StoreError;
 use kernel::programme::ProgrammeEventId;
 
-use crate::domain::catalogue::ProgrammeEvent;
+use crate::domain::catalogue::{ProgrammeEvent, Restock};
 use crate::domain::{
-    GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, PlannedCancellation, Product, ProductSku, RewardId,
+    GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey, Payer, PlannedCancellation, Product, ProductSku,
 };
 
 /// What time it is: use cases never read the system clock themselves, so
@@ -62,11 +62,11 @@ pub trait GiftTx {
     /// When the store fails.
     fn order_by_key(&mut self, key: &IdempotencyKey) -> Result<Option<GiftOrder>, StoreError>;
 
-    /// The order this reward paid for, if any.
+    /// The order this payer (a reward, a wallet exchange) paid for, if any.
     ///
     /// # Errors
     /// When the store fails.
-    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError>;
+    fn order_by_payer(&mut self, payer: Payer) -> Result<Option<GiftOrder>, StoreError>;
 
     /// The cancellation the vendor planned for this order, until it is done.
     ///
@@ -87,6 +87,19 @@ pub trait GiftTx {
     /// A `Duplicate` when a product with its sku was listed meanwhile, or a
     /// store failure.
     fn insert_product(&mut self, product: &Product) -> Result<(), StoreError>;
+
+    /// The restock done under this idempotency key, if any.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn restock(&mut self, key: &IdempotencyKey) -> Result<Option<Restock>, StoreError>;
+
+    /// Keeps a restock done under its key.
+    ///
+    /// # Errors
+    /// A `Duplicate` when a restock under the key was done meanwhile, or a
+    /// store failure.
+    fn insert_restock(&mut self, restock: &Restock) -> Result<(), StoreError>;
 
     /// Keeps `event` as the programme now has it, replacing what gift knew.
     ///

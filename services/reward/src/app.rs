@@ -87,6 +87,8 @@ pub enum WalletStep {
     Issued,
     /// The player exchanged it for a gift (RewardExchanged).
     Exchanged,
+    /// Its points expired unspent (PointsExpired).
+    Expired,
 }
 
 /// Policy effect: the wallet took `step` with the reward. Returns whether the
@@ -100,6 +102,7 @@ pub fn follow_wallet(tx: &mut dyn RewardTx, id: RewardId, step: WalletStep) -> R
     let changed = match step {
         WalletStep::Issued => reward.issue(),
         WalletStep::Exchanged => reward.exchange(),
+        WalletStep::Expired => reward.expire(),
     };
     if changed {
         tx.update(&reward)?;

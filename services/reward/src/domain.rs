@@ -30,6 +30,10 @@ pub enum RewardStatus {
     Issued,
     /// The player exchanged it for a gift.
     Exchanged,
+    /// Its points expired in the wallet before they were spent. The last
+    /// status a reward can reach: the wallet refuses to exchange an expired
+    /// entry, so nothing it says of a reward comes after the expiry.
+    Expired,
 }
 
 /// The Reward aggregate.
@@ -124,6 +128,13 @@ impl Reward {
     /// status changed: a reward already exchanged stays as it is.
     pub fn exchange(&mut self) -> bool {
         self.advance_to(RewardStatus::Exchanged)
+    }
+
+    /// The reward's points expired in the wallet. Returns whether the status
+    /// changed: a reward already expired stays as it is. An exchanged reward
+    /// expires too: points it still held past its exchange expired after it.
+    pub fn expire(&mut self) -> bool {
+        self.advance_to(RewardStatus::Expired)
     }
 
     /// Moves the status forward to `target`, never back: events from the
@@ -248,8 +259,37 @@ mod tests {
     }
 
     #[test]
+    fn an_issued_reward_whose_points_expired_is_expired() {
+        let mut reward = allocated();
+        assert!(reward.issue());
+        assert!(reward.expire());
+        assert_eq!(reward.status, RewardStatus::Expired);
+        assert_eq!(reward.version, 3);
+    }
+
+    #[test]
+    fn expiring_twice_changes_nothing_the_second_time() {
+        let mut reward = allocated();
+        assert!(reward.expire());
+        let before = reward.clone();
+        assert!(!reward.expire());
+        assert_eq!(reward, before);
+    }
+
+    #[test]
+    fn an_expiry_arriving_before_the_issue_sticks() {
+        let mut reward = allocated();
+        assert!(reward.expire());
+        let before = reward.clone();
+        assert!(!reward.issue(), "the late issue must not bring the reward back");
+        assert!(!reward.exchange(), "nor a late exchange");
+        assert_eq!(reward, before);
+    }
+
+    #[test]
     fn statuses_only_move_forward() {
         assert!(RewardStatus::Allocated < RewardStatus::Issued);
         assert!(RewardStatus::Issued < RewardStatus::Exchanged);
+        assert!(RewardStatus::Exchanged < RewardStatus::Expired);
     }
 }

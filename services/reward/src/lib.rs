@@ -5,7 +5,7 @@
 //! - [`app`]: the use cases, one store transaction each, events via the outbox.
 //! - [`ports`]: the store the use cases need, as traits they own.
 //! - [`adapters`]: gRPC in, the diesel store, the policies on MissionAchieved
-//!   and on the wallet's RewardIssued / RewardExchanged, the published form
+//!   and on the wallet's RewardIssued / RewardExchanged / PointsExpired, the published form
 //!   of events.
 //!
 //! [`build`] alone picks the concrete store behind the port.
@@ -57,6 +57,7 @@ pub async fn build(config: ServiceConfig) -> Result<App, StartError> {
     host.spawn_relay();
     host.spawn_policy(adapters::policies::AllocateReward).await?;
     host.spawn_policy(adapters::policies::TrackWallet).await?;
+    host.spawn_policy(adapters::policies::TrackExpiry).await?;
     Ok(host.serving(
         RewardServiceServer::new(adapters::grpc::RewardGrpc::new(rewards)).max_decoding_message_size(MAX_MESSAGE_BYTES),
     ))

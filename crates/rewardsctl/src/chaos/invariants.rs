@@ -9,6 +9,10 @@
 //! - every exchange confirmed to a player is EXCHANGED, and nothing else is;
 //! - the APIs answer what the stores hold, and every player's page matches
 //!   the sources (missions, reward statuses, entries with their gift orders);
+//! - the finale's entries expired once their expiry passed, and no other entry
+//!   expired; an achievement the programme refused left nothing stored;
+//! - every order the vendor cancelled has exactly one reversal, of its
+//!   charge's amount, and no other order has one;
 //! - nothing was dead-lettered.
 //!
 //! A finding is a duplicate (an effect applied twice, or one nobody asked
@@ -27,14 +31,17 @@ use platform::events::{DEAD_LETTER_CONSUMER_HEADER, DEAD_LETTER_REASON_HEADER, D
 use tonic::Code;
 
 use super::load::Driven;
+use super::programme::FINALE;
 use crate::clients::Clients;
-use crate::stores::{EntryRow, Snapshot};
+use crate::stores::{EntryRow, SettlementRow, Snapshot};
 
 const REWARDED: i32 = mission::MissionStatus::Rewarded as i32;
 const ISSUED: i32 = reward::RewardStatus::Issued as i32;
 const REWARD_EXCHANGED: i32 = reward::RewardStatus::Exchanged as i32;
 const AVAILABLE: i32 = wallet::WalletEntryStatus::Available as i32;
 const EXCHANGED: i32 = wallet::WalletEntryStatus::Exchanged as i32;
+const ENTRY_EXPIRED: i32 = wallet::WalletEntryStatus::Expired as i32;
+const ORDER_CANCELLED: i32 = api::game::gift::v1::GiftOrderStatus::Cancelled as i32;
 
 /// What the checks found.
 #[derive(Debug, Default)]
@@ -160,12 +167,35 @@ pub async fn dead_letters(js: &jetstream::Context) -> anyhow::Result<Vec<String>
     Ok(letters)
 }
 
+/// What the programme's paths after the fact did in the run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub finale_achieved: usize,
+    pub finale_refused: usize,
+    pub entries_expired: usize,
+    pub orders_cancelled: usize,
+    pub reversals: usize,
+}
+
+/// Counts what the programme did, from what was driven and the stores.
+pub fn tally(driven: &Driven, s: &Snapshot) -> Tally {
+    Tally {
+        finale_achieved: driven.missions.keys().filter(|(_, code)| code == FINALE).count(),
+        finale_refused: driven.refused.iter().filter(|(_, code, _)| code == FINALE).count(),
+        entries_expired: s.entries.iter().filter(|e| e.status == ENTRY_EXPIRED).count(),
+        orders_cancelled: s.gift_orders.iter().filter(|o| o.status == ORDER_CANCELLED).count(),
+        reversals: s.settlements.iter().filter(|x| x.kind == SettlementRow::REVERSAL).count(),
+    }
+}
+
 /// Checks the invariants over what was driven, the stores and the APIs.
 pub fn check(driven: &Driven, players: &[String], snapshot: &Snapshot, api: &Api) -> Findings {
     let mut f = Findings::default();
     check_missions(driven, snapshot, &mut f);
     let exchanged = check_entries(snapshot, &mut f);
     check_exchanges(driven, snapshot, &exchanged, &mut f);
+    check_expiries(driven, snapshot, &mut f);
+    check_cancellations(snapshot, &mut f);
     check_api(players, snapshot, api, &mut f);
     check_pages(players, snapshot, api, &mut f);
     f
@@ -255,6 +285,7 @@ fn check_entries<'a>(s: &'a Snapshot, f: &mut Findings) -> BTreeMap<&'a str, &'a
                         REWARD_EXCHANGED
                     }
                     AVAILABLE => ISSUED,
+                    ENTRY_EXPIRED => expired_reward_status(),
                     other => {
                         f.mismatches.push(format!(
                             "entry {} is still {} after quiescence",
@@ -338,7 +369,8 @@ fn check_exchanges(driven: &Driven, s: &Snapshot, exchanged: &BTreeMap<&str, &En
             .push(format!("gift order {} (reward {}) belongs to no exchanged entry", order.order_id, order.reward_id));
     }
 
-    let settlements = group(&s.settlements, |x| x.order_id.as_str());
+    let charges: Vec<&SettlementRow> = s.settlements.iter().filter(|x| x.kind == SettlementRow::CHARGE).collect();
+    let settlements = group(&charges, |x| x.order_id.as_str());
     for order in &s.gift_orders {
         match settlements.get(order.order_id.as_str()).map(Vec::len) {
             None | Some(0) => f.losses.push(format!("gift order {} has no settlement", order.order_id)),
@@ -349,6 +381,51 @@ fn check_exchanges(driven: &Driven, s: &Snapshot, exchanged: &BTreeMap<&str, &En
     let orders: BTreeSet<&str> = s.gift_orders.iter().map(|o| o.order_id.as_str()).collect();
     for x in s.settlements.iter().filter(|x| !orders.contains(x.order_id.as_str())) {
         f.duplicates.push(format!("settlement {} is for order {}, which does not exist", x.settlement_id, x.order_id));
+    }
+}
+
+/// Expiries: the finale's entries expired (the run waited until they fell
+/// due), no other entry did; a refused achievement left nothing stored.
+fn check_expiries(driven: &Driven, s: &Snapshot, f: &mut Findings) {
+    let codes: BTreeMap<&str, &str> =
+        s.missions.iter().map(|m| (m.mission_id.as_str(), m.mission_code.as_str())).collect();
+    for e in &s.entries {
+        let finale = codes.get(e.mission_id.as_str()) == Some(&FINALE);
+        if finale && e.status != ENTRY_EXPIRED {
+            f.losses.push(format!("entry {} of the finale is {} after its expiry", e.entry_id, entry_name(e.status)));
+        }
+        if !finale && e.status == ENTRY_EXPIRED {
+            f.duplicates.push(format!("entry {} expired, though its event never ends", e.entry_id));
+        }
+    }
+    let stored: BTreeSet<(&str, &str)> =
+        s.missions.iter().map(|m| (m.customer_id.as_str(), m.mission_code.as_str())).collect();
+    for (customer, code, refusal) in &driven.refused {
+        if stored.contains(&(customer.as_str(), code.as_str())) {
+            f.duplicates.push(format!("{customer} was refused {code} ({refusal}) but it is stored"));
+        }
+    }
+}
+
+/// Cancellations: one reversal of the charge's amount per cancelled order,
+/// none for an order the vendor kept.
+fn check_cancellations(s: &Snapshot, f: &mut Findings) {
+    let by_order = group(&s.settlements, |x| x.order_id.as_str());
+    for order in &s.gift_orders {
+        let records = by_order.get(order.order_id.as_str()).cloned().unwrap_or_default();
+        let charged: i64 = records.iter().filter(|x| x.kind == SettlementRow::CHARGE).map(|x| x.amount).sum();
+        let reversals: Vec<&&SettlementRow> = records.iter().filter(|x| x.kind == SettlementRow::REVERSAL).collect();
+        match (order.status == ORDER_CANCELLED, reversals.as_slice()) {
+            (true, []) => f.losses.push(format!("cancelled order {} was never reversed", order.order_id)),
+            (true, [one]) if one.amount != -charged => {
+                f.mismatches.push(format!("order {} was charged {charged} and reversed {}", order.order_id, one.amount))
+            }
+            (true, [_]) | (false, []) => {}
+            (true, many) => {
+                f.duplicates.push(format!("cancelled order {} was reversed {} times", order.order_id, many.len()))
+            }
+            (false, _) => f.duplicates.push(format!("order {} was reversed but never cancelled", order.order_id)),
+        }
     }
 }
 
@@ -508,6 +585,12 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
     }
 }
 
+/// What an expired entry's reward shows: EXPIRED where the contract has
+/// that status (the reward service follows the wallet's expiries), else ISSUED.
+fn expired_reward_status() -> i32 {
+    reward::RewardStatus::from_str_name("REWARD_STATUS_EXPIRED").map_or(ISSUED, |status| status as i32)
+}
+
 fn mission_name(status: i32) -> &'static str {
     mission::MissionStatus::try_from(status).map_or("?", |s| s.as_str_name())
 }
@@ -562,8 +645,13 @@ mod tests {
                 status: EXCHANGED,
                 gift_order_id: Some("o1".into()),
             }],
-            gift_orders: vec![GiftOrderRow { order_id: "o1".into(), reward_id: "r1".into(), customer_id: "p".into() }],
-            settlements: vec![SettlementRow { settlement_id: "s1".into(), order_id: "o1".into() }],
+            gift_orders: vec![GiftOrderRow {
+                order_id: "o1".into(),
+                reward_id: "r1".into(),
+                customer_id: "p".into(),
+                status: 1,
+            }],
+            settlements: vec![charge("s1", "o1")],
             pages: vec![PageRow { customer_id: "p".into() }],
         };
         (driven, snapshot)
@@ -583,8 +671,74 @@ mod tests {
     #[test]
     fn a_second_settlement_of_one_order_is_a_duplicate() {
         let (driven, mut snapshot) = consistent();
-        snapshot.settlements.push(SettlementRow { settlement_id: "s2".into(), order_id: "o1".into() });
+        snapshot.settlements.push(charge("s2", "o1"));
         assert_eq!(findings(&driven, &snapshot).duplicates, ["gift order o1 has 2 settlements"]);
+    }
+
+    fn charge(id: &str, order: &str) -> SettlementRow {
+        SettlementRow {
+            settlement_id: id.into(),
+            order_id: order.into(),
+            kind: SettlementRow::CHARGE.into(),
+            amount: 500,
+        }
+    }
+
+    fn reversal(id: &str, order: &str, amount: i64) -> SettlementRow {
+        SettlementRow { settlement_id: id.into(), order_id: order.into(), kind: SettlementRow::REVERSAL.into(), amount }
+    }
+
+    #[test]
+    fn a_cancelled_order_is_reversed_once_by_its_charge() {
+        let (driven, mut snapshot) = consistent();
+        snapshot.gift_orders[0].status = ORDER_CANCELLED;
+        assert_eq!(findings(&driven, &snapshot).losses, ["cancelled order o1 was never reversed"]);
+        snapshot.settlements.push(reversal("s2", "o1", -500));
+        let f = findings(&driven, &snapshot);
+        assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
+        snapshot.settlements.push(reversal("s3", "o1", -500));
+        assert_eq!(findings(&driven, &snapshot).duplicates, ["cancelled order o1 was reversed 2 times"]);
+        snapshot.settlements.truncate(1);
+        snapshot.settlements.push(reversal("s2", "o1", -400));
+        assert_eq!(findings(&driven, &snapshot).mismatches, ["order o1 was charged 500 and reversed -400"]);
+    }
+
+    #[test]
+    fn a_reversal_of_a_kept_order_is_a_duplicate() {
+        let (driven, mut snapshot) = consistent();
+        snapshot.settlements.push(reversal("s2", "o1", -500));
+        assert_eq!(findings(&driven, &snapshot).duplicates, ["order o1 was reversed but never cancelled"]);
+    }
+
+    #[test]
+    fn the_finale_expires_and_nothing_else_does() {
+        let (mut driven, mut snapshot) = consistent();
+        snapshot.entries[0].status = ENTRY_EXPIRED;
+        driven.exchanges.clear();
+        snapshot.gift_orders.clear();
+        snapshot.settlements.clear();
+        snapshot.rewards[0].status = expired_reward_status();
+        assert_eq!(findings(&driven, &snapshot).duplicates, ["entry e1 expired, though its event never ends"]);
+        snapshot.missions[0].mission_code = FINALE.into();
+        driven.missions.clear();
+        driven.missions.insert(("p".into(), FINALE.into()), "m1".into());
+        let f = findings(&driven, &snapshot);
+        assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
+        snapshot.entries[0].status = AVAILABLE;
+        assert_eq!(
+            findings(&driven, &snapshot).losses,
+            ["entry e1 of the finale is WALLET_ENTRY_STATUS_AVAILABLE after its expiry"]
+        );
+    }
+
+    #[test]
+    fn a_refused_achievement_that_was_stored_is_a_duplicate() {
+        let (mut driven, snapshot) = consistent();
+        driven.refused.push(("p".into(), "FIRST_WIN".into(), "event ended at …".into()));
+        assert_eq!(
+            findings(&driven, &snapshot).duplicates,
+            ["p was refused FIRST_WIN (event ended at …) but it is stored"]
+        );
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct Driven {
     pub missions: BTreeMap<(String, String), String>,
     /// entry id → the exchange.
     pub exchanges: BTreeMap<String, Exchanged>,
+    /// Achievements the programme refused by its rules: (customer, mission
+    /// code, the refusal). Nothing of them may be stored.
+    pub refused: Vec<(String, String, String)>,
     /// Calls that failed in a way no retry could fix, or never succeeded.
     pub failures: Vec<String>,
 }
@@ -176,6 +179,11 @@ async fn achieve(clients: &Clients, driven: &Shared, customer: &str, code: &str,
         }
         Ok(None) => {
             record(driven, |d| d.failures.push(format!("AchieveMission({customer}, {code}) returned no mission")));
+            None
+        }
+        Err(status) if super::programme::refused_by_the_window(code, &status) => {
+            let refusal = (customer.to_owned(), code.to_owned(), status.message().to_owned());
+            record(driven, |d| d.refused.push(refusal));
             None
         }
         Err(status) => {

@@ -1,6 +1,8 @@
 //! Quiescence: the moment nothing is left in flight. Every durable consumer
 //! has delivered and had acknowledged everything (JetStream's own figures),
-//! every outbox is published, and the wallet has settled every exchange.
+//! every outbox is published, the wallet has settled every exchange and
+//! expired every entry that fell due, and gift has carried out every
+//! cancellation the vendor planned.
 
 use std::time::{Duration, Instant};
 
@@ -16,10 +18,11 @@ use crate::stores::Stores;
 pub const STREAMS: [StreamDef; 5] = [MISSION_STREAM, REWARD_STREAM, WALLET_STREAM, GIFT_STREAM, SETTLEMENT_STREAM];
 
 /// Every durable consumer of the mesh, which must exist once it ran.
-pub const CONSUMERS: [&str; 10] = [
+pub const CONSUMERS: [&str; 11] = [
     "mission-record-reward",
     "reward-allocate",
     "reward-track-wallet",
+    "reward-track-expiry",
     "wallet-issue-reward",
     "gift-keep-programme-event",
     "mypage-missions",
@@ -107,6 +110,17 @@ pub async fn in_flight(js: &jetstream::Context, stores: &Stores) -> anyhow::Resu
     let pending = stores.pending_exchanges().await?;
     if pending > 0 {
         busy.push(format!("wallet: {pending} exchanges pending"));
+    }
+    // The jobs that act after the fact: expiries that fell due, the
+    // vendor's planned cancellations.
+    let now = platform::db::now_millis();
+    let due = stores.due_to_expire(now).await?;
+    if due > 0 {
+        busy.push(format!("wallet: {due} entries due to expire"));
+    }
+    let planned = stores.planned_cancellations().await?;
+    if planned > 0 {
+        busy.push(format!("gift: {planned} cancellations planned"));
     }
     Ok(busy)
 }

@@ -221,6 +221,7 @@ async fn random_requests_get_precise_answers_and_refused_ones_change_nothing() {
                     product_sku: text(&mut rng, &pools),
                     points: rng.random(),
                     mission_id: text(&mut rng, &pools),
+                    exchange_id: text(&mut rng, &pools),
                 };
                 let code = answer(c.gifts.clone().exchange(sign(m, signer, &pools)).await);
                 assert_eq!(

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::adapters::events::catalogue_product;
 use crate::app::Gifts;
+use crate::domain::IdempotencyKey;
 use crate::domain::catalogue::Listing;
 use crate::ports::GiftStore;
 
@@ -82,7 +83,13 @@ impl<S: GiftStore> CatalogueService for CatalogueGrpc<S> {
             .ok()
             .and_then(NonZeroU32::new)
             .ok_or_else(|| invalid("units", format!("must be from 1 to {}", u32::MAX)))?;
-        let product = self.gifts.restock(operator, sku, units).await?;
+        // proto3 sends an absent key as empty: a restock without one.
+        let key = Some(request.idempotency_key.as_str())
+            .filter(|key| !key.is_empty())
+            .map(IdempotencyKey::parse)
+            .transpose()
+            .map_err(|e| invalid("idempotency_key", e))?;
+        let product = self.gifts.restock(operator, sku, units, key).await?;
         Ok(Response::new(pb::RestockProductResponse { product: Some(catalogue_product(&product)) }))
     }
 

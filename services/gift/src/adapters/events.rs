@@ -16,13 +16,14 @@ pub fn gift_exchanged(order: &GiftOrder, vendor_cost: i64, currency: &Currency) 
         event_id: derived_uuid(order.id.as_uuid(), b"GiftExchanged").to_string(),
         order_id: order.id.to_string(),
         customer_id: order.customer_id.to_string(),
-        reward_id: order.reward_id.to_string(),
+        reward_id: order.payer.reward().map(|id| id.to_string()).unwrap_or_default(),
         mission_id: order.mission_id.to_string(),
         product_sku: order.product_sku.to_string(),
         points: order.points.value(),
         vendor_cost,
         currency: currency.to_string(),
         placed_at: Some(timestamp(order.placed_at)),
+        exchange_id: order.payer.exchange().map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 
@@ -37,7 +38,7 @@ pub fn gift_order_cancelled(order: &GiftOrder, vendor_cost: i64, currency: &Curr
         order_id: order.id.to_string(),
         idempotency_key: order.idempotency_key.to_string(),
         customer_id: order.customer_id.to_string(),
-        reward_id: order.reward_id.to_string(),
+        reward_id: order.payer.reward().map(|id| id.to_string()).unwrap_or_default(),
         mission_id: order.mission_id.to_string(),
         product_sku: order.product_sku.to_string(),
         points: order.points.value(),
@@ -45,6 +46,7 @@ pub fn gift_order_cancelled(order: &GiftOrder, vendor_cost: i64, currency: &Curr
         currency: currency.to_string(),
         reason: cancellation.map(|c| c.reason.clone()).unwrap_or_default(),
         cancelled_at: cancellation.map(|c| timestamp(c.cancelled_at)),
+        exchange_id: order.payer.exchange().map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

@@ -13,8 +13,8 @@ use crate::adapters::vendor::Vendor;
 use crate::app::{GiftError, Gifts};
 use crate::domain::catalogue::CatalogueRefused;
 use crate::domain::{
-    Exchange, ExchangeRefused, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Product, ProductSku,
-    RewardId,
+    Exchange, ExchangeId, ExchangeRefused, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Payer,
+    Product, ProductSku, RewardId,
 };
 use crate::ports::GiftStore;
 
@@ -50,9 +50,9 @@ impl From<GiftError> for Status {
                 | ExchangeRefused::EventEnded { .. }
                 | ExchangeRefused::RewardAlreadyExchanged { .. }),
             ) => Status::failed_precondition(refused.to_string()),
-            GiftError::Catalogue(refused @ CatalogueRefused::ListedOtherwise { .. }) => {
-                Status::already_exists(refused.to_string())
-            }
+            GiftError::Catalogue(
+                refused @ (CatalogueRefused::ListedOtherwise { .. } | CatalogueRefused::RestockKeyReused { .. }),
+            ) => Status::already_exists(refused.to_string()),
             GiftError::Catalogue(refused @ (CatalogueRefused::EventEnded { .. } | CatalogueRefused::StockFull(_))) => {
                 Status::failed_precondition(refused.to_string())
             }
@@ -69,7 +69,14 @@ pub const INTERNAL_EXCHANGE: &str =
 fn exchange_of(request: &pb::ExchangeRequest) -> Result<Exchange, Status> {
     let key = IdempotencyKey::parse(&request.idempotency_key).map_err(|e| invalid("idempotency_key", e))?;
     let customer_id = field("customer_id", &request.customer_id, CustomerId::parse)?;
-    let reward_id = field("reward_id", &request.reward_id, RewardId::parse)?;
+    // One payer: a wallet exchange, or (the wallet's older calls) one reward.
+    let payer = if request.exchange_id.is_empty() {
+        Payer::Reward(field("reward_id", &request.reward_id, RewardId::parse)?)
+    } else if request.reward_id.is_empty() {
+        Payer::Exchange(field("exchange_id", &request.exchange_id, ExchangeId::parse)?)
+    } else {
+        return Err(invalid("reward_id", "must be empty when exchange_id is set"));
+    };
     let mission_id = field("mission_id", &request.mission_id, MissionId::parse)?;
     let sku = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
     // A reward is always worth something; zero or less is a broken caller.
@@ -77,14 +84,14 @@ fn exchange_of(request: &pb::ExchangeRequest) -> Result<Exchange, Status> {
         .ok()
         .filter(|p| p.value() > 0)
         .ok_or_else(|| invalid("points", format!("must be greater than 0, got {}", request.points)))?;
-    Ok(Exchange { key, customer_id, reward_id, mission_id, sku, points })
+    Ok(Exchange { key, customer_id, payer, mission_id, sku, points })
 }
 
 fn order_to_pb(order: GiftOrder) -> pb::GiftOrder {
     pb::GiftOrder {
         order_id: order.id.to_string(),
         customer_id: order.customer_id.to_string(),
-        reward_id: order.reward_id.to_string(),
+        reward_id: order.payer.reward().map(|id| id.to_string()).unwrap_or_default(),
         product_sku: order.product_sku.to_string(),
         status: match order.status {
             GiftOrderStatus::Placed => pb::GiftOrderStatus::Placed,
@@ -96,6 +103,7 @@ fn order_to_pb(order: GiftOrder) -> pb::GiftOrder {
         placed_at: Some(timestamp(order.placed_at)),
         cancelled_at: order.cancellation.as_ref().map(|c| timestamp(c.cancelled_at)),
         cancel_reason: order.cancellation.map(|c| c.reason).unwrap_or_default(),
+        exchange_id: order.payer.exchange().map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

@@ -10,10 +10,10 @@ use platform::outbox::OutboxSignal;
 use platform::store::{self, DbTx, StoreError};
 
 use crate::adapters::events;
-use crate::domain::catalogue::{CatalogueChange, ProgrammeEvent};
+use crate::domain::catalogue::{CatalogueChange, ProgrammeEvent, Restock};
 use crate::domain::{
-    Cancellation, Currency, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
-    PlannedCancellation, Product, ProductSku, RewardId,
+    Cancellation, Currency, ExchangeId, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
+    Payer, PlannedCancellation, Product, ProductSku, RewardId,
 };
 use crate::ports::{GiftStore, GiftTx};
 
@@ -82,8 +82,8 @@ impl GiftTx for DbTx<'_> {
         Ok(find_order_by_key(self.conn(), key)?)
     }
 
-    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
-        Ok(find_order_by_reward(self.conn(), reward)?)
+    fn order_by_payer(&mut self, payer: Payer) -> Result<Option<GiftOrder>, StoreError> {
+        Ok(find_order_by_payer(self.conn(), payer)?)
     }
 
     fn planned_cancellation(&mut self, order: GiftOrderId) -> Result<Option<PlannedCancellation>, StoreError> {
@@ -96,6 +96,14 @@ impl GiftTx for DbTx<'_> {
 
     fn insert_product(&mut self, product: &Product) -> Result<(), StoreError> {
         Ok(insert_product(self.conn(), product)?)
+    }
+
+    fn restock(&mut self, key: &IdempotencyKey) -> Result<Option<Restock>, StoreError> {
+        Ok(find_restock(self.conn(), key)?)
+    }
+
+    fn insert_restock(&mut self, restock: &Restock) -> Result<(), StoreError> {
+        Ok(insert_restock(self.conn(), restock)?)
     }
 
     fn save_programme_event(&mut self, event: &ProgrammeEvent) -> Result<(), StoreError> {
@@ -164,6 +172,7 @@ diesel::table! {
         version -> BigInt,
         cancelled_at -> Nullable<BigInt>,
         cancel_reason -> Nullable<Text>,
+        exchange_id -> Nullable<Text>,
     }
 }
 
@@ -182,6 +191,17 @@ diesel::table! {
         order_id -> Text,
         due_at -> BigInt,
         reason -> Text,
+    }
+}
+
+diesel::table! {
+    restocks (idempotency_key) {
+        idempotency_key -> Text,
+        sku -> Text,
+        units -> BigInt,
+        stock -> BigInt,
+        version -> BigInt,
+        restocked_at -> BigInt,
     }
 }
 
@@ -235,6 +255,9 @@ struct GiftOrderRow {
     version: i64,
     cancelled_at: Option<i64>,
     cancel_reason: Option<String>,
+    /// Set when a wallet exchange pays; `reward_id` then holds the same id
+    /// (the column is the payer's, unique: one order per payer).
+    exchange_id: Option<String>,
 }
 
 const PLACED: i32 = 1;
@@ -259,7 +282,13 @@ impl TryFrom<GiftOrderRow> for GiftOrder {
             idempotency_key: IdempotencyKey::parse(&row.idempotency_key)
                 .map_err(|e| corrupt(format!("idempotency_key {e}")))?,
             customer_id: CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?,
-            reward_id: RewardId::parse(&row.reward_id).map_err(|e| corrupt(format!("reward_id {e}")))?,
+            payer: match &row.exchange_id {
+                Some(exchange) if *exchange == row.reward_id => {
+                    Payer::Exchange(ExchangeId::parse(exchange).map_err(|e| corrupt(format!("exchange_id {e}")))?)
+                }
+                Some(exchange) => return Err(corrupt(format!("exchange_id {exchange} is not the payer"))),
+                None => Payer::Reward(RewardId::parse(&row.reward_id).map_err(|e| corrupt(format!("reward_id {e}")))?),
+            },
             mission_id: MissionId::parse(&row.mission_id).map_err(|e| corrupt(format!("mission_id {e}")))?,
             product_sku: ProductSku::parse(&row.product_sku).map_err(|e| corrupt(format!("product_sku {e}")))?,
             points: Points::new(row.points).map_err(|e| corrupt(format!("points {e}")))?,
@@ -277,7 +306,7 @@ impl From<&GiftOrder> for GiftOrderRow {
             order_id: order.id.to_string(),
             idempotency_key: order.idempotency_key.to_string(),
             customer_id: order.customer_id.to_string(),
-            reward_id: order.reward_id.to_string(),
+            reward_id: order.payer.as_uuid().to_string(),
             mission_id: order.mission_id.to_string(),
             product_sku: order.product_sku.to_string(),
             points: order.points.value(),
@@ -289,6 +318,7 @@ impl From<&GiftOrder> for GiftOrderRow {
             version: order.version,
             cancelled_at: order.cancellation.as_ref().map(|c| c.cancelled_at),
             cancel_reason: order.cancellation.as_ref().map(|c| c.reason.clone()),
+            exchange_id: order.payer.exchange().map(|id| id.to_string()),
         }
     }
 }
@@ -338,6 +368,46 @@ impl TryFrom<PlannedCancellationRow> for PlannedCancellation {
         let order_id = GiftOrderId::parse(&row.order_id)
             .map_err(|e| CorruptRow::new("vendor cancellation", &row.order_id, format!("order_id {e}")))?;
         Ok(Self { order_id, due_at: row.due_at, reason: row.reason })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = restocks)]
+struct RestockRow {
+    idempotency_key: String,
+    sku: String,
+    units: i64,
+    stock: i64,
+    version: i64,
+    restocked_at: i64,
+}
+
+impl TryFrom<RestockRow> for Restock {
+    type Error = CorruptRow;
+
+    fn try_from(row: RestockRow) -> Result<Self, CorruptRow> {
+        let corrupt = |reason: String| CorruptRow::new("restock", &row.idempotency_key, reason);
+        Ok(Self {
+            key: IdempotencyKey::parse(&row.idempotency_key).map_err(|e| corrupt(format!("idempotency_key {e}")))?,
+            sku: ProductSku::parse(&row.sku).map_err(|e| corrupt(format!("sku {e}")))?,
+            units: u32::try_from(row.units).map_err(|_| corrupt(format!("units {}", row.units)))?,
+            stock: u32::try_from(row.stock).map_err(|_| corrupt(format!("stock {}", row.stock)))?,
+            version: row.version,
+            restocked_at: row.restocked_at,
+        })
+    }
+}
+
+impl From<&Restock> for RestockRow {
+    fn from(restock: &Restock) -> Self {
+        Self {
+            idempotency_key: restock.key.to_string(),
+            sku: restock.sku.to_string(),
+            units: i64::from(restock.units),
+            stock: i64::from(restock.stock),
+            version: restock.version,
+            restocked_at: restock.restocked_at,
+        }
     }
 }
 
@@ -407,6 +477,22 @@ fn insert_product(conn: &mut DbConnection, product: &Product) -> Result<(), DbEr
     Ok(())
 }
 
+fn find_restock(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Option<Restock>, DbError> {
+    let row: Option<RestockRow> = restocks::table
+        .filter(restocks::idempotency_key.eq(key.as_str()))
+        .select(RestockRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(Restock::try_from).transpose()?)
+}
+
+/// A unique violation (a `Duplicate`) means a concurrent restock under the
+/// same key committed first; the use case decides again and finds it.
+fn insert_restock(conn: &mut DbConnection, restock: &Restock) -> Result<(), DbError> {
+    diesel::insert_into(restocks::table).values(RestockRow::from(restock)).execute(conn)?;
+    Ok(())
+}
+
 fn programme_events(conn: &mut DbConnection) -> Result<Vec<ProgrammeEvent>, DbError> {
     let rows: Vec<ProgrammeEventRow> = programme_events::table
         .order((programme_events::starts_at.asc(), programme_events::programme_event_id.asc()))
@@ -456,9 +542,9 @@ fn find_order_by_key(conn: &mut DbConnection, key: &IdempotencyKey) -> Result<Op
     Ok(row.map(GiftOrder::try_from).transpose()?)
 }
 
-fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Option<GiftOrder>, DbError> {
+fn find_order_by_payer(conn: &mut DbConnection, payer: Payer) -> Result<Option<GiftOrder>, DbError> {
     let row: Option<GiftOrderRow> = gift_orders::table
-        .filter(gift_orders::reward_id.eq(reward.to_string()))
+        .filter(gift_orders::reward_id.eq(payer.as_uuid().to_string()))
         .select(GiftOrderRow::as_select())
         .first(conn)
         .optional()?;
@@ -466,7 +552,7 @@ fn find_order_by_reward(conn: &mut DbConnection, reward: RewardId) -> Result<Opt
 }
 
 /// A unique violation (a `Duplicate`) means a concurrent exchange placed an
-/// order under the same key or for the same reward; the use case decides again.
+/// order under the same key or for the same payer; the use case decides again.
 fn insert_order(conn: &mut DbConnection, order: &GiftOrder) -> Result<(), DbError> {
     diesel::insert_into(gift_orders::table).values(GiftOrderRow::from(order)).execute(conn)?;
     Ok(())

@@ -11,7 +11,7 @@ use kernel::{Currency, CustomerId, Points};
 use testkit::{MemoryStore, TestClock, save_if_unchanged};
 
 use super::*;
-use crate::domain::{GiftEvent, GiftOrderStatus, IdempotencyKey, MissionId, RewardId};
+use crate::domain::{GiftEvent, GiftOrderStatus, IdempotencyKey, MissionId, Payer, RewardId};
 use crate::ports::GiftTx;
 
 /// 2026-12-24T00:00:00Z.
@@ -26,6 +26,7 @@ struct Stored {
     events: BTreeMap<ProgrammeEventId, ProgrammeEvent>,
     orders: BTreeMap<GiftOrderId, GiftOrder>,
     planned: BTreeMap<GiftOrderId, PlannedCancellation>,
+    restocks: BTreeMap<IdempotencyKey, Restock>,
     published: Vec<GiftEvent>,
 }
 
@@ -88,8 +89,8 @@ impl GiftTx for Stored {
         Ok(self.orders.values().find(|o| o.idempotency_key == *key).cloned())
     }
 
-    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
-        Ok(self.orders.values().find(|o| o.reward_id == reward).cloned())
+    fn order_by_payer(&mut self, payer: Payer) -> Result<Option<GiftOrder>, StoreError> {
+        Ok(self.orders.values().find(|o| o.payer == payer).cloned())
     }
 
     fn planned_cancellation(&mut self, order: GiftOrderId) -> Result<Option<PlannedCancellation>, StoreError> {
@@ -105,6 +106,18 @@ impl GiftTx for Stored {
             return Err(StoreError::new(StoreErrorKind::Duplicate, format!("product {}", product.sku)));
         }
         self.products.insert(product.sku.clone(), product.clone());
+        Ok(())
+    }
+
+    fn restock(&mut self, key: &IdempotencyKey) -> Result<Option<Restock>, StoreError> {
+        Ok(self.restocks.get(key).cloned())
+    }
+
+    fn insert_restock(&mut self, restock: &Restock) -> Result<(), StoreError> {
+        if self.restocks.contains_key(&restock.key) {
+            return Err(StoreError::new(StoreErrorKind::Duplicate, format!("restock {}", restock.key)));
+        }
+        self.restocks.insert(restock.key.clone(), restock.clone());
         Ok(())
     }
 
@@ -138,7 +151,7 @@ impl GiftTx for Stored {
     fn insert_order(&mut self, order: &GiftOrder) -> Result<(), StoreError> {
         let taken = self.orders.contains_key(&order.id)
             || self.order_by_key(&order.idempotency_key)?.is_some()
-            || self.order_by_reward(order.reward_id)?.is_some();
+            || self.order_by_payer(order.payer)?.is_some();
         if taken {
             return Err(StoreError::new(StoreErrorKind::Duplicate, format!("gift order {}", order.id)));
         }
@@ -217,7 +230,7 @@ fn exchange(key: &str, product: &str, points: i64) -> Exchange {
     Exchange {
         key: IdempotencyKey::parse(key).unwrap(),
         customer_id: CustomerId::parse("player-1").unwrap(),
-        reward_id: RewardId::generate(),
+        payer: Payer::Reward(RewardId::generate()),
         mission_id: MissionId::generate(),
         sku: sku(product),
         points: Points::new(points).unwrap(),
@@ -292,8 +305,8 @@ async fn an_exchange_places_an_order_reserves_a_unit_and_publishes_gift_exchange
 
     assert_eq!(order.id, GiftOrderId::for_key(&asked.key));
     assert_eq!(
-        (order.reward_id, order.product_sku.clone(), order.status),
-        (asked.reward_id, asked.sku, GiftOrderStatus::Placed)
+        (order.payer, order.product_sku.clone(), order.status),
+        (asked.payer, asked.sku, GiftOrderStatus::Placed)
     );
     assert_eq!(store.stock_of("PLUSH-MASCOT"), 4);
     assert_eq!(store.published(), [order.id]);
@@ -529,7 +542,7 @@ async fn a_product_cannot_be_listed_in_an_unknown_or_ended_event() {
 async fn a_restock_adds_units_and_is_audited_with_the_operator_and_time() {
     let (gifts, store, _) = gifts_at(0, 5_000);
 
-    let restocked = gifts.restock(operator(), sku("PLUSH-MASCOT"), NonZeroU32::new(7).unwrap()).await.unwrap();
+    let restocked = gifts.restock(operator(), sku("PLUSH-MASCOT"), NonZeroU32::new(7).unwrap(), None).await.unwrap();
 
     assert_eq!((restocked.stock, restocked.version), (7, 2));
     assert_eq!(store.stock_of("PLUSH-MASCOT"), 7);
@@ -537,7 +550,7 @@ async fn a_restock_adds_units_and_is_audited_with_the_operator_and_time() {
         store.changes(),
         [CatalogueChange::Restocked { product: restocked, units: 7, operator: operator(), changed_at: 5_000 }]
     );
-    let unknown = gifts.restock(operator(), sku("NO-SUCH-THING"), NonZeroU32::MIN).await;
+    let unknown = gifts.restock(operator(), sku("NO-SUCH-THING"), NonZeroU32::MIN, None).await;
     assert!(matches!(unknown, Err(GiftError::UnknownProduct(_))), "{unknown:?}");
 }
 
@@ -546,10 +559,78 @@ async fn a_restock_that_lost_a_unit_to_an_exchange_adds_to_the_stock_it_left() {
     let (gifts, store, _) = gifts_at(5, 5_000);
     store.rival_places(exchange("rival:1", "PLUSH-MASCOT", 800));
 
-    let restocked = gifts.restock(operator(), sku("PLUSH-MASCOT"), NonZeroU32::new(10).unwrap()).await.unwrap();
+    let restocked = gifts.restock(operator(), sku("PLUSH-MASCOT"), NonZeroU32::new(10).unwrap(), None).await.unwrap();
 
     assert_eq!(restocked.stock, 14, "5 - 1 + 10");
     assert_eq!(store.stock_of("PLUSH-MASCOT"), 14);
+}
+
+fn restock_key(value: &str) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey::parse(value).unwrap())
+}
+
+#[tokio::test]
+async fn a_restock_under_a_key_adds_its_units_once_and_answers_the_same_when_asked_again() {
+    let (gifts, store, _) = gifts_at(5, 5_000);
+    let units = NonZeroU32::new(10).unwrap();
+
+    let first = gifts.restock(operator(), sku("PLUSH-MASCOT"), units, restock_key("restock-7")).await.unwrap();
+    gifts.exchange(exchange("entry-1:1", "PLUSH-MASCOT", 800)).await.unwrap();
+    let again = gifts.restock(operator(), sku("PLUSH-MASCOT"), units, restock_key("restock-7")).await.unwrap();
+
+    assert_eq!((first.stock, first.version), (15, 2));
+    assert_eq!(again, first, "the first call's answer");
+    assert_eq!(store.stock_of("PLUSH-MASCOT"), 14, "5 + 10 - 1: added once");
+    assert_eq!(store.changes().len(), 1, "audited once");
+}
+
+#[tokio::test]
+async fn restocks_without_a_key_each_add_their_units() {
+    let (gifts, store, _) = gifts_at(5, 5_000);
+    let units = NonZeroU32::new(10).unwrap();
+
+    gifts.restock(operator(), sku("PLUSH-MASCOT"), units, None).await.unwrap();
+    gifts.restock(operator(), sku("PLUSH-MASCOT"), units, None).await.unwrap();
+
+    assert_eq!(store.stock_of("PLUSH-MASCOT"), 25);
+    assert_eq!(store.changes().len(), 2);
+}
+
+#[tokio::test]
+async fn a_restock_key_asked_for_another_restock_is_refused_and_adds_nothing() {
+    let (gifts, store, _) = gifts_at(5, 5_000);
+    gifts
+        .restock(operator(), sku("PLUSH-MASCOT"), NonZeroU32::new(10).unwrap(), restock_key("restock-7"))
+        .await
+        .unwrap();
+
+    let more =
+        gifts.restock(operator(), sku("PLUSH-MASCOT"), NonZeroU32::new(11).unwrap(), restock_key("restock-7")).await;
+    let other =
+        gifts.restock(operator(), sku("SNOW-SLED"), NonZeroU32::new(10).unwrap(), restock_key("restock-7")).await;
+
+    assert!(
+        matches!(&more, Err(GiftError::Catalogue(CatalogueRefused::RestockKeyReused { units: 10, .. }))),
+        "{more:?}"
+    );
+    assert!(matches!(&other, Err(GiftError::Catalogue(CatalogueRefused::RestockKeyReused { .. }))), "{other:?}");
+    assert_eq!((store.stock_of("PLUSH-MASCOT"), store.stock_of("SNOW-SLED")), (15, 10));
+    assert_eq!(store.changes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_restock_that_lost_to_the_same_restock_answers_with_the_winners_result() {
+    let (gifts, store, _) = gifts_at(5, 5_000);
+    let units = NonZeroU32::new(10).unwrap();
+    store.0.lose_next_write_to(move |s| {
+        restock_in(s, operator(), &sku("PLUSH-MASCOT"), units, restock_key("restock-7"), 4_000).unwrap();
+    });
+
+    let answer = gifts.restock(operator(), sku("PLUSH-MASCOT"), units, restock_key("restock-7")).await.unwrap();
+
+    assert_eq!((answer.stock, answer.version), (15, 2));
+    assert_eq!(store.stock_of("PLUSH-MASCOT"), 15, "added once, by the winner");
+    assert_eq!(store.changes().len(), 1);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use kernel::programme::{Operator, ProgrammeEventId, Title, Window};
 use kernel::rfc3339;
 use kernel::{Currency, Points, ProductSku};
 
-use super::{ExchangeRefused, Product};
+use super::{ExchangeRefused, IdempotencyKey, Product};
 
 /// An event of the programme as gift keeps it: when its products are sold.
 /// The mission context owns the event; gift learns it from
@@ -62,6 +62,9 @@ pub enum CatalogueRefused {
     ListedOtherwise { sku: ProductSku, event: ProgrammeEventId },
     #[error(transparent)]
     StockFull(#[from] StockFull),
+    /// The key names an earlier restock of another product or size.
+    #[error("idempotency key {key} restocked {sku} by {units} units already; another restock needs another key")]
+    RestockKeyReused { key: IdempotencyKey, sku: ProductSku, units: u32 },
 }
 
 /// The stock cannot count the units added.
@@ -111,6 +114,45 @@ impl Listing {
         } else {
             Err(CatalogueRefused::ListedOtherwise { sku: product.sku.clone(), event: product.event_id.clone() })
         }
+    }
+}
+
+/// A restock done under an operator's idempotency key, kept so that the
+/// same restock asked again (a retry after a lost answer) adds nothing and
+/// answers as the first did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restock {
+    pub key: IdempotencyKey,
+    pub sku: ProductSku,
+    pub units: u32,
+    /// The product's stock right after the restock: the first answer's.
+    pub stock: u32,
+    /// The product's version right after the restock.
+    pub version: i64,
+    pub restocked_at: i64,
+}
+
+impl Restock {
+    /// The record of `units` just added to `product` (as it now stands) under `key`.
+    pub fn of(key: IdempotencyKey, product: &Product, units: u32, now: i64) -> Self {
+        Self { key, sku: product.sku.clone(), units, stock: product.stock, version: product.version, restocked_at: now }
+    }
+
+    /// Answers a restock of `units` of `sku` asked again under this
+    /// restock's key: `product` (as it stands now) as this restock left it.
+    ///
+    /// # Errors
+    /// [`CatalogueRefused::RestockKeyReused`] when the key is asked to
+    /// restock another product, or by another number of units.
+    pub fn replay(&self, sku: &ProductSku, units: u32, product: Product) -> Result<Product, CatalogueRefused> {
+        if self.sku != *sku || self.units != units {
+            return Err(CatalogueRefused::RestockKeyReused {
+                key: self.key.clone(),
+                sku: self.sku.clone(),
+                units: self.units,
+            });
+        }
+        Ok(Product { stock: self.stock, version: self.version, ..product })
     }
 }
 
@@ -206,5 +248,34 @@ mod tests {
             "SNOW-SLED cannot take 4294967295 more units: its stock would exceed 4294967295"
         );
         assert_eq!((product.stock, product.version), (15, 2), "unchanged");
+    }
+
+    #[test]
+    fn a_restock_asked_again_under_its_key_answers_with_the_product_as_it_left_it() {
+        let mut product = sled().list_in(&winter(), CHRISTMAS_EVE).unwrap();
+        product.add_units(5).unwrap();
+        let done = Restock::of(IdempotencyKey::parse("restock-1").unwrap(), &product, 5, CHRISTMAS_EVE);
+        product.stock -= 2; // two exchanges since
+
+        let answer = done.replay(&product.sku, 5, product.clone()).unwrap();
+
+        assert_eq!((answer.stock, answer.version), (15, 2));
+        assert_eq!(Product { stock: product.stock, ..answer }, product, "otherwise the product as it stands");
+    }
+
+    #[test]
+    fn a_restock_key_asked_for_another_restock_is_refused() {
+        let mut product = sled().list_in(&winter(), CHRISTMAS_EVE).unwrap();
+        product.add_units(5).unwrap();
+        let done = Restock::of(IdempotencyKey::parse("restock-1").unwrap(), &product, 5, CHRISTMAS_EVE);
+
+        let more = done.replay(&product.sku, 6, product.clone()).unwrap_err();
+        let other = done.replay(&ProductSku::parse("SKI-POLES").unwrap(), 5, product).unwrap_err();
+
+        assert_eq!(
+            more.to_string(),
+            "idempotency key restock-1 restocked SNOW-SLED by 5 units already; another restock needs another key"
+        );
+        assert!(matches!(other, CatalogueRefused::RestockKeyReused { .. }));
     }
 }

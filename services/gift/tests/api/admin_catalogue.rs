@@ -91,7 +91,9 @@ async fn every_change_to_the_catalogue_is_audited_on_the_gift_stream_with_the_op
     catalogue.list_product(listing("LAUNCH-CAP", "LAUNCH").by_operator()).await.unwrap();
     let again = catalogue.list_product(listing("LAUNCH-CAP", "LAUNCH").by_operator()).await.unwrap().into_inner();
     let restocked = catalogue
-        .restock_product(admin::RestockProductRequest { sku: "LAUNCH-CAP".into(), units: 5 }.by_operator())
+        .restock_product(
+            admin::RestockProductRequest { sku: "LAUNCH-CAP".into(), units: 5, ..Default::default() }.by_operator(),
+        )
         .await
         .unwrap()
         .into_inner();
@@ -119,7 +121,9 @@ async fn only_operators_run_the_catalogue_and_bad_requests_name_the_field() {
     let by_player = catalogue.list_product(listing("CAP", "LAUNCH").by_player("player-1")).await.unwrap_err();
     let anonymous = catalogue.list_catalogue(admin::ListCatalogueRequest {}).await.unwrap_err();
     let no_units = catalogue
-        .restock_product(admin::RestockProductRequest { sku: "STICKER-PACK".into(), units: 0 }.by_operator())
+        .restock_product(
+            admin::RestockProductRequest { sku: "STICKER-PACK".into(), units: 0, ..Default::default() }.by_operator(),
+        )
         .await
         .unwrap_err();
     let free = catalogue

@@ -11,9 +11,9 @@ use api::game::gift::v1 as pb;
 use gift::adapters::clock::SystemClock;
 use gift::adapters::store::DieselGiftStore;
 use gift::app::Gifts;
-use gift::domain::catalogue::ProgrammeEvent;
+use gift::domain::catalogue::{ProgrammeEvent, Restock};
 use gift::domain::{
-    CancellationPlan, Exchange, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId,
+    CancellationPlan, Exchange, GiftEvent, GiftOrder, GiftOrderId, GiftOrderStatus, IdempotencyKey, MissionId, Payer,
     PlannedCancellation, Product, ProductSku, RewardId,
 };
 use gift::ports::{GiftStore, GiftTx};
@@ -84,7 +84,7 @@ async fn two_replicas_cancel_each_order_once(url: &str, count: impl Fn(&str) -> 
         let exchange = Exchange {
             key: IdempotencyKey::parse(&format!("race-{i}")).unwrap(),
             customer_id: CustomerId::parse("player-race").unwrap(),
-            reward_id: RewardId::generate(),
+            payer: Payer::Reward(RewardId::generate()),
             mission_id: MissionId::generate(),
             sku: sku.clone(),
             points: Points::new(100).unwrap(),
@@ -155,7 +155,7 @@ async fn due_cancellations_are_read_from_the_store_not_from_memory() {
     let exchange = Exchange {
         key: IdempotencyKey::parse("restart-1").unwrap(),
         customer_id: CustomerId::parse("player-1").unwrap(),
-        reward_id: RewardId::generate(),
+        payer: Payer::Reward(RewardId::generate()),
         mission_id: MissionId::generate(),
         sku: ProductSku::parse("AVATAR-FRAME").unwrap(),
         points: Points::new(300).unwrap(),
@@ -238,8 +238,8 @@ impl GiftTx for Meeting<'_> {
         self.tx.order_by_key(key)
     }
 
-    fn order_by_reward(&mut self, reward: RewardId) -> Result<Option<GiftOrder>, StoreError> {
-        self.tx.order_by_reward(reward)
+    fn order_by_payer(&mut self, payer: Payer) -> Result<Option<GiftOrder>, StoreError> {
+        self.tx.order_by_payer(payer)
     }
 
     fn planned_cancellation(&mut self, order: GiftOrderId) -> Result<Option<PlannedCancellation>, StoreError> {
@@ -252,6 +252,14 @@ impl GiftTx for Meeting<'_> {
 
     fn insert_product(&mut self, product: &Product) -> Result<(), StoreError> {
         self.tx.insert_product(product)
+    }
+
+    fn restock(&mut self, key: &IdempotencyKey) -> Result<Option<Restock>, StoreError> {
+        self.tx.restock(key)
+    }
+
+    fn insert_restock(&mut self, restock: &Restock) -> Result<(), StoreError> {
+        self.tx.insert_restock(restock)
     }
 
     fn save_programme_event(&mut self, event: &ProgrammeEvent) -> Result<(), StoreError> {
@@ -289,7 +297,7 @@ async fn on_postgresql_two_replicas_that_read_one_planned_order_at_once_cancel_i
     let exchange = Exchange {
         key: IdempotencyKey::parse("raced-1").unwrap(),
         customer_id: CustomerId::parse("player-race").unwrap(),
-        reward_id: RewardId::generate(),
+        payer: Payer::Reward(RewardId::generate()),
         mission_id: MissionId::generate(),
         sku: ProductSku::parse("PLUSH-MASCOT").unwrap(),
         points: Points::new(800).unwrap(),

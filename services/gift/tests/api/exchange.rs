@@ -39,6 +39,7 @@ async fn exchanging_a_reward_places_an_order_takes_one_unit_and_publishes_gift_e
             vendor_cost: 1250,
             currency: "EUR".into(),
             placed_at: order.placed_at,
+            exchange_id: String::new(),
         }
     );
 }
@@ -76,4 +77,37 @@ async fn a_reward_worth_more_than_the_price_still_buys_one_unit() {
     let order = app.exchange(exchange_request("entry-1:1", "AVATAR-FRAME", 2000)).await;
     assert_eq!(order.points, 2000);
     assert_eq!(app.stock_of("AVATAR-FRAME").await, 499);
+}
+
+#[tokio::test]
+async fn a_wallet_exchange_pays_for_one_order_named_by_the_exchange_not_a_reward() {
+    let app = spawn_app(None).await;
+    let exchange_id = uuid::Uuid::new_v4().to_string();
+    let request = pb::ExchangeRequest {
+        idempotency_key: exchange_id.clone(),
+        reward_id: String::new(),
+        exchange_id: exchange_id.clone(),
+        ..exchange_request("unused", "PLUSH-MASCOT", 800)
+    };
+
+    let order = app.exchange(request.clone()).await;
+
+    assert_eq!((order.exchange_id.as_str(), order.reward_id.as_str()), (exchange_id.as_str(), ""));
+    assert_eq!((order.points, order.status()), (800, GiftOrderStatus::Placed));
+    let events = app.gift_exchanged(1).await;
+    assert_eq!((events[0].exchange_id.as_str(), events[0].reward_id.as_str()), (exchange_id.as_str(), ""));
+    assert_eq!(events[0].mission_id, request.mission_id, "the correlation key travels as ever");
+    // The exchange asked again under another key: the same order, no second unit.
+    let again = app.exchange(pb::ExchangeRequest { idempotency_key: "another-key".into(), ..request.clone() }).await;
+    assert_eq!(again.order_id, order.order_id);
+    assert_eq!(app.stock_of("PLUSH-MASCOT").await, 24);
+    // Another product for the same exchange is refused, naming the exchange.
+    let refused = app
+        .refused(pb::ExchangeRequest { idempotency_key: "k-3".into(), product_sku: "STICKER-PACK".into(), ..request })
+        .await;
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        refused.message(),
+        format!("wallet exchange {exchange_id} was already exchanged (order {})", order.order_id)
+    );
 }

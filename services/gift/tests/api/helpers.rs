@@ -56,6 +56,7 @@ pub fn exchange_request(key: &str, product_sku: &str, points: i64) -> pb::Exchan
         product_sku: product_sku.into(),
         points,
         mission_id: uuid::Uuid::new_v4().to_string(),
+        exchange_id: String::new(),
     }
 }
 

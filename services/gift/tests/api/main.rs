@@ -11,4 +11,5 @@ mod helpers;
 mod migration;
 mod orders;
 mod refusals;
+mod restock_keys;
 mod vendor_simulation;

@@ -52,6 +52,14 @@ async fn malformed_exchanges_are_invalid_arguments_naming_the_field_and_take_no_
             "customer_id: may only contain letters, digits, '-', '_' and '.'",
         ),
         (pb::ExchangeRequest { reward_id: "nope".into(), ..valid() }, "reward_id: must be a UUID"),
+        (
+            pb::ExchangeRequest { exchange_id: "nope".into(), reward_id: String::new(), ..valid() },
+            "exchange_id: must be a UUID",
+        ),
+        (
+            pb::ExchangeRequest { exchange_id: uuid::Uuid::new_v4().to_string(), ..valid() },
+            "reward_id: must be empty when exchange_id is set",
+        ),
         (pb::ExchangeRequest { mission_id: String::new(), ..valid() }, "mission_id: must not be empty"),
         (pb::ExchangeRequest { mission_id: "mission-1".into(), ..valid() }, "mission_id: must be a UUID"),
         (pb::ExchangeRequest { product_sku: String::new(), ..valid() }, "product_sku: must not be empty"),

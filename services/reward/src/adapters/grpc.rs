@@ -44,6 +44,7 @@ fn to_pb(reward: Reward) -> pb::Reward {
             RewardStatus::Allocated => pb::RewardStatus::Allocated,
             RewardStatus::Issued => pb::RewardStatus::Issued,
             RewardStatus::Exchanged => pb::RewardStatus::Exchanged,
+            RewardStatus::Expired => pb::RewardStatus::Expired,
         }
         .into(),
         mission_code: reward.mission_code,

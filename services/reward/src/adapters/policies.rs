@@ -1,8 +1,9 @@
 //! The reward context's reactions to other contexts' events: allocating a
-//! reward for each achieved mission, and following the wallet's moves.
+//! reward for each achieved mission, and following the wallet's moves and
+//! expiries.
 
 use api::game::mission::v1::MissionAchieved;
-use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use api::game::wallet::v1::{PointsExpired, RewardExchanged, RewardIssued};
 use kernel::{CustomerId, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
@@ -87,6 +88,37 @@ impl Policy for TrackWallet {
         };
         let reward_id = RewardId::parse(&reward_id).map_err(|e| malformed("reward_id", e))?;
         app::follow_wallet(&mut DbTx::new(conn), reward_id, step).map_err(policy_error)?;
+        Ok(())
+    }
+}
+
+/// On PointsExpired: the reward is EXPIRED.
+///
+/// A consumer of its own rather than one more subject of [`TrackWallet`]:
+/// a new durable consumer starts at the beginning of the WALLET stream, so
+/// the expiries the wallet published before this policy existed are applied
+/// too, where widening `reward-track-wallet`'s subjects would only see the
+/// ones published after the upgrade.
+#[derive(Debug, Default)]
+pub struct TrackExpiry;
+
+impl Policy for TrackExpiry {
+    fn name(&self) -> &'static str {
+        "reward-track-expiry"
+    }
+
+    fn stream(&self) -> StreamDef {
+        WALLET_STREAM
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        vec![PointsExpired::SUBJECT.to_owned()]
+    }
+
+    fn apply(&self, conn: &mut DbConnection, event: &ReceivedEvent) -> Result<(), PolicyError> {
+        let expired: PointsExpired = event.decode()?;
+        let reward_id = RewardId::parse(&expired.reward_id).map_err(|e| malformed("reward_id", e))?;
+        app::follow_wallet(&mut DbTx::new(conn), reward_id, WalletStep::Expired).map_err(policy_error)?;
         Ok(())
     }
 }

@@ -88,6 +88,7 @@ struct RewardRow {
 const ALLOCATED: i32 = 1;
 const ISSUED: i32 = 2;
 const EXCHANGED: i32 = 3;
+const EXPIRED: i32 = 4;
 
 impl TryFrom<RewardRow> for Reward {
     type Error = CorruptRow;
@@ -106,6 +107,7 @@ impl TryFrom<RewardRow> for Reward {
                 ALLOCATED => RewardStatus::Allocated,
                 ISSUED => RewardStatus::Issued,
                 EXCHANGED => RewardStatus::Exchanged,
+                EXPIRED => RewardStatus::Expired,
                 other => return Err(corrupt(format!("status {other}"))),
             },
             mission_code: row.mission_code,
@@ -140,6 +142,7 @@ fn status_code(status: RewardStatus) -> i32 {
         RewardStatus::Allocated => ALLOCATED,
         RewardStatus::Issued => ISSUED,
         RewardStatus::Exchanged => EXCHANGED,
+        RewardStatus::Expired => EXPIRED,
     }
 }
 

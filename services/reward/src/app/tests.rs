@@ -142,6 +142,22 @@ async fn the_wallet_moves_a_reward_forward_and_never_back() {
 }
 
 #[tokio::test]
+async fn an_expiry_in_the_wallet_makes_the_reward_expired_once() {
+    let store = InMemoryRewardStore::default();
+    let mission = achieved(300);
+    store.allocate(&mission).unwrap();
+    let id = RewardId::for_mission(mission.mission_id);
+    assert!(store.follow(id, WalletStep::Issued).unwrap());
+
+    assert!(store.follow(id, WalletStep::Expired).unwrap());
+    assert!(!store.follow(id, WalletStep::Expired).unwrap(), "a repeated expiry changes nothing");
+    assert!(!store.follow(id, WalletStep::Issued).unwrap(), "a late issue changes nothing");
+
+    let reward = Rewards::new(store.clone()).get(id).await.unwrap();
+    assert_eq!((reward.status, reward.version), (RewardStatus::Expired, 3));
+}
+
+#[tokio::test]
 async fn a_wallet_step_before_the_allocation_is_not_found_yet() {
     let store = InMemoryRewardStore::default();
     let id = RewardId::generate();

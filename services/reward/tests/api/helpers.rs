@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api::game::mission::v1::MissionAchieved;
 use api::game::reward::v1::{self as pb, reward_service_client::RewardServiceClient};
-use api::game::wallet::v1::{RewardExchanged, RewardIssued};
+use api::game::wallet::v1::{PointsExpired, RewardExchanged, RewardIssued};
 use platform::config::ServiceConfig;
 use testkit::AsCaller;
 use testkit::{Broker, Running, TempStore, service_config};
@@ -90,6 +90,20 @@ pub fn reward_exchanged(achieved: &MissionAchieved) -> RewardExchanged {
         gift_order_id: uuid::Uuid::new_v4().to_string(),
         product_sku: "COFFEE-S".into(),
         exchanged_at: None,
+    }
+}
+
+/// A PointsExpired as the wallet's expiry job publishes it.
+pub fn points_expired(achieved: &MissionAchieved) -> PointsExpired {
+    PointsExpired {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        entry_id: uuid::Uuid::new_v4().to_string(),
+        reward_id: reward_id_for(achieved),
+        mission_id: achieved.mission_id.clone(),
+        customer_id: achieved.customer_id.clone(),
+        points: achieved.reward_points,
+        expires_at: Some(platform::events::timestamp(1_766_000_000_000)),
+        expired_at: Some(platform::events::timestamp(1_766_000_060_000)),
     }
 }
 

@@ -15,4 +15,5 @@ mod poison;
 mod postgres;
 mod processes;
 mod replicas;
+mod track_expiry;
 mod track_wallet;

@@ -69,6 +69,7 @@ pub fn gift_order_cancelled(exchanged: &GiftExchanged) -> GiftOrderCancelled {
         currency: exchanged.currency.clone(),
         reason: "out of stock at the vendor".into(),
         cancelled_at: Some(platform::events::timestamp(1_764_000_100_000)),
+        exchange_id: String::new(),
     }
 }
 
@@ -85,6 +86,7 @@ pub fn gift_exchanged(product_sku: &str, vendor_cost: i64) -> GiftExchanged {
         vendor_cost,
         currency: "JPY".into(),
         placed_at: Some(platform::events::timestamp(1_764_000_000_000)),
+        exchange_id: String::new(),
     }
 }
 

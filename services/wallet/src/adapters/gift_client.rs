@@ -57,6 +57,7 @@ impl GiftExchange for GiftClient {
             product_sku: ticket.product.to_string(),
             points: entry.points.value(),
             mission_id: entry.mission_id.to_string(),
+            exchange_id: String::new(),
         };
         let answer = self
             .retrier

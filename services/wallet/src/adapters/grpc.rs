@@ -64,6 +64,11 @@ impl From<WalletError> for Status {
 }
 
 fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
+    let (remaining_points, expired_points) = match entry.status {
+        EntryStatus::Available => (entry.points.value(), 0),
+        EntryStatus::Expired { .. } => (0, entry.points.value()),
+        EntryStatus::ExchangePending { .. } | EntryStatus::Exchanged { .. } => (0, 0),
+    };
     let (status, product_sku, gift_order_id) = match entry.status {
         EntryStatus::Available => (pb::WalletEntryStatus::Available, String::new(), String::new()),
         EntryStatus::ExchangePending { product, .. } => {
@@ -84,6 +89,8 @@ fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
         product_sku,
         issued_at: Some(timestamp(entry.issued_at)),
         expires_at: entry.expires_at.map(timestamp),
+        remaining_points,
+        expired_points,
     }
 }
 
@@ -97,12 +104,25 @@ impl<S: WalletStore, G: GiftExchange> WalletService for WalletGrpc<S, G> {
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
         require_reader(&caller, &customer)?;
         let entries = self.wallets.wallet(customer.clone()).await?;
-        Ok(Response::new(pb::GetWalletResponse {
-            wallet: Some(pb::Wallet {
-                customer_id: customer.to_string(),
-                entries: entries.into_iter().map(to_pb).collect(),
-            }),
-        }))
+        let now = platform::db::now_millis();
+        let mut wallet = pb::Wallet { customer_id: customer.to_string(), ..Default::default() };
+        for entry in entries {
+            let points = entry.points.value();
+            wallet.earned += points;
+            match &entry.status {
+                EntryStatus::Available if entry.is_due(now) => wallet.expired += points,
+                EntryStatus::Available => wallet.balance += points,
+                EntryStatus::ExchangePending { .. } => wallet.reserved += points,
+                EntryStatus::Exchanged { .. } => wallet.spent += points,
+                EntryStatus::Expired { .. } => wallet.expired += points,
+            }
+            wallet.entries.push(to_pb(entry));
+        }
+        Ok(Response::new(pb::GetWalletResponse { wallet: Some(wallet) }))
+    }
+
+    async fn exchange(&self, _request: Request<pb::ExchangeRequest>) -> Result<Response<pb::ExchangeResponse>, Status> {
+        Err(Status::unimplemented("WalletService.Exchange is not served yet; use ExchangeReward"))
     }
 
     async fn exchange_reward(
