@@ -68,7 +68,8 @@ function exchange(x: ExchangeView) {
 }
 
 function product(p: ProductView) {
-  const label = p.buying ? "Exchanging…" : p.retry ? "Try again" : "Exchange";
+  // Not "Exchange", which names a reward's own button.
+  const label = p.buying ? "Getting it…" : p.retry ? "Try again" : "Get it with points";
   return h(
     "li",
     { class: "product", "data-sku": p.sku },
