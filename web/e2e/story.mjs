@@ -126,6 +126,21 @@ await check("an exchanged entry becomes EXCHANGED with its order, live", async (
   await page.screenshot({ path: `${out}/4-exchanged.png`, fullPage: true });
 });
 
+await check("a gift bought with points shows under Your gifts, paid from the balance", async () => {
+  await ask(`achieve ${player} INVITE_FRIEND`);
+  await page.locator('[data-available-points="500 pts"]').waitFor();
+  await page.locator('li.product[data-sku="STICKER-PACK"] button').click();
+  // The avatar frame's exchange above is one of the player's gifts too.
+  const placed = page.locator('[data-exchange-id][data-sku="STICKER-PACK"][data-status="Placed"]');
+  await placed.waitFor();
+  const order = await placed.locator(".order code").innerText();
+  if (!order.trim()) throw new Error("no gift order shown");
+  // The change stays in the reward that paid, and the balance says so.
+  await page.locator('[data-available-points="400 pts"]').waitFor();
+  await page.locator('[data-remaining="400 pts left"]').waitFor();
+  await page.screenshot({ path: `${out}/4b-gift-for-points.png`, fullPage: true });
+});
+
 await check("another player's page is refused", async () => {
   const other = await context.newPage();
   await other.goto(`${base}/#someone-else-${run}`);
