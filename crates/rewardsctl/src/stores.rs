@@ -62,6 +62,9 @@ pub struct EntryRow {
     pub status: i32,
     #[diesel(sql_type = Nullable<Text>)]
     pub gift_order_id: Option<String>,
+    /// The points still spendable (not reserved, spent or expired).
+    #[diesel(sql_type = BigInt)]
+    pub remaining: i64,
 }
 
 /// A gift order row.
@@ -178,7 +181,7 @@ impl Stores {
                 rewards: stores.query("reward", "SELECT reward_id, mission_id, customer_id, status FROM rewards")?,
                 entries: stores.query(
                     "wallet",
-                    "SELECT entry_id, reward_id, mission_id, customer_id, points, status, gift_order_id \
+                    "SELECT entry_id, reward_id, mission_id, customer_id, points, status, gift_order_id, remaining \
                      FROM wallet_entries",
                 )?,
                 gift_orders: stores

@@ -545,31 +545,35 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
                 f.duplicates.push(format!("{player}'s page shows entry {} twice", line.entry_id));
             }
         }
+        // The balance: what the entries still hold (at quiescence the expiry
+        // job has expired every due entry, so none past its expiry holds any).
         let mut available = 0;
         for e in &own_entries {
-            if e.status == AVAILABLE {
-                available += e.points;
-            }
+            available += e.remaining;
             let Some(line) = shown.remove(e.entry_id.as_str()) else {
                 f.losses.push(format!("{player}'s page lacks wallet entry {}", e.entry_id));
                 continue;
             };
-            let order = e.gift_order_id.clone().unwrap_or_default();
+            // As GetWallet shows it: the order of an entry used up.
+            let order = if e.status == EXCHANGED { e.gift_order_id.clone().unwrap_or_default() } else { String::new() };
             if line.reward_id != e.reward_id
                 || line.mission_id != e.mission_id
                 || line.status != e.status
                 || line.gift_order_id != order
                 || line.points != e.points
+                || line.remaining_points != e.remaining
             {
                 f.mismatches.push(format!(
-                    "{player}'s page shows entry {} as ({}, gift order {:?}, {} points), the wallet as ({}, gift order {:?}, {} points)",
+                    "{player}'s page shows entry {} as ({}, gift order {:?}, {} points, {} remaining), the wallet as ({}, gift order {:?}, {} points, {} remaining)",
                     e.entry_id,
                     entry_name(line.status),
                     line.gift_order_id,
                     line.points,
+                    line.remaining_points,
                     entry_name(e.status),
                     order,
-                    e.points
+                    e.points,
+                    e.remaining
                 ));
             }
         }
@@ -644,6 +648,7 @@ mod tests {
                 points: 300,
                 status: EXCHANGED,
                 gift_order_id: Some("o1".into()),
+                remaining: 0,
             }],
             gift_orders: vec![GiftOrderRow {
                 order_id: "o1".into(),
