@@ -47,7 +47,13 @@ async fn play_the_story(mesh: &Mesh) {
     // The player exchanges it for a product they can afford.
     let products =
         c.gifts.clone().list_products(gift::ListProductsRequest {}.by_operator()).await.unwrap().into_inner().products;
-    let product = products.iter().find(|p| p.price_points <= 300 && p.stock > 0).expect("an affordable product");
+    // The dearest it can afford, which uses the reward up: the change of a
+    // cheaper one would stay in the wallet, the entry AVAILABLE.
+    let product = products
+        .iter()
+        .filter(|p| p.price_points <= 300 && p.stock > 0)
+        .max_by_key(|p| p.price_points)
+        .expect("an affordable product");
     let exchange = wallet::ExchangeRewardRequest {
         customer_id: customer.clone(),
         entry_id: entry.entry_id.clone(),
