@@ -54,13 +54,17 @@ overload *args:
     "${CARGO_TARGET_DIR:-target}/debug/rewardsctl" overload {{args}}
 
 # The benchmarks, on a release build: this machine's baselines (bare tonic,
-# JetStream, SQLite), then the whole system — the chain at 500 to 5,000
-# missions/s (60 s each), the exchange healthy and with the breaker open, the
-# gateway's cost, each process's memory and CPU. Prints a table and writes
-# .run/bench-<time>/results.json. `just bench --quick` takes under 3 minutes;
-# `just bench --cluster` adds the production shape (three NATS nodes,
-# PostgreSQL, two replicas of everything) beside the single box;
-# `just bench compare A.json B.json` sets two runs side by side.
+# JetStream, SQLite) and the bare chain (the chain's hops, commits, publishes
+# and consumes in one process with no logic), then the whole system — five
+# runs of 30 s at 1,000 missions/s (latency, CPU per mission by process), a
+# search for the highest rate held with p99 <= 50 ms, the exchange healthy
+# and with the breaker open, the gateway's cost — and issue 15's targets,
+# each met or NOT MET beside the same run's baselines. Writes
+# .run/bench-<time>/results.json. `just bench --quick` takes a few minutes
+# (one 10 s run at 1,000/s: its latency is indicative); `just bench --cluster`
+# adds the production shape beside the single box; `just bench save-start`
+# keeps the newest run as the start of the work and `just bench compare`
+# sets the newest against it (or `compare A.json B.json`). Not run by CI.
 bench *args:
     cargo build --release --workspace --bins
     "${CARGO_TARGET_DIR:-target}/release/rewardsctl" bench {{args}}

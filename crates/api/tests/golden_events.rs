@@ -236,6 +236,25 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             placed_at: at(1_764_000_004),
             // Written before exchanges: paid by one reward.
             exchange_id: String::new(),
+            // Written before vendors were named: the default vendor's.
+            vendor: String::new(),
+        },
+    );
+    check(
+        "gift.v1.GiftExchanged.by_a_vendor",
+        &gift::v1::GiftExchanged {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000022".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000023".into(),
+            customer_id: customer_id.clone(),
+            reward_id: "9a0b1c2d-0000-5000-8000-000000000024".into(),
+            mission_id: mission_id.clone(),
+            product_sku: "SNOW-SLED".into(),
+            points: 300,
+            vendor_cost: 990,
+            currency: "EUR".into(),
+            placed_at: at(1_798_113_700),
+            exchange_id: String::new(),
+            vendor: "acme-toys".into(),
         },
     );
     check(
@@ -298,6 +317,7 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             recorded_at: at(1_764_000_005),
             // Written before periods: in none.
             period_id: String::new(),
+            vendor: String::new(),
         },
     );
     check(
@@ -313,6 +333,40 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             currency: "EUR".into(),
             recorded_at: at(1_798_113_600),
             period_id: "019b4e9c-c000-8000-8000-000000000017".into(),
+            vendor: String::new(),
+        },
+    );
+    check(
+        "settlement.v1.SettlementRecorded.by_a_vendor",
+        &settlement::v1::SettlementRecorded {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000025".into(),
+            settlement_id: "3e4f5a6b-0000-5000-8000-000000000026".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000023".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            product_sku: "SNOW-SLED".into(),
+            amount: 990,
+            currency: "EUR".into(),
+            recorded_at: at(1_798_113_701),
+            period_id: "019b4e9c-c000-8000-8000-000000000017".into(),
+            vendor: "acme-toys".into(),
+        },
+    );
+    check(
+        "settlement.v1.SettlementReversed.by_a_vendor",
+        &settlement::v1::SettlementReversed {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000027".into(),
+            settlement_id: "3e4f5a6b-0000-5000-8000-000000000028".into(),
+            reversed_settlement_id: "3e4f5a6b-0000-5000-8000-000000000026".into(),
+            order_id: "7c8d9e0f-0000-5000-8000-000000000023".into(),
+            mission_id: mission_id.clone(),
+            customer_id: customer_id.clone(),
+            product_sku: "SNOW-SLED".into(),
+            amount: -990,
+            currency: "EUR".into(),
+            recorded_at: at(1_798_113_800),
+            period_id: "019b4e9c-c000-8000-8000-000000000017".into(),
+            vendor: "acme-toys".into(),
         },
     );
     check(
@@ -329,6 +383,7 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
             currency: "EUR".into(),
             recorded_at: at(1_798_200_000),
             period_id: "019b53c3-1c00-8000-8000-000000000020".into(),
+            vendor: String::new(),
         },
     );
     check(
@@ -347,7 +402,34 @@ fn every_event_written_by_an_earlier_build_still_reads_the_same() {
                     charges: 2,
                     reversals: 1,
                     amount: 150,
+                    vendor: String::new(),
                 }],
+            }),
+        },
+    );
+    let total = |vendor: &str, sku: &str, charges, reversals, amount| settlement::v1::PeriodTotal {
+        product_sku: sku.into(),
+        currency: "EUR".into(),
+        charges,
+        reversals,
+        amount,
+        vendor: vendor.into(),
+    };
+    check(
+        "settlement.v1.SettlementPeriodClosed.per_vendor",
+        &settlement::v1::SettlementPeriodClosed {
+            event_id: "6f1d2c3b-0000-5000-8000-000000000029".into(),
+            period: Some(settlement::v1::SettlementPeriod {
+                period_id: "019b4e9c-c000-8000-8000-000000000017".into(),
+                starts_at: Some(prost_types::Timestamp { seconds: 1_798_070_400, nanos: 0 }),
+                ends_at: Some(prost_types::Timestamp { seconds: 1_798_156_800, nanos: 0 }),
+                status: settlement::v1::PeriodStatus::Closed.into(),
+                closed_at: at(1_798_156_830),
+                totals: vec![
+                    total("acme-toys", "SNOW-SLED", 1, 1, 0),
+                    total("gift", "AVATAR-FRAME", 2, 1, 150),
+                    total("gift", "SNOW-SLED", 1, 0, 990),
+                ],
             }),
         },
     );

@@ -9,7 +9,7 @@
 //! - [`idempotency`]: callers' idempotency keys.
 //! - [`ids`]: customer ids, UUID ids (and [`uuid_id!`] to declare one), derived ids.
 //! - [`points`]: amounts of reward points.
-//! - [`product`]: product SKUs and currencies.
+//! - [`product`]: product SKUs, currencies and vendors.
 //! - [`programme`]: the event programme's ids, windows, operators and titles.
 //! - [`store`]: the kinds of store failure a use case acts on.
 //! - [`utc`]: times printed for people, in RFC 3339 UTC.
@@ -25,7 +25,7 @@ pub mod utc;
 pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
 pub use ids::{CustomerId, IdError, derived_uuid, parse_uuid};
 pub use points::{NegativePoints, Points};
-pub use product::{Currency, CurrencyError, ProductSku, ProductSkuError};
+pub use product::{Currency, CurrencyError, ProductSku, ProductSkuError, Vendor, VendorError};
 pub use store::{ChangedConcurrently, StoreError, StoreErrorKind, StoreFailure};
 pub use utc::{rfc3339, utc_date};
 /// The UUID type of every id, re-exported for [`uuid_id!`].

@@ -56,6 +56,18 @@ pub fn of_process(pid: u32, ticks_per_second: f64) -> Option<Usage> {
     read(&pid.to_string(), ticks_per_second)
 }
 
+/// CPU seconds (user + system) of the calling thread so far.
+pub fn thread_cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/stat").ok().and_then(|stat| parse_stat(&stat)).map_or(
+        0.0,
+        |(user, system)| {
+            #[allow(clippy::cast_precision_loss)] // clock ticks of a thread fit an f64 exactly
+            let ticks = (user + system) as f64;
+            ticks / clock_ticks()
+        },
+    )
+}
+
 fn read(pid: &str, ticks_per_second: f64) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

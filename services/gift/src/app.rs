@@ -15,7 +15,7 @@ use tracing::instrument;
 use crate::domain::catalogue::{CatalogueChange, CatalogueRefused, Listing, ProgrammeEvent, Restock};
 use crate::domain::{
     CancelRefused, CancellationPlan, Exchange, ExchangeRefused, GiftEvent, GiftOrder, GiftOrderId, IdempotencyKey,
-    PlannedCancellation, Product, ProductSku,
+    PlannedCancellation, Product, ProductSku, Vendor,
 };
 use crate::ports::{Clock, GiftStore, GiftTx};
 
@@ -66,18 +66,28 @@ enum Exchanged {
 pub struct Gifts<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
+    /// Who fulfils and bills the orders placed here, named on each
+    /// `GiftExchanged` so that settlement totals what each vendor is owed.
+    vendor: Vendor,
 }
 
 impl<S> Clone for Gifts<S> {
     fn clone(&self) -> Self {
-        Self { store: Arc::clone(&self.store), clock: Arc::clone(&self.clock) }
+        Self { store: Arc::clone(&self.store), clock: Arc::clone(&self.clock), vendor: self.vendor.clone() }
     }
 }
 
 impl<S: GiftStore> Gifts<S> {
-    /// Use cases over `store`, telling the time by `clock`.
+    /// Use cases over `store`, telling the time by `clock`, for the default
+    /// vendor ([`Vendor::DEFAULT`]).
     pub fn new(store: S, clock: impl Clock) -> Self {
-        Self { store: Arc::new(store), clock: Arc::new(clock) }
+        Self { store: Arc::new(store), clock: Arc::new(clock), vendor: Vendor::default() }
+    }
+
+    /// The same use cases, placing orders `vendor` fulfils.
+    #[must_use]
+    pub fn for_vendor(self, vendor: Vendor) -> Self {
+        Self { vendor, ..self }
     }
 
     /// The products on sale now, with current stock, in display order: those
@@ -144,8 +154,9 @@ impl<S: GiftStore> Gifts<S> {
         // reports; SQLite serialises writers): deciding again takes the replay
         // path, or decides on the stock it left.
         let exchanged = retry_on_conflict(|| {
-            let (command, plan, clock) = (exchange.clone(), plan.clone(), Arc::clone(&self.clock));
-            self.store.write(move |tx| exchange_in(tx, &command, plan, clock.now()))
+            let (command, plan, clock, vendor) =
+                (exchange.clone(), plan.clone(), Arc::clone(&self.clock), self.vendor.clone());
+            self.store.write(move |tx| exchange_in(tx, &command, plan, &vendor, clock.now()))
         })
         .await?;
         match exchanged {
@@ -273,6 +284,7 @@ fn exchange_in(
     tx: &mut dyn GiftTx,
     exchange: &Exchange,
     plan: Option<CancellationPlan>,
+    vendor: &Vendor,
     now: i64,
 ) -> Result<Exchanged, GiftError> {
     if let Some(order) = tx.order_by_key(&exchange.key)? {
@@ -286,7 +298,7 @@ fn exchange_in(
     let (mut product, event) =
         tx.product_in_event(&exchange.sku)?.ok_or_else(|| GiftError::UnknownProduct(exchange.sku.clone()))?;
     let event = event.ok_or_else(|| GiftError::UnknownEvent(product.event_id.clone()))?;
-    let (order, event) = product.exchange(exchange, &event, now)?;
+    let (order, event) = product.exchange(exchange, &event, vendor, now)?;
     tx.update_stock(&product)?;
     tx.insert_order(&order)?;
     tx.stage(&event)?;

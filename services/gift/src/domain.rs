@@ -8,7 +8,7 @@ pub mod catalogue;
 
 use kernel::programme::ProgrammeEventId;
 use kernel::rfc3339;
-pub use kernel::{Currency, CurrencyError, IdempotencyKey, IdempotencyKeyError, ProductSku, ProductSkuError};
+pub use kernel::{Currency, CurrencyError, IdempotencyKey, IdempotencyKeyError, ProductSku, ProductSkuError, Vendor};
 use kernel::{CustomerId, Points};
 
 use self::catalogue::{CatalogueChange, ProgrammeEvent, StockFull};
@@ -182,9 +182,9 @@ pub struct GiftOrder {
 /// What happened in the gift context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GiftEvent {
-    /// An order was placed; the vendor bills `vendor_cost` in `currency` for it,
-    /// as priced at the moment of the exchange.
-    Exchanged { order: GiftOrder, vendor_cost: i64, currency: Currency },
+    /// An order was placed; `vendor` bills `vendor_cost` in `currency` for
+    /// it, as priced at the moment of the exchange.
+    Exchanged { order: GiftOrder, vendor: Vendor, vendor_cost: i64, currency: Currency },
     /// The vendor cancelled an order (as it now stands): it no longer bills
     /// `vendor_cost` in `currency`, and the points go back to the player.
     OrderCancelled { order: GiftOrder, vendor_cost: i64, currency: Currency },
@@ -227,7 +227,8 @@ pub enum CancelRefused {
 }
 
 impl Product {
-    /// Reserves one unit for `exchange` and places its order.
+    /// Reserves one unit for `exchange` and places its order, which
+    /// `vendor` fulfils and bills.
     ///
     /// The caller loads the product `exchange.sku` names, and the event of
     /// the programme it is sold in; the order is for this product.
@@ -241,6 +242,7 @@ impl Product {
         &mut self,
         exchange: &Exchange,
         event: &ProgrammeEvent,
+        vendor: &Vendor,
         now: i64,
     ) -> Result<(GiftOrder, GiftEvent), ExchangeRefused> {
         event.check_on_sale(&self.sku, now)?;
@@ -271,6 +273,7 @@ impl Product {
         };
         let event = GiftEvent::Exchanged {
             order: order.clone(),
+            vendor: vendor.clone(),
             vendor_cost: self.vendor_cost,
             currency: self.currency.clone(),
         };
@@ -381,7 +384,7 @@ mod tests {
     }
 
     fn placed(exchange: &Exchange) -> GiftOrder {
-        plush(5).exchange(exchange, &launch(), 1_000).unwrap().0
+        plush(5).exchange(exchange, &launch(), &Vendor::default(), 1_000).unwrap().0
     }
 
     #[test]
@@ -390,7 +393,7 @@ mod tests {
         let mut product = plush(5);
         let exchange = exchange_of(800);
         // When it is exchanged
-        let (order, event) = product.exchange(&exchange, &launch(), 1_000).unwrap();
+        let (order, event) = product.exchange(&exchange, &launch(), &Vendor::default(), 1_000).unwrap();
         // Then one unit is reserved and the order records the exchange
         assert_eq!((product.stock, product.version), (4, 8));
         assert_eq!(order.id, GiftOrderId::for_key(&exchange.key));
@@ -403,13 +406,14 @@ mod tests {
         assert_eq!(order.status, GiftOrderStatus::Placed);
         assert_eq!((order.placed_at, order.version), (1_000, 1));
         // And the event carries what the vendor bills for it
-        assert_eq!(event, GiftEvent::Exchanged { order, vendor_cost: 1250, currency: Currency::parse("EUR").unwrap() });
+        let (vendor, currency) = (Vendor::default(), Currency::parse("EUR").unwrap());
+        assert_eq!(event, GiftEvent::Exchanged { order, vendor, vendor_cost: 1250, currency });
     }
 
     #[test]
     fn the_last_unit_can_be_exchanged() {
         let mut product = plush(1);
-        assert!(product.exchange(&exchange_of(2000), &launch(), 1_000).is_ok());
+        assert!(product.exchange(&exchange_of(2000), &launch(), &Vendor::default(), 1_000).is_ok());
         assert_eq!(product.stock, 0);
     }
 
@@ -418,7 +422,7 @@ mod tests {
         // Given a product that costs 800 points
         let mut product = plush(5);
         // When a reward worth 500 asks for it
-        let refused = product.exchange(&exchange_of(500), &launch(), 1_000).unwrap_err();
+        let refused = product.exchange(&exchange_of(500), &launch(), &Vendor::default(), 1_000).unwrap_err();
         // Then it is refused with both amounts, and the stock is unchanged
         assert_eq!(
             refused,
@@ -433,7 +437,7 @@ mod tests {
         // Given a product with no unit left
         let mut product = plush(0);
         // When a reward worth enough asks for it
-        let refused = product.exchange(&exchange_of(800), &launch(), 1_000).unwrap_err();
+        let refused = product.exchange(&exchange_of(800), &launch(), &Vendor::default(), 1_000).unwrap_err();
         // Then it is out of stock, and nothing changed
         assert_eq!(refused, ExchangeRefused::OutOfStock { sku: sku("PLUSH-MASCOT") });
         assert_eq!(refused.to_string(), "PLUSH-MASCOT is out of stock");
@@ -442,7 +446,7 @@ mod tests {
 
     #[test]
     fn too_few_points_are_reported_before_an_empty_stock() {
-        let refused = plush(0).exchange(&exchange_of(100), &launch(), 1_000).unwrap_err();
+        let refused = plush(0).exchange(&exchange_of(100), &launch(), &Vendor::default(), 1_000).unwrap_err();
         assert!(matches!(refused, ExchangeRefused::NotEnoughPoints { .. }));
     }
 
@@ -453,9 +457,9 @@ mod tests {
             id: ProgrammeEventId::parse("WINTER-2026").unwrap(),
             window: kernel::programme::Window::new(2_000, 3_000).unwrap(),
         };
-        let refused = product.exchange(&exchange_of(800), &closed, 3_000).unwrap_err();
+        let refused = product.exchange(&exchange_of(800), &closed, &Vendor::default(), 3_000).unwrap_err();
         assert!(matches!(refused, ExchangeRefused::EventEnded { ended_at: 3_000, .. }), "{refused:?}");
-        let refused = plush(0).exchange(&exchange_of(100), &closed, 1_999).unwrap_err();
+        let refused = plush(0).exchange(&exchange_of(100), &closed, &Vendor::default(), 1_999).unwrap_err();
         assert!(matches!(refused, ExchangeRefused::EventNotOpenYet { .. }), "reported before points and stock");
         assert_eq!(product, plush(5));
     }
@@ -464,7 +468,7 @@ mod tests {
     fn a_placed_order_is_cancelled_once_and_its_unit_goes_back() {
         // Given an order placed for the plush, one unit reserved
         let mut product = plush(5);
-        let (mut order, _) = product.exchange(&exchange_of(800), &launch(), 1_000).unwrap();
+        let (mut order, _) = product.exchange(&exchange_of(800), &launch(), &Vendor::default(), 1_000).unwrap();
         // When the vendor cancels it
         let event = order.cancel(&mut product, "no supply".into(), 5_000).unwrap();
         // Then it is cancelled, when and why, and the unit is back

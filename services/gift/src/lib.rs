@@ -64,7 +64,8 @@ pub type App = ServiceApp;
 pub async fn build(config: impl Into<GiftConfig>) -> Result<App, StartError> {
     let config = config.into();
     let mut host = ServiceHost::start(SPEC, &config.service).await?;
-    let gifts = app::Gifts::new(DieselGiftStore::new(host.db().clone(), host.outbox().clone()), SystemClock);
+    let gifts = app::Gifts::new(DieselGiftStore::new(host.db().clone(), host.outbox().clone()), SystemClock)
+        .for_vendor(config.vendor.clone());
     host.spawn_relay();
     host.spawn_policy(KeepProgrammeEvent).await?;
     // Always run, simulation or not: cancellations planned before a restart
@@ -102,6 +103,10 @@ pub struct GiftConfig {
     pub vendor_simulation: bool,
     /// How often the orders the vendor cancels are looked for, due.
     pub vendor_cancellation_interval: Duration,
+    /// The vendor this gift service places orders with, named on every
+    /// `GiftExchanged` (`GIFT_VENDOR`, `gift` by default); settlement
+    /// totals each period per vendor.
+    pub vendor: kernel::Vendor,
 }
 
 impl From<ServiceConfig> for GiftConfig {
@@ -111,6 +116,7 @@ impl From<ServiceConfig> for GiftConfig {
             max_exchanges_in_flight: 64,
             vendor_simulation: false,
             vendor_cancellation_interval: Duration::from_millis(500),
+            vendor: kernel::Vendor::default(),
         }
     }
 }
@@ -135,7 +141,25 @@ impl GiftConfig {
             max_exchanges_in_flight: env
                 .above_zero("GIFT_MAX_EXCHANGES_IN_FLIGHT", defaults.max_exchanges_in_flight)?,
             vendor_simulation: env.or("GIFT_VENDOR_SIMULATION", defaults.vendor_simulation)?,
+            vendor: env.or("GIFT_VENDOR", defaults.vendor.clone())?,
             ..defaults
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
+
+    use super::*;
+
+    #[test]
+    fn the_vendor_is_gift_unless_gift_vendor_names_another() {
+        let defaults = GiftConfig::read(&Env::from_pairs([])).unwrap();
+        let acme = GiftConfig::read(&Env::from_pairs([("GIFT_VENDOR", "acme-toys")])).unwrap();
+        let error = GiftConfig::read(&Env::from_pairs([("GIFT_VENDOR", "Acme Toys")])).unwrap_err();
+
+        assert_eq!((defaults.vendor.as_str(), acme.vendor.as_str()), ("gift", "acme-toys"));
+        assert_eq!(error.to_string(), "invalid GIFT_VENDOR=\"Acme Toys\": may only contain a-z, 0-9, '-' and '_'");
     }
 }

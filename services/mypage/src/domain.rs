@@ -44,6 +44,10 @@ pub enum RewardStatus {
     Issued,
     /// The player exchanged it for a gift (RewardExchanged).
     Exchanged,
+    /// Its points expired unspent in the wallet (PointsExpired), as the
+    /// reward context shows it too. A reward is exchanged or expired, never
+    /// both, so their order only has to be fixed.
+    Expired,
 }
 
 /// How far a wallet entry has gone, as far as published events tell: the
@@ -256,13 +260,16 @@ impl PageEvent {
                 }),
             ),
             // An expired reward was issued first: it tells what RewardIssued
-            // does but the date, and the entry's end. The reward's own status
-            // stays ISSUED.
+            // does but the date, and the entry's end; the reward is EXPIRED,
+            // as the reward context records it from the same event.
             Self::PointsExpired { entry_id, reward_id, mission_id, points, expires_at } => {
                 let issued =
                     Self::RewardIssued { entry_id, reward_id, mission_id, points, issued_at: None, expires_at };
                 let (mission, entry) = issued.fragments();
-                (mission, entry.map(|line| WalletLine { status: EntryStatus::Expired, ..line }))
+                (
+                    MissionLine { reward_status: Some(RewardStatus::Expired), ..mission },
+                    entry.map(|line| WalletLine { status: EntryStatus::Expired, ..line }),
+                )
             }
             Self::RewardExchanged { entry_id, reward_id, mission_id, gift_order_id, product_sku } => (
                 MissionLine {
@@ -667,6 +674,8 @@ mod tests {
         assert_eq!(page.apply(&expiring.expired()), Merge::Changed);
 
         assert_eq!((line(&page).status, line(&page).expires_at), (EntryStatus::Expired, Some(EXPIRES_AT)));
+        let reward = |life: &Life| page.missions().iter().find(|m| m.mission_id == life.mission).unwrap().reward_status;
+        assert_eq!((reward(&expiring), reward(&kept)), (Some(RewardStatus::Expired), Some(RewardStatus::Issued)));
         assert_eq!(page.available_points(), points(300));
         assert_eq!(page.apply(&expiring.expired()), Merge::Unchanged);
     }
@@ -680,7 +689,7 @@ mod tests {
         for order in permutations(&events) {
             assert_eq!(page_after(&order.iter().collect::<Vec<_>>()), expected, "{order:?}");
         }
-        assert_eq!(expected.missions()[0].reward_status, Some(RewardStatus::Issued));
+        assert_eq!(expected.missions()[0].reward_status, Some(RewardStatus::Expired));
         assert_eq!(
             expected.wallet(),
             [WalletLine {

@@ -7,7 +7,7 @@
 pub mod period;
 
 use kernel::CustomerId;
-pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError};
+pub use kernel::{Currency, CurrencyError, ProductSku, ProductSkuError, Vendor};
 
 pub use self::period::{Landing, Period, PeriodId, PeriodLength, PeriodStatus, PeriodTotal};
 
@@ -81,6 +81,8 @@ pub struct GiftExchange {
     pub mission_id: MissionId,
     pub customer_id: CustomerId,
     pub product_sku: ProductSku,
+    /// Who fulfilled the order and bills for it.
+    pub vendor: Vendor,
     /// What the vendor bills for the product.
     pub vendor_cost: Money,
 }
@@ -133,6 +135,8 @@ pub struct Settlement {
     pub mission_id: MissionId,
     pub customer_id: CustomerId,
     pub product_sku: ProductSku,
+    /// The vendor owed the amount (a charge) or no longer owed it (a reversal).
+    pub vendor: Vendor,
     /// The vendor's cost of the product: owed for a charge, taken back by a
     /// reversal (see [`Settlement::owed`]).
     pub amount: Money,
@@ -161,6 +165,7 @@ impl Settlement {
             mission_id: exchange.mission_id,
             customer_id: exchange.customer_id,
             product_sku: exchange.product_sku,
+            vendor: exchange.vendor,
             amount: exchange.vendor_cost,
             period,
             recorded_at: now,
@@ -204,6 +209,7 @@ mod tests {
             mission_id: MissionId::generate(),
             customer_id: CustomerId::parse("player-1").unwrap(),
             product_sku: ProductSku::parse("COFFEE-S").unwrap(),
+            vendor: Vendor::parse("acme-toys").unwrap(),
             vendor_cost: Money::new(350, Currency::parse("JPY").unwrap()).unwrap(),
         }
     }
@@ -219,6 +225,7 @@ mod tests {
         assert_eq!(settlement.mission_id, exchange.mission_id);
         assert_eq!(settlement.customer_id, exchange.customer_id);
         assert_eq!(settlement.product_sku.as_str(), "COFFEE-S");
+        assert_eq!(settlement.vendor.as_str(), "acme-toys");
         assert_eq!(settlement.amount.minor_units(), 350);
         assert_eq!(settlement.amount.currency().as_str(), "JPY");
         assert_eq!(settlement.recorded_at, 1_000);
@@ -250,6 +257,7 @@ mod tests {
             (SettlementKind::Reversal, reversed_in, 90_000_000)
         );
         assert_eq!((reversal.order_id, &reversal.product_sku), (charge.order_id, &charge.product_sku));
+        assert_eq!(reversal.vendor, charge.vendor, "the vendor of the charge no longer owed it");
         assert_eq!((charge.owed(), reversal.owed()), (350, -350));
         assert_eq!(event, SettlementEvent::Reversed { reversal, reversed: charge.id });
     }

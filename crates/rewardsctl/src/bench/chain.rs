@@ -38,8 +38,6 @@ const LAST_HOP: &str = "mypage-wallet";
 /// How each step runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Offered rates, missions per second, one step each.
-    pub rates: Vec<f64>,
     pub duration: Duration,
     /// How long after the last call the chain may take to finish.
     pub drain: Duration,
@@ -95,24 +93,30 @@ impl Step {
     }
 }
 
-/// Runs every step, each on a fresh system under `dir`.
+/// Runs a step at each of `rates`, each on a fresh system under `dir`.
 ///
 /// # Errors
 /// When a system cannot start.
-pub async fn run(dir: &Path, bin_dir: &Path, options: &Options) -> anyhow::Result<Vec<Step>> {
+pub async fn run(dir: &Path, bin_dir: &Path, options: &Options, rates: &[f64]) -> anyhow::Result<Vec<Step>> {
     let mut steps = Vec::new();
-    for &rate in &options.rates {
-        println!("  chain at {rate:.0} missions/s for {}s", options.duration.as_secs());
-        let system =
-            System::start(options.shape, dir.join(format!("chain-{rate:.0}")), bin_dir.to_path_buf(), Vec::new())
-                .await?;
-        let step = step(&system, rate, options).await;
-        system.stop().await;
-        let step = step?;
-        print_step(&step);
-        steps.push(step);
+    for &rate in rates {
+        steps.push(run_step(&dir.join(format!("chain-{rate:.0}")), bin_dir, options, rate).await?);
     }
     Ok(steps)
+}
+
+/// Runs one step at `rate` on a fresh system in `dir`, and prints it.
+///
+/// # Errors
+/// When the system cannot start.
+pub async fn run_step(dir: &Path, bin_dir: &Path, options: &Options, rate: f64) -> anyhow::Result<Step> {
+    println!("  chain at {rate:.0} missions/s for {}s", options.duration.as_secs());
+    let system = System::start(options.shape, dir.to_path_buf(), bin_dir.to_path_buf(), Vec::new()).await?;
+    let step = step(&system, rate, options).await;
+    system.stop().await;
+    let step = step?;
+    print_step(&step);
+    Ok(step)
 }
 
 fn print_step(step: &Step) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use api::game::gift::admin::v1::{self as admin, vendor_simulation_service_client::VendorSimulationServiceClient};
+use api::game::gift::v1::{ListProductsRequest, Product, gift_service_client::GiftServiceClient};
 use api::game::wallet::v1::{ExchangeRewardRequest, wallet_service_client::WalletServiceClient};
 use loadgen::grpc::{Target, outcome, outcome_expecting};
 use loadgen::run::{OpenLoop, Report, open_loop};
@@ -18,9 +19,6 @@ use tonic::metadata::AsciiMetadataValue;
 
 use super::system::{Entry, System};
 use crate::mesh::{scrape, sum_metric};
-
-/// A product every seeded entry can afford (100 points, the least a mission gives).
-const PRODUCT: &str = "STICKER-PACK";
 
 /// Entries cycled through while the breaker is open: each refused call
 /// returns its entry to AVAILABLE long before the entry's next turn.
@@ -58,6 +56,8 @@ pub struct Exchange {
     pub breaker_open: Report,
     /// Calls it took to open the breaker once gift failed every call.
     pub calls_to_open: u32,
+    /// The product exchanged, picked from gift's ListProducts.
+    pub product_sku: String,
 }
 
 /// Runs both phases over `entries` (at least [`Options::entries_needed`]).
@@ -76,6 +76,20 @@ pub async fn run(system: &System, entries: &[Entry], options: &Options) -> anyho
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (healthy_entries, pool) = entries.split_at(needed - BREAKER_POOL);
     let target = Target::connect(&system.gateway(), 2, &[]).await?;
+    let least_points = entries.iter().map(|(entry, _)| entry.points).min().unwrap_or(0);
+    let mut list = target.request(ListProductsRequest {});
+    list.metadata_mut().insert("authorization", entries[0].1.clone());
+    let products = GiftServiceClient::new(target.channel(0)).list_products(list).await?.into_inner().products;
+    let Some(product) = pick_product(&products, least_points) else {
+        bail!("gift lists no product in stock for {least_points} points: {products:?}");
+    };
+    println!(
+        "  product: {} ({} points, the cheapest in stock of {})",
+        product.sku,
+        product.price_points,
+        products.len()
+    );
+    let product = Arc::new(product.sku.clone());
     let config = OpenLoop {
         rate: options.rate,
         duration: options.duration,
@@ -84,16 +98,25 @@ pub async fn run(system: &System, entries: &[Entry], options: &Options) -> anyho
     };
 
     println!("  exchange, gift healthy: {:.0} calls/s for {}s", options.rate, options.duration.as_secs());
-    let healthy = drive(&target, &config, healthy_entries.to_vec(), None).await;
+    let healthy = drive(&target, &config, &product, healthy_entries.to_vec(), None).await;
     print_line("healthy", &healthy);
 
     set_vendor(system, admin::VendorBehaviour { failure_percent: 100, ..Default::default() }).await?;
-    let calls_to_open = open_breaker(system, &target, pool).await?;
+    let calls_to_open = open_breaker(system, &target, &product, pool).await?;
     println!("  exchange, breaker open (after {calls_to_open} failing calls): {:.0} calls/s", options.rate);
-    let breaker_open = drive(&target, &config, pool.to_vec(), Some(Code::Unavailable)).await;
+    let breaker_open = drive(&target, &config, &product, pool.to_vec(), Some(Code::Unavailable)).await;
     print_line("breaker open", &breaker_open);
     set_vendor(system, admin::VendorBehaviour::default()).await?;
-    Ok(Exchange { healthy, breaker_open, calls_to_open })
+    Ok(Exchange { healthy, breaker_open, calls_to_open, product_sku: product.to_string() })
+}
+
+/// The product the benchmark exchanges: the cheapest in stock that every
+/// entry can afford (ties by SKU, so runs pick the same one).
+fn pick_product(products: &[Product], least_points: i64) -> Option<&Product> {
+    products
+        .iter()
+        .filter(|p| p.stock > 0 && p.price_points <= least_points)
+        .min_by(|a, b| a.price_points.cmp(&b.price_points).then_with(|| a.sku.cmp(&b.sku)))
 }
 
 fn print_line(what: &str, report: &Report) {
@@ -113,14 +136,21 @@ fn print_line(what: &str, report: &Report) {
 
 /// Exchanges `entries[i % len]` in call `i`; with `expected`, that failure
 /// is the answer sought.
-async fn drive(target: &Target, config: &OpenLoop, entries: Vec<Signed>, expected: Option<Code>) -> Report {
+async fn drive(
+    target: &Target,
+    config: &OpenLoop,
+    product: &Arc<String>,
+    entries: Vec<Signed>,
+    expected: Option<Code>,
+) -> Report {
     let entries = Arc::new(entries);
-    let target = target.clone();
+    let (target, product) = (target.clone(), Arc::clone(product));
     open_loop(config, move |i, _| {
-        let (target, entries) = (target.clone(), Arc::clone(&entries));
+        let (target, entries, product) = (target.clone(), Arc::clone(&entries), Arc::clone(&product));
         async move {
             let signed = &entries[usize::try_from(i).unwrap_or_default() % entries.len()];
-            let answer = WalletServiceClient::new(target.channel(i)).exchange_reward(request(&target, signed)).await;
+            let answer =
+                WalletServiceClient::new(target.channel(i)).exchange_reward(request(&target, &product, signed)).await;
             match expected {
                 Some(code) => outcome_expecting(answer, code),
                 None => outcome(answer),
@@ -134,11 +164,11 @@ async fn drive(target: &Target, config: &OpenLoop, entries: Vec<Signed>, expecte
 type Signed = (Entry, AsciiMetadataValue);
 
 /// The exchange of `entry`, as its player's call.
-fn request(target: &Target, (entry, bearer): &Signed) -> tonic::Request<ExchangeRewardRequest> {
+fn request(target: &Target, product: &str, (entry, bearer): &Signed) -> tonic::Request<ExchangeRewardRequest> {
     let mut request = target.request(ExchangeRewardRequest {
         customer_id: entry.customer_id.clone(),
         entry_id: entry.entry_id.clone(),
-        product_sku: PRODUCT.to_owned(),
+        product_sku: product.to_owned(),
     });
     request.metadata_mut().insert("authorization", bearer.clone());
     request
@@ -154,7 +184,7 @@ async fn set_vendor(system: &System, behaviour: admin::VendorBehaviour) -> anyho
 
 /// Exchanges one entry after another until the wallet reports its breaker
 /// open (gauge 2); returns how many calls that took.
-async fn open_breaker(system: &System, target: &Target, pool: &[Signed]) -> anyhow::Result<u32> {
+async fn open_breaker(system: &System, target: &Target, product: &str, pool: &[Signed]) -> anyhow::Result<u32> {
     let wallet = system.mesh.layout().members_of("wallet").next().cloned();
     let deadline = Instant::now() + Duration::from_secs(30);
     for (calls, entry) in (0u32..).zip(pool.iter().cycle()) {
@@ -167,8 +197,27 @@ async fn open_breaker(system: &System, target: &Target, pool: &[Signed]) -> anyh
         if Instant::now() > deadline {
             bail!("the wallet's breaker did not open after {calls} failing exchanges");
         }
-        let _ =
-            WalletServiceClient::new(target.channel(u64::from(calls))).exchange_reward(request(target, entry)).await;
+        let _ = WalletServiceClient::new(target.channel(u64::from(calls)))
+            .exchange_reward(request(target, product, entry))
+            .await;
     }
     bail!("no entries to open the breaker with")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(sku: &str, price_points: i64, stock: i64) -> Product {
+        Product { sku: sku.into(), name: sku.into(), price_points, stock }
+    }
+
+    #[test]
+    fn the_cheapest_product_in_stock_that_every_entry_affords() {
+        let products =
+            [product("POSTER", 300, 5), product("STICKER", 100, 0), product("BADGE", 100, 9), product("PIN", 90, 9)];
+        assert_eq!(pick_product(&products, 100).map(|p| p.sku.as_str()), Some("PIN"));
+        assert_eq!(pick_product(&products[..3], 100).map(|p| p.sku.as_str()), Some("BADGE"));
+        assert_eq!(pick_product(&products, 50), None);
+    }
 }

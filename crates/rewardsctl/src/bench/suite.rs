@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::chain::Step;
 use super::report::Figures;
 use super::system::{self, System};
-use super::{baselines, chain, exchange, gateway};
+use super::{bare_chain, baselines, chain, exchange, gateway, targets};
 use crate::mesh::Shape;
 use crate::resources::{self, LOAD_GENERATOR};
 
@@ -22,13 +22,23 @@ use crate::resources::{self, LOAD_GENERATOR};
 #[derive(Debug, Clone, Serialize)]
 pub struct Options {
     pub quick: bool,
+    /// Runs of the chain at 1,000/s whose median latency is the figure.
+    pub latency_runs: usize,
+    pub latency_duration: Duration,
+    /// Rates the throughput search tries first; it goes on from them.
     pub rates: Vec<f64>,
-    pub chain_duration: Duration,
+    /// Steps of the throughput search at most.
+    pub search_steps: usize,
+    pub search_duration: Duration,
     pub chain_drain: Duration,
+    /// Players whose page is watched per second (the chain's latency samples).
+    pub samples_per_s: f64,
     pub exchange_rate: f64,
     pub exchange_duration: Duration,
     pub gateway_duration: Duration,
     pub baseline_duration: Duration,
+    /// Of each bare-chain run.
+    pub bare_chain_duration: Duration,
     /// Also measure the production shape, beside the single box.
     pub cluster: bool,
     #[serde(skip)]
@@ -41,19 +51,26 @@ pub struct Options {
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "suite")]
 pub struct Args {
-    /// Every step shorter (the chain 5 s a rate instead of 60): under 3 minutes in all.
+    /// Every step shorter (one 10 s run at 1,000/s, search steps of 5 s): a few minutes in all;
+    /// its latency figures are indicative only.
     #[arg(long)]
     quick: bool,
     /// Then the chain at 500 and 1000/s and the exchange on the production shape (see up --cluster),
     /// with a PostgreSQL commit baseline, both shapes side by side.
     #[arg(long)]
     cluster: bool,
-    /// The chain's rates, in missions a second.
-    #[arg(long, value_delimiter = ',', value_name = "R,R,...", default_value = "500,1000,2000,3000,5000")]
+    /// The rates the throughput search tries first, in missions a second; it goes on from them.
+    #[arg(long, value_delimiter = ',', value_name = "R,R,...", default_value = "2000")]
     rates: Vec<f64>,
-    /// How long the chain runs at each rate, in seconds (default 60, 5 with --quick).
+    /// How long each chain run lasts, in seconds (default 30; with --quick 10 at 1,000/s, 5 a search step).
     #[arg(long, value_name = "SECS")]
     duration: Option<u64>,
+    /// Runs at 1,000/s whose median is the latency figure (default 5, 1 with --quick).
+    #[arg(long, value_name = "N")]
+    runs: Option<usize>,
+    /// Steps of the throughput search at most (default 6, 4 with --quick).
+    #[arg(long, value_name = "N")]
+    search_steps: Option<usize>,
     /// Where the run's processes, stores, logs and results.json go (default .run/bench-<UTC time>).
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
@@ -69,13 +86,18 @@ impl Args {
         let secs = Duration::from_secs;
         Ok(Options {
             quick,
+            latency_runs: self.runs.unwrap_or(if quick { 1 } else { 5 }).max(1),
+            latency_duration: secs(self.duration.unwrap_or(if quick { 10 } else { 30 })),
             rates: self.rates,
-            chain_duration: secs(self.duration.unwrap_or(if quick { 5 } else { 60 })),
+            search_steps: self.search_steps.unwrap_or(if quick { 4 } else { 6 }),
+            search_duration: secs(self.duration.unwrap_or(if quick { 5 } else { 30 })),
             chain_drain: if quick { secs(10) } else { secs(60) },
+            samples_per_s: 50.0,
             exchange_rate: 1_000.0,
             exchange_duration: if quick { secs(5) } else { secs(30) },
             gateway_duration: if quick { secs(3) } else { secs(10) },
             baseline_duration: if quick { secs(2) } else { secs(5) },
+            bare_chain_duration: if quick { secs(5) } else { secs(15) },
             cluster: self.cluster,
             dir: self.run_dir.unwrap_or_else(|| crate::runs::fresh("bench")),
             bin_dir: crate::runs::bin_dir()?,
@@ -92,6 +114,10 @@ struct Results<'a> {
     options: &'a Options,
     figures: &'a Figures,
     baselines: &'a baselines::Baselines,
+    bare_chain: &'a bare_chain::BareChain,
+    /// The chain at 1,000/s, each run on a fresh system: latency and CPU.
+    latency_runs: &'a [Step],
+    /// The throughput search's steps, in the order they ran.
     chain: &'a [Step],
     exchange: &'a exchange::Exchange,
     gateway: &'a gateway::GatewayCost,
@@ -141,16 +167,34 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         },
     )
     .await?;
-    println!("-- chain");
-    let chain_options = chain::Options {
-        rates: options.rates.clone(),
-        duration: options.chain_duration,
+    println!("-- bare chain: the chain's hops, commits, publishes and consumes in one process, no logic");
+    let bare = bare_chain::run(
+        &dir.join("bare-chain"),
+        &options.bin_dir,
+        &bare_chain::Options { rate: 1_000.0, concurrency: 256, duration: options.bare_chain_duration },
+    )
+    .await?;
+    let chain_options = |duration| chain::Options {
+        duration,
         drain: options.chain_drain,
-        samples_per_s: 20.0,
+        samples_per_s: options.samples_per_s,
         max_watches: 16,
         shape: Shape::Single,
     };
-    let steps = chain::run(&dir, &options.bin_dir, &chain_options).await?;
+    println!(
+        "-- chain at 1,000/s: {} run(s) of {}s (latency, CPU per mission)",
+        options.latency_runs,
+        options.latency_duration.as_secs()
+    );
+    let mut latency_runs = Vec::new();
+    for run in 0..options.latency_runs {
+        let step_dir = dir.join(format!("latency-{run}"));
+        latency_runs.push(
+            chain::run_step(&step_dir, &options.bin_dir, &chain_options(options.latency_duration), 1_000.0).await?,
+        );
+    }
+    println!("-- throughput search: the highest rate held to ISSUED with p99 <= {HELD_P99_MS} ms");
+    let steps = search(&dir, &options, &chain_options(options.search_duration), &latency_runs).await?;
     println!("-- exchange and gateway");
     let (exchange, gateway, exchange_serving) = exchange_and_gateway(Shape::Single, &dir.join("exchange"), &options)
         .await
@@ -160,9 +204,8 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         let cluster_dir = dir.join("cluster");
         let commits = if options.quick { 2_000 } else { 10_000 };
         let postgres = baselines::postgres(&cluster_dir.join("baseline"), commits).await?;
-        let rates: Vec<f64> = [500.0, 1_000.0].into_iter().filter(|r| options.rates.contains(r)).collect();
-        let chain_options = chain::Options { rates, shape: Shape::Cluster, ..chain_options };
-        let chain = chain::run(&cluster_dir, &options.bin_dir, &chain_options).await?;
+        let chain_options = chain::Options { shape: Shape::Cluster, ..chain_options(options.search_duration) };
+        let chain = chain::run(&cluster_dir, &options.bin_dir, &chain_options, &[500.0, 1_000.0]).await?;
         let (exchange, _, serving) =
             exchange_and_gateway(Shape::Cluster, &cluster_dir.join("exchange"), &options).await?;
         Some(Cluster { postgres, chain, exchange, exchange_system_serving_after_s: serving })
@@ -170,8 +213,9 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         None
     };
 
-    let mut figures = figures(&baselines, &steps, &exchange, &gateway, exchange_serving);
+    let mut figures = figures(&baselines, &bare, &latency_runs, &steps, &exchange, &gateway, exchange_serving);
     figures.resolve_ratios();
+    let every_step: Vec<Step> = latency_runs.iter().chain(&steps).cloned().collect();
     let results = Results {
         revision: revision(),
         started_at,
@@ -182,6 +226,8 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         options: &options,
         figures: &figures,
         baselines: &baselines,
+        bare_chain: &bare,
+        latency_runs: &latency_runs,
         chain: &steps,
         exchange: &exchange,
         gateway: &gateway,
@@ -192,8 +238,10 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
     println!("\n{}", figures.table());
     if let Some(cluster) = &cluster {
-        println!("\n{}", shapes_table(&baselines, &steps, &exchange, cluster));
+        println!("\n{}", shapes_table(&baselines, &every_step, &exchange, cluster));
     }
+    println!("\n== Issue 15's targets (release build, this machine, same run) ==");
+    println!("{}", targets::table(&targets::evaluate(&named(&figures))));
     println!(
         "load average at the end: {} (other work on the machine makes figures noisy)",
         results.machine.load_average
@@ -221,7 +269,7 @@ async fn exchange_and_gateway(
         let gateway = if shape == Shape::Single {
             system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
             let cost = gateway::Options { rate: 1_000.0, concurrency: 16, duration: options.gateway_duration };
-            Some(gateway::run(&system, &entries[0].customer_id, &cost).await?)
+            Some(gateway::run(&system, &entries[0].customer_id, &cost, dir).await?)
         } else {
             None
         };
@@ -320,13 +368,55 @@ fn revision() -> String {
     if dirty { format!("{head}-dirty") } else { head }
 }
 
-const ECHO_P50: &str = "baseline.echo.p50_ms";
-const ECHO_P99: &str = "baseline.echo.p99_ms";
+const ECHO_P50: &str = targets::ECHO_P50;
+const ECHO_P99: &str = targets::ECHO_P99;
 const ECHO_RATE: &str = "baseline.echo.calls_per_s";
 const SQLITE_RATE: &str = "baseline.sqlite.commits_per_s";
 
+/// The p99 the throughput search holds the chain to, in ms.
+const HELD_P99_MS: f64 = 50.0;
+
+/// The throughput search: the rates of `--rates` first, then
+/// [`targets::next_rate`] from every step so far (the runs at 1,000/s
+/// included), each step on a fresh system, until the edge is found within
+/// 10 % or the steps run out.
+async fn search(
+    dir: &Path,
+    options: &Options,
+    chain_options: &chain::Options,
+    latency_runs: &[Step],
+) -> anyhow::Result<Vec<Step>> {
+    let mut tried: Vec<(f64, bool)> = latency_runs.iter().map(|s| (s.offered_rate, s.held(HELD_P99_MS))).collect();
+    let mut steps = Vec::new();
+    let mut first = options.rates.iter().copied();
+    for _ in 0..options.search_steps {
+        let rate = loop {
+            match first.next() {
+                Some(rate) if tried.iter().any(|(r, _)| (r - rate).abs() < 0.5) => {}
+                Some(rate) => break Some(rate),
+                None => break targets::next_rate(&tried, 0.1),
+            }
+        };
+        let Some(rate) = rate else { break };
+        let step =
+            chain::run_step(&dir.join(format!("chain-{rate:.0}")), &options.bin_dir, chain_options, rate).await?;
+        let held = step.held(HELD_P99_MS);
+        println!("    {rate:.0}/s {}", if held { "held" } else { "NOT held" });
+        tried.push((rate, held));
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+/// The figures as name, value and unit, as `compare` reads them back.
+fn named(figures: &Figures) -> Vec<Compared> {
+    figures.all().iter().map(|f| (f.name.clone(), f.value, f.unit.to_owned())).collect()
+}
+
 fn figures(
     baselines: &baselines::Baselines,
+    bare: &bare_chain::BareChain,
+    latency_runs: &[Step],
     steps: &[Step],
     exchange: &exchange::Exchange,
     gateway: &gateway::GatewayCost,
@@ -345,6 +435,16 @@ fn figures(
     f.add("baseline.sqlite.commit_p50_ms", baselines.sqlite.commit_latency.p50_ms, "ms");
     f.add("baseline.sqlite.commit_p99_ms", baselines.sqlite.commit_latency.p99_ms, "ms");
 
+    f.add(targets::BARE_RATE, bare.saturated.missions_per_s, "missions/s").against(SQLITE_RATE);
+    f.add(targets::BARE_CPU, bare.at_rate.cpu_ms_per_mission, "CPU-ms");
+    f.add("bare_chain.at_1000.p50_ms", bare.at_rate.chain.p50_ms, "ms").against(ECHO_P50);
+    f.add("bare_chain.at_1000.p99_ms", bare.at_rate.chain.p99_ms, "ms").against(ECHO_P99);
+
+    latency(&mut f, latency_runs);
+    cpu_per_mission(&mut f, latency_runs);
+    if let Some(cpu) = f.get(targets::CPU_PER_MISSION).map(|f| f.value) {
+        f.add(targets::CHAIN_OF_BARE_CPU, cpu / bare.at_rate.cpu_ms_per_mission.max(1e-9), "x");
+    }
     for step in steps {
         let name = |what: &str| format!("chain.{:.0}.{what}", step.offered_rate);
         let (calls, chain) = (&step.calls.latency, &step.chain);
@@ -352,24 +452,20 @@ fn figures(
         f.add(name("call_p99_ms"), calls.p99_ms, "ms").against(ECHO_P99);
         f.add(name("p50_ms"), chain.p50_ms, "ms").against(ECHO_P50);
         f.add(name("p90_ms"), chain.p90_ms, "ms").against(ECHO_P99);
-        let p99 = f.add(name("p99_ms"), chain.p99_ms, "ms").against(ECHO_P99);
-        if (step.offered_rate - 1_000.0).abs() < 0.5 {
-            p99.at_most(20.0);
-        } else if (step.offered_rate - 3_000.0).abs() < 0.5 {
-            p99.at_most(50.0);
-        }
+        f.add(name("p99_ms"), chain.p99_ms, "ms").against(ECHO_P99).at_most(HELD_P99_MS);
         f.add(name("max_ms"), chain.max_ms, "ms").against(ECHO_P99);
-        let rate = f.add(name("sustained_per_s"), step.chain_rate, "missions/s").against(SQLITE_RATE);
-        if [1_000.0, 3_000.0].iter().any(|r| (step.offered_rate - r).abs() < 0.5) {
-            rate.at_least(0.95 * step.offered_rate);
-        }
+        f.add(name("sustained_per_s"), step.chain_rate, "missions/s")
+            .against(SQLITE_RATE)
+            .at_least(0.95 * step.offered_rate);
     }
-    let held = steps.iter().filter(|s| s.held(50.0)).map(|s| s.offered_rate).fold(0.0, f64::max);
-    f.add("chain.highest_rate_held_p99_50ms", held, "missions/s").against(SQLITE_RATE).at_least(3_000.0);
+    let held =
+        latency_runs.iter().chain(steps).filter(|s| s.held(HELD_P99_MS)).map(|s| s.offered_rate).fold(0.0, f64::max);
+    f.add(targets::HELD_RATE, held, "missions/s").against(targets::BARE_RATE).at_least(3_000.0);
+    f.add(targets::CHAIN_OF_BARE_RATE, 100.0 * held / bare.saturated.missions_per_s.max(1e-9), "%");
 
     let (healthy, open) = (&exchange.healthy, &exchange.breaker_open);
     f.add("exchange.healthy.p50_ms", healthy.latency.p50_ms, "ms").against(ECHO_P50);
-    f.add("exchange.healthy.p99_ms", healthy.latency.p99_ms, "ms").against(ECHO_P99).at_most(5.0);
+    f.add(targets::EXCHANGE_P99, healthy.latency.p99_ms, "ms").against(ECHO_P99).at_most(5.0);
     #[allow(clippy::cast_precision_loss)] // call counts fit an f64 exactly
     let failed = healthy.failed.values().sum::<u64>() as f64;
     f.add("exchange.healthy.failed_calls", failed, "calls");
@@ -379,23 +475,84 @@ fn figures(
     let (direct, via) = (&gateway.direct, &gateway.gateway);
     f.add("gateway.direct.p50_ms", direct.latency.latency.p50_ms, "ms").against(ECHO_P50);
     f.add("gateway.via.p50_ms", via.latency.latency.p50_ms, "ms").against(ECHO_P50);
-    let added = 100.0 * (via.latency.latency.p50_ms / direct.latency.latency.p50_ms.max(1e-9) - 1.0);
-    f.add("gateway.added_p50_pct", added, "%").at_most(10.0);
+    let added = via.latency.latency.p50_ms - direct.latency.latency.p50_ms;
+    f.add(targets::GATEWAY_ADDED, added, "ms").against(ECHO_P50).at_most(0.25);
     f.add("gateway.direct.calls_per_s", direct.throughput.achieved_rate, "calls/s").against(ECHO_RATE);
     f.add("gateway.via.calls_per_s", via.throughput.achieved_rate, "calls/s").against(ECHO_RATE);
     let kept = 100.0 * via.throughput.achieved_rate / direct.throughput.achieved_rate.max(1e-9);
-    f.add("gateway.throughput_kept_pct", kept, "%").at_least(85.0);
+    f.add(targets::GATEWAY_KEPT, kept, "%").at_least(75.0);
+    if let Some(nginx) = &gateway.nginx {
+        f.add("nginx.via.p50_ms", nginx.latency.latency.p50_ms, "ms").against(ECHO_P50);
+        let added = nginx.latency.latency.p50_ms - direct.latency.latency.p50_ms;
+        f.add(targets::NGINX_ADDED, added, "ms").against(ECHO_P50);
+        f.add("nginx.via.calls_per_s", nginx.throughput.achieved_rate, "calls/s").against(ECHO_RATE);
+        let kept = 100.0 * nginx.throughput.achieved_rate / direct.throughput.achieved_rate.max(1e-9);
+        f.add(targets::NGINX_KEPT, kept, "%");
+    }
 
-    resources(&mut f, steps);
-    let serving = steps.iter().map(|s| s.serving_after_s).fold(exchange_serving_s, f64::max);
+    let every_step: Vec<Step> = latency_runs.iter().chain(steps).cloned().collect();
+    resources(&mut f, &every_step);
+    let serving = every_step.iter().map(|s| s.serving_after_s).fold(exchange_serving_s, f64::max);
     f.add("startup.all_serving_s_worst", serving, "s").at_most(5.0);
     f
+}
+
+/// The chain's latency at 1,000/s: the median over the runs of each run's
+/// p50 and p99, and how many runs, how long, how many samples.
+fn latency(f: &mut Figures, runs: &[Step]) {
+    if runs.is_empty() {
+        return;
+    }
+    let median = |of: fn(&Step) -> f64| targets::median(&runs.iter().map(of).collect::<Vec<_>>()).unwrap_or(f64::NAN);
+    f.add(targets::LATENCY_P50, median(|s| s.chain.p50_ms), "ms").against(ECHO_P50).at_most(8.0);
+    f.add(targets::LATENCY_P99, median(|s| s.chain.p99_ms), "ms").against(ECHO_P99).at_most(20.0);
+    f.add("latency.at_1000.call_p99_ms", median(|s| s.calls.latency.p99_ms), "ms").against(ECHO_P99);
+    f.add("latency.at_1000.sustained_per_s", median(|s| s.chain_rate), "missions/s");
+    #[allow(clippy::cast_precision_loss)] // small counts
+    f.add(targets::LATENCY_RUNS, runs.len() as f64, "runs");
+    f.add(targets::LATENCY_RUN_S, runs[0].calls.elapsed_s.round(), "s");
+    #[allow(clippy::cast_precision_loss)] // sample counts fit an f64 exactly
+    let samples = runs.iter().map(|s| s.chain.count).min().unwrap_or(0) as f64;
+    f.add(targets::LATENCY_SAMPLES, samples, "samples");
+    #[allow(clippy::cast_precision_loss)] // sample counts fit an f64 exactly
+    let given_up = runs.iter().map(|s| s.samples_censored + s.samples_skipped).sum::<u64>() as f64;
+    f.add("latency.at_1000.samples_given_up_or_skipped", given_up, "samples");
+}
+
+/// CPU milliseconds per mission at 1,000/s over every run at that rate,
+/// each process (by kind) and in all: the services and nats-server, not
+/// the load generator.
+fn cpu_per_mission(f: &mut Figures, runs: &[Step]) {
+    let per_process = cpu_ms_per_mission(runs);
+    if per_process.is_empty() {
+        return;
+    }
+    let total = per_process.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, ms)| ms).sum::<f64>();
+    f.add(targets::CPU_PER_MISSION, total, "CPU-ms").at_most(0.5);
+    for (kind, ms) in per_process {
+        f.add(format!("{}{kind}", targets::CPU_PER_PROCESS), ms, "CPU-ms");
+    }
+}
+
+/// CPU ms per mission answered, by kind of process, over `runs`.
+fn cpu_ms_per_mission(runs: &[Step]) -> BTreeMap<String, f64> {
+    #[allow(clippy::cast_precision_loss)] // mission counts fit an f64 exactly
+    let missions = runs.iter().map(|s| s.calls.ok).sum::<u64>() as f64;
+    let mut by_kind = BTreeMap::new();
+    if missions == 0.0 {
+        return by_kind;
+    }
+    for (name, usage) in runs.iter().flat_map(|s| &s.under_load) {
+        *by_kind.entry(resources::kind(name).to_owned()).or_insert(0.0) += 1_000.0 * usage.cpu_s / missions;
+    }
+    by_kind
 }
 
 /// Memory at rest (the first step's start), the peak at the top rate (the
 /// last step), and CPU seconds per 1,000 missions at the top rate.
 fn resources(f: &mut Figures, steps: &[Step]) {
-    let (Some(first), Some(top)) = (steps.first(), steps.last()) else { return };
+    let Some(first) = steps.first() else { return };
+    let Some(top) = steps.iter().max_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate)) else { return };
     let is_service = |name: &str| name != LOAD_GENERATOR && name != crate::mesh::NATS;
     for (name, usage) in &first.at_rest {
         let figure = f.add(format!("rss_at_rest_mb.{name}"), usage.rss_mb, "MB");
@@ -403,29 +560,62 @@ fn resources(f: &mut Figures, steps: &[Step]) {
             figure.at_most(40.0);
         }
     }
-    #[allow(clippy::cast_precision_loss)] // mission counts fit an f64 exactly
-    let thousands = (top.calls.ok as f64 / 1_000.0).max(1e-9);
-    let cpu: BTreeMap<&String, f64> = top.under_load.iter().map(|(n, u)| (n, u.cpu_s / thousands)).collect();
     for (name, usage) in &top.under_load {
         let figure = f.add(format!("peak_rss_mb_at_{:.0}.{name}", top.offered_rate), usage.peak_rss_mb, "MB");
         if is_service(name) {
             figure.at_most(150.0);
         }
     }
-    for (name, per_thousand) in cpu {
-        f.add(format!("cpu_s_per_1000_at_{:.0}.{name}", top.offered_rate), per_thousand, "cpu-s");
+    for (name, ms) in cpu_ms_per_mission(std::slice::from_ref(top)) {
+        f.add(format!("cpu_s_per_1000_at_{:.0}.{name}", top.offered_rate), ms, "cpu-s");
     }
 }
 
 /// A figure as `compare` reads it back: name, value, unit.
 type Compared = (String, f64, String);
 
-/// Prints two runs' figures side by side: `rewardsctl bench compare A B`.
+/// Where `rewardsctl bench save-start` keeps the run the work started from,
+/// which `compare` reads when no earlier run is named.
+pub const START: &str = ".run/bench-start.json";
+
+/// Keeps `results` (default: the newest run's) as the run the work started
+/// from: `rewardsctl bench save-start [RESULTS]`.
+///
+/// # Errors
+/// When there is no run, or it cannot be copied.
+pub fn save_start(results: Option<&Path>) -> anyhow::Result<()> {
+    let results = match results {
+        Some(path) => path.to_path_buf(),
+        None => newest_run()?,
+    };
+    std::fs::copy(&results, START).with_context(|| format!("cannot copy {} to {START}", results.display()))?;
+    println!("{} kept as the start of the work: {START}", results.display());
+    Ok(())
+}
+
+/// The `results.json` of the newest `.run/bench-*` run.
+fn newest_run() -> anyhow::Result<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(".run")
+        .context("no .run directory: run `./dev bench` first")?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("bench-")))
+        .map(|path| path.join("results.json"))
+        .filter(|path| path.is_file())
+        .collect();
+    // Directory names end with the UTC time the run started.
+    runs.sort();
+    runs.pop().context("no .run/bench-*/results.json: run `./dev bench` first")
+}
+
+/// Prints two runs side by side, the targets first: `rewardsctl bench
+/// compare [BEFORE] [AFTER]`, by default the start of the work
+/// ([`START`]) against the newest run.
 ///
 /// # Errors
 /// When a file cannot be read or holds no figures.
-pub fn compare(before: &Path, after: &Path) -> anyhow::Result<()> {
-    let read = |path: &Path| -> anyhow::Result<(String, Vec<Compared>)> {
+pub fn compare(before: Option<&Path>, after: Option<&Path>) -> anyhow::Result<()> {
+    let read = |path: &Path| -> anyhow::Result<(String, String, Vec<Compared>)> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)?;
         let figures = json["figures"].as_array().with_context(|| format!("{} has no figures", path.display()))?;
@@ -435,11 +625,19 @@ pub fn compare(before: &Path, after: &Path) -> anyhow::Result<()> {
                 Some((f["name"].as_str()?.to_owned(), f["value"].as_f64()?, f["unit"].as_str()?.to_owned()))
             })
             .collect();
-        Ok((json["revision"].as_str().unwrap_or("?").to_owned(), figures))
+        let load = json["machine"]["load_average"].as_str().unwrap_or("?").to_owned();
+        Ok((json["revision"].as_str().unwrap_or("?").to_owned(), load, figures))
     };
-    let (rev_a, a) = read(before)?;
-    let (rev_b, b) = read(after)?;
-    println!("before {rev_a}\nafter  {rev_b}");
+    let before = before.map_or_else(|| PathBuf::from(START), Path::to_path_buf);
+    let after = match after {
+        Some(path) => path.to_path_buf(),
+        None => newest_run()?,
+    };
+    let (rev_a, load_a, a) = read(&before)?;
+    let (rev_b, load_b, b) = read(&after)?;
+    println!("before {rev_a} ({}; load average at its end {load_a})", before.display());
+    println!("after  {rev_b} ({}; load average at its end {load_b})\n", after.display());
+    println!("{}", targets::compare_table(&targets::evaluate(&a), &targets::evaluate(&b)));
     let width = a.iter().chain(&b).map(|(n, _, _)| n.len()).max().unwrap_or(6);
     println!("{:<width$}  {:>12} {:>12} {:>8}  unit", "figure", "before", "after", "after/before");
     for (name, after_value, unit) in &b {
@@ -469,13 +667,16 @@ mod tests {
     #[test]
     fn quick_runs_are_short_and_rates_can_be_chosen() {
         let full = options("").unwrap();
-        assert_eq!(full.rates, [500.0, 1_000.0, 2_000.0, 3_000.0, 5_000.0]);
-        assert_eq!(full.chain_duration, Duration::from_secs(60));
+        assert_eq!(full.rates, [2_000.0]);
+        assert_eq!((full.latency_runs, full.latency_duration), (5, Duration::from_secs(30)));
+        assert_eq!(full.search_duration, Duration::from_secs(30));
         let quick = options("--quick --rates 100,200").unwrap();
         assert!(quick.quick);
         assert_eq!(quick.rates, [100.0, 200.0]);
-        assert_eq!(quick.chain_duration, Duration::from_secs(5));
-        assert_eq!(options("--quick --duration 7").unwrap().chain_duration, Duration::from_secs(7));
+        assert_eq!((quick.latency_runs, quick.latency_duration), (1, Duration::from_secs(10)));
+        assert_eq!(quick.search_duration, Duration::from_secs(5));
+        let seven = options("--quick --duration 7 --runs 3").unwrap();
+        assert_eq!((seven.latency_runs, seven.search_duration), (3, Duration::from_secs(7)));
         assert!(options("--rates fast").is_err());
         assert!(options("--bogus").is_err());
     }

@@ -6,10 +6,11 @@ use kernel::derived_uuid;
 use kernel::programme::Operator;
 use platform::events::timestamp;
 
-use crate::domain::{Currency, GiftOrder, Product};
+use crate::domain::{Currency, GiftOrder, Product, Vendor};
 
-/// GiftExchanged, for `order` as it was placed, billed `vendor_cost` in `currency`.
-pub fn gift_exchanged(order: &GiftOrder, vendor_cost: i64, currency: &Currency) -> pb::GiftExchanged {
+/// GiftExchanged, for `order` as it was placed, billed by `vendor` at
+/// `vendor_cost` in `currency`.
+pub fn gift_exchanged(order: &GiftOrder, vendor: &Vendor, vendor_cost: i64, currency: &Currency) -> pb::GiftExchanged {
     pb::GiftExchanged {
         // Derived from the order id (itself derived from the key), so a
         // re-staged copy could never be a second, different event.
@@ -24,6 +25,7 @@ pub fn gift_exchanged(order: &GiftOrder, vendor_cost: i64, currency: &Currency) 
         currency: currency.to_string(),
         placed_at: Some(timestamp(order.placed_at)),
         exchange_id: order.payer.exchange().map(|id| id.to_string()).unwrap_or_default(),
+        vendor: vendor.to_string(),
     }
 }
 

@@ -128,8 +128,8 @@ impl GiftTx for DbTx<'_> {
 
     fn stage(&mut self, event: &GiftEvent) -> Result<(), StoreError> {
         match event {
-            GiftEvent::Exchanged { order, vendor_cost, currency } => {
-                DbTx::stage(self, &events::gift_exchanged(order, *vendor_cost, currency))
+            GiftEvent::Exchanged { order, vendor, vendor_cost, currency } => {
+                DbTx::stage(self, &events::gift_exchanged(order, vendor, *vendor_cost, currency))
             }
             GiftEvent::OrderCancelled { order, vendor_cost, currency } => {
                 DbTx::stage(self, &events::gift_order_cancelled(order, *vendor_cost, currency))

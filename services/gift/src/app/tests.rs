@@ -214,7 +214,7 @@ impl InMemoryGiftStore {
         self.0.lose_next_write_to(move |s| {
             let product = s.products.get_mut(&rival.sku).unwrap();
             let event = s.events[&product.event_id].clone();
-            let (order, event) = product.exchange(&rival, &event, 2_000).unwrap();
+            let (order, event) = product.exchange(&rival, &event, &Vendor::default(), 2_000).unwrap();
             s.orders.insert(order.id, order);
             s.published.push(event);
         });
@@ -313,7 +313,12 @@ async fn an_exchange_places_an_order_reserves_a_unit_and_publishes_gift_exchange
     let billed = store.0.read(|s| s.published[0].clone());
     assert_eq!(
         billed,
-        GiftEvent::Exchanged { order: order.clone(), vendor_cost: 1250, currency: Currency::parse("EUR").unwrap() }
+        GiftEvent::Exchanged {
+            order: order.clone(),
+            vendor: Vendor::default(),
+            vendor_cost: 1250,
+            currency: Currency::parse("EUR").unwrap()
+        }
     );
     assert_eq!(gifts.order(order.id).await.unwrap(), order);
 }

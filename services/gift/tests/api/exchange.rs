@@ -1,6 +1,6 @@
 use api::game::gift::v1::{self as pb, GiftOrderStatus};
 
-use crate::helpers::{event_id_for, exchange_request, spawn_app};
+use crate::helpers::{event_id_for, exchange_request, spawn_app, spawn_configured};
 
 #[tokio::test]
 async fn exchanging_a_reward_places_an_order_takes_one_unit_and_publishes_gift_exchanged_once() {
@@ -40,8 +40,19 @@ async fn exchanging_a_reward_places_an_order_takes_one_unit_and_publishes_gift_e
             currency: "EUR".into(),
             placed_at: order.placed_at,
             exchange_id: String::new(),
+            vendor: "gift".into(),
         }
     );
+}
+
+#[tokio::test]
+async fn a_gift_service_names_its_vendor_on_every_order_it_places() {
+    let vendor = kernel::Vendor::parse("acme-toys").unwrap();
+    let app = spawn_configured(None, |config| config.vendor = vendor).await;
+
+    app.exchange(exchange_request("entry-1:1", "PLUSH-MASCOT", 800)).await;
+
+    assert_eq!(app.gift_exchanged(1).await[0].vendor, "acme-toys");
 }
 
 #[tokio::test]

@@ -36,7 +36,8 @@ pub async fn spawn_with_vendor_simulation() -> TestApp {
     spawn_configured(None, |config| config.vendor_simulation = true).await
 }
 
-async fn spawn_configured(database_url: Option<String>, configure: impl FnOnce(&mut GiftConfig)) -> TestApp {
+/// The service as [`spawn_app`] starts it, its configuration changed by `configure`.
+pub async fn spawn_configured(database_url: Option<String>, configure: impl FnOnce(&mut GiftConfig)) -> TestApp {
     let broker = Broker::start().await;
     let store = TempStore::new();
     let mut config =

@@ -68,6 +68,7 @@ fn mission_to_pb(line: &MissionLine) -> pb::MyPageMission {
             Some(RewardStatus::Allocated) => PbRewardStatus::Allocated,
             Some(RewardStatus::Issued) => PbRewardStatus::Issued,
             Some(RewardStatus::Exchanged) => PbRewardStatus::Exchanged,
+            Some(RewardStatus::Expired) => PbRewardStatus::Expired,
         }
         .into(),
         reward_points: line.points().map(Points::value).unwrap_or_default(),

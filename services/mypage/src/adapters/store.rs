@@ -116,6 +116,7 @@ enum RewardStatusDoc {
     Allocated,
     Issued,
     Exchanged,
+    Expired,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -149,6 +150,7 @@ impl From<&MissionLine> for MissionDoc {
                 RewardStatus::Allocated => RewardStatusDoc::Allocated,
                 RewardStatus::Issued => RewardStatusDoc::Issued,
                 RewardStatus::Exchanged => RewardStatusDoc::Exchanged,
+                RewardStatus::Expired => RewardStatusDoc::Expired,
             }),
             promised_points: line.promised_points.map(Points::value),
             reward_points: line.reward_points.map(Points::value),
@@ -199,6 +201,7 @@ impl TryFrom<MissionDoc> for MissionLine {
                 RewardStatusDoc::Allocated => RewardStatus::Allocated,
                 RewardStatusDoc::Issued => RewardStatus::Issued,
                 RewardStatusDoc::Exchanged => RewardStatus::Exchanged,
+                RewardStatusDoc::Expired => RewardStatus::Expired,
             }),
             promised_points: doc
                 .promised_points

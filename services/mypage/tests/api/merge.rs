@@ -102,12 +102,12 @@ async fn an_expiring_reward_shows_when_it_expires_then_expired(app: &TestApp) {
     assert_eq!(issued.wallet[0].expires_at.unwrap().seconds, EXPIRES_AT / 1000);
 
     app.publish(&expiring.expired()).await;
-    app.page_becomes("player-exp", &expected(&expiring, WalletEntryStatus::Expired, RewardStatus::Issued, 0)).await;
+    app.page_becomes("player-exp", &expected(&expiring, WalletEntryStatus::Expired, RewardStatus::Expired, 0)).await;
 
     app.publish(&reversed.expired()).await;
     app.publish(&reversed.issued_expiring()).await;
     app.publish(&reversed.allocated()).await;
-    app.page_becomes("player-rev", &expected(&reversed, WalletEntryStatus::Expired, RewardStatus::Issued, 0)).await;
+    app.page_becomes("player-rev", &expected(&reversed, WalletEntryStatus::Expired, RewardStatus::Expired, 0)).await;
 }
 
 /// The page of `life` without its MissionAchieved: the entry `status`, the
@@ -166,5 +166,5 @@ async fn the_wallet_consumer_an_earlier_release_declared_is_given_the_expiry_eve
     app.publish(&life.issued_expiring()).await;
     app.publish(&life.expired()).await;
 
-    app.page_becomes("player-upgraded", &expected(&life, WalletEntryStatus::Expired, RewardStatus::Issued, 0)).await;
+    app.page_becomes("player-upgraded", &expected(&life, WalletEntryStatus::Expired, RewardStatus::Expired, 0)).await;
 }

@@ -22,6 +22,7 @@ pub fn settlement_recorded(settlement: &Settlement) -> pb::SettlementRecorded {
         currency: settlement.amount.currency().to_string(),
         recorded_at: Some(timestamp(settlement.recorded_at)),
         period_id: settlement.period.to_string(),
+        vendor: settlement.vendor.to_string(),
     }
 }
 
@@ -39,6 +40,7 @@ pub fn settlement_reversed(reversal: &Settlement, reversed: SettlementId) -> pb:
         currency: reversal.amount.currency().to_string(),
         recorded_at: Some(timestamp(reversal.recorded_at)),
         period_id: reversal.period.to_string(),
+        vendor: reversal.vendor.to_string(),
     }
 }
 
@@ -71,6 +73,7 @@ pub fn settlement_period(period: &Period, totals: &[PeriodTotal]) -> pb::Settlem
                 charges: total.charges,
                 reversals: total.reversals,
                 amount: total.amount,
+                vendor: total.vendor.to_string(),
             })
             .collect(),
     }
@@ -93,5 +96,6 @@ pub fn settlement(settlement: Settlement) -> pb::Settlement {
         recorded_at: Some(timestamp(settlement.recorded_at)),
         period_id: settlement.period.to_string(),
         kind: kind.into(),
+        vendor: settlement.vendor.to_string(),
     }
 }

@@ -9,7 +9,7 @@ use platform::events::{Event as _, GIFT_STREAM, StreamDef};
 use platform::store::DbTx;
 
 use crate::app::{self, SettlementError};
-use crate::domain::{Currency, GiftExchange, MissionId, Money, OrderId, PeriodLength, ProductSku};
+use crate::domain::{Currency, GiftExchange, MissionId, Money, OrderId, PeriodLength, ProductSku, Vendor};
 use crate::ports::Clock;
 
 fn malformed(field: &str, error: impl std::fmt::Display) -> PolicyError {
@@ -52,6 +52,12 @@ impl<C: Clock> Policy for RecordSettlement<C> {
             mission_id: MissionId::parse(&exchanged.mission_id).map_err(|e| malformed("mission_id", e))?,
             customer_id: CustomerId::parse(&exchanged.customer_id).map_err(|e| malformed("customer_id", e))?,
             product_sku: ProductSku::parse(&exchanged.product_sku).map_err(|e| malformed("product_sku", e))?,
+            // A gift service older than vendors names none: the one vendor
+            // there was, the default.
+            vendor: match exchanged.vendor.as_str() {
+                "" => Vendor::default(),
+                named => Vendor::parse(named).map_err(|e| malformed("vendor", e))?,
+            },
             vendor_cost: Money::new(exchanged.vendor_cost, currency).map_err(|e| malformed("vendor_cost", e))?,
         };
         // The effect joins the consumer's transaction, inbox and all.

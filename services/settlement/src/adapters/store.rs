@@ -22,7 +22,7 @@ use platform::store::{self, DbTx, StoreError};
 use crate::adapters::events;
 use crate::domain::{
     Currency, LedgerPosition, MissionId, Money, OrderId, Period, PeriodId, PeriodStatus, PeriodTotal, ProductSku,
-    Settlement, SettlementEvent, SettlementId, SettlementKind,
+    Settlement, SettlementEvent, SettlementId, SettlementKind, Vendor,
 };
 use crate::ports::{Ledger, LedgerTx};
 
@@ -156,6 +156,7 @@ impl LedgerTx for DbTx<'_> {
             diesel::insert_into(settlement_period_totals::table)
                 .values(TotalRow {
                     period_id: id.clone(),
+                    vendor: total.vendor.to_string(),
                     product_sku: total.product_sku.to_string(),
                     currency: total.currency.to_string(),
                     charges: total.charges,
@@ -198,6 +199,7 @@ diesel::table! {
         amount -> BigInt,
         currency -> Text,
         recorded_at -> BigInt,
+        vendor -> Text,
     }
 }
 
@@ -213,8 +215,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    settlement_period_totals (period_id, product_sku, currency) {
+    settlement_period_totals (period_id, vendor, product_sku, currency) {
         period_id -> Text,
+        vendor -> Text,
         product_sku -> Text,
         currency -> Text,
         charges -> BigInt,
@@ -249,6 +252,7 @@ struct SettlementRow {
     amount: i64,
     currency: String,
     recorded_at: i64,
+    vendor: String,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -266,6 +270,7 @@ struct PeriodRow {
 #[diesel(table_name = settlement_period_totals)]
 struct TotalRow {
     period_id: String,
+    vendor: String,
     product_sku: String,
     currency: String,
     charges: i64,
@@ -293,6 +298,7 @@ fn from_row(row: SettlementRow) -> Result<(LedgerPosition, Settlement), CorruptR
         mission_id: MissionId::parse(&row.mission_id).map_err(|e| corrupt(format!("mission_id {e}")))?,
         customer_id: CustomerId::parse(&row.customer_id).map_err(|e| corrupt(format!("customer_id {e}")))?,
         product_sku: ProductSku::parse(&row.product_sku).map_err(|e| corrupt(format!("product_sku {e}")))?,
+        vendor: Vendor::parse(&row.vendor).map_err(|e| corrupt(format!("vendor {e}")))?,
         amount,
         period: PeriodId::parse(&row.period_id).map_err(|e| corrupt(format!("period_id {e}")))?,
         recorded_at: row.recorded_at,
@@ -313,6 +319,7 @@ fn to_row(position: LedgerPosition, settlement: &Settlement) -> SettlementRow {
         amount: settlement.owed(),
         currency: settlement.amount.currency().to_string(),
         recorded_at: settlement.recorded_at,
+        vendor: settlement.vendor.to_string(),
     }
 }
 
@@ -350,6 +357,7 @@ fn period_row(period: &Period) -> PeriodRow {
 fn total_from_row(row: TotalRow) -> Result<PeriodTotal, CorruptRow> {
     let corrupt = |reason: String| CorruptRow::new("settlement period total", &row.period_id, reason);
     Ok(PeriodTotal {
+        vendor: Vendor::parse(&row.vendor).map_err(|e| corrupt(format!("vendor {e}")))?,
         product_sku: ProductSku::parse(&row.product_sku).map_err(|e| corrupt(format!("product_sku {e}")))?,
         currency: Currency::parse(&row.currency).map_err(|e| corrupt(format!("currency {e}")))?,
         charges: row.charges,
@@ -412,23 +420,23 @@ fn stored_totals(conn: &mut DbConnection, period: PeriodId) -> Result<Vec<Period
 /// database. SUM over BIGINT is NUMERIC on PostgreSQL, hence the casts; the
 /// placeholder is each backend's own.
 fn totals_of(conn: &mut DbConnection, period: PeriodId) -> Result<Vec<PeriodTotal>, DbError> {
-    fn sum_by_product(placeholder: &str) -> String {
+    fn sum_by_vendor_and_product(placeholder: &str) -> String {
         format!(
-            "SELECT period_id, product_sku, currency, \
+            "SELECT period_id, vendor, product_sku, currency, \
                CAST(SUM(CASE WHEN kind = '{CHARGE}' THEN 1 ELSE 0 END) AS BIGINT) AS charges, \
                CAST(SUM(CASE WHEN kind = '{REVERSAL}' THEN 1 ELSE 0 END) AS BIGINT) AS reversals, \
                CAST(SUM(amount) AS BIGINT) AS amount \
              FROM settlements WHERE period_id = {placeholder} \
-             GROUP BY period_id, product_sku, currency"
+             GROUP BY period_id, vendor, product_sku, currency"
         )
     }
     let id = period.to_string();
     let rows: Vec<TotalRow> = match conn {
         DbConnection::Postgres(pg) => {
-            diesel::sql_query(sum_by_product("$1")).bind::<diesel::sql_types::Text, _>(id).load(pg)?
+            diesel::sql_query(sum_by_vendor_and_product("$1")).bind::<diesel::sql_types::Text, _>(id).load(pg)?
         }
         DbConnection::Sqlite(sqlite) => {
-            diesel::sql_query(sum_by_product("?")).bind::<diesel::sql_types::Text, _>(id).load(sqlite)?
+            diesel::sql_query(sum_by_vendor_and_product("?")).bind::<diesel::sql_types::Text, _>(id).load(sqlite)?
         }
     };
     let totals = rows.into_iter().map(total_from_row).collect::<Result<_, _>>()?;

@@ -13,7 +13,7 @@ use kernel::StoreErrorKind;
 use testkit::{MemoryStore, save_if_unchanged};
 
 use super::*;
-use crate::domain::{Currency, MissionId, Money, OrderId, PeriodStatus, SettlementEvent};
+use crate::domain::{Currency, MissionId, Money, OrderId, PeriodStatus, SettlementEvent, Vendor};
 
 /// What the ledger holds: settlements in recording order (position = index
 /// + 1), the periods, the totals of the closed ones, the events staged.
@@ -210,11 +210,14 @@ impl Books {
         self.ledger.0.read(|s| s.settlements.iter().find(|s| s.id == id).cloned()).unwrap()
     }
 
-    async fn totals(&self, period: PeriodId) -> (PeriodStatus, Vec<(String, String, i64, i64, i64)>) {
+    async fn totals(&self, period: PeriodId) -> (PeriodStatus, Vec<(String, String, String, i64, i64, i64)>) {
         let (period, totals) = self.settlements.period(period).await.unwrap();
         let totals = totals
             .into_iter()
-            .map(|t| (t.product_sku.to_string(), t.currency.to_string(), t.charges, t.reversals, t.amount))
+            .map(|t| {
+                let (vendor, sku, currency) = (t.vendor.to_string(), t.product_sku.to_string(), t.currency.to_string());
+                (vendor, sku, currency, t.charges, t.reversals, t.amount)
+            })
             .collect();
         (period.status, totals)
     }
@@ -227,6 +230,7 @@ fn exchanged(sku: &str, cost: i64) -> GiftExchange {
         mission_id: MissionId::generate(),
         customer_id: CustomerId::parse("player-1").unwrap(),
         product_sku: ProductSku::parse(sku).unwrap(),
+        vendor: Vendor::default(),
         vendor_cost: Money::new(cost, Currency::parse("EUR").unwrap()).unwrap(),
     }
 }
@@ -336,7 +340,7 @@ async fn settlements_land_in_the_period_open_when_they_are_recorded() {
     assert_eq!(spans, [(DAY_0 + DAY, DAY_0 + 2 * DAY), (DAY_0, DAY_0 + DAY)], "the latest first");
     assert_eq!(
         books.totals(PeriodId::starting_at(DAY_0)).await,
-        (PeriodStatus::Open, vec![("PLUSH-MASCOT".into(), "EUR".into(), 2, 0, 300)]),
+        (PeriodStatus::Open, vec![("gift".into(), "PLUSH-MASCOT".into(), "EUR".into(), 2, 0, 300)]),
         "an open period's totals so far"
     );
 }
@@ -375,7 +379,7 @@ async fn a_closer_that_lost_the_race_to_a_rival_finds_the_period_closed_and_clos
     assert_eq!(closed, [], "the rival closed it");
     let closings = books.published().into_iter().filter(|e| matches!(e, SettlementEvent::PeriodClosed { .. })).count();
     assert_eq!(closings, 1);
-    assert_eq!(books.totals(day_0).await.1, [("PLUSH-MASCOT".into(), "EUR".into(), 1, 0, 100)]);
+    assert_eq!(books.totals(day_0).await.1, [("gift".into(), "PLUSH-MASCOT".into(), "EUR".into(), 1, 0, 100)]);
 }
 
 #[tokio::test]
@@ -396,7 +400,11 @@ async fn a_recording_whose_period_was_closed_meanwhile_conflicts_and_applied_aga
 
     assert!(matches!(&lost, Err(SettlementError::Storage(e)) if e.kind() == StoreErrorKind::Conflict), "{lost:?}");
     assert_eq!(books.settlement(again).period, PeriodId::starting_at(DAY_0 + DAY));
-    assert_eq!(books.totals(day_0).await.1, [("PLUSH-MASCOT".into(), "EUR".into(), 1, 0, 100)], "closed, unchanged");
+    assert_eq!(
+        books.totals(day_0).await.1,
+        [("gift".into(), "PLUSH-MASCOT".into(), "EUR".into(), 1, 0, 100)],
+        "closed, unchanged"
+    );
 }
 
 #[tokio::test]
@@ -416,10 +424,10 @@ async fn a_late_reversal_lands_in_the_next_period_and_the_closed_one_never_chang
     assert_eq!((reversal.period, reversal.owed()), (PeriodId::starting_at(DAY_0 + DAY), -1250));
     assert_eq!(books.settlement(charge).period, PeriodId::starting_at(DAY_0), "the charge stays where it was");
     assert_eq!(books.totals(PeriodId::starting_at(DAY_0)).await, day_0, "the closed period never changes");
-    assert_eq!(day_0.1, [("PLUSH-MASCOT".into(), "EUR".into(), 1, 0, 1250)]);
+    assert_eq!(day_0.1, [("gift".into(), "PLUSH-MASCOT".into(), "EUR".into(), 1, 0, 1250)]);
     assert_eq!(
         books.totals(PeriodId::starting_at(DAY_0 + DAY)).await.1,
-        [("PLUSH-MASCOT".into(), "EUR".into(), 0, 1, -1250)]
+        [("gift".into(), "PLUSH-MASCOT".into(), "EUR".into(), 0, 1, -1250)]
     );
     assert!(books.published().contains(&SettlementEvent::Reversed { reversal, reversed: charge }));
 }
@@ -441,31 +449,43 @@ async fn an_order_is_reversed_once_and_a_cancellation_that_overtook_its_exchange
 }
 
 #[tokio::test]
-async fn totals_are_per_product_and_currency_and_count_reversals_against_charges() {
+async fn totals_are_per_vendor_product_and_currency_and_count_reversals_against_charges() {
     let books = Books::at(DAY_0 + 10);
     let yen = |sku: &str, cost: i64| GiftExchange {
         vendor_cost: Money::new(cost, Currency::parse("JPY").unwrap()).unwrap(),
         ..exchanged(sku, 0)
     };
+    let acme = |sku: &str, cost: i64| GiftExchange { vendor: Vendor::parse("acme").unwrap(), ..exchanged(sku, cost) };
     let cancelled = exchanged("STICKER-PACK", 300);
-    for exchange in
-        [exchanged("STICKER-PACK", 300), cancelled.clone(), yen("STICKER-PACK", 40), exchanged("CAKE_L", 900)]
-    {
+    let cancelled_at_acme = acme("STICKER-PACK", 310);
+    for exchange in [
+        exchanged("STICKER-PACK", 300),
+        cancelled.clone(),
+        yen("STICKER-PACK", 40),
+        exchanged("CAKE_L", 900),
+        acme("STICKER-PACK", 310),
+        cancelled_at_acme.clone(),
+    ] {
         books.record(&exchange).unwrap();
     }
     books.reverse(cancelled.order_id).unwrap();
+    books.reverse(cancelled_at_acme.order_id).unwrap();
     books.clock.set(DAY_0 + DAY);
 
     books.settlements.close_due_periods().await.unwrap();
 
     let (status, totals) = books.totals(PeriodId::starting_at(DAY_0)).await;
     assert_eq!(status, PeriodStatus::Closed { at: DAY_0 + DAY });
+    let total = |vendor: &str, sku: &str, currency: &str, charges, reversals, amount| {
+        (vendor.to_owned(), sku.to_owned(), currency.to_owned(), charges, reversals, amount)
+    };
     assert_eq!(
         totals,
         [
-            ("CAKE_L".into(), "EUR".into(), 1, 0, 900),
-            ("STICKER-PACK".into(), "EUR".into(), 2, 1, 300),
-            ("STICKER-PACK".into(), "JPY".into(), 1, 0, 40),
+            total("acme", "STICKER-PACK", "EUR", 2, 1, 310),
+            total("gift", "CAKE_L", "EUR", 1, 0, 900),
+            total("gift", "STICKER-PACK", "EUR", 2, 1, 300),
+            total("gift", "STICKER-PACK", "JPY", 1, 0, 40),
         ]
     );
 }

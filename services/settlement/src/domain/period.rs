@@ -12,7 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use kernel::{Currency, ProductSku, Uuid, derived_uuid};
+use kernel::{Currency, ProductSku, Uuid, Vendor, derived_uuid};
 
 use super::{Settlement, SettlementEvent, SettlementKind};
 
@@ -205,9 +205,10 @@ impl Period {
     }
 }
 
-/// What one product cost in one currency over a period.
+/// What one vendor billed for one product in one currency over a period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodTotal {
+    pub vendor: Vendor,
     pub product_sku: ProductSku,
     pub currency: Currency,
     /// Charges recorded in the period.
@@ -219,16 +220,17 @@ pub struct PeriodTotal {
 }
 
 impl PeriodTotal {
-    /// The totals of `settlements` per product and currency, ordered by
-    /// product, then currency.
+    /// The totals of `settlements` per vendor, product and currency,
+    /// ordered by vendor, then product, then currency.
     pub fn of<'a>(settlements: impl IntoIterator<Item = &'a Settlement>) -> Vec<Self> {
         let mut totals: Vec<Self> = Vec::new();
         for settlement in settlements {
-            let (sku, currency) = (&settlement.product_sku, settlement.amount.currency());
-            let index = match totals.iter().position(|t| t.product_sku == *sku && t.currency == *currency) {
+            let (vendor, sku, currency) = (&settlement.vendor, &settlement.product_sku, settlement.amount.currency());
+            let index = match totals.iter().position(|t| t.is_for(vendor, sku, currency)) {
                 Some(index) => index,
                 None => {
                     totals.push(Self {
+                        vendor: vendor.clone(),
                         product_sku: sku.clone(),
                         currency: currency.clone(),
                         charges: 0,
@@ -248,9 +250,15 @@ impl PeriodTotal {
         Self::sorted(totals)
     }
 
-    /// `totals` ordered by product, then currency, as they are shown.
+    fn is_for(&self, vendor: &Vendor, sku: &ProductSku, currency: &Currency) -> bool {
+        self.vendor == *vendor && self.product_sku == *sku && self.currency == *currency
+    }
+
+    /// `totals` ordered by vendor, then product, then currency, as they are shown.
     pub fn sorted(mut totals: Vec<Self>) -> Vec<Self> {
-        totals.sort_by(|a, b| (&a.product_sku, a.currency.as_str()).cmp(&(&b.product_sku, b.currency.as_str())));
+        totals.sort_by(|a, b| {
+            (&a.vendor, &a.product_sku, a.currency.as_str()).cmp(&(&b.vendor, &b.product_sku, b.currency.as_str()))
+        });
         totals
     }
 }

@@ -87,6 +87,7 @@ pub fn gift_exchanged(product_sku: &str, vendor_cost: i64) -> GiftExchanged {
         currency: "JPY".into(),
         placed_at: Some(platform::events::timestamp(1_764_000_000_000)),
         exchange_id: String::new(),
+        vendor: "gift".into(),
     }
 }
 

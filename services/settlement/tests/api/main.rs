@@ -11,3 +11,4 @@ mod postgres;
 mod race;
 mod record;
 mod replicas;
+mod vendors;

@@ -43,7 +43,8 @@ async fn the_old_settlement_is_closed_in_its_own_period_and_new_ones_land_after(
             currency: "JPY".into(),
             charges: 1,
             reversals: 0,
-            amount: 500
+            amount: 500,
+            vendor: "gift".into(),
         }]
     );
     assert_eq!(

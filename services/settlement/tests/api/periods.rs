@@ -15,7 +15,14 @@ use crate::helpers::{
 };
 
 fn total(sku: &str, charges: i64, reversals: i64, amount: i64) -> pb::PeriodTotal {
-    pb::PeriodTotal { product_sku: sku.into(), currency: "JPY".into(), charges, reversals, amount }
+    pb::PeriodTotal {
+        product_sku: sku.into(),
+        currency: "JPY".into(),
+        charges,
+        reversals,
+        amount,
+        vendor: "gift".into(),
+    }
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ fn exchange() -> GiftExchange {
         mission_id: MissionId::generate(),
         customer_id: CustomerId::parse("player-1").unwrap(),
         product_sku: ProductSku::parse("COFFEE-S").unwrap(),
+        vendor: kernel::Vendor::default(),
         vendor_cost: Money::new(350, Currency::parse("JPY").unwrap()).unwrap(),
     }
 }

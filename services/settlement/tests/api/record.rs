@@ -46,6 +46,7 @@ async fn a_gift_exchange_records_one_settlement_at_the_vendors_cost_and_publishe
             currency: "JPY".into(),
             recorded_at: settlement.recorded_at,
             period_id: settlement.period_id.clone(),
+            vendor: "gift".into(),
         }
     );
 }
