@@ -18,12 +18,14 @@ use crate::stores::Stores;
 pub const STREAMS: [StreamDef; 5] = [MISSION_STREAM, REWARD_STREAM, WALLET_STREAM, GIFT_STREAM, SETTLEMENT_STREAM];
 
 /// Every durable consumer of the mesh, which must exist once it ran.
-pub const CONSUMERS: [&str; 11] = [
+pub const CONSUMERS: [&str; 13] = [
     "mission-record-reward",
     "reward-allocate",
     "reward-track-wallet",
     "reward-track-expiry",
     "wallet-issue-reward",
+    "wallet-keep-product-price",
+    "wallet-refund-points",
     "gift-keep-programme-event",
     "mypage-missions",
     "mypage-rewards",

@@ -117,7 +117,7 @@ async fn an_exchange_is_paid_from_two_rewards_and_refunded_once_when_the_vendor_
     assert_eq!(paid, [100, 200], "the older reward first, all of it");
     let wallet = mesh.whole_wallet("player-1").await;
     assert_eq!((wallet.balance, wallet.spent, wallet.earned), (50, 300, 350));
-    assert_eq!(wallet.exchanges, [exchange.clone()]);
+    assert_eq!(wallet.exchanges, std::slice::from_ref(&exchange));
     // Asked again under the same key: the same exchange, nothing more spent.
     assert_eq!(mesh.exchange("player-1", "AVATAR-FRAME", "k-1").await.unwrap(), exchange);
     let reused = mesh.exchange("player-1", "STICKER-PACK", "k-1").await.unwrap_err();
