@@ -130,6 +130,7 @@ pub const MYPAGE: Service = Service {
         consumer("mypage-missions", "MISSION"),
         consumer("mypage-rewards", "REWARD"),
         consumer("mypage-wallet", "WALLET"),
+        consumer("mypage-exchanges", "WALLET"),
     ],
 };
 
