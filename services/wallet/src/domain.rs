@@ -76,9 +76,11 @@ pub struct WalletEntry {
     pub expires_at: Option<i64>,
     /// When points of the entry last expired.
     pub expired_at: Option<i64>,
-    /// The product of the latest exchange it paid, or pays, for.
+    /// The product of the latest exchange it pays, or paid, for; kept (like
+    /// the store's column) while it is pending or used up.
     pub product: Option<ProductSku>,
-    /// The gift order of the latest placed exchange it paid for.
+    /// The gift order of the latest placed exchange it paid for; kept (like
+    /// the store's column) once it is used up.
     pub gift_order_id: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub issued_at: i64,

@@ -395,20 +395,31 @@ impl TryFrom<EntryRow> for WalletEntry {
 
 impl From<&WalletEntry> for EntryRow {
     fn from(entry: &WalletEntry) -> Self {
+        // As old readers know them (and `WalletEntry` shows them): the
+        // product while pending or once used up, the order once used up.
+        let standing = entry.standing();
+        let product_sku = match standing {
+            Standing::ExchangePending | Standing::Exchanged => entry.product.as_ref().map(ToString::to_string),
+            Standing::Available | Standing::Expired => None,
+        };
+        let gift_order_id = match standing {
+            Standing::Exchanged => entry.gift_order_id.clone(),
+            Standing::Available | Standing::ExchangePending | Standing::Expired => None,
+        };
         Self {
             entry_id: entry.id.to_string(),
             reward_id: entry.reward_id.to_string(),
             mission_id: entry.mission_id.to_string(),
             customer_id: entry.customer_id.to_string(),
             points: entry.points.value(),
-            status: match entry.standing() {
+            status: match standing {
                 Standing::Available => AVAILABLE,
                 Standing::ExchangePending => EXCHANGE_PENDING,
                 Standing::Exchanged => EXCHANGED,
                 Standing::Expired => EXPIRED,
             },
-            product_sku: entry.product.as_ref().map(ToString::to_string),
-            gift_order_id: entry.gift_order_id.clone(),
+            product_sku,
+            gift_order_id,
             issued_at: entry.issued_at,
             version: entry.version,
             expires_at: entry.expires_at,
