@@ -81,6 +81,9 @@ pub struct Exchanged {
     /// The gift order the answer named; `None` when a retry learnt that an
     /// earlier attempt had succeeded ("already exchanged").
     pub gift_order_id: Option<String>,
+    /// The calls made: each may have exchanged the entry (an answer lost,
+    /// the order cancelled and refunded before the retry).
+    pub attempts: u32,
 }
 
 /// What the system confirmed to the players, and what failed for good.
@@ -235,7 +238,8 @@ async fn exchange(clients: &Clients, driven: &Shared, task: ExchangeTask, deadli
         record(driven, |d| d.failures.push(failure));
         return;
     };
-    let exchanged = Exchanged { customer_id, mission_id, product_sku: product.to_owned(), gift_order_id };
+    let exchanged =
+        Exchanged { customer_id, mission_id, product_sku: product.to_owned(), gift_order_id, attempts: attempt };
     record(driven, |d| {
         d.exchanges.insert(entry.entry_id, exchanged);
     });
