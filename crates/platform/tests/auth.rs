@@ -168,3 +168,105 @@ async fn a_refused_token_is_refused_again_from_memory_and_a_verified_one_trusted
     let caller = verifier.verify(&valid).await.unwrap();
     assert_eq!(verifier.remembered(&valid).await, Some(Ok(caller)));
 }
+
+#[tokio::test]
+async fn a_valid_es256_signature_over_other_claims_is_refused() {
+    let verifier = verifier().await;
+    let honest = sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &claims());
+    let mut raised = claims();
+    raised["roles"] = json!(["operator"]);
+    let other = sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &raised);
+    let (_, signature) = honest.rsplit_once('.').unwrap();
+    let (other_claims, _) = other.rsplit_once('.').unwrap();
+    // The key's own signature, valid for the player's claims, moved onto an operator's.
+    let forged = format!("{other_claims}.{signature}");
+    assert_eq!(verifier.verify(&forged).await, Err(AuthError::Signature));
+    assert!(verifier.verify(&honest).await.is_ok() && verifier.verify(&other).await.is_ok());
+}
+
+#[tokio::test]
+async fn malformed_signatures_and_headers_are_refused_with_what_is_wrong() {
+    use base64::Engine as _;
+    let verifier = verifier().await;
+    let valid = sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &claims());
+    let (signed, signature) = valid.rsplit_once('.').unwrap();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    // r = s = 0 has the right length but is no signature at all.
+    assert_eq!(verifier.verify(&format!("{signed}.{}", b64(&[0; 64]))).await, Err(AuthError::Signature));
+    // r and s at the group order or above are not signatures either.
+    assert_eq!(verifier.verify(&format!("{signed}.{}", b64(&[0xff; 64]))).await, Err(AuthError::Signature));
+    // The DER form some libraries produce is not JWS's r || s.
+    assert_eq!(verifier.verify(&format!("{signed}.{}", b64(&[0x30; 71]))).await, Err(AuthError::Signature));
+    // The last character of 64 bytes in base64url carries 4 bits that must be zero.
+    let mut bad_tail = signature.to_owned();
+    bad_tail.pop();
+    bad_tail.push('B');
+    assert_eq!(verifier.verify(&format!("{signed}.{bad_tail}")).await, Err(AuthError::Malformed));
+    // A header that is not JSON, names no algorithm, or asks for extensions.
+    let (_, rest) = valid.split_once('.').unwrap();
+    for header in [b64(b"not json"), b64(br#"{"kid":"test-ec"}"#)] {
+        assert_eq!(verifier.verify(&format!("{header}.{rest}")).await, Err(AuthError::Malformed));
+    }
+    let critical = unsigned(json!({ "alg": "ES256", "kid": "test-ec", "crit": ["b64"] }), &claims(), &[0; 64]);
+    assert!(matches!(verifier.verify(&critical).await, Err(AuthError::Invalid(why)) if why.contains("crit")));
+    let mut typed = claims();
+    typed["exp"] = json!("tomorrow");
+    let token = sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &typed);
+    assert!(matches!(verifier.verify(&token).await, Err(AuthError::Invalid(why)) if why.contains("invalid type")));
+}
+
+fn jwks_file(keys: &serde_json::Value) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("jwks-{}.json", rand::random::<u64>()));
+    std::fs::write(&path, json!({ "keys": keys }).to_string()).unwrap();
+    path
+}
+
+async fn load(path: PathBuf) -> Result<Verifier, AuthError> {
+    let loaded = Verifier::load(AuthConfig {
+        jwks: JwksSource::File(path.clone()),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        leeway: Duration::from_secs(30),
+        refresh: Duration::from_secs(300),
+    })
+    .await;
+    std::fs::remove_file(path).unwrap();
+    loaded
+}
+
+#[tokio::test]
+async fn unusable_keys_are_named_with_why_when_the_jwks_is_read() {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let unusable = json!([
+        { "kty": "EC", "kid": "off-curve", "crv": "P-256", "x": b64(&one), "y": b64(&one) },
+        { "kty": "EC", "kid": "short", "crv": "P-256", "x": b64(&one[..31]), "y": b64(&one) },
+        { "kty": "EC", "kid": "p384", "crv": "P-384", "x": b64(&[1; 48]), "y": b64(&[1; 48]) },
+        { "kty": "RSA", "kid": "rsa-1024", "n": b64(&[0xc5; 128]), "e": "AQAB" },
+        { "kty": "oct", "kid": "hmac", "k": b64(b"secret") },
+        { "kty": "EC", "kid": "mislabelled", "alg": "RS256", "crv": "P-256", "x": b64(&one), "y": b64(&one) },
+        { "kty": "EC", "kid": "for-encryption", "use": "enc", "crv": "P-256", "x": b64(&one), "y": b64(&one) },
+    ]);
+    let Err(AuthError::Keys(why)) = load(jwks_file(&unusable)).await else { panic!("no key is usable") };
+    for expected in [
+        "key off-curve: x and y are not a point of P-256",
+        "key short: x and y must be 32 bytes each, not 31 and 32",
+        "key p384: curve \"P-384\" is not accepted (P-256 only)",
+        "key rsa-1024: an RSA modulus of 1024 bits is not accepted (2048 to 8192)",
+        "key hmac: key type \"oct\" is not accepted",
+        "key mislabelled: alg \"RS256\" does not fit key type \"EC\"",
+        "key for-encryption: use \"enc\" is not \"sig\"",
+    ] {
+        assert!(why.contains(expected), "{expected:?} not in {why:?}");
+    }
+    // One unusable key does not take the usable ones with it.
+    let fixture: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("jwks.json")).unwrap()).unwrap();
+    let mut mixed = fixture["keys"].as_array().unwrap().clone();
+    mixed.extend(unusable.as_array().unwrap().iter().cloned());
+    let verifier = load(jwks_file(&json!(mixed))).await.unwrap();
+    assert!(verifier.verify(&sign(Algorithm::ES256, Some("test-ec"), "ec.pem", &claims())).await.is_ok());
+    let named_off_curve = sign(Algorithm::ES256, Some("off-curve"), "ec.pem", &claims());
+    assert_eq!(verifier.verify(&named_off_curve).await, Err(AuthError::UnknownKey));
+}

@@ -15,7 +15,8 @@
 //!   MissionAchieved, with 1 and then 2 replicas.
 //! - [`exchange`]: ExchangeReward at a fixed rate with gift healthy, then
 //!   with the wallet's circuit breaker open.
-//! - [`gateway`]: one query straight to its service and through the gateway.
+//! - [`gateway`]: one query straight to its service, through the gateway,
+//!   and through nginx's `grpc_pass` (the peer proxy, [`nginx`]).
 //! - [`hops`]: where the chain's time went, hop by hop, from a run's stores.
 //! - [`system`]: the whole system started for a benchmark, and its seeding.
 //! - [`gateway_auth`]: the latency the gateway (token, roles, rate limit,
@@ -32,6 +33,7 @@ pub mod exchange;
 pub mod gateway;
 pub mod gateway_auth;
 pub mod hops;
+pub mod nginx;
 pub mod report;
 pub mod suite;
 pub mod system;
@@ -143,7 +145,8 @@ async fn run_exchange(options: exchange::Options) -> anyhow::Result<()> {
     let dir = crate::runs::benchmark("exchange");
     println!("\n== Exchange and gateway cost (processes, stores and logs in {}) ==", dir.display());
     let system =
-        system::System::start(crate::mesh::Shape::Single, dir, crate::runs::bin_dir()?, exchange::system_env()).await?;
+        system::System::start(crate::mesh::Shape::Single, dir.clone(), crate::runs::bin_dir()?, exchange::system_env())
+            .await?;
     println!("  all SERVING {:.1}s after start", system.serving_after.as_secs_f64());
     let result = async {
         let entries = system::seed_entries(&system, "bench-x", options.entries_needed()).await?;
@@ -153,7 +156,7 @@ async fn run_exchange(options: exchange::Options) -> anyhow::Result<()> {
         exchange::run(&system, &entries, &options).await?;
         system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
         let cost = gateway::Options { rate: 1_000.0, concurrency: 16, duration: duration.min(Duration::from_secs(10)) };
-        gateway::run(&system, &entries[0].customer_id, &cost).await?;
+        gateway::run(&system, &entries[0].customer_id, &cost, &dir).await?;
         anyhow::Ok(())
     }
     .await;

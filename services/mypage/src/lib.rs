@@ -10,7 +10,8 @@
 //! [`build`] alone picks the concrete store behind the port.
 //!
 //! Publishes nothing; reacts to MissionAchieved, RewardAllocated,
-//! RewardIssued and RewardExchanged, in whatever order they arrive.
+//! RewardIssued, RewardExchanged, PointsExpired, ExchangePlaced and
+//! PointsRefunded, in whatever order they arrive.
 
 pub mod adapters;
 pub mod app;

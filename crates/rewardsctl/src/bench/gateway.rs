@@ -1,6 +1,8 @@
 //! The gateway's cost: one player query (GetMyPage of a seeded player, the
-//! page a player opens most) straight to the service and through the
-//! gateway, at a fixed rate for latency and closed loop for throughput.
+//! page a player opens most) straight to the service, through the gateway,
+//! and through nginx's `grpc_pass` to the same service (the peer proxy, no
+//! authentication), at a fixed rate for latency and closed loop for
+//! throughput.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,25 +33,53 @@ pub struct Path {
     pub throughput: Report,
 }
 
-/// Both paths.
+/// Every path.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayCost {
     pub method: &'static str,
     pub direct: Path,
     pub gateway: Path,
+    /// Through nginx, when it could run.
+    pub nginx: Option<Path>,
+    /// nginx's version, or why it did not run.
+    pub nginx_note: String,
 }
 
-/// Measures GetMyPage of `customer` on both paths, direct first.
+/// Measures GetMyPage of `customer` on every path, direct first; nginx's
+/// configuration and logs go under `dir`.
 ///
 /// # Errors
-/// When either address cannot be reached.
-pub async fn run(system: &System, customer: &str, options: &Options) -> anyhow::Result<GatewayCost> {
+/// When the service or the gateway cannot be reached.
+pub async fn run(
+    system: &System,
+    customer: &str,
+    options: &Options,
+    dir: &std::path::Path,
+) -> anyhow::Result<GatewayCost> {
     let method = Arc::new(Method::MyPage { customer: customer.to_owned() });
-    // The player's own token on both paths: mypage verifies it either way.
+    // The player's own token on every path: mypage verifies it either way.
     let headers = [("authorization".to_owned(), system.bearer(customer)?.to_str()?.to_owned())];
     let direct = measure("direct", &system.service("mypage"), &method, &headers, options).await?;
     let gateway = measure("gateway", &system.gateway(), &method, &headers, options).await?;
-    Ok(GatewayCost { method: "game.mypage.v1.MyPageService/GetMyPage", direct, gateway })
+    let (nginx, nginx_note) = match super::nginx::Nginx::start(&dir.join("nginx"), &system.service("mypage")).await {
+        Ok(nginx) => {
+            let measured = measure(&format!("nginx {}", nginx.version), &nginx.url, &method, &headers, options).await;
+            let version = nginx.version.clone();
+            nginx.stop().await;
+            match measured {
+                Ok(path) => (Some(path), version),
+                Err(error) => {
+                    println!("  GetMyPage through nginx failed: {error:#}");
+                    (None, format!("{version}: {error:#}"))
+                }
+            }
+        }
+        Err(error) => {
+            println!("  nginx: {error:#} (its figures are missing from this run)");
+            (None, format!("{error:#}"))
+        }
+    };
+    Ok(GatewayCost { method: "game.mypage.v1.MyPageService/GetMyPage", direct, gateway, nginx, nginx_note })
 }
 
 async fn measure(

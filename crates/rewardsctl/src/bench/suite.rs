@@ -269,7 +269,7 @@ async fn exchange_and_gateway(
         let gateway = if shape == Shape::Single {
             system::wait_until_quiet(&system, Duration::from_secs(120)).await?;
             let cost = gateway::Options { rate: 1_000.0, concurrency: 16, duration: options.gateway_duration };
-            Some(gateway::run(&system, &entries[0].customer_id, &cost).await?)
+            Some(gateway::run(&system, &entries[0].customer_id, &cost, dir).await?)
         } else {
             None
         };
@@ -481,6 +481,14 @@ fn figures(
     f.add("gateway.via.calls_per_s", via.throughput.achieved_rate, "calls/s").against(ECHO_RATE);
     let kept = 100.0 * via.throughput.achieved_rate / direct.throughput.achieved_rate.max(1e-9);
     f.add(targets::GATEWAY_KEPT, kept, "%").at_least(75.0);
+    if let Some(nginx) = &gateway.nginx {
+        f.add("nginx.via.p50_ms", nginx.latency.latency.p50_ms, "ms").against(ECHO_P50);
+        let added = nginx.latency.latency.p50_ms - direct.latency.latency.p50_ms;
+        f.add(targets::NGINX_ADDED, added, "ms").against(ECHO_P50);
+        f.add("nginx.via.calls_per_s", nginx.throughput.achieved_rate, "calls/s").against(ECHO_RATE);
+        let kept = 100.0 * nginx.throughput.achieved_rate / direct.throughput.achieved_rate.max(1e-9);
+        f.add(targets::NGINX_KEPT, kept, "%");
+    }
 
     let every_step: Vec<Step> = latency_runs.iter().chain(steps).cloned().collect();
     resources(&mut f, &every_step);

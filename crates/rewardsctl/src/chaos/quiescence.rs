@@ -18,7 +18,7 @@ use crate::stores::Stores;
 pub const STREAMS: [StreamDef; 5] = [MISSION_STREAM, REWARD_STREAM, WALLET_STREAM, GIFT_STREAM, SETTLEMENT_STREAM];
 
 /// Every durable consumer of the mesh, which must exist once it ran.
-pub const CONSUMERS: [&str; 11] = [
+pub const CONSUMERS: [&str; 12] = [
     "mission-record-reward",
     "reward-allocate",
     "reward-track-wallet",
@@ -28,6 +28,7 @@ pub const CONSUMERS: [&str; 11] = [
     "mypage-missions",
     "mypage-rewards",
     "mypage-wallet",
+    "mypage-exchanges",
     "settlement-record",
     "settlement-reverse",
 ];
