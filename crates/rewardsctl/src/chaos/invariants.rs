@@ -38,7 +38,6 @@ use crate::stores::{EntryRow, ExchangeRow, SettlementRow, Snapshot};
 const REWARDED: i32 = mission::MissionStatus::Rewarded as i32;
 const ISSUED: i32 = reward::RewardStatus::Issued as i32;
 const REWARD_EXCHANGED: i32 = reward::RewardStatus::Exchanged as i32;
-const AVAILABLE: i32 = wallet::WalletEntryStatus::Available as i32;
 const EXCHANGE_PLACED: i32 = wallet::ExchangeStatus::Placed as i32;
 const EXCHANGE_RELEASED: i32 = wallet::ExchangeStatus::Released as i32;
 const EXCHANGE_REFUNDED: i32 = wallet::ExchangeStatus::Refunded as i32;
@@ -588,29 +587,19 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
         }
         let mut available = 0;
         for e in &own_entries {
-            if e.status == AVAILABLE {
-                available += e.points;
-            }
+            available += e.remaining;
             let Some(line) = shown.remove(e.entry_id.as_str()) else {
                 f.losses.push(format!("{player}'s page lacks wallet entry {}", e.entry_id));
                 continue;
             };
-            let order = e.gift_order_id.clone().unwrap_or_default();
             if line.reward_id != e.reward_id
                 || line.mission_id != e.mission_id
-                || line.status != e.status
-                || line.gift_order_id != order
                 || line.points != e.points
+                || line.remaining_points != e.remaining
             {
                 f.mismatches.push(format!(
-                    "{player}'s page shows entry {} as ({}, gift order {:?}, {} points), the wallet as ({}, gift order {:?}, {} points)",
-                    e.entry_id,
-                    entry_name(line.status),
-                    line.gift_order_id,
-                    line.points,
-                    entry_name(e.status),
-                    order,
-                    e.points
+                    "{player}'s page shows entry {} as ({} points, {} remaining), the wallet as ({} points, {} remaining)",
+                    e.entry_id, line.points, line.remaining_points, e.points, e.remaining
                 ));
             }
         }
@@ -623,6 +612,28 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
                 page.available_points
             ));
         }
+        check_page_exchanges(player, s, page, f);
+    }
+}
+
+/// The page shows each exchange that placed an order, with its fate, as
+/// the wallet holds it; none that did not.
+fn check_page_exchanges(player: &str, s: &Snapshot, page: &mypage::MyPage, f: &mut Findings) {
+    let held: BTreeMap<&str, (i32, String, i64)> = s
+        .exchanges
+        .iter()
+        .filter(|x| x.customer_id == player && (x.status == EXCHANGE_PLACED || x.status == EXCHANGE_REFUNDED))
+        .map(|x| (x.exchange_id.as_str(), (x.status, x.gift_order_id.clone().unwrap_or_default(), x.price_points)))
+        .collect();
+    let mut shown: BTreeMap<&str, (i32, String, i64)> = BTreeMap::new();
+    for x in &page.exchanges {
+        let line = (x.status, x.gift_order_id.clone(), x.price_points);
+        if shown.insert(x.exchange_id.as_str(), line).is_some() {
+            f.duplicates.push(format!("{player}'s page shows exchange {} twice", x.exchange_id));
+        }
+    }
+    if held != shown {
+        f.mismatches.push(format!("{player}'s page shows exchanges {shown:?}, the wallet holds {held:?}"));
     }
 }
 
@@ -640,16 +651,13 @@ fn reward_name(status: i32) -> &'static str {
     reward::RewardStatus::try_from(status).map_or("?", |s| s.as_str_name())
 }
 
-fn entry_name(status: i32) -> &'static str {
-    wallet::WalletEntryStatus::try_from(status).map_or("?", |s| s.as_str_name())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::chaos::load::Exchanged;
     use crate::stores::{GiftOrderRow, MissionRow, PageRow, ReservationRow, RewardRow, SettlementRow};
 
+    const AVAILABLE: i32 = wallet::WalletEntryStatus::Available as i32;
     const EXCHANGED: i32 = wallet::WalletEntryStatus::Exchanged as i32;
     const ENTRY_EXPIRED: i32 = wallet::WalletEntryStatus::Expired as i32;
 
