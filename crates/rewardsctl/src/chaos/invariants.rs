@@ -38,6 +38,7 @@ use crate::stores::{EntryRow, ExchangeRow, SettlementRow, Snapshot};
 const REWARDED: i32 = mission::MissionStatus::Rewarded as i32;
 const ISSUED: i32 = reward::RewardStatus::Issued as i32;
 const REWARD_EXCHANGED: i32 = reward::RewardStatus::Exchanged as i32;
+const ENTRY_EXCHANGED: i32 = wallet::WalletEntryStatus::Exchanged as i32;
 const EXCHANGE_PLACED: i32 = wallet::ExchangeStatus::Placed as i32;
 const EXCHANGE_RELEASED: i32 = wallet::ExchangeStatus::Released as i32;
 const EXCHANGE_REFUNDED: i32 = wallet::ExchangeStatus::Refunded as i32;
@@ -363,7 +364,7 @@ fn check_exchanges(driven: &Driven, s: &Snapshot, f: &mut Findings) {
                 confirmed.customer_id, confirmed.product_sku
             )),
             [x, ..] if standing.len() <= confirmed.attempts as usize => {
-                if let Some(order) = &confirmed.gift_order_id
+                if let Some(order) = confirmed.gift_order_id.as_ref().filter(|o| !o.is_empty())
                     && !standing.iter().any(|x| x.gift_order_id.as_ref() == Some(order))
                 {
                     f.mismatches.push(format!(
@@ -485,7 +486,9 @@ fn check_api(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
                 .into_iter()
                 .flatten()
                 .map(|e| {
-                    let order = e.gift_order_id.clone().unwrap_or_default();
+                    // The API names an entry's order only once the entry is
+                    // all spent (EXCHANGED), as its contract says.
+                    let order = e.gift_order_id.clone().filter(|_| e.status == ENTRY_EXCHANGED).unwrap_or_default();
                     (e.entry_id.as_str(), (e.status, order, e.remaining, e.expired))
                 })
                 .collect();
@@ -658,7 +661,6 @@ mod tests {
     use crate::stores::{GiftOrderRow, MissionRow, PageRow, ReservationRow, RewardRow, SettlementRow};
 
     const AVAILABLE: i32 = wallet::WalletEntryStatus::Available as i32;
-    const EXCHANGED: i32 = wallet::WalletEntryStatus::Exchanged as i32;
     const ENTRY_EXPIRED: i32 = wallet::WalletEntryStatus::Expired as i32;
 
     /// One player, one mission, its reward exchanged: everything in order.
@@ -696,7 +698,7 @@ mod tests {
                 mission_id: "m1".into(),
                 customer_id: "p".into(),
                 points: 300,
-                status: EXCHANGED,
+                status: ENTRY_EXCHANGED,
                 gift_order_id: Some("o1".into()),
                 remaining: 0,
                 reserved: 0,

@@ -79,7 +79,8 @@ pub struct Exchanged {
     pub mission_id: String,
     pub product_sku: String,
     /// The gift order the answer named; `None` when a retry learnt that an
-    /// earlier attempt had succeeded ("already exchanged").
+    /// earlier attempt had succeeded ("already exchanged"), empty when the
+    /// entry kept some points (the answer names the order of an entry all spent).
     pub gift_order_id: Option<String>,
     /// The calls made: each may have exchanged the entry (an answer lost,
     /// the order cancelled and refunded before the retry).
