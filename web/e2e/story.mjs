@@ -109,7 +109,9 @@ await check("an exchanged entry becomes EXCHANGED with its order, live", async (
   const deadline = Date.now() + 30_000;
   for (;;) {
     await page.getByRole("button", { name: "Exchange" }).click();
-    await page.getByRole("button", { name: /Sticker pack/ }).click();
+    // The gift that uses the reward's 300 points up: the change of a cheaper
+    // one would stay in the wallet, the entry AVAILABLE.
+    await page.getByRole("button", { name: /Golden avatar frame/ }).click();
     const outcome = await Promise.race([
       page.locator('[data-entry-id][data-status="Exchanged"]').waitFor().then(() => "exchanged"),
       page.getByRole("alert").waitFor().then(() => "refused"),

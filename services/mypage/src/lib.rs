@@ -35,6 +35,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::MYPAGE.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[],
+    consumes: catalogue::MYPAGE.consumes,
 };
 
 /// The mypage service's configuration: what every service needs, and

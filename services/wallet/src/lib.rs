@@ -36,6 +36,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::WALLET.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::WALLET_STREAM],
+    consumes: catalogue::WALLET.consumes,
 };
 
 /// The wallet service's configuration.
