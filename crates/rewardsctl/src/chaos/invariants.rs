@@ -760,6 +760,28 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_that_kept_its_change_or_got_its_points_back_is_no_loss() {
+        let (driven, mut snapshot) = consistent();
+        // Paid 100 of its 300 points and kept the change: AVAILABLE, its
+        // reward ISSUED, the order on the wallet's exchange.
+        snapshot.entries[0].status = AVAILABLE;
+        snapshot.entries[0].gift_order_id = None;
+        (snapshot.entries[0].remaining, snapshot.entries[0].spent) = (200, 100);
+        snapshot.rewards[0].status = ISSUED;
+        let f = findings(&driven, &snapshot);
+        assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
+        // The vendor cancelled the order: every point back, the reward as it was.
+        (snapshot.entries[0].remaining, snapshot.entries[0].spent) = (300, 0);
+        snapshot.gift_orders[0].status = ORDER_CANCELLED;
+        snapshot.settlements.push(reversal("s2", "o1", -500));
+        for reward_status in [ISSUED, REWARD_EXCHANGED] {
+            snapshot.rewards[0].status = reward_status;
+            let f = findings(&driven, &snapshot);
+            assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
+        }
+    }
+
+    #[test]
     fn a_cancelled_order_is_reversed_once_by_its_charge() {
         let (driven, mut snapshot) = consistent();
         snapshot.gift_orders[0].status = ORDER_CANCELLED;
