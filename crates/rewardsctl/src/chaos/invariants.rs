@@ -772,6 +772,7 @@ mod tests {
         assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
         // The vendor cancelled the order: every point back, the reward as it was.
         (snapshot.entries[0].remaining, snapshot.entries[0].spent) = (300, 0);
+        snapshot.exchanges[0].status = EXCHANGE_REFUNDED;
         snapshot.gift_orders[0].status = ORDER_CANCELLED;
         snapshot.settlements.push(reversal("s2", "o1", -500));
         for reward_status in [ISSUED, REWARD_EXCHANGED] {
