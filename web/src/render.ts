@@ -59,7 +59,7 @@ function entry(e: EntryView) {
 function exchange(x: ExchangeView) {
   return h(
     "li",
-    { class: "card exchange", "data-exchange-id": x.exchangeId, "data-status": x.status },
+    { class: "card exchange", "data-exchange-id": x.exchangeId, "data-sku": x.sku, "data-status": x.status },
     h("div", { class: "row" }, h("strong", {}, x.gift), h("span", { class: `badge ${x.status.toLowerCase()}` }, x.status)),
     h("div", { class: "row muted" }, h("span", {}, x.paidBy), h("span", { class: "points" }, x.price)),
     h("div", { class: x.status === "Refunded" ? "fate refunded" : "fate" }, x.fate),

@@ -148,6 +148,7 @@ describe("the page's view", () => {
     expect(view(state).exchanges).toEqual([
       {
         exchangeId: "x1",
+        sku: "PLUSH-MASCOT",
         gift: "Plush mascot",
         price: "800 pts",
         status: "Placed",

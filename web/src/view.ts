@@ -80,6 +80,7 @@ export interface ProductView {
 
 export interface ExchangeView {
   exchangeId: string;
+  sku: string;
   gift: string;
   price: string;
   status: "Placed" | "Refunded";
@@ -176,6 +177,7 @@ export function view(state: State): View {
     }
     return {
       exchangeId: x.exchangeId,
+      sku: x.productSku,
       gift,
       price: points(x.pricePoints),
       status: refunded ? "Refunded" : "Placed",

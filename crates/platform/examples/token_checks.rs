@@ -14,8 +14,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use platform::auth::{AuthConfig, JwksSource, Verifier};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 
 const ISSUER: &str = "https://auth.game-rewards.test";
 const AUDIENCE: &str = "game-rewards";
@@ -33,16 +35,20 @@ fn thread_cpu() -> Duration {
 
 fn tokens(count: usize) -> Vec<String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let key = EncodingKey::from_ec_pem(&std::fs::read(fixture("ec.pem")).unwrap()).unwrap();
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("test-ec".into());
+    let pem = std::fs::read_to_string(fixture("ec.pem")).unwrap();
+    let der = STANDARD.decode(pem.lines().filter(|line| !line.starts_with("-----")).collect::<String>()).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng).unwrap();
+    let header = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"ES256","kid":"test-ec"}"#);
     (0..count)
         .map(|i| {
             let claims = serde_json::json!({
                 "sub": format!("player-{i}"), "iss": ISSUER, "aud": AUDIENCE,
                 "exp": now + 600, "nbf": now - 5, "iat": now, "roles": ["player"],
             });
-            jsonwebtoken::encode(&header, &claims, &key).unwrap()
+            let signed = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+            let signature = key.sign(&rng, signed.as_bytes()).unwrap();
+            format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
         })
         .collect()
 }

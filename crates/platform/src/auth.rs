@@ -618,12 +618,12 @@ fn parse_jwk(jwk: &Jwk) -> Result<Key, String> {
             let e = member("e", &jwk.e)?;
             let n: Vec<u8> = n.into_iter().skip_while(|b| *b == 0).collect();
             let e: Vec<u8> = e.into_iter().skip_while(|b| *b == 0).collect();
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            let bits = significant_bits(&n);
             if !(2048..=8192).contains(&bits) {
                 return Err(format!("an RSA modulus of {bits} bits is not accepted (2048 to 8192)"));
             }
             // ring's rule: odd, at least 3, at most 33 bits.
-            if e.len() > 5 || e.last().is_none_or(|last| last & 1 == 0) || e.as_slice() == [1] {
+            if significant_bits(&e) > 33 || e.last().is_none_or(|last| last & 1 == 0) || e.as_slice() == [1] {
                 return Err("the RSA exponent must be odd, at least 3 and at most 33 bits".into());
             }
             Ok(Key {
@@ -633,6 +633,11 @@ fn parse_jwk(jwk: &Jwk) -> Result<Key, String> {
             })
         }
     }
+}
+
+/// The bits of a big-endian number without leading zero bytes (0 for none).
+fn significant_bits(number: &[u8]) -> usize {
+    number.first().map_or(0, |first| number.len() * 8 - first.leading_zeros() as usize)
 }
 
 /// Whether `point` (uncompressed) lies on P-256. ring checks a peer's point

@@ -649,6 +649,25 @@ impl MyPage {
         }
     }
 
+    /// The gift order and product of `line`'s entry, shown, as the wallet
+    /// shows them, only while it reads EXCHANGED: those of the latest
+    /// exchange standing that paid from it, or for an entry no known exchange
+    /// paid from, what RewardExchanged told.
+    pub fn entry_order(&self, line: &WalletLine) -> (Option<String>, Option<String>) {
+        if self.entry_status(line) != EntryStatus::Exchanged {
+            return (None, None);
+        }
+        let latest = self
+            .payments_from(line.entry_id)
+            .map(|(exchange, _)| exchange)
+            .filter(|exchange| exchange.stands())
+            .max_by_key(|exchange| (exchange.placed_at, exchange.exchange_id));
+        match latest {
+            Some(exchange) => (exchange.gift_order_id.clone(), exchange.product_sku.clone()),
+            None => (line.gift_order_id.clone(), line.product_sku.clone()),
+        }
+    }
+
     fn is_expired(&self, line: &WalletLine) -> bool {
         line.status == EntryStatus::Expired
             || self
@@ -1173,6 +1192,11 @@ mod tests {
         assert_eq!(page.apply(&one.exchanged()), Merge::Changed);
         assert_eq!(entry_of(&page, &one), (Some(points(0)), EntryStatus::Exchanged));
         assert_eq!(page.available_points(), points(100));
+        // The order shows on the entry used up, as the wallet shows it; the
+        // exchange's, not RewardExchanged's, for the exchange is the newer news.
+        let order = |life: &Life| page.entry_order(page.wallet().iter().find(|l| l.entry_id == life.entry).unwrap());
+        assert_eq!(order(&one), (Some("order-9".into()), Some("SNOW-SLED".into())));
+        assert_eq!(order(&two), (None, None));
     }
 
     #[test]
@@ -1190,6 +1214,8 @@ mod tests {
         assert_eq!(entry_of(&page, &one), (Some(points(300)), EntryStatus::Available));
         assert_eq!(entry_of(&page, &two), (Some(points(300)), EntryStatus::Available));
         assert_eq!(page.available_points(), points(600));
+        let line = page.wallet().iter().find(|l| l.entry_id == one.entry).unwrap();
+        assert_eq!(page.entry_order(line), (None, None), "a refunded entry is no longer exchanged");
     }
 
     #[test]
@@ -1252,6 +1278,7 @@ mod tests {
         let life = Life::new();
         let page = page_after(&[&life.issued(), &life.exchanged()]);
         assert_eq!(entry_of(&page, &life), (Some(points(0)), EntryStatus::Exchanged));
+        assert_eq!(page.entry_order(&page.wallet()[0]), (Some("order-1".into()), Some("COFFEE".into())));
         let only_exchanged = page_after(&[&life.exchanged()]);
         let line = &only_exchanged.wallet()[0];
         assert_eq!(

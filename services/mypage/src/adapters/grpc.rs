@@ -80,6 +80,7 @@ fn mission_to_pb(line: &MissionLine) -> pb::MyPageMission {
 }
 
 fn entry_to_pb(page: &MyPage, line: &WalletLine) -> pb::MyPageWalletEntry {
+    let (gift_order_id, product_sku) = page.entry_order(line);
     pb::MyPageWalletEntry {
         entry_id: line.entry_id.to_string(),
         reward_id: line.reward_id.to_string(),
@@ -91,8 +92,8 @@ fn entry_to_pb(page: &MyPage, line: &WalletLine) -> pb::MyPageWalletEntry {
             EntryStatus::Expired => PbEntryStatus::Expired,
         }
         .into(),
-        gift_order_id: line.gift_order_id.clone().unwrap_or_default(),
-        product_sku: line.product_sku.clone().unwrap_or_default(),
+        gift_order_id: gift_order_id.unwrap_or_default(),
+        product_sku: product_sku.unwrap_or_default(),
         expires_at: line.expires_at.map(timestamp),
         remaining_points: page.remaining_points(line).map(Points::value).unwrap_or_default(),
     }

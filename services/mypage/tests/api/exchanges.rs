@@ -4,6 +4,7 @@
 //! order they come, on SQLite and PostgreSQL.
 
 use api::game::mypage::v1 as pb;
+use api::game::reward::v1::RewardStatus;
 use api::game::wallet::v1::{ExchangeStatus, Reservation, WalletEntryStatus};
 
 use crate::helpers::{ExchangeLife, MissionLife, PLACED_AT, REFUNDED_AT, TestApp, spawn_app, spawn_app_on};
@@ -69,17 +70,29 @@ async fn an_exchange_paid_from_two_rewards_is_placed_then_refunded(app: &TestApp
             page.exchanges == [placed(&exchange)]
                 && page.available_points == 100
                 && page.wallet.len() == 2
-                && page.wallet.iter().any(|e| e.entry_id == one.entry_id && e.gift_order_id == one.gift_order_id)
+                // Both issues merged: a merge that lost a race comes back later, out of order.
+                && page.wallet.iter().all(|e| e.points == 300)
+                && page
+                    .missions
+                    .iter()
+                    .any(|m| m.mission_id == one.mission_id && m.reward_status() == RewardStatus::Exchanged)
         })
         .await;
     assert_eq!(entry(&page, &one.entry_id), (WalletEntryStatus::Exchanged, 0));
+    // The entry used up shows the exchange's order, as the wallet shows it.
+    let used_up = page.wallet.iter().find(|e| e.entry_id == one.entry_id).unwrap();
+    assert_eq!(
+        (used_up.gift_order_id.as_str(), used_up.product_sku.as_str()),
+        (exchange.gift_order_id.as_str(), "SNOW_SLED")
+    );
     assert_eq!(entry(&page, &two.entry_id), (WalletEntryStatus::Available, 100));
 
     app.publish(&exchange.refunded(&[])).await;
     let page =
         app.page_until("player-sled", "the exchange refunded", |page| page.exchanges == [refunded(&exchange, 0)]).await;
-    assert_eq!(entry(&page, &one.entry_id), (WalletEntryStatus::Available, 300));
+    assert_eq!(entry(&page, &one.entry_id), (WalletEntryStatus::Available, 300), "{page:#?}");
     assert_eq!(entry(&page, &two.entry_id), (WalletEntryStatus::Available, 300));
+    assert!(page.wallet.iter().all(|e| e.gift_order_id.is_empty()), "no entry is exchanged any more");
     assert_eq!(page.available_points, 600);
 
     // Redelivered under new event ids, so that only the merge can make them no-ops.
@@ -104,7 +117,9 @@ async fn a_refund_that_overtakes_its_exchange_and_an_expiry_end_in_the_same_page
 
     let page = app
         .page_until("player-late", "the refund, the expiry and the placement merged", |page| {
-            page.exchanges == [refunded(&exchange, 100)] && page.wallet.len() == 2
+            page.exchanges == [refunded(&exchange, 100)]
+                && page.wallet.len() == 2
+                && page.wallet.iter().all(|e| e.points == 300)
         })
         .await;
     assert_eq!(entry(&page, &expiring.entry_id), (WalletEntryStatus::Expired, 0));
