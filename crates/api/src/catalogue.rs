@@ -106,7 +106,11 @@ pub const WALLET: Service = Service {
     url_variable: "WALLET_URL",
     publishes: Some("WALLET"),
     also_serves: &[],
-    consumes: &[consumer("wallet-issue-reward", "REWARD")],
+    consumes: &[
+        consumer("wallet-issue-reward", "REWARD"),
+        consumer("wallet-keep-product-price", "GIFT"),
+        consumer("wallet-refund-points", "GIFT"),
+    ],
 };
 
 pub const GIFT: Service = Service {

@@ -62,6 +62,13 @@ pub struct EntryRow {
     pub status: i32,
     #[diesel(sql_type = Nullable<Text>)]
     pub gift_order_id: Option<String>,
+    /// The points still spendable (an entry pays for as many exchanges as
+    /// its points reach).
+    #[diesel(sql_type = BigInt)]
+    pub remaining: i64,
+    /// The points paid for orders that stand.
+    #[diesel(sql_type = BigInt)]
+    pub spent: i64,
 }
 
 /// A gift order row.
@@ -76,6 +83,15 @@ pub struct GiftOrderRow {
     /// 1 PLACED, 2 CANCELLED (as `game.gift.v1.GiftOrderStatus`).
     #[diesel(sql_type = Integer)]
     pub status: i32,
+}
+
+/// The reward that pays (part of) a wallet exchange.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ReservationRow {
+    #[diesel(sql_type = Text)]
+    pub exchange_id: String,
+    #[diesel(sql_type = Text)]
+    pub reward_id: String,
 }
 
 /// A settlement row: a gift order's charge, or the reversal of a cancelled
@@ -170,7 +186,7 @@ impl Stores {
     pub async fn snapshot(&self) -> anyhow::Result<Snapshot> {
         let stores = self.clone();
         tokio::task::spawn_blocking(move || {
-            Ok(Snapshot {
+            let mut snapshot = Snapshot {
                 missions: stores.query(
                     "mission",
                     "SELECT mission_id, customer_id, mission_code, status, reward_id FROM missions",
@@ -178,15 +194,28 @@ impl Stores {
                 rewards: stores.query("reward", "SELECT reward_id, mission_id, customer_id, status FROM rewards")?,
                 entries: stores.query(
                     "wallet",
-                    "SELECT entry_id, reward_id, mission_id, customer_id, points, status, gift_order_id \
-                     FROM wallet_entries",
+                    "SELECT entry_id, reward_id, mission_id, customer_id, points, status, gift_order_id, \
+                     remaining, spent FROM wallet_entries",
                 )?,
                 gift_orders: stores
                     .query("gift", "SELECT order_id, reward_id, customer_id, status FROM gift_orders")?,
                 settlements: stores
                     .query("settlement", "SELECT settlement_id, order_id, kind, amount FROM settlements")?,
                 pages: stores.query("mypage", "SELECT customer_id FROM my_pages")?,
-            })
+            };
+            // Gift's `reward_id` column holds the order's payer: for an order
+            // a wallet exchange paid, the exchange; its reward is the one the
+            // exchange's reservation names (the run exchanges one reward at a time).
+            let reservations: Vec<ReservationRow> =
+                stores.query("wallet", "SELECT exchange_id, reward_id FROM wallet_reservations")?;
+            let payers: std::collections::BTreeMap<String, String> =
+                reservations.into_iter().map(|r| (r.exchange_id, r.reward_id)).collect();
+            for order in &mut snapshot.gift_orders {
+                if let Some(reward_id) = payers.get(&order.reward_id) {
+                    order.reward_id.clone_from(reward_id);
+                }
+            }
+            Ok(snapshot)
         })
         .await?
     }

@@ -268,6 +268,7 @@ fn check_missions(driven: &Driven, s: &Snapshot, f: &mut Findings) {
 /// exchanged entries by reward id.
 fn check_entries<'a>(s: &'a Snapshot, f: &mut Findings) -> BTreeMap<&'a str, &'a EntryRow> {
     let entries = group(&s.entries, |e| e.reward_id.as_str());
+    let refunded = refunded_rewards(s);
     let mut exchanged = BTreeMap::new();
     for r in &s.rewards {
         match entries.get(r.reward_id.as_str()).map(Vec::as_slice) {
@@ -283,6 +284,13 @@ fn check_entries<'a>(s: &'a Snapshot, f: &mut Findings) -> BTreeMap<&'a str, &'a
                     EXCHANGED => {
                         exchanged.insert(r.reward_id.as_str(), *entry);
                         REWARD_EXCHANGED
+                    }
+                    // Paid for an order and kept the change, or the vendor
+                    // cancelled its order and the points came back: the
+                    // reward is EXCHANGED once it was used up, and stays so.
+                    AVAILABLE if entry.spent > 0 || refunded.contains(r.reward_id.as_str()) => {
+                        exchanged.insert(r.reward_id.as_str(), *entry);
+                        if r.status == REWARD_EXCHANGED { REWARD_EXCHANGED } else { ISSUED }
                     }
                     AVAILABLE => ISSUED,
                     ENTRY_EXPIRED => expired_reward_status(),
@@ -318,13 +326,23 @@ fn check_entries<'a>(s: &'a Snapshot, f: &mut Findings) -> BTreeMap<&'a str, &'a
     exchanged
 }
 
+/// The rewards whose gift order the vendor cancelled: their points were
+/// refunded to their entries.
+fn refunded_rewards(s: &Snapshot) -> BTreeSet<&str> {
+    s.gift_orders.iter().filter(|o| o.status == ORDER_CANCELLED).map(|o| o.reward_id.as_str()).collect()
+}
+
 /// Exchanges: as confirmed to the players, one gift order and one
 /// settlement each, and no order or settlement without one.
 fn check_exchanges(driven: &Driven, s: &Snapshot, exchanged: &BTreeMap<&str, &EntryRow>, f: &mut Findings) {
     let entries: BTreeMap<&str, &EntryRow> = s.entries.iter().map(|e| (e.entry_id.as_str(), e)).collect();
+    let refunded = refunded_rewards(s);
     for (entry_id, confirmed) in &driven.exchanges {
         match entries.get(entry_id.as_str()) {
             None => f.losses.push(format!("exchanged entry {entry_id} ({}) is not stored", confirmed.customer_id)),
+            // Refunded, or paid and kept the change (AVAILABLE, its order on the exchange).
+            Some(entry)
+                if refunded.contains(entry.reward_id.as_str()) || (entry.status == AVAILABLE && entry.spent > 0) => {}
             Some(entry) if entry.status != EXCHANGED => f.losses.push(format!(
                 "entry {entry_id} ({}) was exchanged for {} but is {}",
                 confirmed.customer_id,
@@ -352,7 +370,10 @@ fn check_exchanges(driven: &Driven, s: &Snapshot, exchanged: &BTreeMap<&str, &En
         match orders.get(reward_id).map(Vec::as_slice) {
             None | Some([]) => f.losses.push(format!("exchanged entry {} has no gift order", entry.entry_id)),
             Some([order]) => {
-                if entry.gift_order_id.as_deref() != Some(order.order_id.as_str()) {
+                if order.status != ORDER_CANCELLED
+                    && entry.status == EXCHANGED
+                    && entry.gift_order_id.as_deref() != Some(order.order_id.as_str())
+                {
                     f.mismatches.push(format!(
                         "entry {} holds gift order {:?}, gift has {}",
                         entry.entry_id, entry.gift_order_id, order.order_id
@@ -486,6 +507,9 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
     let entries = group(&s.entries, |e| e.customer_id.as_str());
     let rewards: BTreeMap<&str, i32> = s.rewards.iter().map(|r| (r.reward_id.as_str(), r.status)).collect();
     let stored_pages: BTreeSet<&str> = s.pages.iter().map(|p| p.customer_id.as_str()).collect();
+    // The page may keep telling what became of a refunded entry's order.
+    let cancelled: BTreeSet<&str> =
+        s.gift_orders.iter().filter(|o| o.status == ORDER_CANCELLED).map(|o| o.order_id.as_str()).collect();
     for player in players {
         let own_missions = missions.get(player.as_str()).cloned().unwrap_or_default();
         let own_entries = entries.get(player.as_str()).cloned().unwrap_or_default();
@@ -548,7 +572,7 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
         let mut available = 0;
         for e in &own_entries {
             if e.status == AVAILABLE {
-                available += e.points;
+                available += e.remaining;
             }
             let Some(line) = shown.remove(e.entry_id.as_str()) else {
                 f.losses.push(format!("{player}'s page lacks wallet entry {}", e.entry_id));
@@ -558,7 +582,7 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
             if line.reward_id != e.reward_id
                 || line.mission_id != e.mission_id
                 || line.status != e.status
-                || line.gift_order_id != order
+                || (line.gift_order_id != order && !cancelled.contains(line.gift_order_id.as_str()))
                 || line.points != e.points
             {
                 f.mismatches.push(format!(
@@ -644,6 +668,8 @@ mod tests {
                 points: 300,
                 status: EXCHANGED,
                 gift_order_id: Some("o1".into()),
+                remaining: 0,
+                spent: 300,
             }],
             gift_orders: vec![GiftOrderRow {
                 order_id: "o1".into(),
@@ -714,6 +740,7 @@ mod tests {
     fn the_finale_expires_and_nothing_else_does() {
         let (mut driven, mut snapshot) = consistent();
         snapshot.entries[0].status = ENTRY_EXPIRED;
+        snapshot.entries[0].spent = 0;
         driven.exchanges.clear();
         snapshot.gift_orders.clear();
         snapshot.settlements.clear();
@@ -757,6 +784,7 @@ mod tests {
         let (driven, mut snapshot) = consistent();
         snapshot.entries[0].status = AVAILABLE;
         snapshot.entries[0].gift_order_id = None;
+        (snapshot.entries[0].remaining, snapshot.entries[0].spent) = (300, 0);
         snapshot.rewards[0].status = ISSUED;
         let f = findings(&driven, &snapshot);
         assert_eq!(f.losses, ["entry e1 (p) was exchanged for STICKER-PACK but is WALLET_ENTRY_STATUS_AVAILABLE"]);

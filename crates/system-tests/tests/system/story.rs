@@ -47,7 +47,13 @@ async fn play_the_story(mesh: &Mesh) {
     // The player exchanges it for a product they can afford.
     let products =
         c.gifts.clone().list_products(gift::ListProductsRequest {}.by_operator()).await.unwrap().into_inner().products;
-    let product = products.iter().find(|p| p.price_points <= 300 && p.stock > 0).expect("an affordable product");
+    // The dearest it can afford, which uses the reward up: the change of a
+    // cheaper one would stay in the wallet, the entry AVAILABLE.
+    let product = products
+        .iter()
+        .filter(|p| p.price_points <= 300 && p.stock > 0)
+        .max_by_key(|p| p.price_points)
+        .expect("an affordable product");
     let exchange = wallet::ExchangeRewardRequest {
         customer_id: customer.clone(),
         entry_id: entry.entry_id.clone(),
@@ -72,10 +78,24 @@ async fn play_the_story(mesh: &Mesh) {
         .into_inner()
         .order
         .unwrap();
+    // Paid by the wallet's exchange, which the reward paid for.
+    assert_eq!((order.reward_id.as_str(), order.product_sku.as_str()), ("", product.sku.as_str()));
+    let exchanges = c
+        .wallets
+        .clone()
+        .get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() }.by_operator())
+        .await
+        .unwrap()
+        .into_inner()
+        .wallet
+        .unwrap()
+        .exchanges;
+    assert_eq!(exchanges.len(), 1);
     assert_eq!(
-        (order.reward_id.as_str(), order.product_sku.as_str()),
-        (rewarded.reward_id.as_str(), product.sku.as_str())
+        (exchanges[0].exchange_id.as_str(), exchanges[0].gift_order_id.as_str()),
+        (order.exchange_id.as_str(), order.order_id.as_str())
     );
+    assert_eq!(exchanges[0].reservations[0].reward_id, rewarded.reward_id);
     assert_eq!(order.customer_id, customer);
     assert_eq!(order.status(), gift::GiftOrderStatus::Placed);
     let after =
