@@ -2,6 +2,7 @@
 //! the generated client stubs, printing every step as it settles; then the
 //! operator's event programme ([`programme`]).
 
+mod points;
 mod programme;
 
 use std::future::Future;
@@ -27,11 +28,18 @@ pub struct Options {
     /// Where `rewardsctl up` keeps the development key pair the tokens are signed with.
     #[arg(long, default_value = ".run", value_name = "DIR")]
     run_dir: PathBuf,
+    /// Gift itself, for its vendor simulation (which the gateway never forwards).
+    #[arg(long, default_value_t = api::catalogue::GIFT.local_url(), value_name = "URL")]
+    gift: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { gateway: api::catalogue::GATEWAY.local_url(), run_dir: PathBuf::from(".run") }
+        Self {
+            gateway: api::catalogue::GATEWAY.local_url(),
+            run_dir: PathBuf::from(".run"),
+            gift: api::catalogue::GIFT.local_url(),
+        }
     }
 }
 
@@ -45,6 +53,13 @@ impl Options {
     #[must_use]
     pub fn through(mut self, gateway: String) -> Self {
         self.gateway = gateway;
+        self
+    }
+
+    /// The same, with gift's vendor simulation at `gift` (a system on free ports).
+    #[must_use]
+    pub fn with_gift(mut self, gift: String) -> Self {
+        self.gift = gift;
         self
     }
 }
@@ -281,7 +296,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
 
     println!("\n== The event programme, run by an operator ==\n");
     let next = operators.play(13, &suffix).await?;
-    operators.period_closed(next, &recorded.period_id).await?;
+    let (next, fate) = operators.exchange_from_two_rewards(next, &options.gift, &suffix).await?;
+    operators.periods_closed(next, &recorded.period_id, fate.settlements()).await?;
 
     println!("\n== Story complete in {} ms ==", story.elapsed().as_millis());
     Ok(())

@@ -99,13 +99,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 /// What `--demo` changes in the system it starts, unless the caller's
 /// environment says otherwise: settlement periods of 10 s, looked for every
 /// second once they ended, so that the story shows a period closed with its
-/// totals within seconds.
+/// totals within seconds; and gift's vendor simulation served (to
+/// operators, on loopback), so that the story has the vendor cancel an
+/// order.
 pub fn demo_env() -> Vec<(String, String, String)> {
-    [("settlement", "SETTLEMENT_PERIOD", "10s"), ("settlement", "SETTLEMENT_CLOSE_INTERVAL_MS", "1000")]
-        .into_iter()
-        .filter(|(_, name, _)| std::env::var_os(name).is_none())
-        .map(|(service, name, value)| (service.to_owned(), name.to_owned(), value.to_owned()))
-        .collect()
+    [
+        ("settlement", "SETTLEMENT_PERIOD", "10s"),
+        ("settlement", "SETTLEMENT_CLOSE_INTERVAL_MS", "1000"),
+        ("gift", "GIFT_VENDOR_SIMULATION", "true"),
+    ]
+    .into_iter()
+    .filter(|(_, name, _)| std::env::var_os(name).is_none())
+    .map(|(service, name, value)| (service.to_owned(), name.to_owned(), value.to_owned()))
+    .collect()
 }
 
 /// The built development page (`npm --prefix web run build:dev`, which

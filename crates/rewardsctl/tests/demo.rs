@@ -1,8 +1,9 @@
 //! The demo story of `./dev up --demo` against the whole system on free
 //! ports (every service binary, a real nats-server), with the environment
 //! `up --demo` gives it: the player's story, the operator's programme (the
-//! third achievement refused, the restock under a key added once), and a
-//! settlement period closed with its totals per vendor.
+//! third achievement refused, the restock under a key added once), an
+//! exchange paid from two rewards whose order the vendor cancels, and the
+//! settlement periods closed with their totals per vendor.
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
@@ -32,8 +33,10 @@ async fn the_demo_plays_the_story_and_the_programme_and_shows_a_period_closed() 
     mesh.start_members(|_| true);
     mesh.wait_until_serving(Duration::from_secs(90), false).await.unwrap();
     let gateway = mesh.layout().gateway_url();
+    let gift = mesh.layout().members_of("gift").next().unwrap().url();
 
-    let demo = rewardsctl::demo::Options::in_run_dir(mesh.run_dir().to_path_buf()).through(gateway.clone());
+    let demo =
+        rewardsctl::demo::Options::in_run_dir(mesh.run_dir().to_path_buf()).through(gateway.clone()).with_gift(gift);
     let played = rewardsctl::demo::run(&demo).await;
 
     // The demo waited for its exchange's period to close: it is there,
@@ -58,7 +61,11 @@ async fn the_demo_plays_the_story_and_the_programme_and_shows_a_period_closed() 
 
     played.unwrap();
     assert!(
-        closed_totals.iter().any(|t| t.vendor == "gift" && t.charges >= 1),
+        closed_totals.iter().any(|t| t.vendor == "gift" && t.product_sku == "AVATAR-FRAME" && t.charges >= 1),
         "a closed period with the story's charge: {closed_totals:?}"
     );
+    let sled: Vec<_> = closed_totals.iter().filter(|t| t.product_sku.starts_with("DEMO-SLED-")).collect();
+    let (charges, reversals, amount) =
+        sled.iter().fold((0, 0, 0), |sum, t| (sum.0 + t.charges, sum.1 + t.reversals, sum.2 + t.amount));
+    assert_eq!((charges, reversals, amount), (1, 1, 0), "the cancelled order charged and reversed: {sled:?}");
 }

@@ -1,7 +1,9 @@
 //! The operator's part of the demo: an event of the programme that opens
 //! now, a mission the player may achieve twice in it (and is refused the
-//! third time), a product sold in it and restocked under a key, and the
-//! settlement period the story's exchange landed in, closed with its totals.
+//! third time), a product sold in it and restocked under a key, the
+//! player's two rewards paying for it in one exchange that the vendor
+//! cancels ([`super::points`]), and the settlement periods the story's
+//! orders landed in, closed with their totals.
 
 use std::time::{Duration, Instant};
 
@@ -10,11 +12,12 @@ use api::game::gift::admin::v1::{self as admin, catalogue_service_client::Catalo
 use api::game::mission::v1::{self as mission, mission_service_client::MissionServiceClient};
 use api::game::programme::v1::{self as programme, programme_service_client::ProgrammeServiceClient};
 use api::game::settlement::v1::{self as settlement, settlement_service_client::SettlementServiceClient};
+use api::game::wallet::v1::wallet_service_client::WalletServiceClient;
 use dev_issuer::authorized;
 use platform::events::{millis, timestamp};
 use tonic::transport::Channel;
 
-use super::{SETTLE_WITHIN, format_amount, step, timed};
+use super::{SETTLE_WITHIN, format_amount, settle, step, timed};
 
 /// How long the demo's event stays open: the story is long over by then.
 const EVENT_OPEN_FOR_MS: i64 = 3_600_000;
@@ -39,6 +42,12 @@ pub(super) struct Programme {
     pub catalogue: CatalogueServiceClient<Channel>,
     pub missions: MissionServiceClient<Channel>,
     pub settlements: SettlementServiceClient<Channel>,
+    pub wallets: WalletServiceClient<Channel>,
+    /// The demo mission's achievements, once achieved: their rewards pay
+    /// for the product.
+    pub achieved: Vec<String>,
+    /// The product listed in the demo's event, once listed.
+    pub sku: String,
 }
 
 impl Programme {
@@ -52,6 +61,9 @@ impl Programme {
             catalogue: CatalogueServiceClient::new(channel.clone()),
             missions: MissionServiceClient::new(channel.clone()),
             settlements: SettlementServiceClient::new(channel.clone()),
+            wallets: WalletServiceClient::new(channel.clone()),
+            achieved: Vec::new(),
+            sku: String::new(),
         }
     }
 
@@ -106,6 +118,7 @@ impl Programme {
             );
             timed(n, line, t);
             n += 1;
+            self.achieved.push(achieved.mission_id);
         }
         let third = format!("match-{}", TIMES + 1);
         match self.achieve(&code, &third).await {
@@ -143,7 +156,41 @@ impl Programme {
                 restocked.stock, again.stock
             ),
         );
+        self.sku = sku;
         Ok(n + 1)
+    }
+
+    /// Every settlement period the story's orders landed in (that of
+    /// `first_period_id`, and those of the demo product's `settlements`
+    /// settlements), each closed with its totals, as step `n`.
+    ///
+    /// # Errors
+    /// When a period cannot be read, or does not close in time.
+    pub async fn periods_closed(&mut self, n: u32, first_period_id: &str, settlements: usize) -> anyhow::Result<()> {
+        let mut periods = vec![first_period_id.to_owned()];
+        if settlements > 0 {
+            let (sku, operator) = (self.sku.clone(), self.operator.clone());
+            let recorded = settle(&format!("{settlements} settlement(s) of {sku}"), || {
+                let mut client = self.settlements.clone();
+                let request = settlement::ListSettlementsRequest {
+                    product_sku: sku.clone(),
+                    page_size: 10,
+                    page_token: String::new(),
+                };
+                let request = authorized(request, &operator);
+                async move {
+                    let listed = client.list_settlements(request).await.ok()?.into_inner().settlements;
+                    (listed.len() >= settlements).then_some(listed)
+                }
+            })
+            .await?;
+            periods.extend(recorded.into_iter().map(|s| s.period_id));
+        }
+        periods.dedup();
+        for (period_id, n) in periods.iter().zip(n..) {
+            self.period_closed(n, period_id).await?;
+        }
+        Ok(())
     }
 
     /// Shows the settlement period `period_id` closed with its totals, as

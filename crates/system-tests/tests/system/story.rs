@@ -162,3 +162,57 @@ async fn the_players_story_plays_with_wallet_and_mission_on_postgresql() {
     let mesh = Mesh::start(options).await;
     play_the_story(&mesh).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_player_spends_points_of_two_rewards_through_the_gateway_and_asking_again_spends_nothing_more() {
+    let mesh = Mesh::start(MeshOptions::default()).await;
+    let c = Clients::of(&mesh).await;
+    let customer = player();
+    // FIRST_LOGIN is worth 100 points, FIRST_WIN 300.
+    for code in ["FIRST_LOGIN", "FIRST_WIN"] {
+        let achieved = c.achieve(&customer, code).await;
+        c.rewarded(&achieved.mission_id).await;
+    }
+    eventually("the wallet to hold both rewards", SETTLE, || async {
+        (c.wallet(&customer).await.len() == 2).then_some(())
+    })
+    .await;
+    let spend = |sku: &str, key: &str| wallet::ExchangeRequest {
+        customer_id: customer.clone(),
+        product_sku: sku.into(),
+        idempotency_key: key.into(),
+    };
+
+    let refused = c.wallets.clone().exchange(spend("GAME-SOUNDTRACK", "k-1").by_player(&customer)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(refused.message(), format!("{customer} has 400 points; GAME-SOUNDTRACK costs 500"));
+    let placed = c
+        .wallets
+        .clone()
+        .exchange(spend("AVATAR-FRAME", "k-2").by_player(&customer))
+        .await
+        .unwrap()
+        .into_inner()
+        .exchange
+        .unwrap();
+
+    assert_eq!(placed.status(), wallet::ExchangeStatus::Placed);
+    let paid: Vec<i64> = placed.reservations.iter().map(|r| r.points).collect();
+    assert_eq!(paid.iter().sum::<i64>(), 300);
+    assert_eq!(paid.len(), 2, "paid from both rewards: {paid:?}");
+    let again = c.wallets.clone().exchange(spend("AVATAR-FRAME", "k-2").by_player(&customer)).await.unwrap();
+    assert_eq!(again.into_inner().exchange.unwrap(), placed);
+    let request = wallet::GetWalletRequest { customer_id: customer.clone() };
+    let whole = c.wallets.clone().get_wallet(request.by_player(&customer)).await.unwrap().into_inner().wallet.unwrap();
+    assert_eq!((whole.earned, whole.balance, whole.spent, whole.reserved), (400, 100, 300, 0));
+    let order = c
+        .gifts
+        .clone()
+        .get_order(gift::GetOrderRequest { order_id: placed.gift_order_id.clone() }.by_operator())
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!((order.exchange_id.as_str(), order.points), (placed.exchange_id.as_str(), 300));
+}
