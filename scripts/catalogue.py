@@ -8,7 +8,9 @@ JSON form, contracts/catalogue.json, is kept equal to the code by
 `cargo test -p api --test catalogue`. This module holds the chart to it:
 
   - values: `services` names exactly the catalogue's services and the
-    gateway; each runs its own binary with the catalogue's health entry;
+    gateway; each runs its own binary with the catalogue's health entry, and
+    lists exactly the catalogue's durable consumers (which its consumer-lag
+    autoscaling watches);
   - rendered objects: the gateway listens on the catalogue's port and is
     told where every service is under the catalogue's variable; the wallet
     is told where gift is.
@@ -69,6 +71,11 @@ def values_problems(values: dict[str, Any], catalogue: dict[str, Any]) -> list[s
         for key, want in (("binary", name), ("healthService", health), ("component", component)):
             if service.get(key) != want:
                 problems.append(f"services.{name}.{key}: {service.get(key)!r}, but the catalogue says {want!r}")
+        consumers = sorted((c.get("name"), c.get("stream")) for c in service.get("consumers") or [])
+        listed = [] if is_gateway else sorted((c["name"], c["stream"]) for c in expected[name]["consumes"])
+        if consumers != listed:
+            show = lambda pairs: ", ".join(f"{n} ({s})" for n, s in pairs) or "none"  # noqa: E731
+            problems.append(f"services.{name}.consumers: {show(consumers)}, but the catalogue lists {show(listed)}")
     return problems
 
 

@@ -109,7 +109,9 @@ await check("an exchanged entry becomes EXCHANGED with its order, live", async (
   const deadline = Date.now() + 30_000;
   for (;;) {
     await page.getByRole("button", { name: "Exchange" }).click();
-    await page.getByRole("button", { name: /Sticker pack/ }).click();
+    // The gift that uses the reward's 300 points up: the change of a cheaper
+    // one would stay in the wallet, the entry AVAILABLE.
+    await page.getByRole("button", { name: /Golden avatar frame/ }).click();
     const outcome = await Promise.race([
       page.locator('[data-entry-id][data-status="Exchanged"]').waitFor().then(() => "exchanged"),
       page.getByRole("alert").waitFor().then(() => "refused"),
@@ -122,6 +124,21 @@ await check("an exchanged entry becomes EXCHANGED with its order, live", async (
   if (!order.trim()) throw new Error("no gift order shown");
   await page.locator('[data-mission-code="FIRST_WIN"][data-reward-status="Exchanged"]').waitFor();
   await page.screenshot({ path: `${out}/4-exchanged.png`, fullPage: true });
+});
+
+await check("a gift bought with points shows under Your gifts, paid from the balance", async () => {
+  await ask(`achieve ${player} INVITE_FRIEND`);
+  await page.locator('[data-available-points="500 pts"]').waitFor();
+  await page.locator('li.product[data-sku="STICKER-PACK"] button').click();
+  // The avatar frame's exchange above is one of the player's gifts too.
+  const placed = page.locator('[data-exchange-id][data-sku="STICKER-PACK"][data-status="Placed"]');
+  await placed.waitFor();
+  const order = await placed.locator(".order code").innerText();
+  if (!order.trim()) throw new Error("no gift order shown");
+  // The change stays in the reward that paid, and the balance says so.
+  await page.locator('[data-available-points="400 pts"]').waitFor();
+  await page.locator('[data-remaining="400 pts left"]').waitFor();
+  await page.screenshot({ path: `${out}/4b-gift-for-points.png`, fullPage: true });
 });
 
 await check("another player's page is refused", async () => {

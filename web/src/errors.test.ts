@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { explain } from "./errors.js";
+import { definitelyRefused, explain } from "./errors.js";
 
 const error = (code: Code, message: string, retryAfterMs?: string) =>
   new ConnectError(message, code, retryAfterMs ? new Headers({ "retry-after-ms": retryAfterMs }) : undefined);
@@ -42,6 +42,33 @@ describe("errors in a player's words", () => {
     for (const code of [Code.Internal, Code.Unknown, Code.DataLoss, Code.Unimplemented]) {
       const text = explain(error(code, "INTERNAL: diesel said no")).text;
       expect(text).not.toMatch(/diesel|internal|\d{2}/i);
+    }
+  });
+
+  it("says how many points an exchange of points lacks, and other refusals in words", () => {
+    expect(explain(error(Code.FailedPrecondition, "player-1 has 120 points; PLUSH-MASCOT costs 800"), "points").text).toBe(
+      "Not enough points: you have 120 pts and that gift costs 800 pts.",
+    );
+    expect(explain(error(Code.FailedPrecondition, "PLUSH-MASCOT is out of stock"), "points").text).toBe(
+      "Sorry, that gift is out of stock. Pick another one.",
+    );
+    expect(
+      explain(error(Code.FailedPrecondition, "event WINTER-2026 ended at 2027-01-10T00:00:00Z; SNOW-SLED is no longer exchanged"), "points").text,
+    ).toBe("That gift is no longer offered: its event has ended.");
+    expect(explain(error(Code.FailedPrecondition, "something new"), "points").text).toBe("That cannot be done right now. Your points are unchanged.");
+  });
+
+  it("asks to try an exchange of points again later while gift is busy", () => {
+    const text = explain(error(Code.Unavailable, "the gift exchange is busy", "2500"), "points").text;
+    expect(text).toBe("The gift exchange is busy right now. Please try again later: trying again never orders twice.");
+    expect(text).not.toMatch(/UNAVAILABLE|14/);
+  });
+
+  it("keeps an exchange's key after a failure that may hide it, drops it after a refusal", () => {
+    expect(definitelyRefused(error(Code.FailedPrecondition, "not enough points"))).toBe(true);
+    expect(definitelyRefused(error(Code.NotFound, "no such product"))).toBe(true);
+    for (const code of [Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal, Code.ResourceExhausted]) {
+      expect(definitelyRefused(error(code, "x")), Code[code]).toBe(false);
     }
   });
 });

@@ -21,11 +21,41 @@ function later(seconds: number | undefined): string {
   return seconds === 1 ? "Please try again in 1 second." : `Please try again in ${seconds} seconds.`;
 }
 
+/** What failed: the page, a development match, a reward's exchange, or an exchange of points. */
+export type Call = "exchange" | "points" | "page" | "match";
+
+/**
+ * Whether `reason` says the call was refused by a rule, so that nothing
+ * happened and nothing will: a new click may start afresh. Any other
+ * failure (busy, timed out, cut off) may hide an exchange under way, which
+ * only a retry under the same idempotency key can settle.
+ */
+export function definitelyRefused(reason: unknown): boolean {
+  const code = ConnectError.from(reason).code;
+  return [Code.FailedPrecondition, Code.NotFound, Code.InvalidArgument, Code.PermissionDenied, Code.AlreadyExists, Code.OutOfRange].includes(code);
+}
+
+/** The refusal of an exchange of points, in words. */
+function pointsRefusal(raw: string): string {
+  const message = raw.toLowerCase();
+  // The wallet says "player-1 has 120 points; SNOW-SLED costs 500".
+  const short = /has (\d+) points; .* costs (\d+)/.exec(raw);
+  if (short) return `Not enough points: you have ${short[1]} pts and that gift costs ${short[2]} pts.`;
+  if (message.includes("out of stock")) return "Sorry, that gift is out of stock. Pick another one.";
+  if (message.includes("no longer exchanged") || message.includes("ended at")) return "That gift is no longer offered: its event has ended.";
+  if (message.includes("not exchanged before") || message.includes("opens at")) return "That gift is not offered yet: its event has not started.";
+  return "That cannot be done right now. Your points are unchanged.";
+}
+
 /** A player's reading of `reason`, a failed call of the page (`what` names it: "exchange"). */
-export function explain(reason: unknown, what: "exchange" | "page" | "match" = "page"): Explanation {
+export function explain(reason: unknown, what: Call = "page"): Explanation {
   const error = ConnectError.from(reason);
   const message = error.rawMessage.toLowerCase();
   const say = (text: string, consequence: Consequence = "none") => ({ text, consequence });
+  if (what === "points" && error.code === Code.Unavailable) {
+    return say("The gift exchange is busy right now. Please try again later: trying again never orders twice.");
+  }
+  if (what === "points" && error.code === Code.FailedPrecondition) return say(pointsRefusal(error.rawMessage));
   switch (error.code) {
     case Code.Unauthenticated:
       return say("Your session has ended. Please sign in again.", "sign-in");
@@ -44,7 +74,7 @@ export function explain(reason: unknown, what: "exchange" | "page" | "match" = "
       if (message.includes("being exchanged")) return say("This reward is being exchanged. Wait a moment.");
       return say("That cannot be done right now.");
     case Code.NotFound:
-      return what === "exchange"
+      return what === "exchange" || what === "points"
         ? say("That gift or reward is no longer offered.")
         : say("We could not find that. Please reload the page.");
     case Code.AlreadyExists:

@@ -1,12 +1,13 @@
-// The player's page: sign in, then the page live from WatchMyPage, and the
-// exchange of a wallet entry for a gift. Rules of what is shown live in
-// view.ts, words for errors in errors.ts.
+// The player's page: sign in, then the page live from WatchMyPage, the
+// exchange of a wallet entry for a gift, and the exchange of points for a
+// gift. Rules of what is shown live in view.ts, words for errors in errors.ts.
 import "./style.css";
 import { devSignIn, keep, oidcReturn, oidcSignIn, settings, stored, type Session, type Settings } from "./auth.js";
 import { clients, type Clients } from "./client.js";
-import { explain } from "./errors.js";
+import { definitelyRefused, explain, type Call } from "./errors.js";
 import { render, renderSignIn } from "./render.js";
-import { view, type State } from "./view.js";
+import { attemptFor, points, view, type State } from "./view.js";
+import { ExchangeStatus } from "./gen/game/wallet/v1/wallet_pb.js";
 
 declare const __DEV_BUILD__: boolean;
 
@@ -33,7 +34,7 @@ function signIn(message?: string) {
   });
 }
 
-function fail(reason: unknown, what: "exchange" | "page" | "match") {
+function fail(reason: unknown, what: Call) {
   const explained = explain(reason, what);
   if (explained.consequence === "sign-in") return signIn(explained.text);
   if (state) {
@@ -119,6 +120,43 @@ async function exchange(entryId: string, productSku: string) {
   void catalogues(true);
 }
 
+/** A new idempotency key: 128 random bits (getRandomValues works on plain http too). */
+function freshKey(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Spends points of the balance on `productSku`; a retry after an unknown outcome reuses the key. */
+async function buy(productSku: string) {
+  if (!api || !state) return;
+  const attempt = attemptFor(state.attempt, productSku, freshKey);
+  state.attempt = attempt;
+  state.buying = productSku;
+  state.choosing = undefined;
+  state.notice = undefined;
+  draw();
+  try {
+    const { exchange } = await api.wallet.exchange({ customerId: state.customerId, productSku, idempotencyKey: attempt.key });
+    if (!state) return;
+    state.attempt = undefined;
+    const gift = state.products.find((p) => p.sku === productSku)?.name ?? productSku;
+    if (exchange?.status === ExchangeStatus.RELEASED) {
+      state.notice = { kind: "error", text: `${gift} could not be ordered. Your points are unchanged.` };
+    } else if (exchange?.status === ExchangeStatus.PENDING) {
+      state.notice = { kind: "info", text: `Your order of ${gift} is on its way.` };
+    } else {
+      const paid = exchange ? `${points(exchange.pricePoints)} for ` : "";
+      state.notice = { kind: "info", text: `Exchanged ${paid}${gift}. Your order: ${exchange?.giftOrderId || "placed"}.` };
+    }
+  } catch (reason) {
+    if (state && definitelyRefused(reason)) state.attempt = undefined;
+    fail(reason, "points");
+  } finally {
+    if (state) state.buying = undefined;
+    draw();
+  }
+  void catalogues(true);
+}
+
 async function play(missionCode: string) {
   if (!api || !state) return;
   try {
@@ -139,6 +177,7 @@ root.addEventListener("click", (event) => {
   }
   if (action === "cancel") state.choosing = undefined;
   if (action === "exchange" && entry && sku) return void exchange(entry, sku);
+  if (action === "buy" && sku) return void buy(sku);
   if (__DEV_BUILD__ && action === "play" && mission) return void play(mission);
   draw();
 });

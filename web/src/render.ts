@@ -1,5 +1,5 @@
 // Draws a View into the page. Text goes in as text nodes, never as HTML.
-import type { EntryView, View } from "./view.js";
+import type { EntryView, ExchangeView, ProductView, View } from "./view.js";
 
 declare const __DEV_BUILD__: boolean;
 
@@ -26,7 +26,9 @@ function entry(e: EntryView) {
     { class: "card entry", "data-entry-id": e.entryId, "data-status": e.status },
     h("div", { class: "row" }, h("strong", {}, e.points), h("span", { class: `badge ${e.status.toLowerCase()}` }, e.status)),
     h("div", { class: "muted" }, e.mission),
+    e.remaining ? h("div", { class: "muted", "data-remaining": e.remaining }, e.remaining) : "",
   );
+  if (e.status === "Expired") return item;
   if (e.status === "Exchanged") {
     item.append(h("div", { class: "order" }, `${e.gift ?? "Gift"} · order `, h("code", {}, e.order ?? "")));
   } else if (e.choices) {
@@ -54,6 +56,32 @@ function entry(e: EntryView) {
   return item;
 }
 
+function exchange(x: ExchangeView) {
+  return h(
+    "li",
+    { class: "card exchange", "data-exchange-id": x.exchangeId, "data-sku": x.sku, "data-status": x.status },
+    h("div", { class: "row" }, h("strong", {}, x.gift), h("span", { class: `badge ${x.status.toLowerCase()}` }, x.status)),
+    h("div", { class: "row muted" }, h("span", {}, x.paidBy), h("span", { class: "points" }, x.price)),
+    h("div", { class: x.status === "Refunded" ? "fate refunded" : "fate" }, x.fate),
+    x.order ? h("div", { class: "order" }, "Order ", h("code", {}, x.order)) : "",
+  );
+}
+
+function product(p: ProductView) {
+  // Not "Exchange", which names a reward's own button.
+  const label = p.buying ? "Getting it…" : p.retry ? "Try again" : "Get it with points";
+  return h(
+    "li",
+    { class: "product", "data-sku": p.sku },
+    h("div", { class: "row" }, h("span", {}, p.name), h("span", { class: "muted" }, `${p.price} · ${p.stock}`)),
+    h(
+      "button",
+      { type: "button", "data-action": "buy", "data-sku": p.sku, disabled: !p.canBuy },
+      p.unavailable ?? label,
+    ),
+  );
+}
+
 export function render(root: HTMLElement, view: View) {
   const missions = h("ul", { class: "list" });
   for (const m of view.missions) {
@@ -68,10 +96,10 @@ export function render(root: HTMLElement, view: View) {
   }
   const wallet = h("ul", { class: "list" });
   for (const e of view.entries) wallet.append(entry(e));
+  const exchanges = h("ul", { class: "list" });
+  for (const x of view.exchanges) exchanges.append(exchange(x));
   const catalogue = h("ul", { class: "list catalogue" });
-  for (const p of view.catalogue) {
-    catalogue.append(h("li", { class: "row" }, h("span", {}, p.name), h("span", { class: "muted" }, `${p.price} · ${p.stock}`)));
-  }
+  for (const p of view.catalogue) catalogue.append(product(p));
   root.replaceChildren(
     h(
       "header",
@@ -91,7 +119,13 @@ export function render(root: HTMLElement, view: View) {
       h("h2", { id: "wallet" }, "Wallet ", h("span", { class: "points", "data-available-points": view.points }, view.points)),
       view.entries.length ? wallet : h("p", { class: "muted" }, "Rewards you earn land here."),
     ),
-    h("section", { "aria-labelledby": "gifts" }, h("h2", { id: "gifts" }, "Gifts"), catalogue),
+    h(
+      "section",
+      { "aria-labelledby": "exchanges" },
+      h("h2", { id: "exchanges" }, "Your gifts"),
+      view.exchanges.length ? exchanges : h("p", { class: "muted" }, "Gifts you get with your points show here."),
+    ),
+    h("section", { "aria-labelledby": "gifts" }, h("h2", { id: "gifts" }, "Gifts ", h("span", { class: "muted" }, "for your points")), catalogue),
   );
 }
 

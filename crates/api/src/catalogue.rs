@@ -1,12 +1,14 @@
 //! The catalogue of the system's services: what each is called, where it
 //! listens by default, the gRPC service it serves (which is also the health
 //! entry that turns SERVING when it can do its job), the variable that tells
-//! its callers where it is, and the stream it publishes to.
+//! its callers where it is, the stream it publishes to, and the durable
+//! consumers its reactions run on.
 //!
 //! The one place these facts are written: the services, the gateway, the
-//! local runner, the system tests and the chaos checks read them from here,
-//! and `scripts/check_chart.py` checks the Helm chart against
-//! `tests/golden/catalogue.json`, which `tests/catalogue.rs` keeps equal to
+//! local runner, the system tests and the chaos checks read them from here
+//! (a service refuses to start a consumer it does not list here), and
+//! `scripts/check_chart.py` checks the Helm chart against
+//! `contracts/catalogue.json`, which `tests/catalogue.rs` keeps equal to
 //! this module.
 
 use crate::game;
@@ -30,6 +32,22 @@ pub struct Service {
     /// Further gRPC services its processes serve (the operators' programme
     /// on mission, catalogue on gift): routed to its replicas, healthy with it.
     pub also_serves: &'static [&'static str],
+    /// The durable consumers its reactions run on, each on another
+    /// context's stream; the only ones it may start.
+    pub consumes: &'static [Consumer],
+}
+
+/// A durable JetStream consumer a service's reaction (policy) runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumer {
+    /// Its durable name, `<service>-<policy>`: shared by the service's replicas.
+    pub name: &'static str,
+    /// The stream it reads.
+    pub stream: &'static str,
+}
+
+const fn consumer(name: &'static str, stream: &'static str) -> Consumer {
+    Consumer { name, stream }
 }
 
 impl Service {
@@ -64,6 +82,7 @@ pub const MISSION: Service = Service {
     url_variable: "MISSION_URL",
     publishes: Some("MISSION"),
     also_serves: &[game::programme::v1::programme_service_server::SERVICE_NAME],
+    consumes: &[consumer("mission-record-reward", "REWARD")],
 };
 
 pub const REWARD: Service = Service {
@@ -73,6 +92,11 @@ pub const REWARD: Service = Service {
     url_variable: "REWARD_URL",
     publishes: Some("REWARD"),
     also_serves: &[],
+    consumes: &[
+        consumer("reward-allocate", "MISSION"),
+        consumer("reward-track-wallet", "WALLET"),
+        consumer("reward-track-expiry", "WALLET"),
+    ],
 };
 
 pub const WALLET: Service = Service {
@@ -82,6 +106,11 @@ pub const WALLET: Service = Service {
     url_variable: "WALLET_URL",
     publishes: Some("WALLET"),
     also_serves: &[],
+    consumes: &[
+        consumer("wallet-issue-reward", "REWARD"),
+        consumer("wallet-keep-product-price", "GIFT"),
+        consumer("wallet-refund-points", "GIFT"),
+    ],
 };
 
 pub const GIFT: Service = Service {
@@ -91,6 +120,7 @@ pub const GIFT: Service = Service {
     url_variable: "GIFT_URL",
     publishes: Some("GIFT"),
     also_serves: &[game::gift::admin::v1::catalogue_service_server::SERVICE_NAME],
+    consumes: &[consumer("gift-keep-programme-event", "MISSION")],
 };
 
 pub const MYPAGE: Service = Service {
@@ -100,6 +130,12 @@ pub const MYPAGE: Service = Service {
     url_variable: "MYPAGE_URL",
     publishes: None,
     also_serves: &[],
+    consumes: &[
+        consumer("mypage-missions", "MISSION"),
+        consumer("mypage-rewards", "REWARD"),
+        consumer("mypage-wallet", "WALLET"),
+        consumer("mypage-exchanges", "WALLET"),
+    ],
 };
 
 pub const SETTLEMENT: Service = Service {
@@ -109,6 +145,7 @@ pub const SETTLEMENT: Service = Service {
     url_variable: "SETTLEMENT_URL",
     publishes: Some("SETTLEMENT"),
     also_serves: &[],
+    consumes: &[consumer("settlement-record", "GIFT"), consumer("settlement-reverse", "GIFT")],
 };
 
 /// Every service behind the gateway, in the order the event flow meets them.
@@ -139,6 +176,11 @@ pub fn service(name: &str) -> Option<&'static Service> {
     SERVICES.iter().find(|s| s.name == name)
 }
 
+/// Every durable consumer of the system, service by service.
+pub fn consumers() -> impl Iterator<Item = &'static Consumer> {
+    SERVICES.iter().flat_map(|s| s.consumes)
+}
+
 /// The catalogue as JSON, for tools outside Rust (the chart's check).
 pub fn to_json() -> String {
     let quote = |text: &str| format!("\"{text}\"");
@@ -146,7 +188,7 @@ pub fn to_json() -> String {
         .iter()
         .map(|s| {
             format!(
-                "    {{\"name\": {}, \"port\": {}, \"grpc_service\": {}, \"health\": {}, \"url_variable\": {}, \"publishes\": {}, \"also_serves\": [{}]}}",
+                "    {{\"name\": {}, \"port\": {}, \"grpc_service\": {}, \"health\": {}, \"url_variable\": {}, \"publishes\": {}, \"also_serves\": [{}], \"consumes\": [{}]}}",
                 quote(s.name),
                 s.port,
                 quote(s.grpc_service),
@@ -154,6 +196,11 @@ pub fn to_json() -> String {
                 quote(s.url_variable),
                 s.publishes.map_or_else(|| "null".to_owned(), quote),
                 s.also_serves.iter().map(|name| quote(name)).collect::<Vec<_>>().join(", "),
+                s.consumes
+                    .iter()
+                    .map(|c| format!("{{\"name\": {}, \"stream\": {}}}", quote(c.name), quote(c.stream)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )
         })
         .collect();
@@ -183,6 +230,23 @@ mod tests {
             // The chart derives the variable from the name the same way.
             assert_eq!(s.url_variable, format!("{}_URL", s.name.to_uppercase()));
             assert!(s.grpc_service.starts_with(&format!("game.{}.v1.", s.name)), "{}", s.grpc_service);
+        }
+    }
+
+    #[test]
+    fn every_consumer_is_its_services_own_on_another_contexts_stream() {
+        let mut names: Vec<_> = consumers().map(|c| c.name).collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "durable names are unique across the system");
+        let streams: Vec<_> = SERVICES.iter().filter_map(|s| s.publishes).collect();
+        for s in SERVICES {
+            for c in s.consumes {
+                assert!(c.name.starts_with(&format!("{}-", s.name)), "{} of {}", c.name, s.name);
+                assert!(streams.contains(&c.stream), "{} reads {}, which no service publishes", c.name, c.stream);
+                assert_ne!(s.publishes, Some(c.stream), "{} reads its own stream", c.name);
+            }
         }
     }
 

@@ -11,7 +11,8 @@
 //! ([`authorized`], [`Bearer`]).
 //!
 //! ES256 rather than RS256: a P-256 key is generated in microseconds even in
-//! a debug build, where a 2048-bit RSA key takes seconds.
+//! a debug build, where a 2048-bit RSA key takes seconds. Keys and
+//! signatures are ring's, the library the services verify tokens with.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,9 +21,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use platform::auth::{AuthConfig, JwksSource};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 
 /// The `iss` of development tokens.
 pub const ISSUER: &str = "https://dev.game-rewards.local";
@@ -45,7 +47,10 @@ type Signed = (String, u64);
 #[derive(Clone)]
 pub struct DevIssuer {
     kid: String,
-    key: EncodingKey,
+    key: Arc<EcdsaKeyPair>,
+    /// The encoded header of every token: the algorithm and this key's id.
+    header: String,
+    rng: SystemRandom,
     jwks: PathBuf,
     /// Tokens already signed, by (subject, roles), with their expiry: a load
     /// test asks for the same player's token thousands of times.
@@ -68,23 +73,26 @@ impl DevIssuer {
     pub fn create_or_load(dir: &Path) -> anyhow::Result<Self> {
         let key_path = dir.join(KEY_FILE);
         let jwks = dir.join(JWKS_FILE);
-        let secret = if key_path.exists() {
+        let rng = SystemRandom::new();
+        let pkcs8 = if key_path.exists() {
             let pem =
                 std::fs::read_to_string(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
-            p256::SecretKey::from_pkcs8_pem(&pem)
-                .map_err(|e| anyhow::anyhow!("{} is not a P-256 PKCS#8 key: {e}", key_path.display()))?
+            pkcs8_of_pem(&pem).with_context(|| format!("{} is not a PKCS#8 PEM", key_path.display()))?
         } else {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            let secret = random_secret();
-            let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("cannot encode the key: {e}"))?;
-            write_private(&key_path, pem.as_bytes())?;
-            secret
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| anyhow::anyhow!("no randomness to make a key with"))?;
+            write_private(&key_path, pem_of_pkcs8(pkcs8.as_ref()).as_bytes())?;
+            pkcs8.as_ref().to_vec()
         };
-        let (kid, document) = jwks_of(&secret);
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+            .map_err(|e| anyhow::anyhow!("{} is not a P-256 PKCS#8 key: {e}", key_path.display()))?;
+        let (kid, document) = jwks_of(key.public_key().as_ref());
         // Always rewritten from the key, so the two files cannot disagree.
         std::fs::write(&jwks, document).with_context(|| format!("cannot write {}", jwks.display()))?;
-        let der = secret.to_pkcs8_der().map_err(|e| anyhow::anyhow!("cannot encode the key: {e}"))?;
-        Ok(Self { kid, key: EncodingKey::from_ec_der(der.as_bytes()), jwks, signed: Arc::default() })
+        let header =
+            URL_SAFE_NO_PAD.encode(serde_json::json!({ "typ": "JWT", "alg": "ES256", "kid": kid }).to_string());
+        Ok(Self { kid, key: Arc::new(key), header, rng, jwks, signed: Arc::default() })
     }
 
     /// The JWKS file the gateway and the services verify tokens with.
@@ -140,10 +148,10 @@ impl DevIssuer {
     /// # Panics
     /// Never: signing with a valid P-256 key does not fail.
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        #[allow(clippy::expect_used)] // the key was parsed as a P-256 PKCS#8 key when loaded
-        jsonwebtoken::encode(&header, claims, &self.key).expect("an ES256 key signs")
+        let signed = format!("{}.{}", self.header, URL_SAFE_NO_PAD.encode(claims.to_string()));
+        #[allow(clippy::expect_used)] // ring fails to sign only without randomness, which it had to load the key
+        let signature = self.key.sign(&self.rng, signed.as_bytes()).expect("an ES256 key signs");
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
     }
 
     /// A player's token: subject `customer_id`, role `player`.
@@ -205,28 +213,38 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-fn random_secret() -> p256::SecretKey {
-    loop {
-        // Almost every 32 random bytes are a valid scalar; the loop covers
-        // zero and values above the curve order.
-        if let Ok(secret) = p256::SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
-            return secret;
-        }
-    }
-}
-
-/// The key id (from the public key, so it changes with the key) and the JWKS.
-fn jwks_of(secret: &p256::SecretKey) -> (String, String) {
-    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-    let point = secret.public_key().to_encoded_point(false);
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let coordinate = |c: Option<&p256::FieldBytes>| c.map(|c| b64(&c[..])).unwrap_or_default();
-    let (x, y) = (coordinate(point.x()), coordinate(point.y()));
-    let kid = format!("dev-{}", &x[..12]);
+/// The key id (from the public key, so it changes with the key) and the
+/// JWKS, from the uncompressed point `04 || x || y`.
+fn jwks_of(point: &[u8]) -> (String, String) {
+    let coordinates = point.get(1..).unwrap_or_default();
+    let (x, y) = coordinates.split_at(coordinates.len() / 2);
+    let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+    let kid = format!("dev-{}", x.get(..12).unwrap_or_default());
     let document = serde_json::json!({
         "keys": [{ "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid, "x": x, "y": y }]
     });
     (kid, format!("{document:#}\n"))
+}
+
+const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
+const PEM_END: &str = "-----END PRIVATE KEY-----";
+
+/// The DER of a PKCS#8 PEM (`BEGIN PRIVATE KEY`).
+fn pkcs8_of_pem(pem: &str) -> anyhow::Result<Vec<u8>> {
+    let body = pem
+        .trim()
+        .strip_prefix(PEM_BEGIN)
+        .and_then(|rest| rest.strip_suffix(PEM_END))
+        .ok_or_else(|| anyhow::anyhow!("no {PEM_BEGIN} … {PEM_END} block"))?;
+    let base64: String = body.split_whitespace().collect();
+    STANDARD.decode(base64).context("the PEM body is not base64")
+}
+
+/// A PKCS#8 DER as PEM, 64 characters a line.
+fn pem_of_pkcs8(der: &[u8]) -> String {
+    let base64 = STANDARD.encode(der);
+    let lines: Vec<&str> = base64.as_bytes().chunks(64).filter_map(|line| std::str::from_utf8(line).ok()).collect();
+    format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", lines.join("\n"))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -266,6 +284,26 @@ mod tests {
         let again = DevIssuer::create_or_load(&dir).unwrap();
         assert_eq!(again.kid(), issuer.kid());
         assert!(verifier.verify(&again.token("player-8", &["player"], Duration::from_secs(60))).await.is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_key_written_by_the_earlier_issuer_still_signs() {
+        // `ec.pem` of platform's fixtures is a P-256 PKCS#8 key as the
+        // issuer wrote them before it signed with ring (RustCrypto's p256).
+        let dir = std::env::temp_dir().join(format!("dev-issuer-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform/tests/fixtures/ec.pem");
+        std::fs::copy(fixture, dir.join(KEY_FILE)).unwrap();
+        let issuer = DevIssuer::create_or_load(&dir).unwrap();
+        let jwks = std::fs::read_to_string(issuer.jwks_path()).unwrap();
+        // The public half of the fixture, as platform's fixture JWKS publishes it.
+        assert!(jwks.contains("THW4DLVqjbsen6NaHCQbOhm47RIHPSA9MFaktf8zPd4"), "{jwks}");
+        let verifier = Verifier::load(issuer.auth_config()).await.unwrap();
+        assert_eq!(verifier.verify(&issuer.player("player-9")).await.unwrap().subject, "player-9");
+        std::fs::write(dir.join(KEY_FILE), "not a key").unwrap();
+        let refused = DevIssuer::create_or_load(&dir).unwrap_err();
+        assert!(format!("{refused:#}").contains("is not a PKCS#8 PEM"), "{refused:#}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -40,6 +40,11 @@ impl IdempotencyKey {
         Ok(Self(value.to_owned()))
     }
 
+    /// The key naming what a UUID names: its text is always a key.
+    pub fn of_uuid(id: uuid::Uuid) -> Self {
+        Self(id.to_string())
+    }
+
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -22,8 +22,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
@@ -150,33 +151,70 @@ impl From<AuthError> for tonic::Status {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Claims {
-    sub: String,
-    exp: u64,
-    #[serde(default)]
-    roles: Vec<String>,
+/// The two signature algorithms accepted, each only with its own kind of key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048- to 8192-bit keys.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256, `r || s` (RFC 7518 §3.4).
+    Es256,
 }
 
-/// One verification key.
-#[derive(Clone)]
+impl Algorithm {
+    /// The name tokens and JWKS entries use.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        }
+    }
+}
+
+/// One verification key, decoded and checked when the JWKS is read: a check
+/// decodes no base64, no JSON and no PEM of the key.
+#[derive(Debug)]
 struct Key {
     algorithm: Algorithm,
-    decoding: DecodingKey,
+    public: PublicKey,
     /// The length of this key's signatures, base64url without padding: a
     /// token whose signature has another length is refused unverified.
     signature_chars: usize,
 }
 
-impl std::fmt::Debug for Key {
+/// The key material in the form ring verifies with. ring 0.17 has no type
+/// for a parsed verification key: the 65 bytes of a P-256 point (already
+/// checked to lie on the curve) are read again by each check, a cost lost in
+/// that of the signature (`docs/performance.md`).
+enum PublicKey {
+    /// The uncompressed point, `04 || x || y`.
+    Ec(UnparsedPublicKey<Vec<u8>>),
+    /// Modulus (no leading zeros) and exponent, big-endian.
+    Rsa(RsaPublicKeyComponents<Vec<u8>>),
+}
+
+impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.write_str(match self {
+            Self::Ec(_) => "PublicKey::Ec",
+            Self::Rsa(_) => "PublicKey::Rsa",
+        })
+    }
+}
+
+impl Key {
+    /// Whether `signature` (decoded) is this key's over `signed`.
+    fn verify(&self, signed: &[u8], signature: &[u8]) -> Result<(), AuthError> {
+        let checked = match &self.public {
+            PublicKey::Ec(key) => key.verify(signed, signature),
+            PublicKey::Rsa(key) => key.verify(&signature::RSA_PKCS1_2048_8192_SHA256, signed, signature),
+        };
+        checked.map_err(|_| AuthError::Signature)
     }
 }
 
 #[derive(Debug)]
 struct Keys {
-    by_kid: HashMap<String, Key>,
+    by_kid: HashMap<String, Arc<Key>>,
     fetched_at: Instant,
 }
 
@@ -300,52 +338,26 @@ impl Verifier {
         (fresh && self.keys.read().await.by_kid.contains_key(&hit.kid)).then_some(hit.caller)
     }
 
-    /// Checks `token` in full: shape, header, key, claims, then the signature.
+    /// Checks `token` in full: shape, header, key and claims first, then the
+    /// signature, so that a token refused for anything that needs no
+    /// cryptography costs no signature check.
     async fn check(&self, token: &str) -> Result<(Caller, String, u64), AuthError> {
         let (signed, signature) = split_token(token)?;
-        // A header the library cannot read may still name an algorithm it
-        // does not know (`none`): say so rather than "malformed".
-        let header = jsonwebtoken::decode_header(token).map_err(|_| match algorithm_name(token) {
-            Some(alg) => AuthError::Algorithm(alg),
-            None => AuthError::Malformed,
-        })?;
-        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
-            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
-        }
-        let kid = header.kid.ok_or(AuthError::NoKeyId)?;
+        let (header, payload) = signed.split_once('.').ok_or(AuthError::Malformed)?;
+        let (algorithm, kid) = parse_header(header)?;
         let key = self.key(&kid).await?;
         // The key decides the algorithm, never the token: an RSA key only
         // verifies RS256, an EC key only ES256.
-        if key.algorithm != header.alg {
-            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
+        if key.algorithm.name() != algorithm {
+            return Err(AuthError::Algorithm(algorithm));
         }
         if signature.len() != key.signature_chars {
             return Err(AuthError::Signature);
         }
-        self.precheck_claims(signed)?;
-        let mut validation = Validation::new(key.algorithm);
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.leeway = self.config.leeway.as_secs();
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidIssuer => AuthError::Issuer,
-                ErrorKind::InvalidAudience => AuthError::Audience,
-                ErrorKind::InvalidSignature => AuthError::Signature,
-                ErrorKind::MissingRequiredClaim(claim) => AuthError::Invalid(format!("missing claim {claim}")),
-                _ => AuthError::Invalid(e.to_string()),
-            }
-        })?;
-        if data.claims.sub.is_empty() {
-            return Err(AuthError::Invalid("empty subject".into()));
-        }
-        let roles = data
-            .claims
+        let claims = self.claims(payload)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| AuthError::Malformed)?;
+        key.verify(signed.as_bytes(), &signature)?;
+        let roles = claims
             .roles
             .iter()
             .filter_map(|r| match r.as_str() {
@@ -355,18 +367,20 @@ impl Verifier {
                 _ => None,
             })
             .collect();
-        Ok((Caller { subject: data.claims.sub, roles, expires: data.claims.exp }, kid, data.claims.exp))
+        Ok((Caller { subject: claims.sub, roles, expires: claims.exp }, kid, claims.exp))
     }
 
-    /// The claims checked before the signature, with the same rules (and
-    /// leeway) as after it: a token that is expired, not valid yet, for
-    /// another issuer or audience, or with no subject costs no signature check.
-    fn precheck_claims(&self, signed: &str) -> Result<(), AuthError> {
-        use base64::Engine as _;
-        let payload = signed.split_once('.').map(|(_, payload)| payload).ok_or(AuthError::Malformed)?;
-        let bytes =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
-        let claims: Prechecked = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    /// The claims of a token's payload, checked: present, of the right
+    /// types, not expired nor not yet valid (with the configured leeway),
+    /// for this issuer and audience, with a subject. Read once, before the
+    /// signature is checked; the signature covers these very bytes.
+    fn claims(&self, payload: &str) -> Result<ValidClaims, AuthError> {
+        let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+            // JSON, but a claim of the wrong type (`exp` as a string, …).
+            serde_json::error::Category::Data => AuthError::Invalid(e.to_string()),
+            _ => AuthError::Malformed,
+        })?;
         let leeway = self.config.leeway.as_secs();
         let now = unix_now();
         let exp = claims.exp.ok_or_else(|| AuthError::Invalid("missing claim exp".into()))?;
@@ -389,15 +403,16 @@ impl Verifier {
         if !audience_matches {
             return Err(AuthError::Audience);
         }
-        match claims.sub {
-            None => Err(AuthError::Invalid("missing claim sub".into())),
-            Some(sub) if sub.is_empty() => Err(AuthError::Invalid("empty subject".into())),
-            Some(_) => Ok(()),
-        }
+        let sub = match claims.sub {
+            None => return Err(AuthError::Invalid("missing claim sub".into())),
+            Some(sub) if sub.is_empty() => return Err(AuthError::Invalid("empty subject".into())),
+            Some(sub) => sub,
+        };
+        Ok(ValidClaims { sub, exp, roles: claims.roles })
     }
 
     /// The key named `kid`, reading the JWKS again when it is unknown or stale.
-    async fn key(&self, kid: &str) -> Result<Key, AuthError> {
+    async fn key(&self, kid: &str) -> Result<Arc<Key>, AuthError> {
         {
             let keys = self.keys.read().await;
             let fresh = keys.fetched_at.elapsed() < self.config.refresh;
@@ -425,15 +440,48 @@ impl Verifier {
     }
 }
 
-/// The claims read before the signature is checked; the token's own types
-/// are checked again, strictly, after it.
+/// The claims of a token as sent; [`Verifier::claims`] checks them.
 #[derive(Debug, Deserialize)]
-struct Prechecked {
+struct Claims {
     exp: Option<u64>,
     nbf: Option<u64>,
     iss: Option<String>,
     aud: Option<Audience>,
     sub: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// Claims that passed every check but the signature's.
+#[derive(Debug)]
+struct ValidClaims {
+    sub: String,
+    exp: u64,
+    roles: Vec<String>,
+}
+
+/// The protected header of a token, as far as it is read.
+#[derive(Debug, Deserialize)]
+struct Header {
+    alg: Option<String>,
+    kid: Option<String>,
+    /// Extensions the recipient must understand (RFC 7515 §4.1.11): none is.
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The algorithm and key id of a token's header (base64url), refusing any
+/// algorithm but RS256 and ES256 by name (`none`, `HS256`, …).
+fn parse_header(encoded: &str) -> Result<(String, String), AuthError> {
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| AuthError::Malformed)?;
+    let header: Header = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    let alg = header.alg.ok_or(AuthError::Malformed)?;
+    if alg != Algorithm::Rs256.name() && alg != Algorithm::Es256.name() {
+        return Err(AuthError::Algorithm(alg));
+    }
+    if header.crit.is_some() {
+        return Err(AuthError::Invalid("critical header extensions (crit) are not supported".into()));
+    }
+    Ok((alg, header.kid.ok_or(AuthError::NoKeyId)?))
 }
 
 /// `aud` is one audience or a list of them (RFC 7519 §4.1.3).
@@ -472,19 +520,7 @@ const fn base64url_chars(bytes: usize) -> usize {
     (bytes * 8).div_ceil(6)
 }
 
-/// The `alg` a token's header names, for the error message, even when the
-/// library does not know it (e.g. `none`).
-fn algorithm_name(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let header = token.split('.').next().unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .and_then(|v| v.get("alg").and_then(|a| a.as_str()).map(str::to_owned))
-}
-
-async fn fetch_keys(source: &JwksSource) -> Result<HashMap<String, Key>, AuthError> {
+async fn fetch_keys(source: &JwksSource) -> Result<HashMap<String, Arc<Key>>, AuthError> {
     let text = match source {
         JwksSource::File(path) => tokio::fs::read_to_string(path)
             .await
@@ -495,41 +531,127 @@ async fn fetch_keys(source: &JwksSource) -> Result<HashMap<String, Key>, AuthErr
 }
 
 /// Parses a JWKS into usable keys: RSA keys for RS256, P-256 keys for ES256.
-/// Keys of other types, or whose declared `alg` disagrees, are skipped.
-fn parse_jwks(text: &str) -> Result<HashMap<String, Key>, AuthError> {
-    let set: JwkSet = serde_json::from_str(text).map_err(|e| AuthError::Keys(format!("not a JWKS: {e}")))?;
+/// A key that cannot be used (another type or curve, a declared `alg` or
+/// `use` that disagrees, bad key material) is skipped, and said why.
+fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<Key>>, AuthError> {
+    #[derive(Deserialize)]
+    struct Jwks {
+        keys: Vec<serde_json::Value>,
+    }
+    let set: Jwks = serde_json::from_str(text).map_err(|e| AuthError::Keys(format!("not a JWKS: {e}")))?;
     let mut keys = HashMap::new();
-    for jwk in &set.keys {
-        let Some(kid) = jwk.common.key_id.clone() else { continue };
-        let (algorithm, signature_bytes) = match &jwk.algorithm {
-            AlgorithmParameters::RSA(rsa) => (Algorithm::RS256, rsa_modulus_bytes(&rsa.n)),
-            // r and s, 32 bytes each (RFC 7518 §3.4).
-            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => (Algorithm::ES256, Some(64)),
-            _ => continue,
-        };
-        let Some(signature_bytes) = signature_bytes else { continue };
-        if let Some(declared) = jwk.common.key_algorithm
-            && format!("{declared:?}") != format!("{algorithm:?}")
-        {
-            continue;
-        }
-        if let Ok(decoding) = DecodingKey::from_jwk(jwk) {
-            keys.insert(kid, Key { algorithm, decoding, signature_chars: base64url_chars(signature_bytes) });
+    let mut skipped = Vec::new();
+    for (index, jwk) in set.keys.into_iter().enumerate() {
+        let kid = jwk.get("kid").and_then(serde_json::Value::as_str).map(str::to_owned);
+        let named = kid.clone().map_or_else(|| format!("key #{index}"), |kid| format!("key {kid}"));
+        match serde_json::from_value::<Jwk>(jwk).map_err(|e| e.to_string()).and_then(|jwk| parse_jwk(&jwk)) {
+            Ok(key) => match kid {
+                Some(kid) => {
+                    keys.insert(kid, Arc::new(key));
+                }
+                None => skipped.push(format!("{named}: no kid")),
+            },
+            Err(why) => skipped.push(format!("{named}: {why}")),
         }
     }
     if keys.is_empty() {
-        return Err(AuthError::Keys("the JWKS holds no RS256 or ES256 key with a kid".into()));
+        let why = if skipped.is_empty() { "no keys".to_owned() } else { skipped.join("; ") };
+        return Err(AuthError::Keys(format!("the JWKS holds no usable RS256 or ES256 key with a kid ({why})")));
+    }
+    for why in &skipped {
+        tracing::warn!(%why, "verification key skipped");
     }
     Ok(keys)
 }
 
-/// The size in bytes of an RSA modulus given as base64url (`n` of a JWK):
-/// the size of every signature of that key.
-fn rsa_modulus_bytes(n: &str) -> Option<usize> {
-    use base64::Engine as _;
-    let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?;
-    let leading_zeros = modulus.iter().take_while(|b| **b == 0).count();
-    Some(modulus.len() - leading_zeros).filter(|bytes| *bytes > 0)
+/// One entry of a JWKS (RFC 7517), the members read.
+#[derive(Debug, Deserialize)]
+struct Jwk {
+    kty: String,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    usage: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+/// The verification key of `jwk`, or why it cannot be used.
+fn parse_jwk(jwk: &Jwk) -> Result<Key, String> {
+    if jwk.usage.as_deref().is_some_and(|usage| usage != "sig") {
+        return Err(format!("use {:?} is not \"sig\"", jwk.usage.as_deref().unwrap_or_default()));
+    }
+    let algorithm = match jwk.kty.as_str() {
+        "EC" => Algorithm::Es256,
+        "RSA" => Algorithm::Rs256,
+        other => return Err(format!("key type {other:?} is not accepted (EC P-256 or RSA)")),
+    };
+    if let Some(declared) = jwk.alg.as_deref().filter(|alg| *alg != algorithm.name()) {
+        return Err(format!("alg {declared:?} does not fit key type {:?}", jwk.kty));
+    }
+    let member = |name: &str, value: &Option<String>| -> Result<Vec<u8>, String> {
+        let value = value.as_deref().ok_or_else(|| format!("no {name}"))?;
+        URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).map_err(|_| format!("{name} is not base64url"))
+    };
+    match algorithm {
+        Algorithm::Es256 => {
+            if jwk.crv.as_deref() != Some("P-256") {
+                return Err(format!("curve {:?} is not accepted (P-256 only)", jwk.crv.as_deref().unwrap_or_default()));
+            }
+            let (x, y) = (member("x", &jwk.x)?, member("y", &jwk.y)?);
+            if x.len() != 32 || y.len() != 32 {
+                return Err(format!("x and y must be 32 bytes each, not {} and {}", x.len(), y.len()));
+            }
+            let point: Vec<u8> = [&[4u8][..], &x, &y].concat();
+            check_p256_point(&point)?;
+            Ok(Key {
+                algorithm,
+                public: PublicKey::Ec(UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)),
+                // r and s, 32 bytes each.
+                signature_chars: base64url_chars(64),
+            })
+        }
+        Algorithm::Rs256 => {
+            let n = member("n", &jwk.n)?;
+            let e = member("e", &jwk.e)?;
+            let n: Vec<u8> = n.into_iter().skip_while(|b| *b == 0).collect();
+            let e: Vec<u8> = e.into_iter().skip_while(|b| *b == 0).collect();
+            let bits = significant_bits(&n);
+            if !(2048..=8192).contains(&bits) {
+                return Err(format!("an RSA modulus of {bits} bits is not accepted (2048 to 8192)"));
+            }
+            // ring's rule: odd, at least 3, at most 33 bits.
+            if significant_bits(&e) > 33 || e.last().is_none_or(|last| last & 1 == 0) || e.as_slice() == [1] {
+                return Err("the RSA exponent must be odd, at least 3 and at most 33 bits".into());
+            }
+            Ok(Key {
+                algorithm,
+                signature_chars: base64url_chars(n.len()),
+                public: PublicKey::Rsa(RsaPublicKeyComponents { n, e }),
+            })
+        }
+    }
+}
+
+/// The bits of a big-endian number without leading zero bytes (0 for none).
+fn significant_bits(number: &[u8]) -> usize {
+    number.first().map_or(0, |first| number.len() * 8 - first.leading_zeros() as usize)
+}
+
+/// Whether `point` (uncompressed) lies on P-256. ring checks a peer's point
+/// before any key agreement and has no other public check short of a
+/// signature, so an agreement with a throwaway key does it, once per key
+/// read: a key off the curve is named when the JWKS is read rather than
+/// refusing every token later as "signature is invalid".
+fn check_p256_point(point: &[u8]) -> Result<(), String> {
+    use ring::agreement;
+    let rng = ring::rand::SystemRandom::new();
+    let throwaway = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
+        .map_err(|_| "no randomness to check the key with".to_owned())?;
+    let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, point);
+    agreement::agree_ephemeral(throwaway, &peer, |_| ()).map_err(|_| "x and y are not a point of P-256".to_owned())
 }
 
 /// GETs a JWKS over plain HTTP (a cluster-internal endpoint or a sidecar).

@@ -72,6 +72,14 @@ pub enum StartError {
     Auth(#[from] crate::auth::AuthError),
     #[error("JetStream cannot keep the configured replicas (STREAM_REPLICAS)")]
     Topology(#[from] TopologyError),
+    /// A policy whose durable consumer the catalogue does not list for the
+    /// service: the quiescence checks, the chart and the operators would
+    /// not know it.
+    #[error(
+        "{service} may not start consumer {consumer} on stream {stream}: the catalogue \
+         (crates/api/src/catalogue.rs) lists {listed} as its consumers"
+    )]
+    UnlistedConsumer { service: &'static str, consumer: &'static str, stream: &'static str, listed: String },
 }
 
 /// What a service is called: its short name and its gRPC service.
@@ -86,6 +94,9 @@ pub struct ServiceSpec {
     pub migrations: &'static EmbeddedMigrations,
     /// The streams the service publishes to.
     pub publishes: &'static [StreamDef],
+    /// The durable consumers the service may run its policies on (its
+    /// catalogue entry's): [`ServiceHost::spawn_policy`] refuses any other.
+    pub consumes: &'static [api::catalogue::Consumer],
 }
 
 impl std::fmt::Debug for ServiceSpec {
@@ -227,8 +238,20 @@ impl ServiceHost {
     /// stream and the dead letters') when JetStream answered at start.
     ///
     /// # Errors
-    /// [`StartError::Topology`] when JetStream refuses the replica count.
+    /// [`StartError::UnlistedConsumer`] when the service's catalogue entry
+    /// does not list the policy's consumer; [`StartError::Topology`] when
+    /// JetStream refuses the replica count.
     pub async fn spawn_policy<P: Policy>(&mut self, policy: P) -> Result<(), StartError> {
+        let (name, stream) = (policy.name(), policy.stream().name);
+        if !self.spec.consumes.iter().any(|listed| listed.name == name && listed.stream == stream) {
+            let listed: Vec<String> = self.spec.consumes.iter().map(|c| format!("{} ({})", c.name, c.stream)).collect();
+            return Err(StartError::UnlistedConsumer {
+                service: self.spec.name,
+                consumer: name,
+                stream,
+                listed: if listed.is_empty() { "none".to_owned() } else { listed.join(", ") },
+            });
+        }
         let consumer = Consumer::new(policy, self.db.clone(), self.jetstream.clone(), self.outbox.clone())
             .with_config(self.consumer.clone())
             .with_replicas(self.replicas);

@@ -249,12 +249,18 @@ impl Relay {
     /// not hold back what was staged meanwhile. It shows when the store is
     /// saturated (chain p99 at 2,000 missions/s offered), not at 1,000/s
     /// (`docs/performance.md`).
+    ///
+    /// A read that finds less than a full batch ends the round once that
+    /// batch is published and marked: reading again would find only what
+    /// was staged meanwhile, and each such commit has woken the relay, which
+    /// starts the next round at once. Under a steady trickle this saves a
+    /// read (a blocking-pool hand-off and a query) per round.
     async fn publish_pending(&self) -> Result<usize, RelayError> {
         let mut total = 0;
         let mut marking: Option<Marking> = None;
         loop {
             let in_flight = marking.as_ref().map_or(&[][..], |m| m.seqs.as_slice());
-            let rows = self.pending(in_flight).await?;
+            let (rows, drained) = self.pending(in_flight).await?;
             if rows.is_empty() {
                 if let Some(last) = marking {
                     total += last.finish().await?;
@@ -265,33 +271,38 @@ impl Relay {
             // Pipelined: every publish goes out before the first ack is awaited;
             // one connection keeps them in order.
             let mut acks = Vec::with_capacity(rows.len());
-            for row in &rows {
+            for row in rows {
                 let ack = self
                     .jetstream
-                    .send_publish(row.subject.clone(), publish_of(row))
+                    .send_publish(row.subject, publish_of(row.payload, &row.headers, &row.event_id))
                     .await
                     .map_err(|e| RelayError::Publish(e.to_string()))?;
-                acks.push(ack);
+                acks.push((row.seq, row.event_id, ack));
             }
-            let mut published = Vec::with_capacity(rows.len());
-            for (row, ack) in rows.iter().zip(acks) {
+            let mut published = Vec::with_capacity(acks.len());
+            for (seq, event_id, ack) in acks {
                 let ack = ack.await.map_err(|e| RelayError::Publish(e.to_string()))?;
                 if ack.duplicate {
-                    tracing::debug!(event_id = %row.event_id, "JetStream already had this event");
+                    tracing::debug!(%event_id, "JetStream already had this event");
                 }
-                published.push(row.seq);
+                published.push(seq);
             }
             if let Some(previous) = marking.take() {
                 total += previous.finish().await?;
             }
             failpoint::reached(failpoint::RELAY_BEFORE_MARK_PUBLISHED).await;
+            if drained {
+                // Nothing to overlap the mark with: no task to spawn for it.
+                return Ok(total + mark_published(&self.db, published).await?);
+            }
             marking = Some(Marking::start(&self.db, published));
         }
     }
 
     /// The oldest unpublished rows, a batch of them, leaving out `in_flight`
-    /// (published, their mark not yet committed).
-    async fn pending(&self, in_flight: &[i64]) -> Result<Vec<OutboxRow>, DbError> {
+    /// (published, their mark not yet committed); and whether that was all
+    /// there was (the read came back short).
+    async fn pending(&self, in_flight: &[i64]) -> Result<(Vec<OutboxRow>, bool), DbError> {
         let limit = self.config.batch_size + i64::try_from(in_flight.len()).unwrap_or(i64::MAX);
         let mut rows: Vec<OutboxRow> = self
             .db
@@ -305,9 +316,10 @@ impl Relay {
                     .map_err(DbError::from)
             })
             .await?;
+        let drained = i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit;
         // `in_flight` is in ascending order, as it was read.
         rows.retain(|row| in_flight.binary_search(&row.seq).is_err());
-        Ok(rows)
+        Ok((rows, drained))
     }
 
     /// Publishes the backlog gauges; a failure only leaves them stale.
@@ -341,20 +353,7 @@ struct Marking {
 impl Marking {
     /// Starts marking `seqs` (ascending); the mark commits even if the relay stops waiting for it.
     fn start(db: &Database, seqs: Vec<i64>) -> Self {
-        let (db, marked) = (db.clone(), seqs.clone());
-        let done = tokio::spawn(async move {
-            let count = marked.len();
-            db.write(move |conn| {
-                diesel::update(outbox::table.filter(outbox::seq.eq_any(marked)))
-                    .set(outbox::published_at.eq(now_millis()))
-                    .execute(conn)
-                    .map_err(DbError::from)
-            })
-            .await?;
-            metrics().outbox_published.inc_by(u64::try_from(count).unwrap_or_default());
-            tracing::debug!(count, "published outbox events");
-            Ok(count)
-        });
+        let done = tokio::spawn(mark_published(db.clone(), seqs.clone()));
         Self { seqs, done }
     }
 
@@ -364,12 +363,29 @@ impl Marking {
     }
 }
 
-fn publish_of(row: &OutboxRow) -> PublishMessage {
-    let mut headers = HeaderMap::new();
-    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, String>>(&row.headers) {
+/// Marks `seqs` published; committed even if the caller stops waiting.
+async fn mark_published(db: impl std::borrow::Borrow<Database>, seqs: Vec<i64>) -> Result<usize, DbError> {
+    let count = seqs.len();
+    db.borrow()
+        .write(move |conn| {
+            diesel::update(outbox::table.filter(outbox::seq.eq_any(seqs)))
+                .set(outbox::published_at.eq(now_millis()))
+                .execute(conn)
+                .map_err(DbError::from)
+        })
+        .await?;
+    metrics().outbox_published.inc_by(u64::try_from(count).unwrap_or_default());
+    tracing::debug!(count, "published outbox events");
+    Ok(count)
+}
+
+/// The message of a staged row, its payload moved rather than copied.
+fn publish_of(payload: Vec<u8>, headers: &str, event_id: &str) -> PublishMessage {
+    let mut map = HeaderMap::new();
+    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, String>>(headers) {
         for (name, value) in stored {
-            headers.insert(name.as_str(), value.as_str());
+            map.insert(name.as_str(), value.as_str());
         }
     }
-    PublishMessage::build().payload(row.payload.clone().into()).headers(headers).message_id(&row.event_id)
+    PublishMessage::build().payload(payload.into()).headers(map).message_id(event_id)
 }

@@ -16,12 +16,15 @@
 //! - [`quiescence`]: when nothing is in flight any more.
 //! - [`programme`]: the run's event, whose rewards expire, and the vendor
 //!   that cancels orders after the fact.
-//! - [`invariants`]: the checks.
+//! - [`purchases`]: players spending their balance across several entries.
+//! - [`invariants`]: the checks; [`points`]: the points that add up.
 
 pub mod invariants;
 pub mod killer;
 pub mod load;
+pub mod points;
 pub mod programme;
+pub mod purchases;
 pub mod quiescence;
 pub mod sampler;
 
@@ -153,6 +156,10 @@ pub struct Report {
     pub run_dir: PathBuf,
     pub missions_driven: usize,
     pub exchanges_driven: usize,
+    /// Purchases paid from several entries, as confirmed to their players.
+    pub purchases_driven: usize,
+    /// Where every player's points are at the end.
+    pub ledger: points::Ledger,
     pub processes_killed: u64,
     /// Times a broker node came back after a kill.
     pub broker_restarts: u64,
@@ -200,6 +207,7 @@ impl Report {
             && self.regressions.is_empty()
             && self.failures.is_empty()
             && self.time_to_quiescence.is_some()
+            && self.ledger.conserved()
     }
 
     /// Prints the figures and every violation (the first few of each kind).
@@ -209,6 +217,7 @@ impl Report {
         println!("\n== Chaos run (seed {}) ==", self.seed);
         println!("  missions driven        {}", self.missions_driven);
         println!("  exchanges driven       {}", self.exchanges_driven);
+        println!("  purchases driven       {} (each paid from several entries)", self.purchases_driven);
         println!("  processes killed       {} (SIGKILL)", self.processes_killed);
         println!("  broker restarts        {}", self.broker_restarts);
         if self.shape == Shape::Cluster {
@@ -235,6 +244,7 @@ impl Report {
             "  vendor cancellations   {} orders cancelled after the fact ({} % asked), {} settlements reversed",
             p.orders_cancelled, self.cancel_percent, p.reversals
         );
+        println!("  points                 {}", self.ledger.describe());
         println!("  load time              {:.1}s", self.load_time.as_secs_f64());
         println!("  time to quiescence     {quiet}");
         println!("  calls retried          {}", if retried.is_empty() { "none".into() } else { retried.join(", ") });
@@ -325,6 +335,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut plan = load::Plan::new(options.missions, options.exchanges, &catalogue).map_err(anyhow::Error::msg)?;
     let programme = programme::schedule(&clients, options.seed, plan.players.len()).await?;
     plan.missions.splice(0..0, programme.finale());
+    let exchanged: std::collections::BTreeSet<usize> = plan.exchanges.iter().map(|(p, _)| *p).collect();
+    let purchasers: Vec<String> = purchases::purchasers(plan.players.len(), &exchanged, options.exchanges / 5)
+        .into_iter()
+        .map(|p| plan.players[p].clone())
+        .collect();
+    purchases::list_product(&clients, purchasers.len()).await?;
     let vendor_stop = CancellationToken::new();
     let gift_urls = mesh.layout().members_of("gift").map(crate::mesh::Member::url).collect();
     let vendor =
@@ -368,7 +384,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         options.progress,
     ));
 
+    let purchasing = tokio::spawn({
+        let clients = clients.clone();
+        async move { purchases::drive(&clients, purchasers).await }
+    });
     let driven = load::drive(&clients, &plan, options.concurrency, options.spread).await;
+    let purchased = purchasing.await.unwrap_or_default();
     let load_time = started.elapsed();
     chaos.cancel();
     vendor_stop.cancel();
@@ -394,7 +415,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         load_time,
         cancel_percent: options.cancel_percent,
         kills: kills.log,
-        failures: driven.failures.clone(),
+        purchases_driven: purchased.confirmed.len(),
+        failures: driven.failures.iter().chain(&purchased.failures).cloned().collect(),
         ..Report::default()
     };
     let _ = vendor.await;
@@ -419,12 +441,26 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     say("checking the invariants from the stores and through the APIs".into());
 
     let snapshot = stores.snapshot().await?;
+    // An order the vendor cancelled gives its entry the points back: from
+    // EXCHANGED back to AVAILABLE is the refund, not a regression.
+    let cancelled: Vec<String> = snapshot
+        .gift_orders
+        .iter()
+        .filter(|o| o.status == api::game::gift::v1::GiftOrderStatus::Cancelled as i32)
+        .map(|o| format!("(gift order {})", o.order_id))
+        .collect();
+    report.regressions.retain(|regression| !cancelled.iter().any(|order| regression.contains(order.as_str())));
     let api = invariants::read_api(&clients, &plan.players, &snapshot).await;
     let findings = invariants::check(&driven, &plan.players, &snapshot, &api);
     report.programme = invariants::tally(&driven, &snapshot);
+    let mut points_findings = invariants::Findings::default();
+    report.ledger = points::check(&snapshot, &api.wallets, &purchased, &mut points_findings);
     report.duplicates = findings.duplicates;
     report.losses = findings.losses;
     report.mismatches = findings.mismatches;
+    report.duplicates.extend(points_findings.duplicates);
+    report.losses.extend(points_findings.losses);
+    report.mismatches.extend(points_findings.mismatches);
     match invariants::dead_letters(&js).await {
         Ok(letters) => report.losses.extend(letters),
         Err(error) => report.failures.push(format!("the dead letters could not be read: {error:#}")),

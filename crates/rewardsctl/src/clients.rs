@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use api::game::gift::admin::v1::catalogue_service_client::CatalogueServiceClient;
 use api::game::mission::v1::mission_service_client::MissionServiceClient;
 use api::game::mypage::v1::my_page_service_client::MyPageServiceClient;
 use api::game::programme::v1::programme_service_client::ProgrammeServiceClient;
@@ -29,6 +30,8 @@ pub struct Clients {
     pub pages: MyPageServiceClient<Channel>,
     /// The operators' programme (events and their missions).
     pub programmes: ProgrammeServiceClient<Channel>,
+    /// The operators' gift catalogue.
+    pub catalogue: CatalogueServiceClient<Channel>,
     /// Signs each call: a player's own calls with the player's token, the
     /// checks' reads with an operator's.
     identity: DevIssuer,
@@ -62,7 +65,8 @@ impl Clients {
             rewards: RewardServiceClient::new(channel.clone()),
             wallets: WalletServiceClient::new(channel.clone()),
             pages: MyPageServiceClient::new(channel.clone()),
-            programmes: ProgrammeServiceClient::new(channel),
+            programmes: ProgrammeServiceClient::new(channel.clone()),
+            catalogue: CatalogueServiceClient::new(channel),
             identity,
             retried: Arc::default(),
         })

@@ -1,5 +1,9 @@
 //! `rewardsctl demo`: the player's story, played through the gateway with
-//! the generated client stubs, printing every step as it settles.
+//! the generated client stubs, printing every step as it settles; then the
+//! operator's event programme ([`programme`]).
+
+mod points;
+mod programme;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -24,11 +28,18 @@ pub struct Options {
     /// Where `rewardsctl up` keeps the development key pair the tokens are signed with.
     #[arg(long, default_value = ".run", value_name = "DIR")]
     run_dir: PathBuf,
+    /// Gift itself, for its vendor simulation (which the gateway never forwards).
+    #[arg(long, default_value_t = api::catalogue::GIFT.local_url(), value_name = "URL")]
+    gift: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { gateway: api::catalogue::GATEWAY.local_url(), run_dir: PathBuf::from(".run") }
+        Self {
+            gateway: api::catalogue::GATEWAY.local_url(),
+            run_dir: PathBuf::from(".run"),
+            gift: api::catalogue::GIFT.local_url(),
+        }
     }
 }
 
@@ -42,6 +53,13 @@ impl Options {
     #[must_use]
     pub fn through(mut self, gateway: String) -> Self {
         self.gateway = gateway;
+        self
+    }
+
+    /// The same, with gift's vendor simulation at `gift` (a system on free ports).
+    #[must_use]
+    pub fn with_gift(mut self, gift: String) -> Self {
+        self.gift = gift;
         self
     }
 }
@@ -110,6 +128,9 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot reach the gateway at {}", options.gateway))?;
     let identity = crate::mesh::identity(&options.run_dir)?;
     let customer_id = format!("player-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let suffix = customer_id["player-".len()..].to_uppercase();
+    let mut operators =
+        programme::Programme::new(&channel, customer_id.clone(), identity.player(&customer_id), identity.operator());
     let mut p = Player {
         token: identity.player(&customer_id),
         operator: identity.operator(),
@@ -272,6 +293,12 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             e.product_sku
         );
     }
+
+    println!("\n== The event programme, run by an operator ==\n");
+    let next = operators.play(13, &suffix).await?;
+    let (next, fate) = operators.exchange_from_two_rewards(next, &options.gift, &suffix).await?;
+    operators.periods_closed(next, &recorded.period_id, fate.settlements()).await?;
+
     println!("\n== Story complete in {} ms ==", story.elapsed().as_millis());
     Ok(())
 }
@@ -305,8 +332,10 @@ fn entry_name(e: &wallet::WalletEntry) -> &'static str {
     e.status().as_str_name()
 }
 
+/// Minor units as a decimal amount: `-350` is `-3.50`.
 fn format_amount(minor: i64) -> String {
-    format!("{}.{:02}", minor / 100, (minor % 100).abs())
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", minor.unsigned_abs() / 100, minor.unsigned_abs() % 100)
 }
 
 /// Polls `check` until it yields, for at most [`SETTLE_WITHIN`].

@@ -39,9 +39,11 @@ pub struct RewardRow {
     pub mission_id: String,
     #[diesel(sql_type = Text)]
     pub customer_id: String,
-    /// 1 ALLOCATED, 2 ISSUED, 3 EXCHANGED (as `game.reward.v1.RewardStatus`).
+    /// 1 ALLOCATED, 2 ISSUED, 3 EXCHANGED, 4 EXPIRED (as `game.reward.v1.RewardStatus`).
     #[diesel(sql_type = Integer)]
     pub status: i32,
+    #[diesel(sql_type = BigInt)]
+    pub points: i64,
 }
 
 /// A wallet entry row.
@@ -57,11 +59,53 @@ pub struct EntryRow {
     pub customer_id: String,
     #[diesel(sql_type = BigInt)]
     pub points: i64,
-    /// 1 AVAILABLE, 2 EXCHANGE_PENDING, 3 EXCHANGED (as `game.wallet.v1.WalletEntryStatus`).
+    /// 1 AVAILABLE, 2 EXCHANGE_PENDING, 3 EXCHANGED, 4 EXPIRED (as
+    /// `game.wallet.v1.WalletEntryStatus`): where most of its points are.
     #[diesel(sql_type = Integer)]
     pub status: i32,
     #[diesel(sql_type = Nullable<Text>)]
     pub gift_order_id: Option<String>,
+    /// Where its points are: every point in exactly one of the four.
+    #[diesel(sql_type = BigInt)]
+    pub remaining: i64,
+    #[diesel(sql_type = BigInt)]
+    pub reserved: i64,
+    #[diesel(sql_type = BigInt)]
+    pub spent: i64,
+    #[diesel(sql_type = BigInt)]
+    pub expired: i64,
+}
+
+/// A wallet exchange: one player request, paid by its reservations.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ExchangeRow {
+    #[diesel(sql_type = Text)]
+    pub exchange_id: String,
+    #[diesel(sql_type = Text)]
+    pub customer_id: String,
+    #[diesel(sql_type = Text)]
+    pub product_sku: String,
+    #[diesel(sql_type = BigInt)]
+    pub price_points: i64,
+    /// The player's key; `None` for an exchange of one reward (ExchangeReward).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub idempotency_key: Option<String>,
+    /// 1 PENDING, 2 PLACED, 3 RELEASED, 4 REFUNDED (as `game.wallet.v1.ExchangeStatus`).
+    #[diesel(sql_type = Integer)]
+    pub status: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub gift_order_id: Option<String>,
+}
+
+/// The part of an exchange's price one entry pays.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ReservationRow {
+    #[diesel(sql_type = Text)]
+    pub exchange_id: String,
+    #[diesel(sql_type = Text)]
+    pub entry_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub points: i64,
 }
 
 /// A gift order row.
@@ -76,6 +120,9 @@ pub struct GiftOrderRow {
     /// 1 PLACED, 2 CANCELLED (as `game.gift.v1.GiftOrderStatus`).
     #[diesel(sql_type = Integer)]
     pub status: i32,
+    /// What the order cost the player.
+    #[diesel(sql_type = BigInt)]
+    pub points: i64,
 }
 
 /// A settlement row: a gift order's charge, or the reversal of a cancelled
@@ -118,6 +165,8 @@ pub struct Snapshot {
     pub missions: Vec<MissionRow>,
     pub rewards: Vec<RewardRow>,
     pub entries: Vec<EntryRow>,
+    pub exchanges: Vec<ExchangeRow>,
+    pub reservations: Vec<ReservationRow>,
     pub gift_orders: Vec<GiftOrderRow>,
     pub settlements: Vec<SettlementRow>,
     pub pages: Vec<PageRow>,
@@ -175,14 +224,22 @@ impl Stores {
                     "mission",
                     "SELECT mission_id, customer_id, mission_code, status, reward_id FROM missions",
                 )?,
-                rewards: stores.query("reward", "SELECT reward_id, mission_id, customer_id, status FROM rewards")?,
+                rewards: stores
+                    .query("reward", "SELECT reward_id, mission_id, customer_id, status, points FROM rewards")?,
                 entries: stores.query(
                     "wallet",
-                    "SELECT entry_id, reward_id, mission_id, customer_id, points, status, gift_order_id \
-                     FROM wallet_entries",
+                    "SELECT entry_id, reward_id, mission_id, customer_id, points, status, gift_order_id, \
+                     remaining, reserved, spent, expired FROM wallet_entries",
                 )?,
+                exchanges: stores.query(
+                    "wallet",
+                    "SELECT exchange_id, customer_id, product_sku, price_points, idempotency_key, status, \
+                     gift_order_id FROM wallet_exchanges",
+                )?,
+                reservations: stores
+                    .query("wallet", "SELECT exchange_id, entry_id, points FROM wallet_reservations")?,
                 gift_orders: stores
-                    .query("gift", "SELECT order_id, reward_id, customer_id, status FROM gift_orders")?,
+                    .query("gift", "SELECT order_id, reward_id, customer_id, status, points FROM gift_orders")?,
                 settlements: stores
                     .query("settlement", "SELECT settlement_id, order_id, kind, amount FROM settlements")?,
                 pages: stores.query("mypage", "SELECT customer_id FROM my_pages")?,
@@ -200,12 +257,12 @@ impl Stores {
         self.count(service, "outbox", "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL").await
     }
 
-    /// Exchanges the wallet has not settled yet (EXCHANGE_PENDING entries).
+    /// Exchanges the wallet has not settled yet (PENDING).
     ///
     /// # Errors
     /// When the store cannot be read.
     pub async fn pending_exchanges(&self) -> anyhow::Result<i64> {
-        self.count("wallet", "wallet_entries", "SELECT COUNT(*) AS n FROM wallet_entries WHERE status = 2").await
+        self.count("wallet", "wallet_exchanges", "SELECT COUNT(*) AS n FROM wallet_exchanges WHERE status = 1").await
     }
 
     /// Entries whose expiry passed that the wallet has not expired yet.
@@ -214,7 +271,7 @@ impl Stores {
     /// When the store cannot be read.
     pub async fn due_to_expire(&self, now_ms: i64) -> anyhow::Result<i64> {
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM wallet_entries WHERE status = 1 AND expires_at IS NOT NULL AND expires_at <= {now_ms}"
+            "SELECT COUNT(*) AS n FROM wallet_entries WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= {now_ms}"
         );
         self.count_owned("wallet", "wallet_entries", sql).await
     }

@@ -43,7 +43,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let bin_dir = crate::runs::bin_dir()?;
     let shape = if options.cluster { Shape::Cluster } else { Shape::Single };
     let layout = Layout::well_known(shape, &options.replicas.unwrap_or_default());
-    let env = page_env(&options.run_dir);
+    let mut env = page_env(&options.run_dir);
+    if options.demo {
+        env.extend(demo_env());
+    }
     let config = MeshConfig { run_dir: options.run_dir, bin_dir, nats_server: None, layout, env, announce: true };
     let mut mesh = Mesh::new(config)?;
     mesh.start_infrastructure().await?;
@@ -91,6 +94,24 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     mesh.stop().await;
     println!("[runner] stopped.");
     Ok(())
+}
+
+/// What `--demo` changes in the system it starts, unless the caller's
+/// environment says otherwise: settlement periods of 10 s, looked for every
+/// second once they ended, so that the story shows a period closed with its
+/// totals within seconds; and gift's vendor simulation served (to
+/// operators, on loopback), so that the story has the vendor cancel an
+/// order.
+pub fn demo_env() -> Vec<(String, String, String)> {
+    [
+        ("settlement", "SETTLEMENT_PERIOD", "10s"),
+        ("settlement", "SETTLEMENT_CLOSE_INTERVAL_MS", "1000"),
+        ("gift", "GIFT_VENDOR_SIMULATION", "true"),
+    ]
+    .into_iter()
+    .filter(|(_, name, _)| std::env::var_os(name).is_none())
+    .map(|(service, name, value)| (service.to_owned(), name.to_owned(), value.to_owned()))
+    .collect()
 }
 
 /// The built development page (`npm --prefix web run build:dev`, which

@@ -45,7 +45,11 @@ async fn a_short_chaos_run_loses_nothing_and_applies_nothing_twice() {
     assert_eq!(report.missions_driven, 300 + programme.finale_achieved, "the catalogue's missions and the finale");
     assert_eq!(programme.finale_achieved + programme.finale_refused, 60, "every player tried the finale");
     assert!(programme.finale_achieved > 0, "no finale was achieved in its window");
-    assert_eq!(programme.entries_expired, programme.finale_achieved, "the finale's rewards expired");
+    // A purchase spends the finale's points first (they expire first), so
+    // only the finales of players who did not purchase expire.
+    assert!(programme.entries_expired > 0, "no finale reward expired");
+    assert!(report.purchases_driven > 0, "nobody purchased across entries");
+    assert!(report.ledger.conserved(), "{}", report.ledger.describe());
     assert!(programme.orders_cancelled > 0, "the vendor cancelled nothing");
     assert_eq!(programme.reversals, programme.orders_cancelled, "one reversal per cancelled order");
     assert_eq!(report.exchanges_driven, 40);

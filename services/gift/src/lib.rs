@@ -52,6 +52,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::GIFT.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::GIFT_STREAM],
+    consumes: catalogue::GIFT.consumes,
 };
 
 /// The gift service, wired and ready to serve.

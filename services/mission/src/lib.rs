@@ -35,6 +35,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::MISSION.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::MISSION_STREAM],
+    consumes: catalogue::MISSION.consumes,
 };
 
 /// The mission service's configuration: what every service needs, and

@@ -10,7 +10,8 @@
 //! [`build`] alone picks the concrete store behind the port.
 //!
 //! Publishes nothing; reacts to MissionAchieved, RewardAllocated,
-//! RewardIssued and RewardExchanged, in whatever order they arrive.
+//! RewardIssued, RewardExchanged, PointsExpired, ExchangePlaced and
+//! PointsRefunded, in whatever order they arrive.
 
 pub mod adapters;
 pub mod app;
@@ -34,6 +35,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::MYPAGE.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[],
+    consumes: catalogue::MYPAGE.consumes,
 };
 
 /// The mypage service's configuration: what every service needs, and

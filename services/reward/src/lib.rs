@@ -32,6 +32,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::REWARD.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::REWARD_STREAM],
+    consumes: catalogue::REWARD.consumes,
 };
 
 /// The reward service's configuration: what every service needs, and

@@ -45,6 +45,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::SETTLEMENT.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::SETTLEMENT_STREAM],
+    consumes: catalogue::SETTLEMENT.consumes,
 };
 
 /// The settlement service, wired and ready to serve.

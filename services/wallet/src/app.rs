@@ -1,21 +1,23 @@
-//! The wallet use cases: issuing rewards into wallets, the exchange saga
-//! (reserve in one transaction, call gift, settle in another), the
-//! re-driver that settles exchanges whose outcome was unknown, and the
-//! expiry job that expires rewards left unspent past their expiry. They
-//! speak domain types only, through the ports of [`crate::ports`].
+//! The wallet use cases: issuing rewards into wallets; exchanges — across
+//! the player's balance (`exchange`) or from one entry (`exchange_reward`):
+//! reserve in one transaction, call gift, settle in another —; the
+//! re-driver that settles exchanges whose outcome was unknown; the expiry
+//! job; the refund of orders the vendor cancelled; the prices learnt from
+//! gift's catalogue. They speak domain types only, through the ports of
+//! [`crate::ports`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kernel::{CustomerId, Points, StoreError, StoreFailure};
+use kernel::{CustomerId, Points, StoreError, StoreErrorKind, StoreFailure};
 use platform::CancellationToken;
 use platform::db::now_millis;
 use platform::store::retry_on_conflict;
 use tracing::instrument;
 
 use crate::domain::{
-    EntryId, EntryStatus, ExchangeRefused, ExchangeTicket, GiftAnswer, MissionId, ProductSku, RewardExchanged,
-    RewardExpiry, RewardId, Settlement, WalletEntry, WalletEvent,
+    EntryId, Exchange, ExchangeId, ExchangeRefused, ExchangeStatus, ExchangeTicket, GiftAnswer, IdempotencyKey,
+    MissionId, ProductSku, Purchase, RewardExpiry, RewardId, Settlement, Totals, WalletEntry, WalletEvent,
 };
 use crate::ports::{GiftExchange, GiftOutcome, GiftRefusal, WalletStore, WalletTx};
 
@@ -27,12 +29,16 @@ mod tests;
 pub enum WalletError {
     #[error("wallet entry {0} does not exist")]
     EntryNotFound(EntryId),
+    #[error("product {0} does not exist")]
+    UnknownProduct(ProductSku),
     #[error(transparent)]
     Refused(#[from] ExchangeRefused),
     #[error("the gift exchange placed no order")]
     Gift(GiftRefusal),
     #[error("the exchange of wallet entry {0} is not confirmed yet")]
     Unsettled(EntryId),
+    #[error("exchange {0} is not confirmed yet")]
+    ExchangeUnsettled(ExchangeId),
     #[error(transparent)]
     Storage(#[from] StoreError),
 }
@@ -44,6 +50,15 @@ impl StoreFailure for WalletError {
             _ => None,
         }
     }
+}
+
+/// A player's wallet: their entries and exchanges, newest first, and their
+/// points in total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletView {
+    pub entries: Vec<WalletEntry>,
+    pub exchanges: Vec<Exchange>,
+    pub totals: Totals,
 }
 
 /// How the re-driver settles exchanges left pending.
@@ -113,53 +128,109 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
         Self { store: Arc::new(store), gift: Arc::new(gift) }
     }
 
-    /// Every entry of a player's wallet, newest first.
+    /// A player's wallet at `now`.
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn wallet(&self, customer: CustomerId) -> Result<Vec<WalletEntry>, WalletError> {
-        Ok(self.store.wallet(customer).await?)
+    pub async fn wallet(&self, customer: CustomerId, now: i64) -> Result<WalletView, WalletError> {
+        let entries = self.store.wallet(customer.clone()).await?;
+        let exchanges = self.store.exchanges(customer).await?;
+        let totals = Totals::of(&entries, &exchanges, now);
+        Ok(WalletView { entries, exchanges, totals })
     }
 
-    /// Exchanges one entry for a product: reserve, ask gift, settle.
+    /// Spends the player's points on a product: reserves its price across
+    /// their entries, asks gift, settles. Idempotent per (player, `key`): a
+    /// repeated call answers with the first call's exchange, asking gift
+    /// again under the same key while it is pending.
     ///
     /// # Errors
-    /// [`WalletError::EntryNotFound`], [`WalletError::Refused`] (not theirs,
-    /// already exchanged, pending for another product, expired), [`WalletError::Gift`]
-    /// (gift placed no order: the entry is AVAILABLE again, or, for an
-    /// attempt begun earlier, still pending), or [`WalletError::Unsettled`]
-    /// (the outcome is unknown: the entry stays pending until a retry or the
-    /// re-driver settles it).
+    /// [`WalletError::UnknownProduct`], [`WalletError::Refused`] (not
+    /// enough points, a key reused for another product: nothing reserved),
+    /// [`WalletError::Gift`] (gift placed no order: the points are back, or,
+    /// for an exchange begun earlier, still reserved), or
+    /// [`WalletError::ExchangeUnsettled`] (the outcome is unknown: the
+    /// exchange stays pending until a retry or the re-driver settles it).
+    #[instrument(skip_all, fields(customer_id = %customer, product_sku = %product, idempotency_key = %key), err(level = "debug"))]
+    pub async fn exchange(
+        &self,
+        customer: CustomerId,
+        product: ProductSku,
+        key: IdempotencyKey,
+        deadline: Option<Instant>,
+    ) -> Result<Exchange, WalletError> {
+        let begun = retry_on_conflict(|| {
+            let purchase = Asked { customer: customer.clone(), product: product.clone(), key: Some(key.clone()) };
+            self.store.write(move |tx| begin_exchange(tx, purchase, now_millis()))
+        })
+        .await?;
+        let (exchange, ticket) = match begun {
+            Begun::Call(exchange, ticket) => (exchange, ticket),
+            Begun::Settled(exchange) => return Ok(exchange),
+        };
+        let id = exchange.id;
+        let (outcome, settled, _) = self.call_and_settle(&exchange, &ticket, deadline).await?;
+        match outcome {
+            GiftOutcome::Placed { gift_order_id } if holds_order(&settled, &gift_order_id) => Ok(settled),
+            GiftOutcome::Placed { gift_order_id } => {
+                tracing::warn!(%gift_order_id, "gift placed an order the exchange does not hold");
+                Err(WalletError::ExchangeUnsettled(id))
+            }
+            GiftOutcome::Refused(refusal) => Err(WalletError::Gift(refusal)),
+            GiftOutcome::Unknown { reason } => {
+                tracing::warn!(%reason, "exchange outcome unknown; left pending for the re-driver");
+                Err(WalletError::ExchangeUnsettled(id))
+            }
+        }
+    }
+
+    /// Exchanges one entry's points for a product: an exchange paid from that
+    /// entry alone, the change beyond the price left in it. Asking again for
+    /// the same product while that exchange is pending resumes it (same key),
+    /// so a player's retry settles it and two concurrent calls place one order.
+    ///
+    /// # Errors
+    /// [`WalletError::EntryNotFound`], [`WalletError::UnknownProduct`],
+    /// [`WalletError::Refused`] (not theirs, spent already, pending for another
+    /// product, expired, not enough points left), [`WalletError::Gift`] (gift
+    /// placed no order: the points are back, or, for an exchange begun
+    /// earlier, still reserved), or [`WalletError::Unsettled`] (the outcome is
+    /// unknown: the exchange stays pending until a retry or the re-driver
+    /// settles it).
     // A refusal is an answer, not a fault: logged at debug (at ERROR, an open
     // breaker wrote a line per turned-away call, 1,000 a second in the
     // benchmark). Store failures are logged once where they become a status.
     #[instrument(skip_all, fields(customer_id = %customer, entry_id = %entry_id, product_sku = %product), err(level = "debug"))]
-    pub async fn exchange(
+    pub async fn exchange_reward(
         &self,
         customer: CustomerId,
         entry_id: EntryId,
         product: ProductSku,
         deadline: Option<Instant>,
     ) -> Result<WalletEntry, WalletError> {
-        let (entry, ticket) = retry_on_conflict(|| {
+        let begun = retry_on_conflict(|| {
             let (customer, product) = (customer.clone(), product.clone());
-            self.store.write(move |tx| begin_exchange(tx, entry_id, &customer, product))
+            self.store.write(move |tx| begin_reward_exchange(tx, entry_id, &customer, product, now_millis()))
         })
         .await?;
-        let outcome = self.gift.exchange(&entry, &ticket, deadline).await;
-        platform::metrics::metrics().exchanges.get_or_create(&[("result", outcome.label().to_owned())]).inc();
-        let settled = self.settle(&ticket, outcome.answer()).await?;
+        let (exchange, ticket) = match begun {
+            Begun::Call(exchange, ticket) => (exchange, ticket),
+            // Only a pending exchange is resumed; should it have settled in
+            // between, the entry as it stands is the answer.
+            Begun::Settled(_) => {
+                let entry = self.store.write(move |tx| tx.entry(entry_id)).await?;
+                return entry.ok_or(WalletError::EntryNotFound(entry_id));
+            }
+        };
+        let (outcome, settled, entries) = self.call_and_settle(&exchange, &ticket, deadline).await?;
+        let entry =
+            entries.into_iter().find(|entry| entry.id == entry_id).ok_or(WalletError::EntryNotFound(entry_id))?;
         match outcome {
-            GiftOutcome::Placed { gift_order_id } => match &settled.status {
-                EntryStatus::Exchanged { gift_order_id: settled_order, .. } if *settled_order == gift_order_id => {
-                    Ok(settled)
-                }
-                // A newer attempt owns the entry: this order is not the player's exchange.
-                _ => {
-                    tracing::warn!(%gift_order_id, "gift placed an order for a superseded attempt");
-                    Err(WalletError::Unsettled(entry_id))
-                }
-            },
+            GiftOutcome::Placed { gift_order_id } if holds_order(&settled, &gift_order_id) => Ok(entry),
+            GiftOutcome::Placed { gift_order_id } => {
+                tracing::warn!(%gift_order_id, "gift placed an order the exchange does not hold");
+                Err(WalletError::Unsettled(entry_id))
+            }
             GiftOutcome::Refused(refusal) => Err(WalletError::Gift(refusal)),
             GiftOutcome::Unknown { reason } => {
                 tracing::warn!(%reason, "exchange outcome unknown; left pending for the re-driver");
@@ -168,11 +239,28 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
         }
     }
 
-    /// Applies gift's answer to the attempt, in its own transaction.
-    async fn settle(&self, ticket: &ExchangeTicket, answer: GiftAnswer) -> Result<WalletEntry, WalletError> {
+    /// Asks gift for the order `exchange` pays for, then applies the answer.
+    async fn call_and_settle(
+        &self,
+        exchange: &Exchange,
+        ticket: &ExchangeTicket,
+        deadline: Option<Instant>,
+    ) -> Result<(GiftOutcome, Exchange, Vec<WalletEntry>), WalletError> {
+        let outcome = self.gift.exchange(exchange, deadline).await;
+        platform::metrics::metrics().exchanges.get_or_create(&[("result", outcome.label().to_owned())]).inc();
+        let (settled, entries) = self.settle(ticket, outcome.answer()).await?;
+        Ok((outcome, settled, entries))
+    }
+
+    /// Applies gift's answer to the call, in its own transaction.
+    async fn settle(
+        &self,
+        ticket: &ExchangeTicket,
+        answer: GiftAnswer,
+    ) -> Result<(Exchange, Vec<WalletEntry>), WalletError> {
         retry_on_conflict(|| {
             let (ticket, answer) = (ticket.clone(), answer.clone());
-            self.store.write(move |tx| settle_exchange(tx, &ticket, answer))
+            self.store.write(move |tx| settle_exchange(tx, &ticket, answer, now_millis()))
         })
         .await
     }
@@ -193,7 +281,9 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
         }
     }
 
-    /// One re-drive round; returns how many exchanges it settled.
+    /// One re-drive round; returns how many exchanges it settled. Each is
+    /// resumed as a player's retry would be (a new call under the same key),
+    /// so a call still in flight cannot release it meanwhile.
     ///
     /// # Errors
     /// When the store fails.
@@ -201,16 +291,18 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
         let cutoff = now_millis() - i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
         let pending = self.store.pending_since_before(cutoff, REDRIVE_BATCH).await?;
         let mut settled = 0;
-        for entry in pending {
-            let Some(ticket) = entry.pending_ticket() else { continue };
-            let outcome = self.gift.exchange(&entry, &ticket, None).await;
+        for exchange in pending {
+            let id = exchange.id;
+            let begun = retry_on_conflict(|| self.store.write(move |tx| resume_exchange(tx, id))).await?;
+            let Begun::Call(exchange, ticket) = begun else { continue };
+            let outcome = self.gift.exchange(&exchange, None).await;
             // Still unknown, or gift not asked at all (its circuit open): the
-            // attempt stays pending for the next round.
-            if matches!(outcome.answer(), GiftAnswer::Unknown | GiftAnswer::NotAsked) {
+            // exchange stays pending for the next round.
+            if matches!(outcome.answer(), GiftAnswer::Unknown | GiftAnswer::NotAsked { .. }) {
                 continue;
             }
-            let after_settle = self.settle(&ticket, outcome.answer()).await?;
-            tracing::info!(entry_id = %after_settle.id, outcome = ?outcome, "pending exchange settled");
+            let (after_settle, _) = self.settle(&ticket, outcome.answer()).await?;
+            tracing::info!(exchange_id = %after_settle.id, outcome = ?outcome, "pending exchange settled");
             settled += 1;
         }
         Ok(settled)
@@ -235,14 +327,14 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
         }
     }
 
-    /// One expiry run at `now`: every AVAILABLE entry whose expiry passed
-    /// becomes EXPIRED, each in a transaction of its own that checks its
-    /// version and stages PointsExpired, read from the store in batches of
-    /// [`EXPIRY_BATCH`]. Replicas running at once race for the same entries:
-    /// the loser of each race decides again, finds the entry expired, and
-    /// stages nothing. Entries reserved for an exchange are left for a run
-    /// after the exchange is decided. Returns how many entries this run
-    /// expired.
+    /// One expiry run at `now`: every entry whose expiry passed has its
+    /// remaining points expired, each in a transaction of its own that checks
+    /// its version and stages PointsExpired, read from the store in batches
+    /// of [`EXPIRY_BATCH`]. Replicas running at once race for the same
+    /// entries: the loser of each race decides again, finds nothing left to
+    /// expire, and stages nothing. Reserved points are left alone: those an
+    /// exchange releases expire at a later run. Returns how many entries this
+    /// run expired points of.
     ///
     /// # Errors
     /// When the store fails; what was expired until then stays expired.
@@ -269,47 +361,221 @@ impl<S: WalletStore, G: GiftExchange> Wallets<S, G> {
     }
 }
 
-fn begin_exchange(
+/// What a player asked to buy, before the price is known.
+#[derive(Debug, Clone)]
+struct Asked {
+    customer: CustomerId,
+    product: ProductSku,
+    key: Option<IdempotencyKey>,
+}
+
+/// An exchange ready for a call to gift, or one already settled (the
+/// answer to a repeated request).
+#[derive(Debug)]
+enum Begun {
+    Call(Exchange, ExchangeTicket),
+    Settled(Exchange),
+}
+
+/// Whether the exchange holds the order gift placed (a refund since does not
+/// change whose order it was).
+fn holds_order(exchange: &Exchange, order: &str) -> bool {
+    match &exchange.status {
+        ExchangeStatus::Placed { gift_order_id, .. } | ExchangeStatus::Refunded { gift_order_id, .. } => {
+            gift_order_id == order
+        }
+        ExchangeStatus::Pending | ExchangeStatus::Released { .. } => false,
+    }
+}
+
+/// The player's exchange under their key, resumed while pending; else a
+/// new one reserving the price across their entries.
+fn begin_exchange(tx: &mut dyn WalletTx, asked: Asked, now: i64) -> Result<Begun, WalletError> {
+    if let Some(key) = &asked.key
+        && let Some(existing) = tx.exchange_by_key(&asked.customer, key)?
+    {
+        if existing.product != asked.product {
+            return Err(ExchangeRefused::KeyReused { key: key.clone(), product: existing.product }.into());
+        }
+        return Ok(resume(tx, existing)?);
+    }
+    let price = tx.price(&asked.product)?.ok_or_else(|| WalletError::UnknownProduct(asked.product.clone()))?;
+    let purchase = Purchase {
+        id: ExchangeId::generate(),
+        customer_id: asked.customer.clone(),
+        product: asked.product,
+        price,
+        idempotency_key: asked.key,
+    };
+    let mut entries = tx.entries_with_points(&asked.customer)?;
+    let read: Vec<i64> = entries.iter().map(|entry| entry.version).collect();
+    let (exchange, ticket) = purchase.reserve_across(&mut entries, now)?;
+    save_entries(tx, &entries, &read)?;
+    tx.insert_exchange(&exchange)?;
+    Ok(Begun::Call(exchange, ticket))
+}
+
+/// The pending exchange `ExchangeReward` began on this entry for this
+/// product, resumed; else a new one paid from the entry.
+fn begin_reward_exchange(
     tx: &mut dyn WalletTx,
     entry_id: EntryId,
     customer: &CustomerId,
     product: ProductSku,
-) -> Result<(WalletEntry, ExchangeTicket), WalletError> {
+    now: i64,
+) -> Result<Begun, WalletError> {
     let mut entry = tx.entry(entry_id)?.ok_or(WalletError::EntryNotFound(entry_id))?;
-    let before = entry.version;
-    let ticket = entry.begin_exchange(customer, product, now_millis())?;
-    if entry.version != before {
-        tx.update(&entry)?;
+    if entry.customer_id != *customer {
+        return Err(ExchangeRefused::NotYours { entry_id, customer_id: customer.clone() }.into());
     }
-    Ok((entry, ticket))
+    let pending = tx.pending_exchanges_of(entry_id)?;
+    if let Some(existing) = pending.into_iter().find(|exchange| exchange.is_pending_exchange_of(entry_id, &product)) {
+        return Ok(resume(tx, existing)?);
+    }
+    let price = tx.price(&product)?.ok_or_else(|| WalletError::UnknownProduct(product.clone()))?;
+    let purchase =
+        Purchase { id: ExchangeId::generate(), customer_id: customer.clone(), product, price, idempotency_key: None };
+    let read = entry.version;
+    let (exchange, ticket) = purchase.reserve_from(&mut entry, now)?;
+    tx.update(&entry, read)?;
+    tx.insert_exchange(&exchange)?;
+    Ok(Begun::Call(exchange, ticket))
+}
+
+/// The re-driver's new call for a pending exchange.
+fn resume_exchange(tx: &mut dyn WalletTx, id: ExchangeId) -> Result<Begun, WalletError> {
+    let exchange = tx.exchange(id)?.ok_or_else(|| missing("exchange", id))?;
+    Ok(resume(tx, exchange)?)
+}
+
+fn resume(tx: &mut dyn WalletTx, mut exchange: Exchange) -> Result<Begun, StoreError> {
+    let read = exchange.version;
+    match exchange.resume() {
+        Some(ticket) => {
+            tx.update_exchange(&exchange, read)?;
+            Ok(Begun::Call(exchange, ticket))
+        }
+        None => Ok(Begun::Settled(exchange)),
+    }
+}
+
+fn missing(what: &str, id: impl std::fmt::Display) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("{what} {id} is missing"))
+}
+
+/// The entries the exchange's reservations name, with the versions read.
+fn paying_entries(tx: &mut dyn WalletTx, exchange: &Exchange) -> Result<(Vec<WalletEntry>, Vec<i64>), StoreError> {
+    let mut entries = Vec::with_capacity(exchange.reservations.len());
+    for reservation in &exchange.reservations {
+        let entry = tx.entry(reservation.entry_id)?.ok_or_else(|| missing("wallet entry", reservation.entry_id))?;
+        entries.push(entry);
+    }
+    let read = entries.iter().map(|entry| entry.version).collect();
+    Ok((entries, read))
+}
+
+/// Saves the entries that changed since they were read at `read`.
+fn save_entries(tx: &mut dyn WalletTx, entries: &[WalletEntry], read: &[i64]) -> Result<(), StoreError> {
+    for (entry, read) in entries.iter().zip(read) {
+        if entry.version != *read {
+            tx.update(entry, *read)?;
+        }
+    }
+    Ok(())
 }
 
 fn settle_exchange(
     tx: &mut dyn WalletTx,
     ticket: &ExchangeTicket,
     answer: GiftAnswer,
-) -> Result<WalletEntry, WalletError> {
-    let mut entry = tx.entry(ticket.entry_id)?.ok_or(WalletError::EntryNotFound(ticket.entry_id))?;
-    let (settlement, event) = entry.settle(ticket, answer, now_millis());
+    now: i64,
+) -> Result<(Exchange, Vec<WalletEntry>), WalletError> {
+    let mut exchange = tx.exchange(ticket.exchange_id)?.ok_or_else(|| missing("exchange", ticket.exchange_id))?;
+    let (mut entries, read) = paying_entries(tx, &exchange)?;
+    let read_exchange = exchange.version;
+    let (settlement, events) = exchange.settle(&mut entries, ticket, answer, now);
     if matches!(settlement, Settlement::Completed | Settlement::Released) {
-        tx.update(&entry)?;
+        tx.update_exchange(&exchange, read_exchange)?;
+        save_entries(tx, &entries, &read)?;
     }
-    if let Some(exchanged @ RewardExchanged { .. }) = event {
-        tx.stage(&WalletEvent::RewardExchanged { entry: entry.clone(), exchanged })?;
+    for event in &events {
+        tx.stage(event)?;
     }
-    Ok(entry)
+    Ok((exchange, entries))
 }
 
-/// Expires the entry if it is due at `now`; returns the points it expired,
-/// `None` when it was not there to expire (a rival replica was first, or an
-/// exchange reserved it meanwhile).
+/// Expires the entry's remaining points if it is due at `now`; returns the
+/// points it expired, `None` when there was nothing to expire (a rival
+/// replica was first).
 fn expire_entry(tx: &mut dyn WalletTx, id: EntryId, now: i64) -> Result<Option<Points>, WalletError> {
     let Some(mut entry) = tx.entry(id)? else { return Ok(None) };
+    let read = entry.version;
     let Some(expired) = entry.expire(now) else { return Ok(None) };
     let points = expired.points;
-    tx.update(&entry)?;
+    tx.update(&entry, read)?;
     tx.stage(&WalletEvent::PointsExpired { entry, expired })?;
     Ok(Some(points))
+}
+
+/// An order gift placed that the vendor cancelled afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelledOrder {
+    /// The key the order was placed under: the exchange's gift key.
+    pub gift_key: String,
+    pub gift_order_id: String,
+    /// Why, in the vendor's words.
+    pub reason: String,
+}
+
+/// What a cancellation did to the wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refund {
+    /// The exchange is REFUNDED now, its points back (PointsRefunded staged).
+    Refunded,
+    /// Refunded before (a redelivery, another replica), or released without
+    /// an order: nothing changed.
+    AlreadySettled,
+    /// No exchange of this wallet placed the order.
+    NoExchange,
+}
+
+/// Policy effect: the vendor cancelled an order; its exchange is REFUNDED
+/// once, in the caller's transaction, each reservation's points back in its
+/// entry (or expired, past the entry's expiry). An exchange still PENDING is
+/// PLACED first: the cancellation proves gift placed its order.
+///
+/// # Errors
+/// When the store fails (a lost race is a `Conflict`: decided again on
+/// redelivery).
+pub fn refund(tx: &mut dyn WalletTx, cancelled: &CancelledOrder, now: i64) -> Result<Refund, StoreError> {
+    let Some(mut exchange) = tx.exchange_by_gift_key(&cancelled.gift_key)? else { return Ok(Refund::NoExchange) };
+    let (mut entries, read) = paying_entries(tx, &exchange)?;
+    let read_exchange = exchange.version;
+    let mut events = Vec::new();
+    if exchange.status == ExchangeStatus::Pending {
+        let ticket = ExchangeTicket { exchange_id: exchange.id, call: exchange.calls, resumed: true };
+        let placed = GiftAnswer::Placed { gift_order_id: cancelled.gift_order_id.clone() };
+        events.extend(exchange.settle(&mut entries, &ticket, placed, now).1);
+    }
+    let Some(refunded) = exchange.refund(&mut entries, cancelled.reason.clone(), now) else {
+        return Ok(Refund::AlreadySettled);
+    };
+    events.push(refunded);
+    tx.update_exchange(&exchange, read_exchange)?;
+    save_entries(tx, &entries, &read)?;
+    for event in &events {
+        tx.stage(event)?;
+    }
+    Ok(Refund::Refunded)
+}
+
+/// Policy effect: gift listed a product at `price`; exchanges reserve it
+/// from now on.
+///
+/// # Errors
+/// When the store fails.
+pub fn keep_price(tx: &mut dyn WalletTx, product: &ProductSku, price: Points) -> Result<(), StoreError> {
+    tx.keep_price(product, price)
 }
 
 /// A reward the reward context allocated for a player, as the wallet issues it.

@@ -1,8 +1,8 @@
-//! The wallet context: holds each player's issued rewards and exchanges them
-//! for gifts.
+//! The wallet context: holds each player's points, made of issued rewards,
+//! and spends them on gifts.
 //!
-//! - [`domain`]: the WalletEntry aggregate, the exchange saga's rules and
-//!   the expiry of unspent rewards, pure.
+//! - [`domain`]: the WalletEntry and Exchange aggregates, the exchange
+//!   saga's rules, expiry and refunds, pure.
 //! - [`app`]: the use cases, the re-driver of unsettled exchanges and the
 //!   expiry job.
 //! - [`ports`]: what the use cases need, as traits they own: the store of
@@ -12,8 +12,10 @@
 //!
 //! [`build`] alone picks the concrete adapters behind the ports.
 //!
-//! Publishes `RewardIssued`, `RewardExchanged` and `PointsExpired`; calls gift's `Exchange`,
-//! the mesh's only synchronous service-to-service call.
+//! Publishes `RewardIssued`, `RewardExchanged`, `PointsExpired`,
+//! `ExchangePlaced` and `PointsRefunded`; consumes `RewardAllocated`, gift's
+//! `ProductListed` (prices) and `GiftOrderCancelled` (refunds); calls gift's
+//! `Exchange`, the mesh's only synchronous service-to-service call.
 
 pub mod adapters;
 pub mod app;
@@ -36,6 +38,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     grpc_service: catalogue::WALLET.grpc_service,
     migrations: &MIGRATIONS,
     publishes: &[platform::events::WALLET_STREAM],
+    consumes: catalogue::WALLET.consumes,
 };
 
 /// The wallet service's configuration.
@@ -123,6 +126,8 @@ pub async fn build(config: WalletConfig) -> Result<App, WalletStartError> {
     let wallets = app::Wallets::new(store, gift);
     host.spawn_relay();
     host.spawn_policy(adapters::policies::IssueReward::new(config.expiry.rule())).await?;
+    host.spawn_policy(adapters::policies::KeepProductPrice).await?;
+    host.spawn_policy(adapters::policies::RefundPoints).await?;
     let redriver = wallets.clone();
     host.spawn(|stopping| redriver.run_redriver(config.redrive, stopping));
     let expiry = wallets.clone();

@@ -1,5 +1,5 @@
-//! The ports the wallet's use cases own: the store of wallet entries and the
-//! gift exchange. Adapters implement them (`adapters::store` on diesel,
+//! The ports the wallet's use cases own: the store of wallet entries,
+//! exchanges and product prices, and the gift exchange. Adapters implement them (`adapters::store` on diesel,
 //! `adapters::gift_client` on gRPC); `lib.rs` alone picks the concrete ones.
 //!
 //! The store is a unit of work. [`WalletStore::write`] runs a use case's
@@ -17,9 +17,11 @@
 
 use std::time::{Duration, Instant};
 
-use kernel::{CustomerId, StoreError};
+use kernel::{CustomerId, Points, StoreError};
 
-use crate::domain::{EntryId, ExchangeTicket, GiftAnswer, RewardId, WalletEntry, WalletEvent};
+use crate::domain::{
+    EntryId, Exchange, ExchangeId, GiftAnswer, IdempotencyKey, ProductSku, RewardId, WalletEntry, WalletEvent,
+};
 
 /// One transaction's view of the wallet store.
 pub trait WalletTx {
@@ -28,6 +30,12 @@ pub trait WalletTx {
     /// # Errors
     /// When the store fails.
     fn entry(&mut self, id: EntryId) -> Result<Option<WalletEntry>, StoreError>;
+
+    /// Every entry of a player holding points still to spend.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn entries_with_points(&mut self, customer: &CustomerId) -> Result<Vec<WalletEntry>, StoreError>;
 
     /// Whether the reward is already in a wallet.
     ///
@@ -42,11 +50,60 @@ pub trait WalletTx {
     fn insert(&mut self, entry: &WalletEntry) -> Result<(), StoreError>;
 
     /// Saves a changed entry if nobody changed it since it was read at
-    /// `entry.version - 1`.
+    /// version `read`.
     ///
     /// # Errors
     /// A `Conflict` when somebody did, or a store failure.
-    fn update(&mut self, entry: &WalletEntry) -> Result<(), StoreError>;
+    fn update(&mut self, entry: &WalletEntry, read: i64) -> Result<(), StoreError>;
+
+    /// The exchange with this id.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn exchange(&mut self, id: ExchangeId) -> Result<Option<Exchange>, StoreError>;
+
+    /// The player's exchange under their idempotency key.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn exchange_by_key(&mut self, customer: &CustomerId, key: &IdempotencyKey) -> Result<Option<Exchange>, StoreError>;
+
+    /// The exchange gift is asked under `key` for.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn exchange_by_gift_key(&mut self, key: &str) -> Result<Option<Exchange>, StoreError>;
+
+    /// The pending exchanges an entry pays for.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn pending_exchanges_of(&mut self, entry: EntryId) -> Result<Vec<Exchange>, StoreError>;
+
+    /// Adds a new exchange with its reservations.
+    ///
+    /// # Errors
+    /// A `Duplicate` when the player's key (or the id) is taken, or a store failure.
+    fn insert_exchange(&mut self, exchange: &Exchange) -> Result<(), StoreError>;
+
+    /// Saves a changed exchange if nobody changed it since it was read at
+    /// version `read` (its reservations never change).
+    ///
+    /// # Errors
+    /// A `Conflict` when somebody did, or a store failure.
+    fn update_exchange(&mut self, exchange: &Exchange, read: i64) -> Result<(), StoreError>;
+
+    /// The product's price, as the wallet learnt it from gift's catalogue.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn price(&mut self, product: &ProductSku) -> Result<Option<Points>, StoreError>;
+
+    /// Keeps the product's price (a later listing replaces it).
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn keep_price(&mut self, product: &ProductSku, price: Points) -> Result<(), StoreError>;
 
     /// Stages `event` for publication when the transaction commits.
     ///
@@ -55,7 +112,7 @@ pub trait WalletTx {
     fn stage(&mut self, event: &WalletEvent) -> Result<(), StoreError>;
 }
 
-/// The wallet entries, kept transactionally.
+/// The wallet's entries and exchanges, kept transactionally.
 pub trait WalletStore: Send + Sync + 'static {
     /// Runs `work` in one write transaction: all it did is stored, or none.
     /// The answer comes once the transaction committed.
@@ -74,7 +131,13 @@ pub trait WalletStore: Send + Sync + 'static {
     /// When the store fails.
     fn wallet(&self, customer: CustomerId) -> impl Future<Output = Result<Vec<WalletEntry>, StoreError>> + Send;
 
-    /// At most `limit` entries pending since before `cutoff` (milliseconds
+    /// Every exchange of a player, newest first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn exchanges(&self, customer: CustomerId) -> impl Future<Output = Result<Vec<Exchange>, StoreError>> + Send;
+
+    /// At most `limit` exchanges pending since before `cutoff` (milliseconds
     /// since the Unix epoch), oldest first: the re-driver's work.
     ///
     /// # Errors
@@ -83,11 +146,11 @@ pub trait WalletStore: Send + Sync + 'static {
         &self,
         cutoff: i64,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<WalletEntry>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Exchange>, StoreError>> + Send;
 
-    /// At most `limit` AVAILABLE entries whose expiry is at or before `now`
-    /// (milliseconds since the Unix epoch), soonest expiry first: the expiry
-    /// job's work.
+    /// At most `limit` entries with remaining points whose expiry is at or
+    /// before `now` (milliseconds since the Unix epoch), soonest expiry
+    /// first: the expiry job's work.
     ///
     /// # Errors
     /// When the store fails.
@@ -96,16 +159,11 @@ pub trait WalletStore: Send + Sync + 'static {
 
 /// The gift context, as the exchange saga calls it.
 pub trait GiftExchange: Send + Sync + 'static {
-    /// Asks gift to exchange `entry` as `ticket` says, under the ticket's
-    /// idempotency key, giving up by `deadline` (the player's, when one
-    /// waits) at the latest. Asking again under the same key is safe: gift
-    /// places at most one order per key.
-    fn exchange(
-        &self,
-        entry: &WalletEntry,
-        ticket: &ExchangeTicket,
-        deadline: Option<Instant>,
-    ) -> impl Future<Output = GiftOutcome> + Send;
+    /// Asks gift to place the order `exchange` pays for, under its gift key,
+    /// giving up by `deadline` (the player's, when one waits) at the latest.
+    /// Asking again under the same key is safe: gift places at most one
+    /// order per key.
+    fn exchange(&self, exchange: &Exchange, deadline: Option<Instant>) -> impl Future<Output = GiftOutcome> + Send;
 }
 
 /// Why the gift context placed no order, as the player will be told.
@@ -120,6 +178,16 @@ pub enum GiftRefusal {
     /// Gift is unreachable, shedding load, or its circuit is open; nothing
     /// was placed. `retry_after` says when trying again makes sense.
     Busy { reason: String, retry_after: Option<Duration> },
+}
+
+/// Gift's own words, kept with a released exchange.
+impl std::fmt::Display for GiftRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownProduct(message) | Self::Rejected(message) | Self::Invalid(message) => f.write_str(message),
+            Self::Busy { reason, .. } => f.write_str(reason),
+        }
+    }
 }
 
 /// The classified outcome of one exchange call.
@@ -140,8 +208,8 @@ impl GiftOutcome {
     pub fn answer(&self) -> GiftAnswer {
         match self {
             Self::Placed { gift_order_id } => GiftAnswer::Placed { gift_order_id: gift_order_id.clone() },
-            Self::Refused(GiftRefusal::Busy { .. }) => GiftAnswer::NotAsked,
-            Self::Refused(_) => GiftAnswer::Refused,
+            Self::Refused(GiftRefusal::Busy { reason, .. }) => GiftAnswer::NotAsked { reason: reason.clone() },
+            Self::Refused(refusal) => GiftAnswer::Refused { reason: refusal.to_string() },
             Self::Unknown { .. } => GiftAnswer::Unknown,
         }
     }

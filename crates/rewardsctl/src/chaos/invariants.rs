@@ -33,14 +33,15 @@ use tonic::Code;
 use super::load::Driven;
 use super::programme::FINALE;
 use crate::clients::Clients;
-use crate::stores::{EntryRow, SettlementRow, Snapshot};
+use crate::stores::{EntryRow, ExchangeRow, SettlementRow, Snapshot};
 
 const REWARDED: i32 = mission::MissionStatus::Rewarded as i32;
 const ISSUED: i32 = reward::RewardStatus::Issued as i32;
 const REWARD_EXCHANGED: i32 = reward::RewardStatus::Exchanged as i32;
-const AVAILABLE: i32 = wallet::WalletEntryStatus::Available as i32;
-const EXCHANGED: i32 = wallet::WalletEntryStatus::Exchanged as i32;
-const ENTRY_EXPIRED: i32 = wallet::WalletEntryStatus::Expired as i32;
+const ENTRY_EXCHANGED: i32 = wallet::WalletEntryStatus::Exchanged as i32;
+const EXCHANGE_PLACED: i32 = wallet::ExchangeStatus::Placed as i32;
+const EXCHANGE_RELEASED: i32 = wallet::ExchangeStatus::Released as i32;
+const EXCHANGE_REFUNDED: i32 = wallet::ExchangeStatus::Refunded as i32;
 const ORDER_CANCELLED: i32 = api::game::gift::v1::GiftOrderStatus::Cancelled as i32;
 
 /// What the checks found.
@@ -58,7 +59,7 @@ pub struct Findings {
 #[derive(Debug, Default)]
 pub struct Api {
     pub missions: BTreeMap<String, Vec<mission::Mission>>,
-    pub wallets: BTreeMap<String, Vec<wallet::WalletEntry>>,
+    pub wallets: BTreeMap<String, wallet::Wallet>,
     /// `None` when the page does not exist.
     pub pages: BTreeMap<String, Option<mypage::MyPage>>,
     /// `None` when the reward does not exist.
@@ -90,7 +91,7 @@ pub async fn read_api(clients: &Clients, players: &[String], snapshot: &Snapshot
                     async move { c.get_wallet(clients.as_operator(wallet::GetWalletRequest { customer_id })).await }
                 })
                 .await
-                .map(|r| r.into_inner().wallet.map(|w| w.entries).unwrap_or_default());
+                .map(|r| r.into_inner().wallet.unwrap_or_default());
             let page = clients
                 .patiently(deadline, || {
                     let (mut c, customer_id) = (clients.pages.clone(), player.clone());
@@ -107,7 +108,7 @@ pub async fn read_api(clients: &Clients, players: &[String], snapshot: &Snapshot
             Err(s) => api.failures.push(format!("ListMissions({player}): {:?} {}", s.code(), s.message())),
         }
         match wallet {
-            Ok(entries) => drop(api.wallets.insert(player.clone(), entries)),
+            Ok(held) => drop(api.wallets.insert(player.clone(), held)),
             Err(s) => api.failures.push(format!("GetWallet({player}): {:?} {}", s.code(), s.message())),
         }
         match page {
@@ -182,7 +183,7 @@ pub fn tally(driven: &Driven, s: &Snapshot) -> Tally {
     Tally {
         finale_achieved: driven.missions.keys().filter(|(_, code)| code == FINALE).count(),
         finale_refused: driven.refused.iter().filter(|(_, code, _)| code == FINALE).count(),
-        entries_expired: s.entries.iter().filter(|e| e.status == ENTRY_EXPIRED).count(),
+        entries_expired: s.entries.iter().filter(|e| e.expired > 0).count(),
         orders_cancelled: s.gift_orders.iter().filter(|o| o.status == ORDER_CANCELLED).count(),
         reversals: s.settlements.iter().filter(|x| x.kind == SettlementRow::REVERSAL).count(),
     }
@@ -192,8 +193,8 @@ pub fn tally(driven: &Driven, s: &Snapshot) -> Tally {
 pub fn check(driven: &Driven, players: &[String], snapshot: &Snapshot, api: &Api) -> Findings {
     let mut f = Findings::default();
     check_missions(driven, snapshot, &mut f);
-    let exchanged = check_entries(snapshot, &mut f);
-    check_exchanges(driven, snapshot, &exchanged, &mut f);
+    check_entries(snapshot, &mut f);
+    check_exchanges(driven, snapshot, &mut f);
     check_expiries(driven, snapshot, &mut f);
     check_cancellations(snapshot, &mut f);
     check_api(players, snapshot, api, &mut f);
@@ -201,7 +202,7 @@ pub fn check(driven: &Driven, players: &[String], snapshot: &Snapshot, api: &Api
     f
 }
 
-fn group<T>(rows: &[T], key: impl Fn(&T) -> &str) -> BTreeMap<&str, Vec<&T>> {
+pub(super) fn group<T>(rows: &[T], key: impl Fn(&T) -> &str) -> BTreeMap<&str, Vec<&T>> {
     let mut groups: BTreeMap<&str, Vec<&T>> = BTreeMap::new();
     for row in rows {
         groups.entry(key(row)).or_default().push(row);
@@ -263,45 +264,42 @@ fn check_missions(driven: &Driven, s: &Snapshot, f: &mut Findings) {
     }
 }
 
-/// One entry per reward, entries agreeing with their rewards, no exchange
-/// left pending, reward statuses following the entries. Returns the
-/// exchanged entries by reward id.
-fn check_entries<'a>(s: &'a Snapshot, f: &mut Findings) -> BTreeMap<&'a str, &'a EntryRow> {
+/// One entry per reward, worth its points and agreeing with it, and each
+/// reward's status following where its entry's points are: EXCHANGED when
+/// they are all spent, EXPIRED when they all expired unspent, ISSUED while
+/// some remain — except that a reward whose entry was refunded keeps
+/// EXCHANGED (the reward context never takes an exchange back).
+fn check_entries(s: &Snapshot, f: &mut Findings) {
     let entries = group(&s.entries, |e| e.reward_id.as_str());
-    let mut exchanged = BTreeMap::new();
+    let refunded = refunded_entries(s);
     for r in &s.rewards {
         match entries.get(r.reward_id.as_str()).map(Vec::as_slice) {
             None | Some([]) => f.losses.push(format!("reward {} never reached the wallet", r.reward_id)),
             Some([entry]) => {
-                if entry.mission_id != r.mission_id || entry.customer_id != r.customer_id {
+                if entry.mission_id != r.mission_id || entry.customer_id != r.customer_id || entry.points != r.points {
                     f.mismatches.push(format!(
-                        "entry {} is for mission {} of {}, its reward {} for mission {} of {}",
-                        entry.entry_id, entry.mission_id, entry.customer_id, r.reward_id, r.mission_id, r.customer_id
+                        "entry {} is {} points for mission {} of {}, its reward {} {} points for mission {} of {}",
+                        entry.entry_id,
+                        entry.points,
+                        entry.mission_id,
+                        entry.customer_id,
+                        r.reward_id,
+                        r.points,
+                        entry.mission_id,
+                        r.customer_id
                     ));
                 }
-                let expected = match entry.status {
-                    EXCHANGED => {
-                        exchanged.insert(r.reward_id.as_str(), *entry);
-                        REWARD_EXCHANGED
-                    }
-                    AVAILABLE => ISSUED,
-                    ENTRY_EXPIRED => expired_reward_status(),
-                    other => {
-                        f.mismatches.push(format!(
-                            "entry {} is still {} after quiescence",
-                            entry.entry_id,
-                            entry_name(other)
-                        ));
-                        ISSUED
-                    }
-                };
-                if r.status != expected {
+                let expected = expected_reward_statuses(entry, refunded.contains(entry.entry_id.as_str()));
+                if !expected.contains(&r.status) {
                     f.mismatches.push(format!(
-                        "reward {} is {} while its entry {} is {}",
+                        "reward {} is {} while its entry {} holds {} remaining, {} reserved, {} spent, {} expired",
                         r.reward_id,
                         reward_name(r.status),
                         entry.entry_id,
-                        entry_name(entry.status)
+                        entry.remaining,
+                        entry.reserved,
+                        entry.spent,
+                        entry.expired
                     ));
                 }
             }
@@ -315,58 +313,86 @@ fn check_entries<'a>(s: &'a Snapshot, f: &mut Findings) -> BTreeMap<&'a str, &'a
     for (mission_id, many) in group(&s.entries, |e| e.mission_id.as_str()).into_iter().filter(|(_, v)| v.len() > 1) {
         f.duplicates.push(format!("mission {mission_id} has {} wallet entries", many.len()));
     }
-    exchanged
 }
 
-/// Exchanges: as confirmed to the players, one gift order and one
-/// settlement each, and no order or settlement without one.
-fn check_exchanges(driven: &Driven, s: &Snapshot, exchanged: &BTreeMap<&str, &EntryRow>, f: &mut Findings) {
-    let entries: BTreeMap<&str, &EntryRow> = s.entries.iter().map(|e| (e.entry_id.as_str(), e)).collect();
+/// The entries some refunded exchange reserved.
+fn refunded_entries(s: &Snapshot) -> BTreeSet<&str> {
+    let refunded: BTreeSet<&str> =
+        s.exchanges.iter().filter(|x| x.status == EXCHANGE_REFUNDED).map(|x| x.exchange_id.as_str()).collect();
+    s.reservations.iter().filter(|r| refunded.contains(r.exchange_id.as_str())).map(|r| r.entry_id.as_str()).collect()
+}
+
+/// The statuses the reward of `entry` may show once the system is quiet.
+fn expected_reward_statuses(entry: &EntryRow, refunded: bool) -> Vec<i32> {
+    let mut expected = if entry.remaining > 0 || entry.reserved > 0 {
+        vec![ISSUED]
+    } else if entry.spent > 0 {
+        vec![REWARD_EXCHANGED]
+    } else if entry.expired > 0 {
+        vec![expired_reward_status()]
+    } else {
+        vec![ISSUED]
+    };
+    if refunded {
+        expected.push(REWARD_EXCHANGED);
+    }
+    expected
+}
+
+/// Exchanges of one reward (ExchangeReward): each one confirmed to a player
+/// is an exchange of that entry which stands or was refunded, with the order
+/// the answer named; no entry is exchanged more often than its player asked;
+/// no exchange nobody asked for; one charge per gift order.
+fn check_exchanges(driven: &Driven, s: &Snapshot, f: &mut Findings) {
+    let by_exchange = group(&s.reservations, |r| r.exchange_id.as_str());
+    let mut of_entry: BTreeMap<&str, Vec<&ExchangeRow>> = BTreeMap::new();
+    for x in s.exchanges.iter().filter(|x| x.idempotency_key.is_none()) {
+        for r in by_exchange.get(x.exchange_id.as_str()).into_iter().flatten() {
+            of_entry.entry(r.entry_id.as_str()).or_default().push(x);
+        }
+    }
     for (entry_id, confirmed) in &driven.exchanges {
-        match entries.get(entry_id.as_str()) {
-            None => f.losses.push(format!("exchanged entry {entry_id} ({}) is not stored", confirmed.customer_id)),
-            Some(entry) if entry.status != EXCHANGED => f.losses.push(format!(
-                "entry {entry_id} ({}) was exchanged for {} but is {}",
-                confirmed.customer_id,
-                confirmed.product_sku,
-                entry_name(entry.status)
+        let standing: Vec<&&ExchangeRow> = of_entry
+            .get(entry_id.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|x| x.status == EXCHANGE_PLACED || x.status == EXCHANGE_REFUNDED)
+            .collect();
+        match standing.as_slice() {
+            [] => f.losses.push(format!(
+                "entry {entry_id} ({}) was exchanged for {} but no exchange of it stands",
+                confirmed.customer_id, confirmed.product_sku
             )),
-            Some(entry) => {
-                if let Some(order) = &confirmed.gift_order_id
-                    && entry.gift_order_id.as_ref() != Some(order)
+            [x, ..] if standing.len() <= confirmed.attempts as usize => {
+                if let Some(order) = confirmed.gift_order_id.as_ref().filter(|o| !o.is_empty())
+                    && !standing.iter().any(|x| x.gift_order_id.as_ref() == Some(order))
                 {
                     f.mismatches.push(format!(
-                        "entry {entry_id} was confirmed with gift order {order} but holds {:?}",
-                        entry.gift_order_id
+                        "entry {entry_id} was confirmed with gift order {order}, its exchange {} holds {:?}",
+                        x.exchange_id, x.gift_order_id
                     ));
                 }
             }
+            many => f.duplicates.push(format!(
+                "entry {entry_id} was exchanged {} times in {} calls",
+                many.len(),
+                confirmed.attempts
+            )),
         }
     }
-    for entry in exchanged.values().filter(|e| !driven.exchanges.contains_key(&e.entry_id)) {
-        f.duplicates.push(format!("entry {} is EXCHANGED but no player exchanged it", entry.entry_id));
-    }
-
-    let orders = group(&s.gift_orders, |o| o.reward_id.as_str());
-    for (reward_id, entry) in exchanged {
-        match orders.get(reward_id).map(Vec::as_slice) {
-            None | Some([]) => f.losses.push(format!("exchanged entry {} has no gift order", entry.entry_id)),
-            Some([order]) => {
-                if entry.gift_order_id.as_deref() != Some(order.order_id.as_str()) {
-                    f.mismatches.push(format!(
-                        "entry {} holds gift order {:?}, gift has {}",
-                        entry.entry_id, entry.gift_order_id, order.order_id
-                    ));
-                }
-            }
-            Some(many) => {
-                f.duplicates.push(format!("exchanged entry {} has {} gift orders", entry.entry_id, many.len()))
+    for (entry_id, exchanges) in &of_entry {
+        if !driven.exchanges.contains_key(*entry_id) {
+            for x in exchanges.iter().filter(|x| x.status != EXCHANGE_RELEASED) {
+                f.duplicates.push(format!("exchange {} of entry {entry_id}: no player exchanged it", x.exchange_id));
             }
         }
     }
-    for order in s.gift_orders.iter().filter(|o| !exchanged.contains_key(o.reward_id.as_str())) {
-        f.duplicates
-            .push(format!("gift order {} (reward {}) belongs to no exchanged entry", order.order_id, order.reward_id));
+    for x in &s.exchanges {
+        if let Some(key) = x.idempotency_key.as_deref()
+            && key != super::purchases::KEY
+        {
+            f.duplicates.push(format!("exchange {} under key {key}: no player asked for it", x.exchange_id));
+        }
     }
 
     let charges: Vec<&SettlementRow> = s.settlements.iter().filter(|x| x.kind == SettlementRow::CHARGE).collect();
@@ -384,18 +410,23 @@ fn check_exchanges(driven: &Driven, s: &Snapshot, exchanged: &BTreeMap<&str, &En
     }
 }
 
-/// Expiries: the finale's entries expired (the run waited until they fell
-/// due), no other entry did; a refused achievement left nothing stored.
+/// Expiries: nothing remains of the finale's entries (the run waited until
+/// they fell due: each point was spent or expired), no other entry expired
+/// a point; a refused achievement left nothing stored.
 fn check_expiries(driven: &Driven, s: &Snapshot, f: &mut Findings) {
     let codes: BTreeMap<&str, &str> =
         s.missions.iter().map(|m| (m.mission_id.as_str(), m.mission_code.as_str())).collect();
     for e in &s.entries {
         let finale = codes.get(e.mission_id.as_str()) == Some(&FINALE);
-        if finale && e.status != ENTRY_EXPIRED {
-            f.losses.push(format!("entry {} of the finale is {} after its expiry", e.entry_id, entry_name(e.status)));
+        if finale && e.remaining > 0 {
+            f.losses.push(format!(
+                "entry {} of the finale still holds {} points after its expiry",
+                e.entry_id, e.remaining
+            ));
         }
-        if !finale && e.status == ENTRY_EXPIRED {
-            f.duplicates.push(format!("entry {} expired, though its event never ends", e.entry_id));
+        if !finale && e.expired > 0 {
+            f.duplicates
+                .push(format!("entry {} expired {} points, though its event never ends", e.entry_id, e.expired));
         }
     }
     let stored: BTreeSet<(&str, &str)> =
@@ -449,14 +480,26 @@ fn check_api(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
             }
         }
         if let Some(listed) = api.wallets.get(player) {
-            let stored: BTreeMap<&str, (i32, String)> = entries
+            type Held = (i32, String, i64, i64);
+            let stored: BTreeMap<&str, Held> = entries
                 .get(player.as_str())
                 .into_iter()
                 .flatten()
-                .map(|e| (e.entry_id.as_str(), (e.status, e.gift_order_id.clone().unwrap_or_default())))
+                .map(|e| {
+                    // The API names an entry's order only once the entry is
+                    // all spent (EXCHANGED), as its contract says.
+                    let order = e.gift_order_id.clone().filter(|_| e.status == ENTRY_EXCHANGED).unwrap_or_default();
+                    (e.entry_id.as_str(), (e.status, order, e.remaining, e.expired))
+                })
                 .collect();
-            let answered: BTreeMap<&str, (i32, String)> =
-                listed.iter().map(|e| (e.entry_id.as_str(), (e.status, e.gift_order_id.clone()))).collect();
+            let answered: BTreeMap<&str, Held> = listed
+                .entries
+                .iter()
+                .map(|e| {
+                    let held = (e.status, e.gift_order_id.clone(), e.remaining_points, e.expired_points);
+                    (e.entry_id.as_str(), held)
+                })
+                .collect();
             if stored != answered {
                 f.mismatches.push(format!("GetWallet({player}) answers {answered:?}, the store holds {stored:?}"));
             }
@@ -547,29 +590,19 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
         }
         let mut available = 0;
         for e in &own_entries {
-            if e.status == AVAILABLE {
-                available += e.points;
-            }
+            available += e.remaining;
             let Some(line) = shown.remove(e.entry_id.as_str()) else {
                 f.losses.push(format!("{player}'s page lacks wallet entry {}", e.entry_id));
                 continue;
             };
-            let order = e.gift_order_id.clone().unwrap_or_default();
             if line.reward_id != e.reward_id
                 || line.mission_id != e.mission_id
-                || line.status != e.status
-                || line.gift_order_id != order
                 || line.points != e.points
+                || line.remaining_points != e.remaining
             {
                 f.mismatches.push(format!(
-                    "{player}'s page shows entry {} as ({}, gift order {:?}, {} points), the wallet as ({}, gift order {:?}, {} points)",
-                    e.entry_id,
-                    entry_name(line.status),
-                    line.gift_order_id,
-                    line.points,
-                    entry_name(e.status),
-                    order,
-                    e.points
+                    "{player}'s page shows entry {} as ({} points, {} remaining), the wallet as ({} points, {} remaining)",
+                    e.entry_id, line.points, line.remaining_points, e.points, e.remaining
                 ));
             }
         }
@@ -582,6 +615,28 @@ fn check_pages(players: &[String], s: &Snapshot, api: &Api, f: &mut Findings) {
                 page.available_points
             ));
         }
+        check_page_exchanges(player, s, page, f);
+    }
+}
+
+/// The page shows each exchange that placed an order, with its fate, as
+/// the wallet holds it; none that did not.
+fn check_page_exchanges(player: &str, s: &Snapshot, page: &mypage::MyPage, f: &mut Findings) {
+    let held: BTreeMap<&str, (i32, String, i64)> = s
+        .exchanges
+        .iter()
+        .filter(|x| x.customer_id == player && (x.status == EXCHANGE_PLACED || x.status == EXCHANGE_REFUNDED))
+        .map(|x| (x.exchange_id.as_str(), (x.status, x.gift_order_id.clone().unwrap_or_default(), x.price_points)))
+        .collect();
+    let mut shown: BTreeMap<&str, (i32, String, i64)> = BTreeMap::new();
+    for x in &page.exchanges {
+        let line = (x.status, x.gift_order_id.clone(), x.price_points);
+        if shown.insert(x.exchange_id.as_str(), line).is_some() {
+            f.duplicates.push(format!("{player}'s page shows exchange {} twice", x.exchange_id));
+        }
+    }
+    if held != shown {
+        f.mismatches.push(format!("{player}'s page shows exchanges {shown:?}, the wallet holds {held:?}"));
     }
 }
 
@@ -599,15 +654,14 @@ fn reward_name(status: i32) -> &'static str {
     reward::RewardStatus::try_from(status).map_or("?", |s| s.as_str_name())
 }
 
-fn entry_name(status: i32) -> &'static str {
-    wallet::WalletEntryStatus::try_from(status).map_or("?", |s| s.as_str_name())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::chaos::load::Exchanged;
-    use crate::stores::{GiftOrderRow, MissionRow, PageRow, RewardRow, SettlementRow};
+    use crate::stores::{GiftOrderRow, MissionRow, PageRow, ReservationRow, RewardRow, SettlementRow};
+
+    const AVAILABLE: i32 = wallet::WalletEntryStatus::Available as i32;
+    const ENTRY_EXPIRED: i32 = wallet::WalletEntryStatus::Expired as i32;
 
     /// One player, one mission, its reward exchanged: everything in order.
     fn consistent() -> (Driven, Snapshot) {
@@ -618,8 +672,9 @@ mod tests {
             Exchanged {
                 customer_id: "p".into(),
                 mission_id: "m1".into(),
-                product_sku: "STICKER-PACK".into(),
+                product_sku: "AVATAR-FRAME".into(),
                 gift_order_id: Some("o1".into()),
+                attempts: 1,
             },
         );
         let snapshot = Snapshot {
@@ -635,6 +690,7 @@ mod tests {
                 mission_id: "m1".into(),
                 customer_id: "p".into(),
                 status: REWARD_EXCHANGED,
+                points: 300,
             }],
             entries: vec![EntryRow {
                 entry_id: "e1".into(),
@@ -642,14 +698,29 @@ mod tests {
                 mission_id: "m1".into(),
                 customer_id: "p".into(),
                 points: 300,
-                status: EXCHANGED,
+                status: ENTRY_EXCHANGED,
+                gift_order_id: Some("o1".into()),
+                remaining: 0,
+                reserved: 0,
+                spent: 300,
+                expired: 0,
+            }],
+            exchanges: vec![ExchangeRow {
+                exchange_id: "x1".into(),
+                customer_id: "p".into(),
+                product_sku: "AVATAR-FRAME".into(),
+                price_points: 300,
+                idempotency_key: None,
+                status: EXCHANGE_PLACED,
                 gift_order_id: Some("o1".into()),
             }],
+            reservations: vec![ReservationRow { exchange_id: "x1".into(), entry_id: "e1".into(), points: 300 }],
             gift_orders: vec![GiftOrderRow {
                 order_id: "o1".into(),
-                reward_id: "r1".into(),
+                reward_id: "x1".into(),
                 customer_id: "p".into(),
                 status: 1,
+                points: 300,
             }],
             settlements: vec![charge("s1", "o1")],
             pages: vec![PageRow { customer_id: "p".into() }],
@@ -689,6 +760,29 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_that_kept_its_change_or_got_its_points_back_is_no_loss() {
+        let (driven, mut snapshot) = consistent();
+        // Paid 100 of its 300 points and kept the change: AVAILABLE, its
+        // reward ISSUED, the order on the wallet's exchange.
+        snapshot.entries[0].status = AVAILABLE;
+        snapshot.entries[0].gift_order_id = None;
+        (snapshot.entries[0].remaining, snapshot.entries[0].spent) = (200, 100);
+        snapshot.rewards[0].status = ISSUED;
+        let f = findings(&driven, &snapshot);
+        assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
+        // The vendor cancelled the order: every point back, the reward as it was.
+        (snapshot.entries[0].remaining, snapshot.entries[0].spent) = (300, 0);
+        snapshot.exchanges[0].status = EXCHANGE_REFUNDED;
+        snapshot.gift_orders[0].status = ORDER_CANCELLED;
+        snapshot.settlements.push(reversal("s2", "o1", -500));
+        for reward_status in [ISSUED, REWARD_EXCHANGED] {
+            snapshot.rewards[0].status = reward_status;
+            let f = findings(&driven, &snapshot);
+            assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
+        }
+    }
+
+    #[test]
     fn a_cancelled_order_is_reversed_once_by_its_charge() {
         let (driven, mut snapshot) = consistent();
         snapshot.gift_orders[0].status = ORDER_CANCELLED;
@@ -714,20 +808,27 @@ mod tests {
     fn the_finale_expires_and_nothing_else_does() {
         let (mut driven, mut snapshot) = consistent();
         snapshot.entries[0].status = ENTRY_EXPIRED;
+        (snapshot.entries[0].spent, snapshot.entries[0].expired) = (0, 300);
         driven.exchanges.clear();
+        snapshot.exchanges.clear();
+        snapshot.reservations.clear();
         snapshot.gift_orders.clear();
         snapshot.settlements.clear();
         snapshot.rewards[0].status = expired_reward_status();
-        assert_eq!(findings(&driven, &snapshot).duplicates, ["entry e1 expired, though its event never ends"]);
+        assert_eq!(
+            findings(&driven, &snapshot).duplicates,
+            ["entry e1 expired 300 points, though its event never ends"]
+        );
         snapshot.missions[0].mission_code = FINALE.into();
         driven.missions.clear();
         driven.missions.insert(("p".into(), FINALE.into()), "m1".into());
         let f = findings(&driven, &snapshot);
         assert!(f.duplicates.is_empty() && f.losses.is_empty() && f.mismatches.is_empty(), "{f:?}");
         snapshot.entries[0].status = AVAILABLE;
+        (snapshot.entries[0].remaining, snapshot.entries[0].expired) = (300, 0);
         assert_eq!(
             findings(&driven, &snapshot).losses,
-            ["entry e1 of the finale is WALLET_ENTRY_STATUS_AVAILABLE after its expiry"]
+            ["entry e1 of the finale still holds 300 points after its expiry"]
         );
     }
 
@@ -745,6 +846,8 @@ mod tests {
     fn a_reward_that_never_reached_the_wallet_is_a_loss() {
         let (mut driven, mut snapshot) = consistent();
         snapshot.entries.clear();
+        snapshot.exchanges.clear();
+        snapshot.reservations.clear();
         snapshot.gift_orders.clear();
         snapshot.settlements.clear();
         driven.exchanges.clear();
@@ -755,12 +858,16 @@ mod tests {
     #[test]
     fn an_exchange_confirmed_to_the_player_but_not_applied_is_a_loss() {
         let (driven, mut snapshot) = consistent();
+        snapshot.exchanges[0].status = EXCHANGE_RELEASED;
+        snapshot.exchanges[0].gift_order_id = None;
+        (snapshot.entries[0].remaining, snapshot.entries[0].spent) = (300, 0);
         snapshot.entries[0].status = AVAILABLE;
-        snapshot.entries[0].gift_order_id = None;
         snapshot.rewards[0].status = ISSUED;
+        snapshot.gift_orders.clear();
+        snapshot.settlements.clear();
         let f = findings(&driven, &snapshot);
-        assert_eq!(f.losses, ["entry e1 (p) was exchanged for STICKER-PACK but is WALLET_ENTRY_STATUS_AVAILABLE"]);
-        assert_eq!(f.duplicates, ["gift order o1 (reward r1) belongs to no exchanged entry"]);
+        assert_eq!(f.losses, ["entry e1 (p) was exchanged for AVATAR-FRAME but no exchange of it stands"]);
+        assert!(f.duplicates.is_empty() && f.mismatches.is_empty(), "{f:?}");
     }
 
     #[test]
@@ -769,7 +876,9 @@ mod tests {
         snapshot.rewards[0].status = ISSUED;
         assert_eq!(
             findings(&driven, &snapshot).mismatches,
-            ["reward r1 is REWARD_STATUS_ISSUED while its entry e1 is WALLET_ENTRY_STATUS_EXCHANGED"]
+            [
+                "reward r1 is REWARD_STATUS_ISSUED while its entry e1 holds 0 remaining, 0 reserved, 300 spent, 0 expired"
+            ]
         );
     }
 }

@@ -79,8 +79,12 @@ pub struct Exchanged {
     pub mission_id: String,
     pub product_sku: String,
     /// The gift order the answer named; `None` when a retry learnt that an
-    /// earlier attempt had succeeded ("already exchanged").
+    /// earlier attempt had succeeded ("already exchanged"), empty when the
+    /// entry kept some points (the answer names the order of an entry all spent).
     pub gift_order_id: Option<String>,
+    /// The calls made: each may have exchanged the entry (an answer lost,
+    /// the order cancelled and refunded before the retry).
+    pub attempts: u32,
 }
 
 /// What the system confirmed to the players, and what failed for good.
@@ -235,7 +239,8 @@ async fn exchange(clients: &Clients, driven: &Shared, task: ExchangeTask, deadli
         record(driven, |d| d.failures.push(failure));
         return;
     };
-    let exchanged = Exchanged { customer_id, mission_id, product_sku: product.to_owned(), gift_order_id };
+    let exchanged =
+        Exchanged { customer_id, mission_id, product_sku: product.to_owned(), gift_order_id, attempts: attempt };
     record(driven, |d| {
         d.exchanges.insert(entry.entry_id, exchanged);
     });

@@ -17,21 +17,6 @@ use crate::stores::Stores;
 /// The streams whose consumers must have caught up.
 pub const STREAMS: [StreamDef; 5] = [MISSION_STREAM, REWARD_STREAM, WALLET_STREAM, GIFT_STREAM, SETTLEMENT_STREAM];
 
-/// Every durable consumer of the mesh, which must exist once it ran.
-pub const CONSUMERS: [&str; 11] = [
-    "mission-record-reward",
-    "reward-allocate",
-    "reward-track-wallet",
-    "reward-track-expiry",
-    "wallet-issue-reward",
-    "gift-keep-programme-event",
-    "mypage-missions",
-    "mypage-rewards",
-    "mypage-wallet",
-    "settlement-record",
-    "settlement-reverse",
-];
-
 /// Waits until two looks in a row, half a second apart, find nothing in
 /// flight; returns how long that took. With `progress`, tells every few
 /// seconds what is still in flight.
@@ -95,9 +80,10 @@ pub async fn in_flight(js: &jetstream::Context, stores: &Stores) -> anyhow::Resu
             consumers.push(info.name);
         }
     }
-    for expected in CONSUMERS {
-        if !consumers.iter().any(|c| c == expected) {
-            busy.push(format!("consumer {expected} does not exist"));
+    // Every durable consumer of the catalogue must exist once the mesh ran.
+    for expected in catalogue::consumers() {
+        if !consumers.iter().any(|c| c == expected.name) {
+            busy.push(format!("consumer {} does not exist", expected.name));
         }
     }
     // Every service that publishes does so through its outbox.

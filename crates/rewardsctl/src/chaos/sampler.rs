@@ -3,7 +3,7 @@
 //! through the gateway and records any status that moved back, any id that
 //! changed, and anything that vanished once seen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use api::game::mission::v1 as mission;
@@ -33,8 +33,12 @@ struct Seen {
     missions: BTreeMap<String, (i32, String)>,
     /// reward id → status.
     rewards: BTreeMap<String, i32>,
-    /// entry id → (status, gift order id).
-    entries: BTreeMap<String, (i32, String)>,
+    /// entry ids seen in the wallet.
+    entries: BTreeSet<String>,
+    /// exchange id → (status, gift order id).
+    exchanges: BTreeMap<String, (i32, String)>,
+    /// The most points the wallet was seen to have issued.
+    earned: i64,
     page_version: i64,
     /// mission id → (status, reward status) on the page.
     page_missions: BTreeMap<String, (i32, i32)>,
@@ -99,10 +103,8 @@ async fn sample(clients: &Clients, player: &str, seen: &mut Seen, samples: &mut 
 
     let request = wallet::GetWalletRequest { customer_id: player.to_owned() };
     if let Ok(answer) = clients.wallets.clone().get_wallet(clients.as_operator(request)).await {
-        let entries = answer.into_inner().wallet.map(|w| w.entries).unwrap_or_default();
-        let now: BTreeMap<String, (i32, String)> =
-            entries.into_iter().map(|e| (e.entry_id, (e.status, e.gift_order_id))).collect();
-        compare_entries("wallet entry", &mut seen.entries, &now, &mut regress);
+        let held = answer.into_inner().wallet.unwrap_or_default();
+        compare_wallets(seen, &held, &mut regress);
         reads += 1;
     }
 
@@ -142,36 +144,76 @@ async fn sample(clients: &Clients, player: &str, seen: &mut Seen, samples: &mut 
     samples.regressions.append(&mut regressions);
 }
 
-/// Entries never vanish, and an exchanged entry stays exchanged for the same
-/// gift order. (Between AVAILABLE and EXCHANGE_PENDING an entry may go both
-/// ways: a refused exchange releases it.)
+/// A wallet's entries and exchanges never vanish, its earned points never
+/// shrink, and an exchange only moves forward — PENDING to PLACED or
+/// RELEASED, PLACED to REFUNDED — keeping its gift order once it has one.
+/// (An entry's own status may go back: a refund returns its points.)
+fn compare_wallets(seen: &mut Seen, held: &wallet::Wallet, regress: &mut impl FnMut(String)) {
+    if held.earned < seen.earned {
+        regress(format!("the wallet's earned points went from {} back to {}", seen.earned, held.earned));
+    }
+    seen.earned = seen.earned.max(held.earned);
+    for id in &seen.entries {
+        if !held.entries.iter().any(|e| &e.entry_id == id) {
+            regress(format!("wallet entry {id} vanished"));
+        }
+    }
+    seen.entries.extend(held.entries.iter().map(|e| e.entry_id.clone()));
+    for (id, (status, order)) in &seen.exchanges {
+        match held.exchanges.iter().find(|x| &x.exchange_id == id) {
+            None => regress(format!("exchange {id} vanished")),
+            Some(now)
+                if !exchange_may_follow(*status, now.status) || (!order.is_empty() && &now.gift_order_id != order) =>
+            {
+                regress(format!(
+                    "exchange {id} went from {} (gift order {order:?}) to {} (gift order {:?})",
+                    exchange_name(*status),
+                    exchange_name(now.status),
+                    now.gift_order_id
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for x in &held.exchanges {
+        seen.exchanges.insert(x.exchange_id.clone(), (x.status, x.gift_order_id.clone()));
+    }
+}
+
+/// Whether an exchange seen `before` may be seen `now`.
+fn exchange_may_follow(before: i32, now: i32) -> bool {
+    use wallet::ExchangeStatus::{Pending, Placed, Refunded, Released};
+    let (Ok(before), Ok(now)) = (wallet::ExchangeStatus::try_from(before), wallet::ExchangeStatus::try_from(now))
+    else {
+        return false;
+    };
+    matches!(
+        (before, now),
+        (Pending, Pending | Placed | Released | Refunded)
+            | (Placed, Placed | Refunded)
+            | (Released, Released)
+            | (Refunded, Refunded)
+    )
+}
+
+fn exchange_name(status: i32) -> &'static str {
+    wallet::ExchangeStatus::try_from(status).map_or("?", |s| s.as_str_name())
+}
+
+/// My page's entries never vanish. (Their status may go back, as the
+/// wallet's do: a refund returns the points of an exchanged entry.)
 fn compare_entries(
     what: &str,
     seen: &mut BTreeMap<String, (i32, String)>,
     now: &BTreeMap<String, (i32, String)>,
     regress: &mut impl FnMut(String),
 ) {
-    let exchanged = wallet::WalletEntryStatus::Exchanged as i32;
-    for (id, (status, order)) in seen.iter() {
-        match now.get(id) {
-            None => regress(format!("{what} {id} vanished")),
-            Some((now_status, now_order))
-                if *status == exchanged && (*now_status != exchanged || now_order != order) =>
-            {
-                regress(format!(
-                    "{what} {id} went from EXCHANGED (gift order {order}) back to {} (gift order {now_order:?})",
-                    entry_name(*now_status)
-                ));
-            }
-            Some(_) => {}
+    for id in seen.keys() {
+        if !now.contains_key(id) {
+            regress(format!("{what} {id} vanished"));
         }
     }
-    for (id, (status, order)) in now {
-        let before = seen.entry(id.clone()).or_insert((*status, order.clone()));
-        if before.0 != exchanged {
-            *before = (*status, order.clone());
-        }
-    }
+    seen.extend(now.iter().map(|(id, line)| (id.clone(), line.clone())));
 }
 
 fn name(status: i32) -> &'static str {
@@ -180,8 +222,4 @@ fn name(status: i32) -> &'static str {
 
 fn reward_name(status: i32) -> &'static str {
     reward::RewardStatus::try_from(status).map_or("?", |s| s.as_str_name())
-}
-
-fn entry_name(status: i32) -> &'static str {
-    wallet::WalletEntryStatus::try_from(status).map_or("?", |s| s.as_str_name())
 }

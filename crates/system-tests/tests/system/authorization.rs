@@ -42,7 +42,11 @@ async fn another_players_data_is_refused_on_every_player_rpc_and_nothing_changes
     let order_id = c
         .wallets
         .clone()
-        .exchange_reward(exchange(&owner, &spent).by_player(&owner))
+        // The frame costs all 300 points: the entry is used up, its order on it.
+        .exchange_reward(
+            wallet::ExchangeRewardRequest { product_sku: "AVATAR-FRAME".into(), ..exchange(&owner, &spent) }
+                .by_player(&owner),
+        )
         .await
         .unwrap()
         .into_inner()
@@ -76,6 +80,12 @@ async fn another_players_data_is_refused_on_every_player_rpc_and_nothing_changes
         "ExchangeReward of the owner's entry as one's own",
         wallets.exchange_reward(exchange(&intruder, &available).by_player(&intruder)).await,
     );
+    let spend = wallet::ExchangeRequest {
+        customer_id: owner.clone(),
+        product_sku: "STICKER-PACK".into(),
+        idempotency_key: "intruder-1".into(),
+    };
+    denied("Exchange for the owner", wallets.exchange(spend.clone().by_player(&intruder)).await);
     let get_order = gift::GetOrderRequest { order_id: order_id.clone() };
     denied("GetOrder", gifts.get_order(get_order.clone().by_player(&intruder)).await);
     let get_page = mypage::GetMyPageRequest { customer_id: owner.clone() };
@@ -114,6 +124,7 @@ async fn another_players_data_is_refused_on_every_player_rpc_and_nothing_changes
     settlements.list_settlements(list_settlements.by_operator()).await.unwrap();
     settlements.list_periods(list_periods.by_operator()).await.unwrap();
     denied("ExchangeReward by an operator", wallets.exchange_reward(exchange(&owner, &available).by_operator()).await);
+    denied("Exchange by an operator", wallets.exchange(spend.by_operator()).await);
     assert_eq!(c.wallet(&owner).await, before);
 }
 

@@ -225,7 +225,20 @@ async fn an_exchange_whose_answer_timed_out_after_gift_committed_is_completed_on
         .into_inner()
         .order
         .unwrap();
-    assert_eq!(order.reward_id, entries[0].reward_id);
+    // Paid by the wallet's exchange (one order per exchange), not by the reward itself.
+    assert_eq!(order.reward_id, "");
+    let wallet = c
+        .wallets
+        .clone()
+        .get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() }.by_operator())
+        .await
+        .unwrap()
+        .into_inner()
+        .wallet
+        .unwrap();
+    assert_eq!(wallet.exchanges.len(), 1, "one exchange: {:?}", wallet.exchanges);
+    assert_eq!(order.exchange_id, wallet.exchanges[0].exchange_id);
+    assert_eq!(wallet.exchanges[0].reservations[0].reward_id, entries[0].reward_id);
     let settlements = eventually("the settlement", SETTLE, || async {
         let request = settlement::ListSettlementsRequest {
             product_sku: "AVATAR-FRAME".into(),

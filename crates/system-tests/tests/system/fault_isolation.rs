@@ -106,5 +106,9 @@ async fn missions_and_rewards_flow_while_gift_wallet_and_mypage_are_down_and_eve
         async move { wallets.exchange_reward(request.by_owner()).await.ok()?.into_inner().entry }
     })
     .await;
-    assert_eq!(exchanged.status(), wallet::WalletEntryStatus::Exchanged);
+    // The sticker costs 100: the change stays in the entry, spendable.
+    assert_eq!(exchanged.remaining_points, entry.points - 100);
+    let used_up =
+        if entry.points == 100 { wallet::WalletEntryStatus::Exchanged } else { wallet::WalletEntryStatus::Available };
+    assert_eq!(exchanged.status(), used_up);
 }

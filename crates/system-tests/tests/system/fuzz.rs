@@ -146,7 +146,8 @@ async fn random_requests_get_precise_answers_and_refused_ones_change_nothing() {
     let exchange = wallet::ExchangeRewardRequest {
         customer_id: owner.clone(),
         entry_id: spent.entry_id.clone(),
-        product_sku: "STICKER-PACK".into(),
+        // All 300 points: the entry is used up, its order on it.
+        product_sku: "AVATAR-FRAME".into(),
     };
     let order_id =
         c.wallets.clone().exchange_reward(exchange.by_player(&owner)).await.unwrap().into_inner().entry.unwrap();

@@ -47,7 +47,13 @@ async fn play_the_story(mesh: &Mesh) {
     // The player exchanges it for a product they can afford.
     let products =
         c.gifts.clone().list_products(gift::ListProductsRequest {}.by_operator()).await.unwrap().into_inner().products;
-    let product = products.iter().find(|p| p.price_points <= 300 && p.stock > 0).expect("an affordable product");
+    // The dearest it can afford, which uses the reward up: the change of a
+    // cheaper one would stay in the wallet, the entry AVAILABLE.
+    let product = products
+        .iter()
+        .filter(|p| p.price_points <= 300 && p.stock > 0)
+        .max_by_key(|p| p.price_points)
+        .expect("an affordable product");
     let exchange = wallet::ExchangeRewardRequest {
         customer_id: customer.clone(),
         entry_id: entry.entry_id.clone(),
@@ -72,10 +78,24 @@ async fn play_the_story(mesh: &Mesh) {
         .into_inner()
         .order
         .unwrap();
+    // Paid by the wallet's exchange, which the reward paid for.
+    assert_eq!((order.reward_id.as_str(), order.product_sku.as_str()), ("", product.sku.as_str()));
+    let exchanges = c
+        .wallets
+        .clone()
+        .get_wallet(wallet::GetWalletRequest { customer_id: customer.clone() }.by_operator())
+        .await
+        .unwrap()
+        .into_inner()
+        .wallet
+        .unwrap()
+        .exchanges;
+    assert_eq!(exchanges.len(), 1);
     assert_eq!(
-        (order.reward_id.as_str(), order.product_sku.as_str()),
-        (rewarded.reward_id.as_str(), product.sku.as_str())
+        (exchanges[0].exchange_id.as_str(), exchanges[0].gift_order_id.as_str()),
+        (order.exchange_id.as_str(), order.order_id.as_str())
     );
+    assert_eq!(exchanges[0].reservations[0].reward_id, rewarded.reward_id);
     assert_eq!(order.customer_id, customer);
     assert_eq!(order.status(), gift::GiftOrderStatus::Placed);
     let after =
@@ -141,4 +161,58 @@ async fn the_players_story_plays_with_wallet_and_mission_on_postgresql() {
     }
     let mesh = Mesh::start(options).await;
     play_the_story(&mesh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_player_spends_points_of_two_rewards_through_the_gateway_and_asking_again_spends_nothing_more() {
+    let mesh = Mesh::start(MeshOptions::default()).await;
+    let c = Clients::of(&mesh).await;
+    let customer = player();
+    // FIRST_LOGIN is worth 100 points, FIRST_WIN 300.
+    for code in ["FIRST_LOGIN", "FIRST_WIN"] {
+        let achieved = c.achieve(&customer, code).await;
+        c.rewarded(&achieved.mission_id).await;
+    }
+    eventually("the wallet to hold both rewards", SETTLE, || async {
+        (c.wallet(&customer).await.len() == 2).then_some(())
+    })
+    .await;
+    let spend = |sku: &str, key: &str| wallet::ExchangeRequest {
+        customer_id: customer.clone(),
+        product_sku: sku.into(),
+        idempotency_key: key.into(),
+    };
+
+    let refused = c.wallets.clone().exchange(spend("GAME-SOUNDTRACK", "k-1").by_player(&customer)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(refused.message(), format!("{customer} has 400 points; GAME-SOUNDTRACK costs 500"));
+    let placed = c
+        .wallets
+        .clone()
+        .exchange(spend("AVATAR-FRAME", "k-2").by_player(&customer))
+        .await
+        .unwrap()
+        .into_inner()
+        .exchange
+        .unwrap();
+
+    assert_eq!(placed.status(), wallet::ExchangeStatus::Placed);
+    let paid: Vec<i64> = placed.reservations.iter().map(|r| r.points).collect();
+    assert_eq!(paid.iter().sum::<i64>(), 300);
+    assert_eq!(paid.len(), 2, "paid from both rewards: {paid:?}");
+    let again = c.wallets.clone().exchange(spend("AVATAR-FRAME", "k-2").by_player(&customer)).await.unwrap();
+    assert_eq!(again.into_inner().exchange.unwrap(), placed);
+    let request = wallet::GetWalletRequest { customer_id: customer.clone() };
+    let whole = c.wallets.clone().get_wallet(request.by_player(&customer)).await.unwrap().into_inner().wallet.unwrap();
+    assert_eq!((whole.earned, whole.balance, whole.spent, whole.reserved), (400, 100, 300, 0));
+    let order = c
+        .gifts
+        .clone()
+        .get_order(gift::GetOrderRequest { order_id: placed.gift_order_id.clone() }.by_operator())
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!((order.exchange_id.as_str(), order.points), (placed.exchange_id.as_str(), 300));
 }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use api::game::mission::v1::MissionStatus as PbMissionStatus;
 use api::game::mypage::v1::{self as pb, my_page_service_server::MyPageService};
 use api::game::reward::v1::RewardStatus as PbRewardStatus;
-use api::game::wallet::v1::WalletEntryStatus as PbEntryStatus;
+use api::game::wallet::v1::{ExchangeStatus as PbExchangeStatus, Reservation, WalletEntryStatus as PbEntryStatus};
 use futures::{Stream, StreamExt as _};
 use kernel::{CustomerId, Points};
 use platform::CancellationToken;
@@ -16,7 +16,9 @@ use platform::grpc::{field, store_failure};
 use tonic::{Request, Response, Status};
 
 use crate::app::{MyPageError, MyPages};
-use crate::domain::{EntryStatus, MissionLine, MissionStatus, PlayerPage, RewardStatus, WalletLine};
+use crate::domain::{
+    EntryStatus, ExchangeLine, ExchangeStatus, MissionLine, MissionStatus, MyPage, PlayerPage, RewardStatus, WalletLine,
+};
 use crate::ports::PageStore;
 
 /// Serves `game.mypage.v1.MyPageService`.
@@ -47,9 +49,10 @@ fn to_pb(page: PlayerPage) -> pb::MyPage {
     pb::MyPage {
         customer_id: page.customer_id.to_string(),
         missions: page.page.missions().iter().map(mission_to_pb).collect(),
-        wallet: page.page.wallet().iter().map(entry_to_pb).collect(),
+        wallet: page.page.wallet().iter().map(|line| entry_to_pb(&page.page, line)).collect(),
         available_points: page.page.available_points().value(),
         version: page.version,
+        exchanges: page.page.exchanges().iter().map(exchange_to_pb).collect(),
     }
 }
 
@@ -76,21 +79,51 @@ fn mission_to_pb(line: &MissionLine) -> pb::MyPageMission {
     }
 }
 
-fn entry_to_pb(line: &WalletLine) -> pb::MyPageWalletEntry {
+fn entry_to_pb(page: &MyPage, line: &WalletLine) -> pb::MyPageWalletEntry {
+    let (gift_order_id, product_sku) = page.entry_order(line);
     pb::MyPageWalletEntry {
         entry_id: line.entry_id.to_string(),
         reward_id: line.reward_id.to_string(),
         mission_id: line.mission_id.to_string(),
         points: line.points.map(Points::value).unwrap_or_default(),
-        status: match line.status {
+        status: match page.entry_status(line) {
             EntryStatus::Available => PbEntryStatus::Available,
             EntryStatus::Exchanged => PbEntryStatus::Exchanged,
             EntryStatus::Expired => PbEntryStatus::Expired,
         }
         .into(),
-        gift_order_id: line.gift_order_id.clone().unwrap_or_default(),
-        product_sku: line.product_sku.clone().unwrap_or_default(),
+        gift_order_id: gift_order_id.unwrap_or_default(),
+        product_sku: product_sku.unwrap_or_default(),
         expires_at: line.expires_at.map(timestamp),
+        remaining_points: page.remaining_points(line).map(Points::value).unwrap_or_default(),
+    }
+}
+
+fn exchange_to_pb(line: &ExchangeLine) -> pb::MyPageExchange {
+    pb::MyPageExchange {
+        exchange_id: line.exchange_id.to_string(),
+        product_sku: line.product_sku.clone().unwrap_or_default(),
+        price_points: line.price_points.map(Points::value).unwrap_or_default(),
+        status: match line.status {
+            ExchangeStatus::Placed => PbExchangeStatus::Placed,
+            ExchangeStatus::Refunded => PbExchangeStatus::Refunded,
+        }
+        .into(),
+        gift_order_id: line.gift_order_id.clone().unwrap_or_default(),
+        reservations: line
+            .payments
+            .iter()
+            .map(|payment| Reservation {
+                entry_id: payment.entry_id.to_string(),
+                reward_id: payment.reward_id.to_string(),
+                points: payment.points.map(Points::value).unwrap_or_default(),
+            })
+            .collect(),
+        placed_at: line.placed_at.map(timestamp),
+        refunded_at: line.refunded_at.map(timestamp),
+        cancel_reason: line.cancel_reason.clone().unwrap_or_default(),
+        refunded_points: line.refunded_points().value(),
+        expired_points: line.expired_points().value(),
     }
 }
 

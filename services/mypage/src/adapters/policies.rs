@@ -5,7 +5,7 @@
 
 use api::game::mission::v1::MissionAchieved;
 use api::game::reward::v1::RewardAllocated;
-use api::game::wallet::v1::{PointsExpired, RewardExchanged, RewardIssued};
+use api::game::wallet::v1::{ExchangePlaced, PointsExpired, PointsRefunded, RewardExchanged, RewardIssued};
 use kernel::{CustomerId, IdError, Points};
 use platform::consumer::{Policy, PolicyError, ReceivedEvent};
 use platform::db::DbConnection;
@@ -13,7 +13,7 @@ use platform::events::{Event, MISSION_STREAM, REWARD_STREAM, StreamDef, WALLET_S
 use platform::store::DbTx;
 
 use crate::app::{self, PageChanges};
-use crate::domain::{EntryId, MissionId, PageEvent, RewardId};
+use crate::domain::{EntryId, ExchangeId, MissionId, PageEvent, Refund, RewardId};
 
 /// Which stream a [`MergeIntoPage`] policy reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +24,16 @@ pub enum Source {
     Rewards,
     /// RewardIssued, RewardExchanged and PointsExpired.
     Wallet,
+    /// ExchangePlaced and PointsRefunded, of the WALLET stream too: a
+    /// consumer of their own rather than more subjects of `mypage-wallet`,
+    /// since a new consumer starts at the beginning of the stream, so the
+    /// exchanges published before the upgrade reach the page too.
+    Exchanges,
 }
 
 impl Source {
     /// Every stream the page is built from.
-    pub const ALL: [Self; 3] = [Self::Missions, Self::Rewards, Self::Wallet];
+    pub const ALL: [Self; 4] = [Self::Missions, Self::Rewards, Self::Wallet, Self::Exchanges];
 }
 
 /// On every event of a mission's life: merge it into the player's page.
@@ -51,6 +56,7 @@ impl Policy for MergeIntoPage {
             Source::Missions => "mypage-missions",
             Source::Rewards => "mypage-rewards",
             Source::Wallet => "mypage-wallet",
+            Source::Exchanges => "mypage-exchanges",
         }
     }
 
@@ -58,7 +64,7 @@ impl Policy for MergeIntoPage {
         match self.source {
             Source::Missions => MISSION_STREAM,
             Source::Rewards => REWARD_STREAM,
-            Source::Wallet => WALLET_STREAM,
+            Source::Wallet | Source::Exchanges => WALLET_STREAM,
         }
     }
 
@@ -67,6 +73,7 @@ impl Policy for MergeIntoPage {
             Source::Missions => &[MissionAchieved::SUBJECT],
             Source::Rewards => &[RewardAllocated::SUBJECT],
             Source::Wallet => &[RewardIssued::SUBJECT, RewardExchanged::SUBJECT, PointsExpired::SUBJECT],
+            Source::Exchanges => &[ExchangePlaced::SUBJECT, PointsRefunded::SUBJECT],
         };
         subjects.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -151,6 +158,55 @@ fn page_event(event: &ReceivedEvent) -> Result<(CustomerId, PageEvent), PolicyEr
                 mission_id: id("mission_id", &exchanged.mission_id, MissionId::parse)?,
                 gift_order_id: text(exchanged.gift_order_id),
                 product_sku: text(exchanged.product_sku),
+            },
+        ))
+    } else if subject == ExchangePlaced::SUBJECT {
+        let placed: ExchangePlaced = event.decode()?;
+        let reservations = placed
+            .reservations
+            .iter()
+            .map(|reservation| {
+                Ok((
+                    id("reservations.entry_id", &reservation.entry_id, EntryId::parse)?,
+                    id("reservations.reward_id", &reservation.reward_id, RewardId::parse)?,
+                    points("reservations.points", reservation.points)?,
+                ))
+            })
+            .collect::<Result<_, PolicyError>>()?;
+        Ok((
+            customer(&placed.customer_id)?,
+            PageEvent::ExchangePlaced {
+                exchange_id: id("exchange_id", &placed.exchange_id, ExchangeId::parse)?,
+                product_sku: text(placed.product_sku),
+                price_points: points("price_points", placed.price_points)?,
+                gift_order_id: text(placed.gift_order_id),
+                reservations,
+                placed_at: time(placed.placed_at.as_ref()),
+            },
+        ))
+    } else if subject == PointsRefunded::SUBJECT {
+        let refunded: PointsRefunded = event.decode()?;
+        let refunds = refunded
+            .refunds
+            .iter()
+            .map(|refund| {
+                Ok(Refund {
+                    entry_id: id("refunds.entry_id", &refund.entry_id, EntryId::parse)?,
+                    reward_id: id("refunds.reward_id", &refund.reward_id, RewardId::parse)?,
+                    refunded: points("refunds.refunded_points", refund.refunded_points)?,
+                    expired: points("refunds.expired_points", refund.expired_points)?,
+                })
+            })
+            .collect::<Result<_, PolicyError>>()?;
+        Ok((
+            customer(&refunded.customer_id)?,
+            PageEvent::PointsRefunded {
+                exchange_id: id("exchange_id", &refunded.exchange_id, ExchangeId::parse)?,
+                product_sku: text(refunded.product_sku),
+                gift_order_id: text(refunded.gift_order_id),
+                refunds,
+                reason: text(refunded.reason),
+                refunded_at: time(refunded.refunded_at.as_ref()),
             },
         ))
     } else {

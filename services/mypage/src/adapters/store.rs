@@ -13,7 +13,8 @@ use platform::store::{self, DbTx, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    EntryId, EntryStatus, MissionId, MissionLine, MissionStatus, MyPage, PlayerPage, RewardId, RewardStatus, WalletLine,
+    EntryId, EntryStatus, ExchangeId, ExchangeLine, ExchangeStatus, MissionId, MissionLine, MissionStatus, MyPage,
+    Payment, PlayerPage, RewardId, RewardStatus, WalletLine,
 };
 use crate::ports::{PageStore, PageTx};
 
@@ -74,6 +75,9 @@ struct PageRow {
 struct Document {
     missions: Vec<MissionDoc>,
     wallet: Vec<EntryDoc>,
+    /// Absent from documents stored before exchanges were published.
+    #[serde(default)]
+    exchanges: Vec<ExchangeDoc>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -101,6 +105,35 @@ struct EntryDoc {
     /// Absent from documents stored before rewards expired.
     #[serde(default)]
     expires_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ExchangeDoc {
+    exchange_id: String,
+    product_sku: Option<String>,
+    price_points: Option<i64>,
+    status: ExchangeStatusDoc,
+    gift_order_id: Option<String>,
+    payments: Vec<PaymentDoc>,
+    placed_at: Option<i64>,
+    refunded_at: Option<i64>,
+    cancel_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PaymentDoc {
+    entry_id: String,
+    reward_id: String,
+    points: Option<i64>,
+    refunded: Option<i64>,
+    expired: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum ExchangeStatusDoc {
+    Placed,
+    Refunded,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -132,7 +165,74 @@ impl From<&MyPage> for Document {
         Self {
             missions: page.missions().iter().map(MissionDoc::from).collect(),
             wallet: page.wallet().iter().map(EntryDoc::from).collect(),
+            exchanges: page.exchanges().iter().map(ExchangeDoc::from).collect(),
         }
+    }
+}
+
+impl From<&ExchangeLine> for ExchangeDoc {
+    fn from(line: &ExchangeLine) -> Self {
+        Self {
+            exchange_id: line.exchange_id.to_string(),
+            product_sku: line.product_sku.clone(),
+            price_points: line.price_points.map(Points::value),
+            status: match line.status {
+                ExchangeStatus::Placed => ExchangeStatusDoc::Placed,
+                ExchangeStatus::Refunded => ExchangeStatusDoc::Refunded,
+            },
+            gift_order_id: line.gift_order_id.clone(),
+            payments: line
+                .payments
+                .iter()
+                .map(|payment| PaymentDoc {
+                    entry_id: payment.entry_id.to_string(),
+                    reward_id: payment.reward_id.to_string(),
+                    points: payment.points.map(Points::value),
+                    refunded: payment.refunded.map(Points::value),
+                    expired: payment.expired.map(Points::value),
+                })
+                .collect(),
+            placed_at: line.placed_at,
+            refunded_at: line.refunded_at,
+            cancel_reason: line.cancel_reason.clone(),
+        }
+    }
+}
+
+impl TryFrom<ExchangeDoc> for ExchangeLine {
+    type Error = String;
+
+    fn try_from(doc: ExchangeDoc) -> Result<Self, String> {
+        let bad = |what: &str, reason: String| format!("exchange {}: {what} {reason}", doc.exchange_id);
+        let points =
+            |what: &str, value: Option<i64>| value.map(Points::new).transpose().map_err(|e| bad(what, e.to_string()));
+        let payments = doc
+            .payments
+            .iter()
+            .map(|payment| {
+                Ok(Payment {
+                    entry_id: EntryId::parse(&payment.entry_id).map_err(|e| bad("entry_id", e.to_string()))?,
+                    reward_id: RewardId::parse(&payment.reward_id).map_err(|e| bad("reward_id", e.to_string()))?,
+                    points: points("points", payment.points)?,
+                    refunded: points("refunded", payment.refunded)?,
+                    expired: points("expired", payment.expired)?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self {
+            exchange_id: ExchangeId::parse(&doc.exchange_id).map_err(|e| bad("exchange_id", e.to_string()))?,
+            product_sku: doc.product_sku.clone(),
+            price_points: points("price_points", doc.price_points)?,
+            status: match doc.status {
+                ExchangeStatusDoc::Placed => ExchangeStatus::Placed,
+                ExchangeStatusDoc::Refunded => ExchangeStatus::Refunded,
+            },
+            gift_order_id: doc.gift_order_id.clone(),
+            payments,
+            placed_at: doc.placed_at,
+            refunded_at: doc.refunded_at,
+            cancel_reason: doc.cancel_reason.clone(),
+        })
     }
 }
 
@@ -253,7 +353,13 @@ impl TryFrom<PageRow> for PlayerPage {
             document.missions.into_iter().map(MissionLine::try_from).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
         let wallet =
             document.wallet.into_iter().map(WalletLine::try_from).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
-        Ok(Self { customer_id, version: row.version, page: MyPage::from_lines(missions, wallet) })
+        let exchanges = document
+            .exchanges
+            .into_iter()
+            .map(ExchangeLine::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        Ok(Self { customer_id, version: row.version, page: MyPage::from_lines(missions, wallet, exchanges) })
     }
 }
 
@@ -352,11 +458,54 @@ mod tests {
         let page = PlayerPage {
             customer_id: CustomerId::parse("player-1").unwrap(),
             version: 2,
-            page: MyPage::from_lines([], [line]),
+            page: MyPage::from_lines([], [line], []),
         };
 
         let read = PlayerPage::try_from(PageRow::try_from(&page).unwrap()).unwrap();
 
         assert_eq!(read, page);
+    }
+
+    #[test]
+    fn an_exchange_and_what_its_entries_paid_are_stored_and_read_back_as_they_were() {
+        let (entry, reward) = (EntryId::generate(), RewardId::generate());
+        let exchange = ExchangeLine {
+            exchange_id: ExchangeId::generate(),
+            product_sku: Some("SNOW-SLED".into()),
+            price_points: Points::new(150).ok(),
+            status: ExchangeStatus::Refunded,
+            gift_order_id: Some("order-9".into()),
+            payments: vec![Payment {
+                entry_id: entry,
+                reward_id: reward,
+                points: Points::new(150).ok(),
+                refunded: Points::new(100).ok(),
+                expired: Points::new(50).ok(),
+            }],
+            placed_at: Some(5_000),
+            refunded_at: Some(7_000),
+            cancel_reason: Some("out of stock at the vendor".into()),
+        };
+        let page = PlayerPage {
+            customer_id: CustomerId::parse("player-1").unwrap(),
+            version: 4,
+            page: MyPage::from_lines([], [], [exchange]),
+        };
+
+        let row = PageRow::try_from(&page).unwrap();
+        assert!(row.document.contains(r#""status":"REFUNDED""#), "{}", row.document);
+        let read = PlayerPage::try_from(row).unwrap();
+
+        assert_eq!(read, page);
+    }
+
+    #[test]
+    fn a_page_stored_before_exchanges_were_published_reads_with_none() {
+        let document = r#"{"missions":[],"wallet":[]}"#;
+        let row = PageRow { customer_id: "player-1".into(), version: 1, document: document.into(), updated_at: 0 };
+
+        let page = PlayerPage::try_from(row).unwrap();
+
+        assert!(page.page.exchanges().is_empty());
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use api::game::mission::v1::MissionAchieved;
 use api::game::mypage::v1::{self as pb, my_page_service_client::MyPageServiceClient};
 use api::game::reward::v1::RewardAllocated;
-use api::game::wallet::v1::{PointsExpired, RewardExchanged, RewardIssued};
+use api::game::wallet::v1::{
+    EntryRefund, ExchangePlaced, PointsExpired, PointsRefunded, Reservation, RewardExchanged, RewardIssued,
+};
 use platform::CancellationToken;
 use testkit::AsCaller;
 use testkit::{Broker, TempStore, service_config};
@@ -74,6 +76,16 @@ impl TestApp {
             .into_inner()
             .my_page
             .unwrap()
+    }
+
+    /// Waits until the player's page is as `wanted` says, and returns it.
+    pub async fn page_until(&self, customer: &str, what: &str, wanted: impl Fn(&pb::MyPage) -> bool) -> pb::MyPage {
+        let wanted = &wanted;
+        eventually(what, || async move {
+            let page = self.page(customer).await;
+            wanted(&page).then_some(page)
+        })
+        .await
     }
 
     /// Waits until the player's page is `expected`, whatever its version.
@@ -239,9 +251,91 @@ impl MissionLife {
                 gift_order_id: self.gift_order_id.clone(),
                 product_sku: "COFFEE_VOUCHER".into(),
                 expires_at: None,
+                remaining_points: 0,
             }],
             available_points: 0,
             version: 0,
+            exchanges: vec![],
+        }
+    }
+}
+
+/// When an exchange's order was placed.
+pub const PLACED_AT: i64 = ACHIEVED_AT + 10_000;
+
+/// When the vendor's cancellation of it came back as a refund.
+pub const REFUNDED_AT: i64 = ACHIEVED_AT + 20_000;
+
+/// One exchange of points for a product, paid by the entries of some
+/// lives of one player.
+#[derive(Debug, Clone)]
+pub struct ExchangeLife {
+    pub customer_id: String,
+    pub exchange_id: String,
+    pub gift_order_id: String,
+    /// Each paying life's entry and reward, and the points it paid.
+    pub paid: Vec<(String, String, i64)>,
+}
+
+impl ExchangeLife {
+    pub fn new(paid: &[(&MissionLife, i64)]) -> Self {
+        Self {
+            customer_id: paid[0].0.customer_id.clone(),
+            exchange_id: new_id(),
+            gift_order_id: new_id(),
+            paid: paid.iter().map(|(life, points)| (life.entry_id.clone(), life.reward_id.clone(), *points)).collect(),
+        }
+    }
+
+    pub fn price(&self) -> i64 {
+        self.paid.iter().map(|(_, _, points)| points).sum()
+    }
+
+    pub fn placed(&self) -> ExchangePlaced {
+        ExchangePlaced {
+            event_id: new_id(),
+            exchange_id: self.exchange_id.clone(),
+            customer_id: self.customer_id.clone(),
+            product_sku: "SNOW_SLED".into(),
+            price_points: self.price(),
+            gift_order_id: self.gift_order_id.clone(),
+            reservations: self
+                .paid
+                .iter()
+                .map(|(entry_id, reward_id, points)| Reservation {
+                    entry_id: entry_id.clone(),
+                    reward_id: reward_id.clone(),
+                    points: *points,
+                })
+                .collect(),
+            placed_at: Some(platform::events::timestamp(PLACED_AT)),
+        }
+    }
+
+    /// The vendor cancelled the order: every point back, but those of the
+    /// `expired` entries, which expire at once.
+    pub fn refunded(&self, expired: &[&str]) -> PointsRefunded {
+        PointsRefunded {
+            event_id: new_id(),
+            exchange_id: self.exchange_id.clone(),
+            customer_id: self.customer_id.clone(),
+            gift_order_id: self.gift_order_id.clone(),
+            product_sku: "SNOW_SLED".into(),
+            refunds: self
+                .paid
+                .iter()
+                .map(|(entry_id, reward_id, points)| {
+                    let past_expiry = expired.contains(&entry_id.as_str());
+                    EntryRefund {
+                        entry_id: entry_id.clone(),
+                        reward_id: reward_id.clone(),
+                        refunded_points: if past_expiry { 0 } else { *points },
+                        expired_points: if past_expiry { *points } else { 0 },
+                    }
+                })
+                .collect(),
+            reason: "the vendor ran out of sleds".into(),
+            refunded_at: Some(platform::events::timestamp(REFUNDED_AT)),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot proceed should stop right there
 
+mod exchanges;
 mod helpers;
 mod merge;
 mod postgres;

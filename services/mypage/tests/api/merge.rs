@@ -25,6 +25,7 @@ async fn the_full_life_of_a_mission_shows_on_the_page() {
             status: WalletEntryStatus::Available.into(),
             gift_order_id: String::new(),
             product_sku: String::new(),
+            remaining_points: 300,
             ..final_page.wallet[0].clone()
         }],
         available_points: 300,
@@ -126,6 +127,7 @@ fn expected(life: &MissionLife, status: WalletEntryStatus, reward: RewardStatus,
             gift_order_id: String::new(),
             product_sku: String::new(),
             expires_at: Some(platform::events::timestamp(EXPIRES_AT)),
+            remaining_points: available,
             ..page.wallet[0].clone()
         }],
         available_points: available,

@@ -17,6 +17,7 @@ async fn a_player_no_event_mentioned_gets_an_empty_page() {
             wallet: vec![],
             available_points: 0,
             version: 0,
+            exchanges: vec![],
         }
     );
 }

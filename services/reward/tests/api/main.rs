@@ -17,3 +17,4 @@ mod processes;
 mod replicas;
 mod track_expiry;
 mod track_wallet;
+mod unlisted_consumer;

@@ -1,6 +1,6 @@
 //! The wallet's client of the gift context: the one synchronous
 //! service-to-service call. Every answer is classified for the saga: an
-//! order placed, a definite refusal (the reward stays untouched), or an
+//! order placed, a definite refusal (the points go back), or an
 //! unknown outcome that must be re-driven with the same idempotency key.
 
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use platform::resilience::{
 use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
-use crate::domain::{ExchangeTicket, WalletEntry};
+use crate::domain::{Exchange, GiftPayer};
 use crate::ports::{GiftExchange, GiftOutcome, GiftRefusal};
 
 /// A gRPC client of `game.gift.v1.GiftService`, behind the platform's
@@ -49,15 +49,21 @@ impl GiftClient {
 
 impl GiftExchange for GiftClient {
     // Retrying is safe: gift places at most one order per key.
-    async fn exchange(&self, entry: &WalletEntry, ticket: &ExchangeTicket, deadline: Option<Instant>) -> GiftOutcome {
+    async fn exchange(&self, exchange: &Exchange, deadline: Option<Instant>) -> GiftOutcome {
+        // An exchange begun before points added up is asked for as it was
+        // then: gift matches a repeated key against what it was first asked.
+        let (reward_id, exchange_id) = match (exchange.payer, exchange.reservations.as_slice()) {
+            (GiftPayer::Reward, [only]) => (only.reward_id.to_string(), String::new()),
+            _ => (String::new(), exchange.id.to_string()),
+        };
         let request = pb::ExchangeRequest {
-            idempotency_key: ticket.idempotency_key(),
-            customer_id: entry.customer_id.to_string(),
-            reward_id: entry.reward_id.to_string(),
-            product_sku: ticket.product.to_string(),
-            points: entry.points.value(),
-            mission_id: entry.mission_id.to_string(),
-            exchange_id: String::new(),
+            idempotency_key: exchange.gift_key.to_string(),
+            customer_id: exchange.customer_id.to_string(),
+            reward_id,
+            product_sku: exchange.product.to_string(),
+            points: exchange.price.value(),
+            mission_id: exchange.mission_id.to_string(),
+            exchange_id,
         };
         let answer = self
             .retrier

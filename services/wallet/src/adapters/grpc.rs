@@ -11,8 +11,11 @@ use platform::grpc::{deadline_of, field, invalid, store_failure};
 use platform::resilience::RETRY_AFTER_MS;
 use tonic::{Request, Response, Status};
 
+use crate::adapters::events;
 use crate::app::{WalletError, Wallets};
-use crate::domain::{EntryId, EntryStatus, ExchangeRefused, ProductSku, WalletEntry};
+use crate::domain::{
+    EntryId, Exchange, ExchangeRefused, ExchangeStatus, IdempotencyKey, ProductSku, Standing, WalletEntry,
+};
 use crate::ports::{GiftExchange, GiftRefusal, WalletStore};
 
 /// Serves `game.wallet.v1.WalletService`.
@@ -46,6 +49,10 @@ impl From<WalletError> for Status {
     fn from(error: WalletError) -> Self {
         match error {
             WalletError::EntryNotFound(id) => Status::not_found(format!("wallet entry {id} does not exist")),
+            WalletError::UnknownProduct(_) => Status::not_found(error.to_string()),
+            WalletError::Refused(refused @ ExchangeRefused::KeyReused { .. }) => {
+                Status::already_exists(refused.to_string())
+            }
             WalletError::Refused(refused @ ExchangeRefused::NotYours { .. }) => {
                 Status::permission_denied(refused.to_string())
             }
@@ -58,26 +65,32 @@ impl From<WalletError> for Status {
                 "the gift exchange did not confirm in time; wallet entry {id} stays pending and will be \
                  completed or released shortly"
             )),
+            WalletError::ExchangeUnsettled(id) => Status::unavailable(format!(
+                "the gift exchange did not confirm in time; exchange {id} stays pending and will be completed or \
+                 released shortly (asking again with the same idempotency_key tells how it ended)"
+            )),
             WalletError::Storage(error) => store_failure(&error),
         }
     }
 }
 
 fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
-    let (remaining_points, expired_points) = match entry.status {
-        EntryStatus::Available => (entry.points.value(), 0),
-        EntryStatus::Expired { .. } => (0, entry.points.value()),
-        EntryStatus::ExchangePending { .. } | EntryStatus::Exchanged { .. } => (0, 0),
+    let standing = entry.standing();
+    let status = match standing {
+        Standing::Available => pb::WalletEntryStatus::Available,
+        Standing::ExchangePending => pb::WalletEntryStatus::ExchangePending,
+        Standing::Exchanged => pb::WalletEntryStatus::Exchanged,
+        Standing::Expired => pb::WalletEntryStatus::Expired,
     };
-    let (status, product_sku, gift_order_id) = match entry.status {
-        EntryStatus::Available => (pb::WalletEntryStatus::Available, String::new(), String::new()),
-        EntryStatus::ExchangePending { product, .. } => {
-            (pb::WalletEntryStatus::ExchangePending, product.to_string(), String::new())
-        }
-        EntryStatus::Exchanged { product, gift_order_id, .. } => {
-            (pb::WalletEntryStatus::Exchanged, product.to_string(), gift_order_id)
-        }
-        EntryStatus::Expired { .. } => (pb::WalletEntryStatus::Expired, String::new(), String::new()),
+    // As before for clients that know one reward as one exchange: the
+    // product while pending or once exchanged, the order once exchanged.
+    let product_sku = match standing {
+        Standing::ExchangePending | Standing::Exchanged => entry.product.map(|p| p.to_string()).unwrap_or_default(),
+        Standing::Available | Standing::Expired => String::new(),
+    };
+    let gift_order_id = match standing {
+        Standing::Exchanged => entry.gift_order_id.unwrap_or_default(),
+        Standing::Available | Standing::ExchangePending | Standing::Expired => String::new(),
     };
     pb::WalletEntry {
         entry_id: entry.id.to_string(),
@@ -89,8 +102,36 @@ fn to_pb(entry: WalletEntry) -> pb::WalletEntry {
         product_sku,
         issued_at: Some(timestamp(entry.issued_at)),
         expires_at: entry.expires_at.map(timestamp),
-        remaining_points,
-        expired_points,
+        remaining_points: entry.remaining,
+        expired_points: entry.expired,
+    }
+}
+
+/// The exchange as `GetWallet` shows it.
+fn exchange_to_pb(exchange: &Exchange) -> pb::Exchange {
+    let (status, gift_order_id, placed_at, refunded_at, cancel_reason, failure_reason) = match &exchange.status {
+        ExchangeStatus::Pending => (pb::ExchangeStatus::Pending, "", None, None, "", ""),
+        ExchangeStatus::Placed { gift_order_id, at } => {
+            (pb::ExchangeStatus::Placed, gift_order_id.as_str(), Some(*at), None, "", "")
+        }
+        ExchangeStatus::Released { reason, .. } => (pb::ExchangeStatus::Released, "", None, None, "", reason.as_str()),
+        ExchangeStatus::Refunded { gift_order_id, placed_at, reason, at } => {
+            (pb::ExchangeStatus::Refunded, gift_order_id.as_str(), Some(*placed_at), Some(*at), reason.as_str(), "")
+        }
+    };
+    pb::Exchange {
+        exchange_id: exchange.id.to_string(),
+        customer_id: exchange.customer_id.to_string(),
+        product_sku: exchange.product.to_string(),
+        price_points: exchange.price.value(),
+        status: status.into(),
+        gift_order_id: gift_order_id.to_owned(),
+        reservations: events::reservations(exchange),
+        requested_at: Some(timestamp(exchange.requested_at)),
+        placed_at: placed_at.map(timestamp),
+        refunded_at: refunded_at.map(timestamp),
+        cancel_reason: cancel_reason.to_owned(),
+        failure_reason: failure_reason.to_owned(),
     }
 }
 
@@ -103,26 +144,35 @@ impl<S: WalletStore, G: GiftExchange> WalletService for WalletGrpc<S, G> {
         let caller = caller(&request)?;
         let customer = field("customer_id", &request.get_ref().customer_id, CustomerId::parse)?;
         require_reader(&caller, &customer)?;
-        let entries = self.wallets.wallet(customer.clone()).await?;
-        let now = platform::db::now_millis();
-        let mut wallet = pb::Wallet { customer_id: customer.to_string(), ..Default::default() };
-        for entry in entries {
-            let points = entry.points.value();
-            wallet.earned += points;
-            match &entry.status {
-                EntryStatus::Available if entry.is_due(now) => wallet.expired += points,
-                EntryStatus::Available => wallet.balance += points,
-                EntryStatus::ExchangePending { .. } => wallet.reserved += points,
-                EntryStatus::Exchanged { .. } => wallet.spent += points,
-                EntryStatus::Expired { .. } => wallet.expired += points,
-            }
-            wallet.entries.push(to_pb(entry));
-        }
-        Ok(Response::new(pb::GetWalletResponse { wallet: Some(wallet) }))
+        let view = self.wallets.wallet(customer.clone(), platform::db::now_millis()).await?;
+        let totals = view.totals;
+        Ok(Response::new(pb::GetWalletResponse {
+            wallet: Some(pb::Wallet {
+                customer_id: customer.to_string(),
+                entries: view.entries.into_iter().map(to_pb).collect(),
+                balance: totals.balance,
+                reserved: totals.reserved,
+                earned: totals.earned,
+                spent: totals.spent,
+                expired: totals.expired,
+                refunded: totals.refunded,
+                exchanges: view.exchanges.iter().map(exchange_to_pb).collect(),
+            }),
+        }))
     }
 
-    async fn exchange(&self, _request: Request<pb::ExchangeRequest>) -> Result<Response<pb::ExchangeResponse>, Status> {
-        Err(Status::unimplemented("WalletService.Exchange is not served yet; use ExchangeReward"))
+    async fn exchange(&self, request: Request<pb::ExchangeRequest>) -> Result<Response<pb::ExchangeResponse>, Status> {
+        // What is left of the player's deadline bounds the call to gift too.
+        let deadline = deadline_of(&request);
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let customer = field("customer_id", &request.customer_id, CustomerId::parse)?;
+        let product = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
+        let key = IdempotencyKey::parse(&request.idempotency_key).map_err(|e| invalid("idempotency_key", e))?;
+        // Before anything is reserved: a refused exchange changes nothing.
+        require_player(&caller, &customer)?;
+        let exchange = self.wallets.exchange(customer, product, key, deadline).await?;
+        Ok(Response::new(pb::ExchangeResponse { exchange: Some(exchange_to_pb(&exchange)) }))
     }
 
     async fn exchange_reward(
@@ -138,7 +188,7 @@ impl<S: WalletStore, G: GiftExchange> WalletService for WalletGrpc<S, G> {
         let product = ProductSku::parse(&request.product_sku).map_err(|e| invalid("product_sku", e))?;
         // Before anything is reserved: a refused exchange changes nothing.
         require_player(&caller, &customer)?;
-        let entry = self.wallets.exchange(customer, entry_id, product, deadline).await?;
+        let entry = self.wallets.exchange_reward(customer, entry_id, product, deadline).await?;
         Ok(Response::new(pb::ExchangeRewardResponse { entry: Some(to_pb(entry)) }))
     }
 }

@@ -17,7 +17,7 @@ use tonic::Code;
 use wallet::adapters::gift_client::GiftClient;
 use wallet::adapters::store::DieselWalletStore;
 use wallet::app::{AllocatedReward, WalletError, Wallets, issue};
-use wallet::domain::{EntryStatus, ExchangeRefused, MissionId, ProductSku, RewardExpiry, RewardId};
+use wallet::domain::{ExchangeRefused, MissionId, ProductSku, RewardExpiry, RewardId, Standing};
 use wallet::ports::WalletStore as _;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_with};
@@ -102,7 +102,8 @@ async fn an_expired_entry_is_refused_at_exchange(url: &str) {
     store.write(move |tx| issue(tx, reward, RewardExpiry::after(Duration::ZERO))).await.unwrap();
     let entry = store.wallet(customer.clone()).await.unwrap().remove(0);
 
-    let answer = wallets.exchange(customer.clone(), entry.id, ProductSku::parse("AVATAR-FRAME").unwrap(), None).await;
+    let answer =
+        wallets.exchange_reward(customer.clone(), entry.id, ProductSku::parse("AVATAR-FRAME").unwrap(), None).await;
 
     assert!(
         matches!(&answer, Err(WalletError::Refused(ExchangeRefused::Expired { expires_at, .. })) if *expires_at == ended),
@@ -158,7 +159,7 @@ async fn two_replicas_expire_each_entry_exactly_once(url: &str) {
     assert_eq!(expired_a.unwrap() + expired_b.unwrap(), DUE, "between them, every due entry once");
     let wallet = store.wallet(customer).await.unwrap();
     assert_eq!(wallet.len(), DUE);
-    assert!(wallet.iter().all(|entry| entry.status == EntryStatus::Expired { at: now }));
+    assert!(wallet.iter().all(|entry| entry.standing() == Standing::Expired && entry.expired_at == Some(now)));
 }
 
 /// PointsExpired staged in the outbox (each under its own event id, which

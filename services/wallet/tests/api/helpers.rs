@@ -33,9 +33,19 @@ pub async fn spawn_app() -> TestApp {
 
 /// The wallet as [`spawn_app`] starts it, with its configuration tuned first.
 pub async fn spawn_app_with(tune: impl FnOnce(&mut wallet::WalletConfig)) -> TestApp {
-    let broker = Broker::start().await;
+    spawn_app_on(Broker::start().await, None, tune).await
+}
+
+/// The wallet on `broker`, its store at `database_url` (or a fresh SQLite
+/// file), with gift expected where nothing listens unless `tune` says.
+pub async fn spawn_app_on(
+    broker: Broker,
+    database_url: Option<&str>,
+    tune: impl FnOnce(&mut wallet::WalletConfig),
+) -> TestApp {
     let store = TempStore::new();
-    let mut config = wallet::WalletConfig::local(service_config(&broker, store.sqlite_url("wallet")));
+    let url = database_url.map_or_else(|| store.sqlite_url("wallet"), str::to_owned);
+    let mut config = wallet::WalletConfig::local(service_config(&broker, url));
     config.gift_url = format!("http://127.0.0.1:{}", testkit::free_port());
     tune(&mut config);
     let service = Running::serve(wallet::build(config).await.unwrap());
