@@ -10,8 +10,9 @@
 //!   while it was busy in one transaction (the services' group commit), and
 //!   the relays' marks of what they published;
 //! - 3 publishes (with `Nats-Msg-Id`, PubAcks awaited per batch) and 7
-//!   durable pull consumers acking each event after their batch committed,
-//!   on a nats-server of its own.
+//!   durable pull consumers (pulling and applying as many at a time as the
+//!   services' do, `platform::consumer`) acking each event after their
+//!   batch committed, on a nats-server of its own.
 //!
 //! The relays are handed the rows just committed (no outbox read). CPU is
 //! this process's and its nats-server's, less the client's own thread.
@@ -216,6 +217,8 @@ impl Chain {
             last: Mutex::new(None),
             latencies: Mutex::new(Latencies::new()),
         });
+        // Pulled and applied in batches as the services' consumers are.
+        let tuning = platform::consumer::ConsumerConfig::default();
         for (name, stream, at, publishes) in CONSUMERS {
             let consumer = js
                 .get_stream(STREAMS[stream].0)
@@ -223,12 +226,14 @@ impl Chain {
                 .create_consumer(pull::Config {
                     durable_name: Some(name.into()),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: tuning.ack_wait,
+                    max_ack_pending: tuning.max_ack_pending,
                     ..Default::default()
                 })
                 .await?;
             let relay = publishes.map(|p| relays[p].clone());
             let last = (name == LAST).then(|| (Arc::clone(&done), origin));
-            let consumer = consume(name, consumer, store(at), relay, last, stop.clone());
+            let consumer = consume(name, consumer, tuning.clone(), store(at), relay, last, stop.clone());
             tokio::spawn(report_failure(name, stop.clone(), consumer));
         }
         let endpoint = Endpoint { store: store(Store::Mission), relay: relays[0].clone() };
@@ -434,13 +439,15 @@ async fn relay(
 async fn consume(
     name: &'static str,
     consumer: jetstream::consumer::Consumer<pull::Config>,
+    tuning: platform::consumer::ConsumerConfig,
     store: Arc<Writer>,
     relay: Option<mpsc::UnboundedSender<Event>>,
     last: Option<(Arc<Completion>, Instant)>,
     stop: platform::CancellationToken,
 ) -> anyhow::Result<()> {
-    let messages = consumer.stream().max_messages_per_batch(256).messages().await?;
-    let mut batches = messages.ready_chunks(256);
+    let messages =
+        consumer.stream().max_messages_per_batch(tuning.batch).heartbeat(Duration::from_secs(5)).messages().await?;
+    let mut batches = messages.ready_chunks(tuning.apply_batch.clamp(1, tuning.batch.max(1)));
     loop {
         let batch = tokio::select! {
             () = stop.cancelled() => return Ok(()),
