@@ -1,5 +1,5 @@
 //! Where the chain's time goes, hop by hop, from the stores a benchmark
-//! left (`rewardsctl bench hops .run/bench-<time>/chain-1000/data`).
+//! left (`rewardsctl bench hops .run/bench-<time>/latency-0/data`).
 //!
 //! For every mission of the run: from its achievement (inside mission's
 //! transaction) to reward applying MissionAchieved, from there to wallet
@@ -25,7 +25,7 @@ use crate::stores::Stores;
 /// The command line of `rewardsctl bench hops`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// The stores of a chain step, e.g. .run/bench-<time>/chain-1000/data.
+    /// The stores of a chain step, e.g. .run/bench-<time>/latency-0/data.
     #[arg(value_name = "DATA_DIR")]
     data: PathBuf,
 }

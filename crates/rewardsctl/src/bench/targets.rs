@@ -133,6 +133,8 @@ pub struct Row {
     pub met: Option<bool>,
     /// Label, value and unit of each figure beside it that the run has.
     pub beside: Vec<(String, f64, String)>,
+    /// Its parts (e.g. each process's share), when it has a breakdown.
+    pub parts: Vec<(String, f64, String)>,
     /// What the figure can show, when that needs saying.
     pub note: Option<String>,
 }
@@ -144,18 +146,17 @@ pub fn evaluate(figures: &[Named]) -> Vec<Row> {
         .iter()
         .map(|target| {
             let measured = find(target.figure);
-            let mut beside: Vec<(String, f64, String)> = target
+            let beside: Vec<(String, f64, String)> = target
                 .beside
                 .iter()
                 .filter_map(|(label, name)| find(name).map(|(_, v, u)| ((*label).to_owned(), *v, u.clone())))
                 .collect();
-            if let Some(prefix) = target.breakdown {
-                beside.extend(
-                    figures
-                        .iter()
-                        .filter_map(|(n, v, u)| n.strip_prefix(prefix).map(|part| (part.to_owned(), *v, u.clone()))),
-                );
-            }
+            let parts = target.breakdown.map_or_else(Vec::new, |prefix| {
+                figures
+                    .iter()
+                    .filter_map(|(n, v, u)| n.strip_prefix(prefix).map(|part| (part.to_owned(), *v, u.clone())))
+                    .collect()
+            });
             let note = (target.figure == LATENCY_P99 || target.figure == LATENCY_P50)
                 .then(|| {
                     let runs = find(LATENCY_RUNS)?.1;
@@ -172,6 +173,7 @@ pub fn evaluate(figures: &[Named]) -> Vec<Row> {
                 limit: target.limit,
                 met: measured.map(|(_, v, _)| target.limit.met(*v)),
                 beside,
+                parts,
                 note,
             }
         })
@@ -219,6 +221,10 @@ pub fn table(rows: &[Row]) -> String {
             verdict(row.met),
             row.beside.iter().map(|(l, v, u)| format!("{l} {} {u}", number(*v))).collect::<Vec<_>>().join("; ")
         );
+        if !row.parts.is_empty() {
+            let parts = row.parts.iter().map(|(l, v, _)| format!("{l} {}", number(*v))).collect::<Vec<_>>();
+            let _ = writeln!(out, "{:<width$}  of which ({}): {}", "", row.unit, parts.join(", "));
+        }
         if let Some(note) = &row.note {
             let _ = writeln!(out, "{:<width$}  {note}", "");
         }
@@ -329,7 +335,7 @@ mod tests {
         let cpu = &rows[0];
         assert_eq!(cpu.met, Some(false));
         assert!(cpu.beside.contains(&("bare chain".to_owned(), 0.2, "CPU-ms".to_owned())));
-        assert!(cpu.beside.contains(&("mission".to_owned(), 0.25, "CPU-ms".to_owned())), "{:?}", cpu.beside);
+        assert_eq!(cpu.parts, [("mission".to_owned(), 0.25, "CPU-ms".to_owned())]);
         assert_eq!(rows[1].met, Some(true));
         assert_eq!(rows[2].met, None, "not measured");
         let gateway = rows.iter().find(|r| r.what.contains("added")).unwrap();
@@ -339,6 +345,7 @@ mod tests {
         assert!(text.contains("not measured"), "{text}");
         assert!(text.contains("nginx grpc_pass adds 0.080 ms"), "{text}");
         assert!(text.contains("echo round trip p50 0.110 ms"), "{text}");
+        assert!(text.contains("of which (CPU-ms): mission 0.250"), "{text}");
     }
 
     #[test]
