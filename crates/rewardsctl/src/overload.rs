@@ -46,6 +46,11 @@ use crate::mesh::{Layout, Mesh, MeshConfig, Replicas};
 /// How slow gift becomes: well beyond the wallet's 2 s deadline.
 const SLOW_VENDOR_MS: u32 = 4_000;
 
+/// The vendor cancels this share of the orders it placed, this long after,
+/// all run long: refunds go on while the breaker opens and closes.
+const CANCEL_PERCENT: u32 = 10;
+const CANCEL_AFTER_MS: u32 = 400;
+
 /// The shortest phase that still shows the breaker at work.
 const SHORTEST_PHASE: Duration = Duration::from_secs(2);
 
@@ -165,16 +170,23 @@ async fn exercise(mesh: &Mesh, options: &Options) -> anyhow::Result<Report> {
     }
     running.spawn(players::achieving(clients.clone(), catalogue, Arc::clone(&shared), stop.clone()));
 
+    let cancelling = admin::VendorBehaviour {
+        cancel_percent: CANCEL_PERCENT,
+        cancel_after_ms: CANCEL_AFTER_MS,
+        ..Default::default()
+    };
+    set_vendor(&clients, &vendor, cancelling).await?;
+    say(format!("the vendor cancels {CANCEL_PERCENT} % of the orders it places, {CANCEL_AFTER_MS} ms later"));
     let mut report = Report { run_dir: mesh.run_dir().to_path_buf(), ..Report::default() };
     tick_through(&shared, &wallet, Phase::Healthy, options.phase, Until::PhaseEnds, None).await;
 
-    set_vendor(&clients, &vendor, admin::VendorBehaviour { latency_ms: SLOW_VENDOR_MS, ..Default::default() }).await?;
+    set_vendor(&clients, &vendor, admin::VendorBehaviour { latency_ms: SLOW_VENDOR_MS, ..cancelling }).await?;
     say(format!("gift slowed down: every exchange now takes {SLOW_VENDOR_MS} ms, beyond the wallet's deadline"));
     shared.enter(Phase::Slowed);
     report.opened_after =
         tick_through(&shared, &wallet, Phase::Slowed, options.phase, Until::PhaseEnds, Some(Breaker::Open)).await;
 
-    set_vendor(&clients, &vendor, admin::VendorBehaviour::default()).await?;
+    set_vendor(&clients, &vendor, cancelling).await?;
     say("gift recovered".into());
     shared.enter(Phase::Recovered);
     // Until the breaker closed (its cool-down, then a probe), then one more phase.
@@ -190,7 +202,9 @@ async fn exercise(mesh: &Mesh, options: &Options) -> anyhow::Result<Report> {
     report.answers = lock(&shared.answers).clone();
     report.missions = lock(&shared.missions).clone();
     say("waiting for the re-driver to settle timed-out exchanges, then checking what must hold…".into());
-    report.violations = checks::check(&clients, &shared).await;
+    let checked = checks::check(&clients, &shared).await;
+    report.violations = checked.violations;
+    report.refunds = checked.refunds;
     report.violations.extend(missed_promises(&report));
     Ok(report)
 }

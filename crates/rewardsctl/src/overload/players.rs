@@ -35,6 +35,8 @@ pub struct Shared {
     pub achieved: Mutex<Vec<(String, String)>>,
     /// Entries whose exchange the player was turned away from, in any phase.
     pub turned_away: Mutex<Vec<(String, String)>>,
+    /// Every player who exchanges.
+    pub exchangers: Mutex<Vec<String>>,
     /// Answers nobody expected: each a bug, for this run.
     pub others: Mutex<Vec<String>>,
 }
@@ -47,7 +49,10 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// The healthy phase, with these entries to exchange at `rate` a second.
     pub fn new(entries: Vec<(String, String)>, rate: u32) -> Self {
+        let mut exchangers: Vec<String> = entries.iter().map(|(customer, _)| customer.clone()).collect();
+        exchangers.dedup();
         Self {
+            exchangers: Mutex::new(exchangers),
             phase: Mutex::new((Phase::Healthy, Instant::now())),
             available: Mutex::new(entries),
             pace: tokio::sync::Mutex::new(pace(rate)),

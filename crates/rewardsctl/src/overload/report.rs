@@ -60,6 +60,8 @@ pub struct Report {
     pub closed_after: Option<Duration>,
     /// Broken promises; empty when the run passed.
     pub violations: Vec<String>,
+    /// Exchanges refunded after the vendor cancelled their order.
+    pub refunds: usize,
 }
 
 impl Report {
@@ -114,6 +116,7 @@ impl Report {
         let after = |d: Option<Duration>| d.map_or("never".to_owned(), |d| format!("{:.1}s", d.as_secs_f64()));
         println!("  breaker opened         {} after gift slowed down", after(self.opened_after));
         println!("  breaker closed         {} after gift recovered", after(self.closed_after));
+        println!("  orders cancelled       {} refunded once each, the players' points adding up", self.refunds);
         for violation in &self.violations {
             println!("  ! {violation}");
         }
