@@ -106,6 +106,27 @@ pub async fn all_healthy(nodes: &[Node]) -> bool {
     true
 }
 
+/// Whether every one of `nodes` names the same meta leader and that leader
+/// counts every other node as a current peer: the meta group has formed
+/// with all of them, so losing any one node leaves a quorum that elects a
+/// new leader. (A node answers `/healthz` as soon as JetStream is enabled,
+/// before it has joined the group.)
+pub async fn meta_group_complete(nodes: &[Node]) -> bool {
+    let mut leaders = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        match meta_leader(node.monitor_port).await {
+            Ok(Some(leader)) => leaders.push(leader),
+            _ => return false,
+        }
+    }
+    let Some(leader) = leaders.first().filter(|first| leaders.iter().all(|l| l == *first)) else { return false };
+    let Some(at_leader) = nodes.iter().find(|n| &n.name == leader) else { return false };
+    let Ok(jsz) = http::get_json(at_leader.monitor_port, "/jsz", MONITOR_TIMEOUT).await else { return false };
+    let replicas = jsz.pointer("/meta_cluster/replicas").and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    let current = replicas.iter().filter(|r| r.get("current").and_then(serde_json::Value::as_bool) == Some(true));
+    current.count() + 1 >= nodes.len()
+}
+
 /// Whether `nodes` have a meta leader and every one of them is current.
 pub async fn is_cluster_healthy(nodes: &[Node]) -> bool {
     leader_of(nodes, None).await.is_some() && all_healthy(nodes).await
@@ -148,8 +169,12 @@ pub async fn leader_of(nodes: &[Node], stream: Option<&str>) -> Option<usize> {
             None => meta_leader(node.monitor_port).await,
             Some(stream) => stream_leader(node.monitor_port, stream).await,
         };
-        if let Ok(Some(name)) = leader {
-            return nodes.iter().position(|n| n.name == name);
+        // A node may still name a leader that died (it has not noticed yet):
+        // ask the next one rather than answer with none.
+        if let Ok(Some(name)) = leader
+            && let Some(index) = nodes.iter().position(|n| n.name == name)
+        {
+            return Some(index);
         }
     }
     None

@@ -40,6 +40,18 @@ impl NatsCluster {
             cluster.spawn(node)?;
         }
         cluster.wait_healthy(Duration::from_secs(30)).await?;
+        // A test kills a node next: every node must be in the meta group
+        // first, or the two left may not be a quorum of it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !nats::meta_group_complete(&cluster.nodes).await {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "the meta group did not take in every node within 30 s (logs in {})",
+                    cluster.dir.path().display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(cluster)
     }
 
