@@ -296,9 +296,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         // Exchanges left pending by a killed wallet are settled within seconds.
         ("wallet", "EXCHANGE_REDRIVE_INTERVAL_MS", "500"),
         ("wallet", "EXCHANGE_REDRIVE_AFTER_MS", "2000"),
-        // The finale's rewards expire seconds after its event ends, while the
-        // kills go on; the vendor simulation cancels orders after the fact.
-        ("wallet", "REWARD_EXPIRY_AFTER_MS", "2000"),
+        // The finale's rewards expire FINALE_EXPIRY after its event ends
+        // (set below from the constant the run waits by), while the kills go
+        // on; the vendor simulation cancels orders after the fact.
         ("wallet", "REWARD_EXPIRY_INTERVAL_MS", "500"),
         ("gift", "GIFT_VENDOR_SIMULATION", "true"),
         // The checks read every player's data as one operator, thousands of
@@ -311,7 +311,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         bin_dir: options.bin_dir.clone(),
         nats_server: options.nats_server.clone(),
         layout: Layout::free(options.shape, &replicas)?,
-        env: env.iter().map(|(s, k, v)| ((*s).to_owned(), (*k).to_owned(), (*v).to_owned())).collect(),
+        env: env
+            .iter()
+            .map(|(s, k, v)| ((*s).to_owned(), (*k).to_owned(), (*v).to_owned()))
+            .chain([("wallet".to_owned(), "REWARD_EXPIRY_AFTER_MS".to_owned(), FINALE_EXPIRY.as_millis().to_string())])
+            .collect(),
         announce: false,
     };
     let mut mesh = Mesh::new(config)?;
