@@ -79,6 +79,20 @@ enum Benchmark {
     GatewayAuth(gateway_auth::Args),
     /// Where the chain's time went, hop by hop (p50/p90/p99/max), from the stores a chain step left.
     Hops(hops::Args),
+    /// One chain run on a fresh system: latency to ISSUED and CPU per mission by process, for measuring one
+    /// change with and without it.
+    Chain(ChainArgs),
+}
+
+/// The command line of `rewardsctl bench chain`.
+#[derive(Debug, clap::Args)]
+struct ChainArgs {
+    /// Missions a second.
+    #[arg(long, default_value_t = 1_000.0, value_name = "N")]
+    rate: f64,
+    /// How long the missions are driven, in seconds.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    duration: u64,
 }
 
 /// The command line of `rewardsctl bench bare-chain`.
@@ -135,6 +149,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Some(Benchmark::GatewayAuth(args)) => gateway_auth::run(args.options()?).await,
         Some(Benchmark::Hops(args)) => hops::run(args).await,
+        Some(Benchmark::Chain(args)) => {
+            let dir = crate::runs::benchmark("chain");
+            println!("\n== The chain (processes, stores and logs in {}) ==", dir.display());
+            let options = chain::Options {
+                duration: Duration::from_secs(args.duration),
+                drain: Duration::from_secs(30),
+                samples_per_s: 50.0,
+                max_watches: 16,
+                shape: crate::mesh::Shape::Single,
+            };
+            let step = chain::run_step(&dir, &crate::runs::bin_dir()?, &options, args.rate).await?;
+            suite::print_cpu_per_mission(&step);
+            Ok(())
+        }
     }
 }
 

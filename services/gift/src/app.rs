@@ -161,7 +161,8 @@ impl<S: GiftStore> Gifts<S> {
         .await?;
         match exchanged {
             Exchanged::Placed(order) => {
-                tracing::info!(order_id = %order.id, "gift order placed");
+                // Per exchange, so at debug: the GiftExchanged event is the record.
+                tracing::debug!(order_id = %order.id, "gift order placed");
                 Ok(order)
             }
             Exchanged::Replayed(order) => {

@@ -286,7 +286,8 @@ pub fn record(
     let (settlement, event) = Settlement::record(exchange, period.id, now);
     tx.append(&settlement)?;
     tx.stage(&event)?;
-    tracing::info!(
+    // Per exchange, so at debug: the event staged beside it is the record.
+    tracing::debug!(
         settlement_id = %settlement.id,
         order_id = %settlement.order_id,
         period_id = %settlement.period,

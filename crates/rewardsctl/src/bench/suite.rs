@@ -539,6 +539,15 @@ fn cpu_per_mission(f: &mut Figures, runs: &[Step]) {
     }
 }
 
+/// Prints one run's CPU milliseconds per mission answered, by process and
+/// in all (the services and nats-server; the load generator apart).
+pub fn print_cpu_per_mission(step: &Step) {
+    let per_process = cpu_ms_per_mission(std::slice::from_ref(step));
+    let total = per_process.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, ms)| ms).sum::<f64>();
+    let each: Vec<String> = per_process.iter().map(|(kind, ms)| format!("{kind} {ms:.3}")).collect();
+    println!("    CPU-ms per mission: {total:.3} in all ({}; the load generator not counted)", each.join(", "));
+}
+
 /// CPU ms per mission answered, by kind of process, over `runs`.
 fn cpu_ms_per_mission(runs: &[Step]) -> BTreeMap<String, f64> {
     #[allow(clippy::cast_precision_loss)] // mission counts fit an f64 exactly
