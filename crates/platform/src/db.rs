@@ -380,7 +380,13 @@ pub struct Database {
     /// the same file still wait in the busy handler. `None` on PostgreSQL,
     /// whose transactions run side by side on the pool.
     writer: Option<mpsc::Sender<QueuedWrite>>,
+    /// Writes that wait for the next transaction the writer commits anyway
+    /// instead of waking it ([`Database::write_with_next`]). SQLite only.
+    riders: Option<Riders>,
 }
+
+/// Writes waiting to ride on the writer's next transaction.
+type Riders = Arc<std::sync::Mutex<Vec<QueuedWrite>>>;
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -444,10 +450,12 @@ impl Database {
                 .map_err(DbError::Pool)
         })
         .await??;
-        let mut db = Self { pool, backend, connector, writer: None };
+        let mut db = Self { pool, backend, connector, writer: None, riders: None };
         db.with_conn(move |conn| run_migrations(conn, migrations)).await?;
         if backend == Backend::Sqlite {
-            db.writer = Some(GroupWriter::start(writer_connector).await?);
+            let riders = Riders::default();
+            db.writer = Some(GroupWriter::start(writer_connector, Arc::clone(&riders)).await?);
+            db.riders = Some(riders);
         }
         drop(startup_lock);
         Ok(db)
@@ -490,6 +498,51 @@ impl Database {
         }
         // A dropped reply means the work panicked (caught on the writer thread).
         answer.await.unwrap_or_else(|_| Err(DbError::Panicked.into()))
+    }
+
+    /// Runs `work` in the next write transaction the store commits for any
+    /// other write, instead of waking the writer for it: for bookkeeping
+    /// that may wait (the outbox relay's marks), at no thread hand-off and
+    /// no commit of its own. Like [`Database::write`] it runs at its own
+    /// savepoint and is answered once committed; nothing carries it until
+    /// another write comes, so a caller that cannot wait calls
+    /// [`Database::flush`]. On PostgreSQL it is an ordinary write, started
+    /// at once.
+    pub fn write_with_next<T, E, F>(&self, work: F) -> oneshot::Receiver<Result<T, E>>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let Some(riders) = &self.riders else {
+            let db = self.clone();
+            tokio::spawn(async move {
+                // The caller may have gone away: what committed is stored all the same.
+                let _ = reply.send(db.write(work).await);
+            });
+            return answer;
+        };
+        let queued = QueuedWrite(Box::new(Write { work, reply, span: tracing::Span::current() }));
+        riders.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(queued);
+        answer
+    }
+
+    /// Commits the writes waiting for the next transaction
+    /// ([`Database::write_with_next`]) now, in a transaction of their own
+    /// if nothing else is queued.
+    ///
+    /// # Errors
+    /// When the writer has stopped.
+    pub async fn flush(&self) -> Result<(), DbError> {
+        let waiting = self
+            .riders
+            .as_ref()
+            .is_some_and(|riders| !riders.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty());
+        if !waiting {
+            return Ok(());
+        }
+        self.write(|_| Ok::<(), DbError>(())).await
     }
 
     /// Runs read-only `work` on a pooled connection on a blocking thread.
@@ -726,16 +779,17 @@ struct GroupWriter {
     conn: DbConnection,
     connector: Connector,
     queue: mpsc::Receiver<QueuedWrite>,
+    riders: Riders,
 }
 
 impl GroupWriter {
     /// Opens the writer's connection and starts its thread; the thread ends
     /// when the last handle to the database is dropped.
-    async fn start(connector: Connector) -> Result<mpsc::Sender<QueuedWrite>, DbError> {
+    async fn start(connector: Connector, riders: Riders) -> Result<mpsc::Sender<QueuedWrite>, DbError> {
         let (sender, queue) = mpsc::channel();
         let connecting = connector.clone();
         let conn = tokio::task::spawn_blocking(move || connecting.connect().map_err(DbError::Open)).await??;
-        let writer = Self { conn, connector, queue };
+        let writer = Self { conn, connector, queue, riders };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run())
@@ -745,9 +799,11 @@ impl GroupWriter {
 
     fn run(mut self) {
         while let Ok(first) = self.queue.recv() {
-            let mut group = Vec::with_capacity(8);
+            // The riders go first: they waited longest.
+            let mut group = std::mem::take(&mut *self.riders.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let limit = group.len() + MAX_GROUP;
             group.push(first);
-            while group.len() < MAX_GROUP {
+            while group.len() < limit {
                 match self.queue.try_recv() {
                     Ok(next) => group.push(next),
                     Err(_) => break,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use diesel::prelude::*;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Database, DbConnection, DbError, now_millis};
@@ -182,13 +182,14 @@ impl Relay {
         let mut last_prune = tokio::time::Instant::now();
         let mut last_measure = tokio::time::Instant::now() - Duration::from_secs(2);
         let mut streams_ready = false;
+        let mut marks = Marks::default();
         loop {
             let round = async {
                 if !streams_ready {
                     self.ensure_streams().await?;
                     streams_ready = true;
                 }
-                self.publish_pending().await
+                self.publish_pending(&mut marks).await
             };
             let published = round.await;
             // A count over the unpublished rows after every round would be
@@ -199,7 +200,7 @@ impl Relay {
                 self.measure_backlog().await;
             }
             match published {
-                Ok(_) => failures = 0,
+                Ok(()) => failures = 0,
                 Err(error) => {
                     // The stream may have been deleted or the broker replaced:
                     // create it again before the next attempt. A store outage
@@ -229,12 +230,31 @@ impl Relay {
                     tracing::warn!(%error, "pruning published outbox rows failed");
                 }
             }
+            // Marks still waiting for a write to ride on get one of their
+            // own after MARK_RIDE_WAIT, so a quiet store does not keep
+            // published rows unmarked (and re-published by a restart).
+            let wait = if marks.is_empty() { self.config.poll_interval } else { MARK_RIDE_WAIT };
             tokio::select! {
                 () = self.signal.0.notified() => {}
-                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = tokio::time::sleep(wait) => {
+                    if !marks.is_empty() {
+                        if let Err(error) = self.db.flush().await {
+                            tracing::warn!(%error, "outbox marks not committed");
+                        }
+                        marks.settle();
+                    }
+                }
                 () = shutdown.cancelled() => {
-                    if let Err(error) = tokio::time::timeout(Duration::from_secs(5), self.publish_pending()).await {
-                        tracing::warn!(%error, "outbox not flushed before shutdown");
+                    let last = async {
+                        let published = self.publish_pending(&mut marks).await;
+                        self.db.flush().await?;
+                        marks.settle();
+                        published
+                    };
+                    match tokio::time::timeout(Duration::from_secs(5), last).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => tracing::warn!(%error, "outbox not flushed before shutdown"),
+                        Err(elapsed) => tracing::warn!(%elapsed, "outbox not flushed before shutdown"),
                     }
                     return;
                 }
@@ -242,30 +262,27 @@ impl Relay {
         }
     }
 
-    /// Publishes every pending row; returns how many were published.
+    /// Publishes every pending row.
     ///
-    /// Marking a batch published runs while the next batch is read and
-    /// published, so a mark queued behind the service's other writes does
-    /// not hold back what was staged meanwhile. It shows when the store is
-    /// saturated (chain p99 at 2,000 missions/s offered), not at 1,000/s
-    /// (`docs/performance.md`).
+    /// Published rows are marked so by the next transaction the store's
+    /// writer commits for any other write ([`Database::write_with_next`]):
+    /// a mark costs neither a commit nor a thread hand-off of its own, and
+    /// never holds back what was staged meanwhile. Until its mark commits a
+    /// row is left out of the relay's reads; a crash before then publishes
+    /// it again, with the same `Nats-Msg-Id`, which JetStream drops as a
+    /// duplicate (as it always could between the PubAck and the mark).
     ///
     /// A read that finds less than a full batch ends the round once that
-    /// batch is published and marked: reading again would find only what
-    /// was staged meanwhile, and each such commit has woken the relay, which
-    /// starts the next round at once. Under a steady trickle this saves a
-    /// read (a blocking-pool hand-off and a query) per round.
-    async fn publish_pending(&self) -> Result<usize, RelayError> {
-        let mut total = 0;
-        let mut marking: Option<Marking> = None;
+    /// batch is published: reading again would find only what was staged
+    /// meanwhile, and each such commit has woken the relay, which starts the
+    /// next round at once. Under a steady trickle this saves a read (a
+    /// blocking-pool hand-off and a query) per round.
+    async fn publish_pending(&self, marks: &mut Marks) -> Result<(), RelayError> {
         loop {
-            let in_flight = marking.as_ref().map_or(&[][..], |m| m.seqs.as_slice());
-            let (rows, drained) = self.pending(in_flight).await?;
+            marks.settle();
+            let (rows, drained) = self.pending(marks.in_flight()).await?;
             if rows.is_empty() {
-                if let Some(last) = marking {
-                    total += last.finish().await?;
-                }
-                return Ok(total);
+                return Ok(());
             }
             failpoint::reached(failpoint::RELAY_BEFORE_PUBLISH).await;
             // Pipelined: every publish goes out before the first ack is awaited;
@@ -287,22 +304,18 @@ impl Relay {
                 }
                 published.push(seq);
             }
-            if let Some(previous) = marking.take() {
-                total += previous.finish().await?;
-            }
             failpoint::reached(failpoint::RELAY_BEFORE_MARK_PUBLISHED).await;
+            marks.start(&self.db, published);
             if drained {
-                // Nothing to overlap the mark with: no task to spawn for it.
-                return Ok(total + mark_published(&self.db, published).await?);
+                return Ok(());
             }
-            marking = Some(Marking::start(&self.db, published));
         }
     }
 
     /// The oldest unpublished rows, a batch of them, leaving out `in_flight`
-    /// (published, their mark not yet committed); and whether that was all
-    /// there was (the read came back short).
-    async fn pending(&self, in_flight: &[i64]) -> Result<(Vec<OutboxRow>, bool), DbError> {
+    /// (published, their mark not yet committed; ascending); and whether
+    /// that was all there was (the read came back short).
+    async fn pending(&self, in_flight: Vec<i64>) -> Result<(Vec<OutboxRow>, bool), DbError> {
         let limit = self.config.batch_size + i64::try_from(in_flight.len()).unwrap_or(i64::MAX);
         let mut rows: Vec<OutboxRow> = self
             .db
@@ -317,7 +330,6 @@ impl Relay {
             })
             .await?;
         let drained = i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit;
-        // `in_flight` is in ascending order, as it was read.
         rows.retain(|row| in_flight.binary_search(&row.seq).is_err());
         Ok((rows, drained))
     }
@@ -344,39 +356,66 @@ impl Relay {
     }
 }
 
-/// Rows JetStream acknowledged, being marked published on the store's writer.
+/// How long a mark waits for another write to ride on before it is
+/// committed on its own: under load the next write comes within a
+/// millisecond; on a quiet store this bounds how long a published row stays
+/// unmarked.
+const MARK_RIDE_WAIT: Duration = Duration::from_millis(100);
+
+/// Rows JetStream acknowledged whose marks wait for the store's next commit.
+#[derive(Default)]
+struct Marks(Vec<Marking>);
+
 struct Marking {
+    /// Ascending, as they were read.
     seqs: Vec<i64>,
-    done: tokio::task::JoinHandle<Result<usize, DbError>>,
+    done: oneshot::Receiver<Result<usize, DbError>>,
 }
 
-impl Marking {
-    /// Starts marking `seqs` (ascending); the mark commits even if the relay stops waiting for it.
-    fn start(db: &Database, seqs: Vec<i64>) -> Self {
-        let done = tokio::spawn(mark_published(db.clone(), seqs.clone()));
-        Self { seqs, done }
-    }
-
-    /// How many rows were marked, once they are.
-    async fn finish(self) -> Result<usize, DbError> {
-        self.done.await?
-    }
-}
-
-/// Marks `seqs` published; committed even if the caller stops waiting.
-async fn mark_published(db: impl std::borrow::Borrow<Database>, seqs: Vec<i64>) -> Result<usize, DbError> {
-    let count = seqs.len();
-    db.borrow()
-        .write(move |conn| {
-            diesel::update(outbox::table.filter(outbox::seq.eq_any(seqs)))
+impl Marks {
+    /// Queues marking `seqs` published on the store's next commit.
+    fn start(&mut self, db: &Database, seqs: Vec<i64>) {
+        let marking = seqs.clone();
+        let done = db.write_with_next(move |conn| {
+            diesel::update(outbox::table.filter(outbox::seq.eq_any(marking)))
                 .set(outbox::published_at.eq(now_millis()))
                 .execute(conn)
                 .map_err(DbError::from)
-        })
-        .await?;
-    metrics().outbox_published.inc_by(u64::try_from(count).unwrap_or_default());
-    tracing::debug!(count, "published outbox events");
-    Ok(count)
+        });
+        self.0.push(Marking { seqs, done });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every row published whose mark has not committed, ascending.
+    fn in_flight(&self) -> Vec<i64> {
+        let mut seqs: Vec<i64> = self.0.iter().flat_map(|m| m.seqs.iter().copied()).collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    /// Forgets the marks that ended: committed, or failed, in which case
+    /// their rows are read and published again (JetStream drops the copies).
+    fn settle(&mut self) {
+        self.0.retain_mut(|marking| match marking.done.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => true,
+            Ok(Ok(count)) => {
+                metrics().outbox_published.inc_by(u64::try_from(count).unwrap_or_default());
+                tracing::debug!(count, "published outbox events");
+                false
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, rows = marking.seqs.len(), "marking outbox rows published failed; they are published again");
+                false
+            }
+            Err(oneshot::error::TryRecvError::Closed) => {
+                tracing::warn!(rows = marking.seqs.len(), "marking outbox rows published was dropped; they are published again");
+                false
+            }
+        });
+    }
 }
 
 /// The message of a staged row, its payload moved rather than copied.

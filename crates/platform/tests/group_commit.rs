@@ -127,3 +127,28 @@ async fn a_write_that_breaks_a_unique_key_is_refused_and_the_first_one_stays() {
     assert_eq!(db.read(stored).await.unwrap(), vec![7]);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_riding_on_the_next_commit_waits_for_one_and_is_stored_with_it() {
+    let (db, dir) = ledger_database().await;
+    let mut riding = db.write_with_next(|conn| insert(conn, 1));
+    let refused = db.write_with_next(|conn| {
+        insert(conn, 2)?;
+        Err::<(), _>(LedgerError::Refused(2))
+    });
+    // Nothing carries it yet: it is neither answered nor stored.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(matches!(riding.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)));
+    assert_eq!(db.read(stored).await.unwrap(), Vec::<i64>::new());
+    // The next ordinary write carries it, and the rider that refused leaves nothing.
+    db.write(|conn| insert(conn, 3)).await.unwrap();
+    riding.await.unwrap().unwrap();
+    assert!(matches!(refused.await.unwrap(), Err(LedgerError::Refused(2))));
+    assert_eq!(db.read(stored).await.unwrap(), vec![1, 3]);
+    // Alone, it is committed by a flush.
+    let alone = db.write_with_next(|conn| insert(conn, 4));
+    db.flush().await.unwrap();
+    alone.await.unwrap().unwrap();
+    assert_eq!(db.read(stored).await.unwrap(), vec![1, 3, 4]);
+    std::fs::remove_dir_all(dir).ok();
+}

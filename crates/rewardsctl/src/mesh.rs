@@ -433,7 +433,7 @@ impl Mesh {
                 name: node.name.clone(),
                 program: program.clone(),
                 args,
-                env: Vec::new(),
+                env: nats_env(),
                 log: self.config.run_dir.join("logs").join(format!("{}.log", node.name)),
                 announce: self.config.announce,
                 owner: None,
@@ -668,6 +668,21 @@ impl Drop for Mesh {
 /// When the directory cannot be written or holds an unusable key.
 pub fn identity(run_dir: &Path) -> anyhow::Result<DevIssuer> {
     DevIssuer::create_or_load(&run_dir.join("auth"))
+}
+
+/// The environment of a nats-server the runner starts: one Go processor
+/// (`GOMAXPROCS=1`) unless the caller's environment sets its own. Go's
+/// scheduler keeps idle processors spinning for work before they sleep; on
+/// a machine the broker shares with the services it woke a thread for
+/// almost every message, and one processor still carries several thousand
+/// events a second. Measured with `rewardsctl bench chain --rate 250`:
+/// nats-server 1.04 → 0.77 CPU-ms per mission, the chain's latency
+/// unchanged (`docs/performance.md`, section 13).
+fn nats_env() -> Vec<(String, String)> {
+    match std::env::var_os("GOMAXPROCS") {
+        Some(_) => Vec::new(),
+        None => vec![("GOMAXPROCS".to_owned(), "1".to_owned())],
+    }
 }
 
 /// Finds nats-server: `$NATS_SERVER_BIN`, the project's `.tools/bin`, then `PATH`.
