@@ -383,10 +383,67 @@ pub struct Database {
     /// Writes that wait for the next transaction the writer commits anyway
     /// instead of waking it ([`Database::write_with_next`]). SQLite only.
     riders: Option<Riders>,
+    /// Reads the writer runs right after its commits
+    /// ([`Database::after_commit`]). SQLite only.
+    after_commit: Option<Arc<AfterCommit>>,
 }
 
 /// Writes waiting to ride on the writer's next transaction.
 type Riders = Arc<std::sync::Mutex<Vec<QueuedWrite>>>;
+
+/// The writer's commits so far, and the reads waiting for the next one.
+#[derive(Default)]
+struct AfterCommit(std::sync::Mutex<AfterCommitState>);
+
+#[derive(Default)]
+struct AfterCommitState {
+    commits: u64,
+    probes: Vec<Box<dyn Probe>>,
+}
+
+impl AfterCommit {
+    fn state(&self) -> std::sync::MutexGuard<'_, AfterCommitState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A read run on the writer's connection after each commit until it answers.
+trait Probe: Send {
+    /// Runs after commit number `commit`; `true` once it answered (or its
+    /// caller went away) and is done.
+    fn run(&mut self, conn: &mut DbConnection, commit: u64) -> bool;
+    /// Whether its caller stopped waiting.
+    fn abandoned(&self) -> bool;
+}
+
+struct Watch<F, T> {
+    probe: F,
+    reply: Option<oneshot::Sender<T>>,
+}
+
+impl<F, T> Probe for Watch<F, T>
+where
+    F: FnMut(&mut DbConnection, u64) -> Option<T> + Send,
+    T: Send,
+{
+    fn run(&mut self, conn: &mut DbConnection, commit: u64) -> bool {
+        let Some(reply) = self.reply.take_if(|reply| !reply.is_closed()) else { return true };
+        match (self.probe)(conn, commit) {
+            Some(found) => {
+                let _ = reply.send(found);
+                true
+            }
+            None => {
+                self.reply = Some(reply);
+                false
+            }
+        }
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.as_ref().is_none_or(oneshot::Sender::is_closed)
+    }
+}
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -450,12 +507,14 @@ impl Database {
                 .map_err(DbError::Pool)
         })
         .await??;
-        let mut db = Self { pool, backend, connector, writer: None, riders: None };
+        let mut db = Self { pool, backend, connector, writer: None, riders: None, after_commit: None };
         db.with_conn(move |conn| run_migrations(conn, migrations)).await?;
         if backend == Backend::Sqlite {
-            let riders = Riders::default();
-            db.writer = Some(GroupWriter::start(writer_connector, Arc::clone(&riders)).await?);
+            let (riders, after_commit) = (Riders::default(), Arc::<AfterCommit>::default());
+            db.writer =
+                Some(GroupWriter::start(writer_connector, Arc::clone(&riders), Arc::clone(&after_commit)).await?);
             db.riders = Some(riders);
+            db.after_commit = Some(after_commit);
         }
         drop(startup_lock);
         Ok(db)
@@ -543,6 +602,40 @@ impl Database {
             return Ok(());
         }
         self.write(|_| Ok::<(), DbError>(())).await
+    }
+
+    /// How many transactions the SQLite writer has committed; `None` on
+    /// PostgreSQL, which has no writer thread.
+    pub fn commits(&self) -> Option<u64> {
+        self.after_commit.as_ref().map(|after| after.state().commits)
+    }
+
+    /// Runs read-only `probe` on the SQLite writer's connection right after
+    /// each of its commits from now on, until it finds something (`Some`),
+    /// which answers: for a reader that would otherwise be woken by the
+    /// writer's caller and then read on the blocking pool (the outbox
+    /// relay). `probe` is given the number of the commit it runs after.
+    ///
+    /// # Errors
+    /// Refused with the writer's commit count when it committed since commit
+    /// number `seen`: what that commit stored would not wake the reader, so
+    /// it must look by itself. Refused with `None` on PostgreSQL.
+    pub fn after_commit<T, F>(&self, seen: u64, probe: F) -> Result<oneshot::Receiver<T>, Option<u64>>
+    where
+        F: FnMut(&mut DbConnection, u64) -> Option<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let after = self.after_commit.as_ref().ok_or(None)?;
+        let mut state = after.state();
+        if state.commits != seen {
+            return Err(Some(state.commits));
+        }
+        // A quiet writer runs no probe: those whose callers left (a relay
+        // that woke by its poll instead) go here, not after the next commit.
+        state.probes.retain(|probe| !probe.abandoned());
+        let (reply, answer) = oneshot::channel();
+        state.probes.push(Box::new(Watch { probe, reply: Some(reply) }));
+        Ok(answer)
     }
 
     /// Runs read-only `work` on a pooled connection on a blocking thread.
@@ -780,16 +873,21 @@ struct GroupWriter {
     connector: Connector,
     queue: mpsc::Receiver<QueuedWrite>,
     riders: Riders,
+    after_commit: Arc<AfterCommit>,
 }
 
 impl GroupWriter {
     /// Opens the writer's connection and starts its thread; the thread ends
     /// when the last handle to the database is dropped.
-    async fn start(connector: Connector, riders: Riders) -> Result<mpsc::Sender<QueuedWrite>, DbError> {
+    async fn start(
+        connector: Connector,
+        riders: Riders,
+        after_commit: Arc<AfterCommit>,
+    ) -> Result<mpsc::Sender<QueuedWrite>, DbError> {
         let (sender, queue) = mpsc::channel();
         let connecting = connector.clone();
         let conn = tokio::task::spawn_blocking(move || connecting.connect().map_err(DbError::Open)).await??;
-        let writer = Self { conn, connector, queue, riders };
+        let writer = Self { conn, connector, queue, riders, after_commit };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run())
@@ -833,7 +931,10 @@ impl GroupWriter {
             _ => Err(diesel::result::Error::BrokenTransactionManager),
         };
         match committed {
-            Ok(()) => ran.into_iter().for_each(|write| write.settle(Ok(()))),
+            Ok(()) => {
+                ran.into_iter().for_each(|write| write.settle(Ok(())));
+                self.probe_after_commit();
+            }
             Err(error) => {
                 if let Err(rollback) = Manager::rollback_transaction(&mut self.conn) {
                     tracing::warn!(error = %rollback, "rollback after a failed commit failed");
@@ -843,6 +944,23 @@ impl GroupWriter {
                 self.recover();
             }
         }
+    }
+
+    /// Counts the commit and runs the reads waiting for one; those that
+    /// found nothing wait for the next.
+    fn probe_after_commit(&mut self) {
+        let (commit, mut probes) = {
+            let mut state = self.after_commit.state();
+            state.commits += 1;
+            (state.commits, std::mem::take(&mut state.probes))
+        };
+        if probes.is_empty() {
+            return;
+        }
+        // A probe that panics is dropped, which tells its caller.
+        probes
+            .retain_mut(|probe| !catch_unwind(AssertUnwindSafe(|| probe.run(&mut self.conn, commit))).unwrap_or(true));
+        self.after_commit.state().probes.append(&mut probes);
     }
 
     /// After a transaction could not begin or end, makes sure the next one

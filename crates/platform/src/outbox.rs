@@ -6,6 +6,7 @@
 //! them published. A crash anywhere in between re-publishes with the same
 //! `Nats-Msg-Id`, which JetStream drops as a duplicate.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,15 @@ struct OutboxRow {
     headers: String,
 }
 
+thread_local! {
+    /// Whether this thread staged an event since a relay's probe last
+    /// looked. On SQLite every write runs on the store's writer thread, so
+    /// the probe the writer runs after a commit ([`Database::after_commit`])
+    /// reads the outbox only after commits that staged something. (On
+    /// PostgreSQL nothing reads it.)
+    static STAGED: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Stages `event` for publication, inside the caller's transaction.
 ///
 /// # Errors
@@ -78,6 +88,9 @@ pub fn stage<E: Event>(conn: &mut DbConnection, event: &E) -> Result<(), DbError
             created_at: now_millis(),
         })
         .execute(conn)?;
+    // Set even if the caller's savepoint rolls back: the probe then reads
+    // once for nothing.
+    STAGED.set(true);
     Ok(())
 }
 
@@ -183,13 +196,17 @@ impl Relay {
         let mut last_measure = tokio::time::Instant::now() - Duration::from_secs(2);
         let mut streams_ready = false;
         let mut marks = Marks::default();
+        // The writer's commit count before the last read (SQLite), and rows
+        // the writer read for the relay after a commit.
+        let mut seen: Option<u64> = None;
+        let mut found: Option<Pending> = None;
         loop {
             let round = async {
                 if !streams_ready {
                     self.ensure_streams().await?;
                     streams_ready = true;
                 }
-                self.publish_pending(&mut marks).await
+                self.publish_pending(&mut marks, &mut seen, found.take()).await
             };
             let published = round.await;
             // A count over the unpublished rows after every round would be
@@ -234,8 +251,28 @@ impl Relay {
             // own after MARK_RIDE_WAIT, so a quiet store does not keep
             // published rows unmarked (and re-published by a restart).
             let wait = if marks.is_empty() { self.config.poll_interval } else { MARK_RIDE_WAIT };
+            // On SQLite the writer reads the outbox for the relay right after
+            // the next commit that staged events: no wake-up of the relay by
+            // the writer's caller, no read on the blocking pool. When a
+            // commit slipped in since the last read, or on PostgreSQL, the
+            // relay is woken by the callers and reads by itself.
+            let after_commit = seen.and_then(|seen| self.db.after_commit(seen, self.probe(&marks)).ok());
+            let woken = async {
+                match after_commit {
+                    Some(answer) => answer.await.ok(),
+                    None => {
+                        self.signal.0.notified().await;
+                        None
+                    }
+                }
+            };
             tokio::select! {
-                () = self.signal.0.notified() => {}
+                read = woken => {
+                    if let Some((read, commit)) = read {
+                        seen = Some(commit);
+                        found = Some(read);
+                    }
+                }
                 () = tokio::time::sleep(wait) => {
                     if !marks.is_empty() {
                         if let Err(error) = self.db.flush().await {
@@ -246,7 +283,7 @@ impl Relay {
                 }
                 () = shutdown.cancelled() => {
                     let last = async {
-                        let published = self.publish_pending(&mut marks).await;
+                        let published = self.publish_pending(&mut marks, &mut seen, None).await;
                         self.db.flush().await?;
                         marks.settle();
                         published
@@ -258,6 +295,22 @@ impl Relay {
                     }
                     return;
                 }
+            }
+        }
+    }
+
+    /// The read the writer runs after each commit for the relay: nothing
+    /// after a commit that staged no event, the pending rows otherwise.
+    fn probe(&self, marks: &Marks) -> impl FnMut(&mut DbConnection, u64) -> Option<(Pending, u64)> + use<> {
+        let in_flight = marks.in_flight();
+        let limit = self.limit(&in_flight);
+        move |conn, commit| {
+            if !STAGED.replace(false) {
+                return None;
+            }
+            match read_pending(conn, &in_flight, limit) {
+                Ok((rows, _)) if rows.is_empty() => None,
+                read => Some((read, commit)),
             }
         }
     }
@@ -277,10 +330,24 @@ impl Relay {
     /// meanwhile, and each such commit has woken the relay, which starts the
     /// next round at once. Under a steady trickle this saves a read (a
     /// blocking-pool hand-off and a query) per round.
-    async fn publish_pending(&self, marks: &mut Marks) -> Result<(), RelayError> {
+    ///
+    /// `found` is what the writer read after a commit; `seen` is left at the
+    /// writer's commit count before the last read.
+    async fn publish_pending(
+        &self,
+        marks: &mut Marks,
+        seen: &mut Option<u64>,
+        mut found: Option<Pending>,
+    ) -> Result<(), RelayError> {
         loop {
             marks.settle();
-            let (rows, drained) = self.pending(marks.in_flight()).await?;
+            let (rows, drained) = match found.take() {
+                Some(read) => read?,
+                None => {
+                    *seen = self.db.commits();
+                    self.pending(marks.in_flight()).await?
+                }
+            };
             if rows.is_empty() {
                 return Ok(());
             }
@@ -315,23 +382,14 @@ impl Relay {
     /// The oldest unpublished rows, a batch of them, leaving out `in_flight`
     /// (published, their mark not yet committed; ascending); and whether
     /// that was all there was (the read came back short).
-    async fn pending(&self, in_flight: Vec<i64>) -> Result<(Vec<OutboxRow>, bool), DbError> {
-        let limit = self.config.batch_size + i64::try_from(in_flight.len()).unwrap_or(i64::MAX);
-        let mut rows: Vec<OutboxRow> = self
-            .db
-            .read(move |conn| {
-                outbox::table
-                    .filter(outbox::published_at.is_null())
-                    .order(outbox::seq.asc())
-                    .limit(limit)
-                    .select((outbox::seq, outbox::event_id, outbox::subject, outbox::payload, outbox::headers))
-                    .load(conn)
-                    .map_err(DbError::from)
-            })
-            .await?;
-        let drained = i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit;
-        rows.retain(|row| in_flight.binary_search(&row.seq).is_err());
-        Ok((rows, drained))
+    async fn pending(&self, in_flight: Vec<i64>) -> Pending {
+        let limit = self.limit(&in_flight);
+        self.db.read(move |conn| read_pending(conn, &in_flight, limit)).await
+    }
+
+    /// Rows a read asks for: a batch besides those in flight.
+    fn limit(&self, in_flight: &[i64]) -> i64 {
+        self.config.batch_size + i64::try_from(in_flight.len()).unwrap_or(i64::MAX)
     }
 
     /// Publishes the backlog gauges; a failure only leaves them stale.
@@ -354,6 +412,22 @@ impl Relay {
             .await?;
         Ok(())
     }
+}
+
+/// Pending rows, and whether that was all there was.
+type Pending = Result<(Vec<OutboxRow>, bool), DbError>;
+
+/// See [`Relay::pending`].
+fn read_pending(conn: &mut DbConnection, in_flight: &[i64], limit: i64) -> Pending {
+    let mut rows: Vec<OutboxRow> = outbox::table
+        .filter(outbox::published_at.is_null())
+        .order(outbox::seq.asc())
+        .limit(limit)
+        .select((outbox::seq, outbox::event_id, outbox::subject, outbox::payload, outbox::headers))
+        .load(conn)?;
+    let drained = i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit;
+    rows.retain(|row| in_flight.binary_search(&row.seq).is_err());
+    Ok((rows, drained))
 }
 
 /// How long a mark waits for another write to ride on before it is

@@ -152,3 +152,22 @@ async fn a_write_riding_on_the_next_commit_waits_for_one_and_is_stored_with_it()
     assert_eq!(db.read(stored).await.unwrap(), vec![1, 3, 4]);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_commit_runs_on_each_commit_until_it_finds_something_and_is_refused_after_a_missed_commit() {
+    let (db, dir) = ledger_database().await;
+    let seen = db.commits().unwrap();
+    let found = db
+        .after_commit(seen, |conn, commit| {
+            let ids = stored(conn).unwrap();
+            ids.contains(&2).then_some((ids, commit))
+        })
+        .unwrap();
+    db.write(|conn| insert(conn, 1)).await.unwrap();
+    db.write(|conn| insert(conn, 2)).await.unwrap();
+    // It ran after the first commit and found nothing, then after the second.
+    assert_eq!(found.await.unwrap(), (vec![1, 2], seen + 2));
+    // A commit since the reader last looked: it must look by itself.
+    assert_eq!(db.after_commit(seen, |_, _| Some(())).unwrap_err(), Some(seen + 2));
+    std::fs::remove_dir_all(dir).ok();
+}
