@@ -382,14 +382,21 @@ pub struct Database {
     writer: Option<mpsc::Sender<QueuedWrite>>,
     /// Writes that wait for the next transaction the writer commits anyway
     /// instead of waking it ([`Database::write_with_next`]). SQLite only.
-    riders: Option<Riders>,
+    riders: Option<Arc<Riders>>,
     /// Reads the writer runs right after its commits
     /// ([`Database::after_commit`]). SQLite only.
     after_commit: Option<Arc<AfterCommit>>,
 }
 
 /// Writes waiting to ride on the writer's next transaction.
-type Riders = Arc<std::sync::Mutex<Vec<QueuedWrite>>>;
+#[derive(Default)]
+struct Riders(std::sync::Mutex<Vec<QueuedWrite>>);
+
+impl Riders {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<QueuedWrite>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// The writer's commits so far, and the reads waiting for the next one.
 #[derive(Default)]
@@ -427,7 +434,10 @@ where
     T: Send,
 {
     fn run(&mut self, conn: &mut DbConnection, commit: u64) -> bool {
-        let Some(reply) = self.reply.take_if(|reply| !reply.is_closed()) else { return true };
+        if self.abandoned() {
+            return true;
+        }
+        let Some(reply) = self.reply.take() else { return true };
         match (self.probe)(conn, commit) {
             Some(found) => {
                 let _ = reply.send(found);
@@ -510,7 +520,7 @@ impl Database {
         let mut db = Self { pool, backend, connector, writer: None, riders: None, after_commit: None };
         db.with_conn(move |conn| run_migrations(conn, migrations)).await?;
         if backend == Backend::Sqlite {
-            let (riders, after_commit) = (Riders::default(), Arc::<AfterCommit>::default());
+            let (riders, after_commit) = (Arc::<Riders>::default(), Arc::<AfterCommit>::default());
             db.writer =
                 Some(GroupWriter::start(writer_connector, Arc::clone(&riders), Arc::clone(&after_commit)).await?);
             db.riders = Some(riders);
@@ -583,7 +593,7 @@ impl Database {
             return answer;
         };
         let queued = QueuedWrite(Box::new(Write { work, reply, span: tracing::Span::current() }));
-        riders.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(queued);
+        riders.waiting().push(queued);
         answer
     }
 
@@ -594,11 +604,7 @@ impl Database {
     /// # Errors
     /// When the writer has stopped.
     pub async fn flush(&self) -> Result<(), DbError> {
-        let waiting = self
-            .riders
-            .as_ref()
-            .is_some_and(|riders| !riders.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty());
-        if !waiting {
+        if self.riders.as_ref().is_none_or(|riders| riders.waiting().is_empty()) {
             return Ok(());
         }
         self.write(|_| Ok::<(), DbError>(())).await
@@ -872,7 +878,7 @@ struct GroupWriter {
     conn: DbConnection,
     connector: Connector,
     queue: mpsc::Receiver<QueuedWrite>,
-    riders: Riders,
+    riders: Arc<Riders>,
     after_commit: Arc<AfterCommit>,
 }
 
@@ -881,7 +887,7 @@ impl GroupWriter {
     /// when the last handle to the database is dropped.
     async fn start(
         connector: Connector,
-        riders: Riders,
+        riders: Arc<Riders>,
         after_commit: Arc<AfterCommit>,
     ) -> Result<mpsc::Sender<QueuedWrite>, DbError> {
         let (sender, queue) = mpsc::channel();
@@ -898,7 +904,7 @@ impl GroupWriter {
     fn run(mut self) {
         while let Ok(first) = self.queue.recv() {
             // The riders go first: they waited longest.
-            let mut group = std::mem::take(&mut *self.riders.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let mut group = std::mem::take(&mut *self.riders.waiting());
             let limit = group.len() + MAX_GROUP;
             group.push(first);
             while group.len() < limit {

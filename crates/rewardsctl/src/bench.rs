@@ -155,8 +155,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let options = chain::Options {
                 duration: Duration::from_secs(args.duration),
                 drain: Duration::from_secs(30),
-                samples_per_s: 50.0,
-                max_watches: 16,
+                samples_per_s: chain::SAMPLES_PER_S,
+                max_watches: chain::MAX_WATCHES,
                 shape: crate::mesh::Shape::Single,
             };
             let step = chain::run_step(&dir, &crate::runs::bin_dir()?, &options, args.rate).await?;

@@ -676,8 +676,8 @@ pub fn identity(run_dir: &Path) -> anyhow::Result<DevIssuer> {
 /// a machine the broker shares with the services it woke a thread for
 /// almost every message, and one processor still carries several thousand
 /// events a second. Measured with `rewardsctl bench chain --rate 250`:
-/// nats-server 1.04 → 0.77 CPU-ms per mission, the chain's latency
-/// unchanged (`docs/performance.md`, section 13).
+/// nats-server 1.03 → 0.81 CPU-ms per mission, the chain's latency
+/// unchanged (`docs/performance.md`, section 14).
 fn nats_env() -> Vec<(String, String)> {
     match std::env::var_os("GOMAXPROCS") {
         Some(_) => Vec::new(),

@@ -35,6 +35,11 @@ use crate::resources::{self, Usage};
 /// The consumer whose progress is the chain's last hop.
 const LAST_HOP: &str = "mypage-wallet";
 
+/// Players whose page is watched, per second, in every chain run.
+pub const SAMPLES_PER_S: f64 = 50.0;
+/// Watches open at once at most, in every chain run.
+pub const MAX_WATCHES: usize = 16;
+
 /// How each step runs.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -92,7 +92,7 @@ impl Args {
             search_steps: self.search_steps.unwrap_or(if quick { 4 } else { 6 }),
             search_duration: secs(self.duration.unwrap_or(if quick { 5 } else { 30 })),
             chain_drain: if quick { secs(10) } else { secs(60) },
-            samples_per_s: 50.0,
+            samples_per_s: chain::SAMPLES_PER_S,
             exchange_rate: 1_000.0,
             exchange_duration: if quick { secs(5) } else { secs(30) },
             gateway_duration: if quick { secs(3) } else { secs(10) },
@@ -178,7 +178,7 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         duration,
         drain: options.chain_drain,
         samples_per_s: options.samples_per_s,
-        max_watches: 16,
+        max_watches: chain::MAX_WATCHES,
         shape: Shape::Single,
     };
     println!(
