@@ -4,6 +4,7 @@
 //!   role opens which method, per-caller rate limits, message size, deadlines.
 //! - [`rate_limit`]: the token buckets behind the rate limits.
 //! - [`upstream`]: which gRPC package is served where, by which replicas.
+//! - [`link`]: the HTTP/2 connection to one replica, a call forwarded over it.
 //! - [`proxy`]: forwards every call to a replica of the service owning its
 //!   package, balancing over the replicas that answer.
 //! - [`snapshots`]: watch streams read as fast as the service sends, only
@@ -24,6 +25,7 @@
 
 pub mod connections;
 pub mod edge;
+pub mod link;
 pub mod log_budget;
 pub mod peers;
 pub mod proxy;

@@ -24,10 +24,11 @@ use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use tonic::Status;
 use tonic::body::Body;
-use tower::{Service, ServiceExt as _};
+use tower::Service;
 
 use crate::connections::Connection;
 use crate::edge::WATCHES;
+use crate::link::ForwardError;
 use crate::log_budget::LogBudget;
 use crate::upstream::Upstream;
 
@@ -57,8 +58,8 @@ impl Service<Request<axum::body::Body>> for Proxy {
     type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Each call clones its upstream's channel, whose own buffer applies
-        // back-pressure; the proxy itself is always ready.
+        // Calls wait on their replica's connection (its stream limit and
+        // flow control); the proxy itself is always ready.
         Poll::Ready(Ok(()))
     }
 
@@ -110,14 +111,14 @@ async fn forward(upstream: &Upstream, path: &str, request: Request<axum::body::B
     *first.extensions_mut() = parts.extensions.clone();
 
     let sent_at = Instant::now();
-    let error = match upstream.replicas.channel().oneshot(first).await {
+    let error = match upstream.replicas.send(first).await {
         Ok(response) => return response,
         Err(error) => error,
     };
     let error = match retry_target(upstream, &error, &unsent, sent_at).await {
         Some(body) => {
             tracing::info!(service, %path, error = %chain(&error), "the call never reached its replica; retrying once on another");
-            match upstream.replicas.channel().oneshot(Request::from_parts(parts, body)).await {
+            match upstream.replicas.send(Request::from_parts(parts, body)).await {
                 Ok(response) => return response,
                 Err(error) => error,
             }
@@ -132,11 +133,11 @@ async fn forward(upstream: &Upstream, path: &str, request: Request<axum::body::B
 /// and another replica serves; `None` when the call must not be retried.
 async fn retry_target(
     upstream: &Upstream,
-    error: &tonic::transport::Error,
+    error: &ForwardError,
     unsent: &UnsentBody,
     sent_at: Instant,
 ) -> Option<Body> {
-    if upstream.replicas.len() < 2 || !platform::grpc::never_reached(error) {
+    if upstream.replicas.len() < 2 || !error.never_reached() {
         return None;
     }
     // The balance still holds the dead replica until a health round sees it

@@ -12,14 +12,18 @@
 //!   hear from, rather than failing every call itself.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use tokio::sync::{Mutex, mpsc};
-use tonic::transport::channel::Change;
+use http::{Request, Response};
+use tokio::sync::Mutex;
+use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::link::{CONNECT_TIMEOUT, ForwardError, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT, Link, UnusableUrl};
 
 /// How long a replica may take to answer its health check before the
 /// check counts as timed out.
@@ -107,6 +111,13 @@ pub enum InvalidUpstream {
         #[source]
         source: tonic::transport::Error,
     },
+    #[error("upstream URL {url:?} for {service} cannot be forwarded to")]
+    Unusable {
+        service: &'static str,
+        url: String,
+        #[source]
+        source: UnusableUrl,
+    },
     #[error("no upstream URL for {service}")]
     Empty { service: &'static str },
 }
@@ -147,16 +158,15 @@ fn path_prefix(service: &str) -> String {
     format!("/{package}.")
 }
 
-impl Upstream {}
-
 /// One replica of a service.
 #[derive(Debug)]
 struct Replica {
     url: String,
-    /// How the balance connects to it; re-inserted as is when it returns.
-    endpoint: Endpoint,
-    /// A channel of its own, so its health is asked of it and not of
-    /// whichever replica the balance would pick.
+    /// The connection calls are forwarded over.
+    link: Link,
+    /// Whether the balance sends calls to it.
+    balanced: AtomicBool,
+    /// A channel of its own for its health checks, apart from the calls.
     health: Channel,
 }
 
@@ -172,13 +182,11 @@ struct Membership {
     last_round: Option<Instant>,
 }
 
-/// The replicas of one service and the balanced channel over them.
+/// The replicas of one service and the balance over them.
 #[derive(Debug)]
 pub struct Replicas {
     service: &'static str,
     replicas: Vec<Replica>,
-    channel: Channel,
-    changes: mpsc::Sender<Change<String, Endpoint>>,
     membership: Mutex<Membership>,
 }
 
@@ -191,33 +199,48 @@ impl Replicas {
         let mut replicas = Vec::with_capacity(urls.len());
         for url in urls {
             let invalid = |source| InvalidUpstream::Url { service, url: url.to_owned(), source };
-            let endpoint = Endpoint::from_shared(url.to_owned())
+            let health = Endpoint::from_shared(url.to_owned())
                 .map_err(invalid)?
-                .connect_timeout(Duration::from_secs(1))
-                .http2_keep_alive_interval(Duration::from_secs(20))
-                .keep_alive_timeout(Duration::from_secs(10))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+                .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
                 .keep_alive_while_idle(true)
-                .tcp_nodelay(true);
-            let health = endpoint.connect_lazy();
-            replicas.push(Replica { url: url.to_owned(), endpoint, health });
-        }
-        // The balance starts with every replica, as `Channel::balance_list`
-        // would; the health rounds then keep only those that answer.
-        let (channel, changes) = Channel::balance_channel(64);
-        for replica in &replicas {
-            let insert = Change::Insert(replica.url.clone(), replica.endpoint.clone());
-            if changes.try_send(insert).is_err() {
-                tracing::error!(service, url = %replica.url, "replica could not join the balance");
-            }
+                .tcp_nodelay(true)
+                .connect_lazy();
+            let link =
+                Link::new(url).map_err(|source| InvalidUpstream::Unusable { service, url: url.to_owned(), source })?;
+            // Every replica starts in the balance; the health rounds then
+            // keep only those that answer.
+            replicas.push(Replica { url: url.to_owned(), link, balanced: AtomicBool::new(true), health });
         }
         let count = replicas.len();
         let membership = Membership { health: vec![Health::NEW; count], balanced: vec![true; count], last_round: None };
-        Ok(Self { service, replicas, channel, changes, membership: Mutex::new(membership) })
+        Ok(Self { service, replicas, membership: Mutex::new(membership) })
     }
 
-    /// The balanced channel over the replicas in the balance.
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
+    /// Forwards `request` to a replica in the balance: of two picked at
+    /// random, the one with fewer calls waiting for an answer.
+    ///
+    /// # Errors
+    /// See [`ForwardError`]; when it never reached the replica, the
+    /// request body was not read unless the connection closed under it.
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, ForwardError> {
+        self.pick().link.send(request).await
+    }
+
+    fn pick(&self) -> &Replica {
+        // Never empty by the rounds' rule; were it so, every replica is a candidate.
+        let everyone = !self.replicas.iter().any(|r| r.balanced.load(Ordering::Relaxed));
+        let candidate = |r: &&Replica| everyone || r.balanced.load(Ordering::Relaxed);
+        let count = self.replicas.iter().filter(candidate).count();
+        let nth = |n: usize| self.replicas.iter().filter(candidate).nth(n).unwrap_or(&self.replicas[0]);
+        if count < 2 {
+            return nth(0);
+        }
+        let first = rand::random_range(0..count);
+        let second = (first + rand::random_range(1..count)) % count;
+        let (a, b) = (nth(first), nth(second));
+        if b.link.in_flight() < a.link.in_flight() { b } else { a }
     }
 
     /// How many replicas the service has.
@@ -265,16 +288,12 @@ impl Replicas {
             if wanted == membership.balanced[index] {
                 continue;
             }
-            let change = if wanted {
-                Change::Insert(replica.url.clone(), replica.endpoint.clone())
-            } else {
-                Change::Remove(replica.url.clone())
-            };
-            // The balance reads changes before it picks a replica for the
-            // next call, so a call made after this returns sees it.
-            if self.changes.send(change).await.is_ok() {
-                membership.balanced[index] = wanted;
+            // A call picking a replica after this store sees it.
+            replica.balanced.store(wanted, Ordering::Relaxed);
+            if !wanted {
+                replica.link.release();
             }
+            membership.balanced[index] = wanted;
         }
         let count = serving.iter().filter(|s| **s).count();
         membership.health = health;
@@ -346,6 +365,37 @@ mod tests {
         // Definite answers can take all out: the service is down.
         let down = rounds(&[&[Unreachable, NotServing]]);
         assert!(down.iter().all(|h| !h.serving));
+    }
+
+    #[tokio::test]
+    async fn calls_go_to_the_less_busy_of_the_replicas_in_the_balance() {
+        let upstream =
+            Upstream::new("game.mission.v1.MissionService", "http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3")
+                .unwrap();
+        let replicas = &upstream.replicas;
+        let picked = |times: usize| {
+            let mut seen = [0; 3];
+            for _ in 0..times {
+                let pick = replicas.pick();
+                seen[replicas.replicas.iter().position(|r| std::ptr::eq(r, pick)).unwrap()] += 1;
+            }
+            seen
+        };
+        let spread = picked(300);
+        assert!(spread.iter().all(|n| *n > 50), "idle replicas share the calls: {spread:?}");
+
+        replicas.replicas[2].balanced.store(false, Ordering::Relaxed);
+        assert_eq!(picked(100)[2], 0, "a replica out of the balance gets no call");
+
+        // Of two in the balance, both are always the candidates: the idle one wins.
+        replicas.replicas[0].link.add_in_flight(5);
+        assert_eq!(picked(100), [0, 100, 0]);
+
+        // With none in the balance (never by the rounds' rule), any replica serves.
+        for replica in &replicas.replicas {
+            replica.balanced.store(false, Ordering::Relaxed);
+        }
+        assert!(picked(300)[2] > 0, "every replica is a candidate again");
     }
 
     #[tokio::test]
