@@ -158,8 +158,10 @@ impl Link {
     /// Forwards `request` and returns the replica's answer, its body
     /// streamed as it arrives.
     ///
-    /// The request body is not read until a connection is ready: when
-    /// this fails with [`ForwardError::Connect`], it is untouched.
+    /// The request body is not read until a connection is ready: when no
+    /// connection could be made, it is untouched and another replica may
+    /// take it. Only when a ready connection closed before the stream
+    /// opened, and no new one could be made, was it read and not sent.
     ///
     /// # Errors
     /// See [`ForwardError`].
@@ -496,8 +498,12 @@ impl HttpBody for Received {
         }
     }
 
+    /// True at once for a trailers-only answer (gRPC's way of answering
+    /// an error), so that it leaves the gateway as one HEADERS frame with
+    /// END_STREAM: gRPC's C core (the Python, C++ and Ruby clients) drops a
+    /// stream whose status comes after an empty DATA frame that ends it.
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.done || self.stream.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

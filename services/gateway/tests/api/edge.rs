@@ -322,6 +322,31 @@ async fn a_deadline_travels_to_the_service_and_expires_as_deadline_exceeded() {
     assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
 }
 
+#[tokio::test]
+async fn a_services_refusal_is_passed_on_as_a_trailers_only_answer() {
+    use tower::ServiceExt as _;
+    let edge = edge(|_| {}).await;
+    // Another player's missions: the edge forwards it, the mission service refuses it.
+    let message = prost::Message::encode_to_vec(&list_missions("player-2"));
+    let mut framed = vec![0];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(&message);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/game.mission.v1.MissionService/ListMissions", edge.url))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", identity().player("player-1")))
+        .body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(framed))))
+        .unwrap();
+    let response = edge.channel.clone().oneshot(request).await.unwrap();
+    let status = tonic::Status::from_header_map(response.headers()).expect("the status in the answer's headers");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    // Its HEADERS frame ended the stream: no empty DATA frame after it,
+    // which gRPC's C core (Python, C++, Ruby clients) takes for a broken stream.
+    assert!(http_body::Body::is_end_stream(response.body()), "the answer went on after its status");
+}
+
 /// One unary call with `body` as its raw HTTP/2 DATA, and the status it ends with.
 async fn raw_call(url: &str, path: &str, token: &str, body: &'static [u8]) -> tonic::Status {
     use tower::ServiceExt as _;
