@@ -539,6 +539,58 @@ mod tests {
         assert!(headers.contains_key("te"), "gRPC's te: trailers is allowed");
     }
 
+    /// A replica answering grpc.health.v1 on `port` until `stop` fires.
+    async fn replica(port: u16, stop: tokio::sync::oneshot::Receiver<()>) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let (_, health) = tonic_health::server::health_reporter();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+        })
+    }
+
+    /// One health check over `link`: the grpc-status it ended with.
+    async fn check(link: &Link) -> Result<String, ForwardError> {
+        // An empty HealthCheckRequest, framed: not compressed, length 0.
+        let message = Body::new(http_body_util::Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])));
+        let request = Request::builder()
+            .method("POST")
+            .uri("/grpc.health.v1.Health/Check")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(message)
+            .unwrap();
+        let answer = link.send(request).await?;
+        let collected = answer.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        Ok(trailers.get("grpc-status").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_restarted_is_reached_on_a_new_connection_without_a_failed_call() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let link = Link::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let first = replica(port, stopped).await;
+        assert_eq!(check(&link).await.unwrap(), "0");
+        assert_eq!(check(&link).await.unwrap(), "0", "the same connection serves again");
+
+        stop.send(()).unwrap();
+        first.await.unwrap();
+        let error = check(&link).await.unwrap_err();
+        assert!(error.never_reached(), "nothing listens: {error}");
+
+        let (_stop, stopped) = tokio::sync::oneshot::channel();
+        let _second = replica(port, stopped).await;
+        assert_eq!(check(&link).await.unwrap(), "0", "the closed connection is not used again");
+        assert_eq!(link.in_flight(), 0);
+    }
+
     #[tokio::test]
     async fn a_replica_nobody_listens_at_is_never_reached_and_one_attempt_answers_the_waiting_calls() {
         let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
