@@ -107,8 +107,8 @@ async fn forward(upstream: &Upstream, path: &str, request: Request<axum::body::B
     *first.method_mut() = parts.method.clone();
     *first.uri_mut() = parts.uri.clone();
     *first.version_mut() = parts.version;
+    // The link sends the method, URI and headers; extensions stay here.
     *first.headers_mut() = parts.headers.clone();
-    *first.extensions_mut() = parts.extensions.clone();
 
     let sent_at = Instant::now();
     let error = match upstream.replicas.send(first).await {

@@ -175,8 +175,6 @@ struct Replica {
 struct Membership {
     /// Per replica, what the gateway believes of it.
     health: Vec<Health>,
-    /// Per replica, whether the balance holds it.
-    balanced: Vec<bool>,
     /// When the last round started; a caller whose call failed before that
     /// reuses the round instead of asking again.
     last_round: Option<Instant>,
@@ -214,7 +212,7 @@ impl Replicas {
             replicas.push(Replica { url: url.to_owned(), link, balanced: AtomicBool::new(true), health });
         }
         let count = replicas.len();
-        let membership = Membership { health: vec![Health::NEW; count], balanced: vec![true; count], last_round: None };
+        let membership = Membership { health: vec![Health::NEW; count], last_round: None };
         Ok(Self { service, replicas, membership: Mutex::new(membership) })
     }
 
@@ -285,15 +283,11 @@ impl Replicas {
                 }
             }
             let wanted = serving[index] || !any;
-            if wanted == membership.balanced[index] {
-                continue;
-            }
             // A call picking a replica after this store sees it.
-            replica.balanced.store(wanted, Ordering::Relaxed);
-            if !wanted {
+            let was = replica.balanced.swap(wanted, Ordering::Relaxed);
+            if was && !wanted {
                 replica.link.release();
             }
-            membership.balanced[index] = wanted;
         }
         let count = serving.iter().filter(|s| **s).count();
         membership.health = health;
