@@ -62,9 +62,10 @@ overload *args:
 # each met or NOT MET beside the same run's baselines. Writes
 # .run/bench-<time>/results.json. `just bench --quick` takes a few minutes
 # (one 10 s run at 1,000/s: its latency is indicative); `just bench --cluster`
-# adds the production shape beside the single box; `just bench save-start`
-# keeps the newest run as the start of the work and `just bench compare`
-# sets the newest against it (or `compare A.json B.json`). Not run by CI.
+# adds the production shape beside the single box; `just bench compare`
+# sets the newest run against the start of issue 15's work (the run the
+# repository keeps in docs/bench/, or one `just bench save-start` kept in
+# .run/), or `compare A.json B.json`. Not run by CI.
 bench *args:
     cargo build --release --workspace --bins
     "${CARGO_TARGET_DIR:-target}/release/rewardsctl" bench {{args}}

@@ -56,9 +56,10 @@ pub struct Args {
 /// One benchmark, or two runs' figures side by side.
 #[derive(Debug, clap::Subcommand)]
 enum Benchmark {
-    /// Two runs side by side, the targets first (default: the saved start of the work against the newest run).
+    /// Two runs side by side, the targets first (default: the start of the work against the newest run).
     Compare {
-        /// The earlier run's results.json (default .run/bench-start.json, see save-start).
+        /// The earlier run's results.json (default .run/bench-start.json, see save-start; without one, the start
+        /// the repository keeps, docs/bench/start-d0cdadb.json).
         before: Option<PathBuf>,
         /// The later run's results.json (default the newest .run/bench-*/results.json).
         after: Option<PathBuf>,

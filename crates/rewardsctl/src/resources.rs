@@ -1,5 +1,7 @@
 //! What each process of the mesh uses, from `/proc`: resident memory now
-//! (`VmRSS`) and at its peak (`VmHWM`), and CPU time (user + system).
+//! (`VmRSS`) and at its peak (`VmHWM`), CPU time (user + system), and how
+//! often its threads were switched off a CPU (each a sleep and a wake-up,
+//! or a preemption).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,8 @@ pub struct Usage {
     pub rss_mb: f64,
     pub peak_rss_mb: f64,
     pub cpu_s: f64,
+    /// Voluntary and involuntary context switches of its live threads.
+    pub context_switches: u64,
 }
 
 /// The name the load generator's own process is listed under.
@@ -46,7 +50,13 @@ pub fn spent(before: &BTreeMap<String, Usage>, after: &BTreeMap<String, Usage>) 
         .iter()
         .map(|(name, now)| {
             let cpu_before = before.get(name).map_or(0.0, |b| b.cpu_s);
-            (name.clone(), Usage { cpu_s: (now.cpu_s - cpu_before).max(0.0), ..*now })
+            let switches_before = before.get(name).map_or(0, |b| b.context_switches);
+            let usage = Usage {
+                cpu_s: (now.cpu_s - cpu_before).max(0.0),
+                context_switches: now.context_switches.saturating_sub(switches_before),
+                ..*now
+            };
+            (name.clone(), usage)
         })
         .collect()
 }
@@ -68,6 +78,11 @@ pub fn thread_cpu_s() -> f64 {
     )
 }
 
+/// Context switches of the calling thread so far.
+pub fn thread_switches() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status").map_or(0, |status| parse_switches(&status))
+}
+
 fn read(pid: &str, ticks_per_second: f64) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -78,7 +93,32 @@ fn read(pid: &str, ticks_per_second: f64) -> Option<Usage> {
         rss_mb: rss_kb as f64 / 1024.0,
         peak_rss_mb: peak_kb as f64 / 1024.0,
         cpu_s: (user + system) as f64 / ticks_per_second,
+        context_switches: context_switches(pid),
     })
+}
+
+/// The context switches of every thread `pid` has now: the kernel counts
+/// them per thread, and `/proc/<pid>/status` shows the main thread's only.
+fn context_switches(pid: &str) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .map(|status| parse_switches(&status))
+        .sum()
+}
+
+/// `voluntary_ctxt_switches` plus `nonvoluntary_ctxt_switches` of a status file.
+fn parse_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter_map(|line| {
+            let count =
+                line.strip_prefix("voluntary_ctxt_switches:").or(line.strip_prefix("nonvoluntary_ctxt_switches:"))?;
+            count.trim().parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// CPU seconds of `pid`, its live descendants, and the children it reaped.
@@ -117,6 +157,25 @@ fn parse_tree_stat(stat: &str) -> Option<(u32, u64)> {
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
     Some((fields.get(1)?.parse().ok()?, tick(11)? + tick(12)? + tick(13)? + tick(14)?))
+}
+
+/// `value` of each process's usage in `spent`, summed by [`kind`] and
+/// divided by `count` (missions, calls): empty when `count` is zero.
+pub fn per_kind<'a>(
+    spent: impl IntoIterator<Item = (&'a String, &'a Usage)>,
+    count: u64,
+    value: impl Fn(&Usage) -> f64,
+) -> BTreeMap<String, f64> {
+    let mut by_kind = BTreeMap::new();
+    if count == 0 {
+        return by_kind;
+    }
+    #[allow(clippy::cast_precision_loss)] // mission and call counts fit an f64 exactly
+    let count = count as f64;
+    for (name, usage) in spent {
+        *by_kind.entry(kind(name).to_owned()).or_insert(0.0) += value(usage) / count;
+    }
+    by_kind
 }
 
 /// The kind of process `name` is: a service or the gateway (whatever its
@@ -179,6 +238,14 @@ mod tests {
     }
 
     #[test]
+    fn context_switches_are_the_voluntary_and_the_involuntary_ones() {
+        let status =
+            "Name:\ttokio-runtime-w\nThreads:\t5\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t34\n";
+        assert_eq!(parse_switches(status), 1_234);
+        assert_eq!(parse_switches("Name:\tzombie\n"), 0);
+    }
+
+    #[test]
     fn memory_comes_from_the_status_lines() {
         let status = "Name:\treward\nVmPeak:\t  900000 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\nThreads:\t5\n";
         assert_eq!(parse_status(status), (20_480, 40_960));
@@ -193,13 +260,14 @@ mod tests {
     }
 
     #[test]
-    fn cpu_spent_is_the_difference_and_memory_the_latest() {
-        let usage = |rss_mb, cpu_s| Usage { rss_mb, peak_rss_mb: rss_mb, cpu_s };
-        let before = BTreeMap::from([("mission".to_owned(), usage(10.0, 1.5))]);
-        let after = BTreeMap::from([("mission".to_owned(), usage(30.0, 4.0)), ("gift".to_owned(), usage(8.0, 0.5))]);
+    fn cpu_and_switches_spent_are_the_difference_and_memory_the_latest() {
+        let usage = |rss_mb, cpu_s, context_switches| Usage { rss_mb, peak_rss_mb: rss_mb, cpu_s, context_switches };
+        let before = BTreeMap::from([("mission".to_owned(), usage(10.0, 1.5, 100))]);
+        let after =
+            BTreeMap::from([("mission".to_owned(), usage(30.0, 4.0, 350)), ("gift".to_owned(), usage(8.0, 0.5, 20))]);
         let spent = spent(&before, &after);
-        assert_eq!(spent["mission"], usage(30.0, 2.5));
-        assert_eq!(spent["gift"], usage(8.0, 0.5));
+        assert_eq!(spent["mission"], usage(30.0, 2.5, 250));
+        assert_eq!(spent["gift"], usage(8.0, 0.5, 20));
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct Run {
     /// This process and its nats-server, less the client's thread.
     pub cpu_ms_per_mission: f64,
     pub client_cpu_s: f64,
+    /// Context switches per mission of this process and its nats-server,
+    /// less the client's thread: the wake-ups the chain's shape costs.
+    pub switches_per_mission: f64,
     /// From the call's start until the last consumer committed.
     pub chain: Summary,
 }
@@ -134,9 +137,15 @@ pub async fn run(dir: &Path, bin_dir: &Path, options: &Options) -> anyhow::Resul
 
 fn print_run(what: &str, run: &Run) {
     println!(
-        "  bare chain {what}: {} of {} missions through at {:.0}/s; {:.3} CPU-ms per mission (client excluded); \
-         chain ms p50 {:.2} p99 {:.2}",
-        run.completed, run.calls.sent, run.missions_per_s, run.cpu_ms_per_mission, run.chain.p50_ms, run.chain.p99_ms
+        "  bare chain {what}: {} of {} missions through at {:.0}/s; {:.3} CPU-ms and {:.1} context switches per \
+         mission (client excluded); chain ms p50 {:.2} p99 {:.2}",
+        run.completed,
+        run.calls.sent,
+        run.missions_per_s,
+        run.cpu_ms_per_mission,
+        run.switches_per_mission,
+        run.chain.p50_ms,
+        run.chain.p99_ms
     );
 }
 
@@ -259,11 +268,11 @@ impl Chain {
         let started = Instant::now();
         let (url, origin) = (self.url.clone(), self.origin);
         // The client runs on a thread of its own, so its CPU can be taken out.
-        let client = std::thread::spawn(move || -> anyhow::Result<(Report, f64)> {
+        let client = std::thread::spawn(move || -> anyhow::Result<(Report, f64, u64)> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let target = Target::connect(&url, 2, &[]).await?;
-                let cpu_before = resources::thread_cpu_s();
+                let (cpu_before, switches_before) = (resources::thread_cpu_s(), resources::thread_switches());
                 let call = move |i: u64, intended: Instant| {
                     let target = target.clone();
                     let service = format!("{}:{}", offset + i, intended.saturating_duration_since(origin).as_nanos());
@@ -279,10 +288,11 @@ impl Chain {
                             .await
                     }
                 };
-                Ok((report, resources::thread_cpu_s() - cpu_before))
+                let switches = resources::thread_switches().saturating_sub(switches_before);
+                Ok((report, resources::thread_cpu_s() - cpu_before, switches))
             })
         });
-        let (calls, client_cpu_s) = tokio::task::spawn_blocking(move || client.join())
+        let (calls, client_cpu_s, client_switches) = tokio::task::spawn_blocking(move || client.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the bare chain's client panicked"))??;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -294,15 +304,18 @@ impl Chain {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         let after = resources::snapshot(mesh);
-        let spent: f64 = resources::spent(&before, &after).values().map(|u| u.cpu_s).sum();
+        let spent = resources::spent(&before, &after);
+        let switches = spent.values().map(|u| u.context_switches).sum::<u64>().saturating_sub(client_switches);
+        let spent: f64 = spent.values().map(|u| u.cpu_s).sum();
         let last = self.done.last.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or_else(Instant::now);
         #[allow(clippy::cast_precision_loss)] // mission counts fit an f64 exactly
-        let (missions_per_s, cpu_ms_per_mission) = (
+        let (missions_per_s, cpu_ms_per_mission, switches_per_mission) = (
             completed as f64 / last.saturating_duration_since(started).as_secs_f64().max(1e-9),
             1_000.0 * (spent - client_cpu_s).max(0.0) / (completed as f64).max(1.0),
+            switches as f64 / (completed as f64).max(1.0),
         );
         let chain = self.done.latencies.lock().unwrap_or_else(PoisonError::into_inner).summary();
-        Ok(Run { calls, completed, missions_per_s, cpu_ms_per_mission, client_cpu_s, chain })
+        Ok(Run { calls, completed, missions_per_s, cpu_ms_per_mission, client_cpu_s, switches_per_mission, chain })
     }
 }
 

@@ -4,6 +4,7 @@
 //! call, which opens the wallet's circuit breaker: the figure is then the
 //! fallback's latency, "try again later" with the reward untouched.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,9 @@ use serde::Serialize;
 use tonic::Code;
 use tonic::metadata::AsciiMetadataValue;
 
-use super::system::{Entry, System};
+use super::system::{Entry, System, wait_until_quiet};
 use crate::mesh::{scrape, sum_metric};
+use crate::resources::{self, LOAD_GENERATOR};
 
 /// Entries cycled through while the breaker is open: each refused call
 /// returns its entry to AVAILABLE long before the entry's next turn.
@@ -52,6 +54,10 @@ pub fn system_env() -> Vec<(String, String, String)> {
 pub struct Exchange {
     /// Gift healthy: the whole saga per call.
     pub healthy: Report,
+    /// CPU milliseconds each kind of process spent per healthy call started,
+    /// from the first call until every consumer was idle again (the
+    /// settlement and my page's projections of the exchanges included).
+    pub healthy_cpu_ms_per_call: BTreeMap<String, f64>,
     /// The breaker open: the fallback per call.
     pub breaker_open: Report,
     /// Calls it took to open the breaker once gift failed every call.
@@ -98,8 +104,13 @@ pub async fn run(system: &System, entries: &[Entry], options: &Options) -> anyho
     };
 
     println!("  exchange, gift healthy: {:.0} calls/s for {}s", options.rate, options.duration.as_secs());
+    let before = resources::snapshot(&system.mesh);
     let healthy = drive(&target, &config, &product, healthy_entries.to_vec(), None).await;
     print_line("healthy", &healthy);
+    wait_until_quiet(system, Duration::from_secs(120)).await?;
+    let spent = resources::spent(&before, &resources::snapshot(&system.mesh));
+    let healthy_cpu_ms_per_call = cpu_ms_per_call(&spent, healthy.sent);
+    println!("    CPU-ms per call started: {}", cpu_line(&healthy_cpu_ms_per_call));
 
     set_vendor(system, admin::VendorBehaviour { failure_percent: 100, ..Default::default() }).await?;
     let calls_to_open = open_breaker(system, &target, &product, pool).await?;
@@ -107,7 +118,22 @@ pub async fn run(system: &System, entries: &[Entry], options: &Options) -> anyho
     let breaker_open = drive(&target, &config, &product, pool.to_vec(), Some(Code::Unavailable)).await;
     print_line("breaker open", &breaker_open);
     set_vendor(system, admin::VendorBehaviour::default()).await?;
-    Ok(Exchange { healthy, breaker_open, calls_to_open, product_sku: product.to_string() })
+    Ok(Exchange { healthy, healthy_cpu_ms_per_call, breaker_open, calls_to_open, product_sku: product.to_string() })
+}
+
+/// CPU milliseconds per call by kind of process (replicas summed), the
+/// load generator left out.
+fn cpu_ms_per_call(spent: &BTreeMap<String, resources::Usage>, calls: u64) -> BTreeMap<String, f64> {
+    let services = spent.iter().filter(|(name, _)| name.as_str() != LOAD_GENERATOR);
+    resources::per_kind(services, calls, |usage| 1_000.0 * usage.cpu_s)
+}
+
+/// "total 1.23 (gateway 0.10, …)", the busiest first.
+fn cpu_line(by_kind: &BTreeMap<String, f64>) -> String {
+    let mut kinds: Vec<_> = by_kind.iter().filter(|(_, ms)| **ms >= 0.005).collect();
+    kinds.sort_by(|a, b| b.1.total_cmp(a.1));
+    let each: Vec<String> = kinds.iter().map(|(kind, ms)| format!("{kind} {ms:.2}")).collect();
+    format!("total {:.2} ({})", by_kind.values().sum::<f64>(), each.join(", "))
 }
 
 /// The product the benchmark exchanges: the cheapest in stock that every
@@ -210,6 +236,21 @@ mod tests {
 
     fn product(sku: &str, price_points: i64, stock: i64) -> Product {
         Product { sku: sku.into(), name: sku.into(), price_points, stock }
+    }
+
+    #[test]
+    fn cpu_per_call_sums_replicas_by_kind_and_leaves_the_load_generator_out() {
+        let used = |cpu_s| resources::Usage { cpu_s, ..Default::default() };
+        let spent = BTreeMap::from([
+            ("wallet-1".to_owned(), used(1.0)),
+            ("wallet-2".to_owned(), used(0.5)),
+            ("gift".to_owned(), used(0.25)),
+            (LOAD_GENERATOR.to_owned(), used(9.0)),
+        ]);
+        let by_kind = cpu_ms_per_call(&spent, 500);
+        assert_eq!(by_kind, BTreeMap::from([("gift".to_owned(), 0.5), ("wallet".to_owned(), 3.0)]));
+        assert_eq!(cpu_line(&by_kind), "total 3.50 (wallet 3.00, gift 0.50)");
+        assert!(cpu_ms_per_call(&spent, 0).is_empty());
     }
 
     #[test]

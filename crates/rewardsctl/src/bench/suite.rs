@@ -437,6 +437,7 @@ fn figures(
 
     f.add(targets::BARE_RATE, bare.saturated.missions_per_s, "missions/s").against(SQLITE_RATE);
     f.add(targets::BARE_CPU, bare.at_rate.cpu_ms_per_mission, "CPU-ms");
+    f.add(targets::BARE_SWITCHES, bare.at_rate.switches_per_mission, "switches");
     f.add("bare_chain.at_1000.p50_ms", bare.at_rate.chain.p50_ms, "ms").against(ECHO_P50);
     f.add("bare_chain.at_1000.p99_ms", bare.at_rate.chain.p99_ms, "ms").against(ECHO_P99);
 
@@ -469,6 +470,10 @@ fn figures(
     #[allow(clippy::cast_precision_loss)] // call counts fit an f64 exactly
     let failed = healthy.failed.values().sum::<u64>() as f64;
     f.add("exchange.healthy.failed_calls", failed, "calls");
+    f.add(targets::EXCHANGE_CPU, exchange.healthy_cpu_ms_per_call.values().sum::<f64>(), "cpu-ms");
+    for (kind, ms) in &exchange.healthy_cpu_ms_per_call {
+        f.add(format!("exchange.healthy.cpu_ms_per_call.{kind}"), *ms, "cpu-ms");
+    }
     f.add("exchange.breaker_open.p50_ms", open.latency.p50_ms, "ms").against(ECHO_P50);
     f.add("exchange.breaker_open.p99_ms", open.latency.p99_ms, "ms").against(ECHO_P99);
 
@@ -529,6 +534,15 @@ fn cpu_per_mission(f: &mut Figures, runs: &[Step]) {
     }
     let total = per_process.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, ms)| ms).sum::<f64>();
     f.add(targets::CPU_PER_MISSION, total, "CPU-ms").at_most(0.5);
+    let switches = switches_per_mission(runs);
+    let all_switches = switches.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, n)| n).sum::<f64>();
+    f.add(targets::SWITCHES_PER_MISSION, all_switches, "switches");
+    if all_switches > 0.0 {
+        f.add(targets::CPU_PER_SWITCH, 1_000.0 * total / all_switches, "CPU-µs");
+    }
+    for (kind, n) in switches.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR) {
+        f.add(format!("{}.{kind}", targets::SWITCHES_PER_MISSION), *n, "switches");
+    }
     for (kind, ms) in per_process {
         if kind == LOAD_GENERATOR {
             // Not counted: the figure is the system's cost, not the load's.
@@ -546,20 +560,30 @@ pub fn print_cpu_per_mission(step: &Step) {
     let total = per_process.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, ms)| ms).sum::<f64>();
     let each: Vec<String> = per_process.iter().map(|(kind, ms)| format!("{kind} {ms:.3}")).collect();
     println!("    CPU-ms per mission: {total:.3} in all ({}; the load generator not counted)", each.join(", "));
+    let switches = switches_per_mission(std::slice::from_ref(step));
+    let all = switches.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, n)| n).sum::<f64>();
+    let each: Vec<String> = switches.iter().map(|(kind, n)| format!("{kind} {n:.1}")).collect();
+    let per_switch =
+        if all > 0.0 { format!("; {:.0} CPU-µs per switch", 1_000.0 * total / all) } else { String::new() };
+    println!("    context switches per mission: {all:.1} in all ({}){per_switch}", each.join(", "));
+}
+
+/// Context switches per mission answered, by kind of process, over `runs`:
+/// at a rate the machine has room for, each one is a thread that slept and
+/// was woken, which is what a mission's CPU goes into (docs/performance.md).
+fn switches_per_mission(runs: &[Step]) -> BTreeMap<String, f64> {
+    #[allow(clippy::cast_precision_loss)] // switch counts of a run fit an f64 exactly
+    per_mission(runs, |usage| usage.context_switches as f64)
 }
 
 /// CPU ms per mission answered, by kind of process, over `runs`.
 fn cpu_ms_per_mission(runs: &[Step]) -> BTreeMap<String, f64> {
-    #[allow(clippy::cast_precision_loss)] // mission counts fit an f64 exactly
-    let missions = runs.iter().map(|s| s.calls.ok).sum::<u64>() as f64;
-    let mut by_kind = BTreeMap::new();
-    if missions == 0.0 {
-        return by_kind;
-    }
-    for (name, usage) in runs.iter().flat_map(|s| &s.under_load) {
-        *by_kind.entry(resources::kind(name).to_owned()).or_insert(0.0) += 1_000.0 * usage.cpu_s / missions;
-    }
-    by_kind
+    per_mission(runs, |usage| 1_000.0 * usage.cpu_s)
+}
+
+fn per_mission(runs: &[Step], value: impl Fn(&resources::Usage) -> f64) -> BTreeMap<String, f64> {
+    let missions = runs.iter().map(|s| s.calls.ok).sum::<u64>();
+    resources::per_kind(runs.iter().flat_map(|s| &s.under_load), missions, value)
 }
 
 /// Memory at rest (the first step's start), the peak at the top rate (the
@@ -592,6 +616,14 @@ type Compared = (String, f64, String);
 /// which `compare` reads when no earlier run is named.
 pub const START: &str = ".run/bench-start.json";
 
+/// The start of issue 15's work as the repository keeps it, for a clone that
+/// has no [`START`] of its own: d0cdadb's own `./dev bench`, run on the same
+/// host as the run its record in `docs/performance.md` compares it with.
+const KEPT_START: (&str, &str) = (
+    "docs/bench/start-d0cdadb.json (kept in the repository)",
+    include_str!("../../../../docs/bench/start-d0cdadb.json"),
+);
+
 /// Keeps `results` (default: the newest run's) as the run the work started
 /// from: `rewardsctl bench save-start [RESULTS]`.
 ///
@@ -622,35 +654,43 @@ fn newest_run() -> anyhow::Result<PathBuf> {
     runs.pop().context("no .run/bench-*/results.json: run `./dev bench` first")
 }
 
+/// A run's revision, load average at its end and figures, from the text of
+/// its `results.json` (`name` says which, in errors).
+fn read_run(name: &str, text: &str) -> anyhow::Result<(String, String, Vec<Compared>)> {
+    let json: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{name} is not a run's JSON"))?;
+    let figures = json["figures"].as_array().with_context(|| format!("{name} has no figures"))?;
+    let figures = figures
+        .iter()
+        .filter_map(|f| Some((f["name"].as_str()?.to_owned(), f["value"].as_f64()?, f["unit"].as_str()?.to_owned())))
+        .collect();
+    let load = json["machine"]["load_average"].as_str().unwrap_or("?").to_owned();
+    Ok((json["revision"].as_str().unwrap_or("?").to_owned(), load, figures))
+}
+
 /// Prints two runs side by side, the targets first: `rewardsctl bench
-/// compare [BEFORE] [AFTER]`, by default the start of the work
-/// ([`START`]) against the newest run.
+/// compare [BEFORE] [AFTER]`, by default the start of the work ([`START`],
+/// else the one the repository keeps) against the newest run.
 ///
 /// # Errors
 /// When a file cannot be read or holds no figures.
 pub fn compare(before: Option<&Path>, after: Option<&Path>) -> anyhow::Result<()> {
-    let read = |path: &Path| -> anyhow::Result<(String, String, Vec<Compared>)> {
+    let file = |path: &Path| -> anyhow::Result<(String, String)> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text)?;
-        let figures = json["figures"].as_array().with_context(|| format!("{} has no figures", path.display()))?;
-        let figures = figures
-            .iter()
-            .filter_map(|f| {
-                Some((f["name"].as_str()?.to_owned(), f["value"].as_f64()?, f["unit"].as_str()?.to_owned()))
-            })
-            .collect();
-        let load = json["machine"]["load_average"].as_str().unwrap_or("?").to_owned();
-        Ok((json["revision"].as_str().unwrap_or("?").to_owned(), load, figures))
+        Ok((path.display().to_string(), text))
     };
-    let before = before.map_or_else(|| PathBuf::from(START), Path::to_path_buf);
-    let after = match after {
+    let (before_name, before_text) = match before {
+        Some(path) => file(path)?,
+        None if Path::new(START).is_file() => file(Path::new(START))?,
+        None => (KEPT_START.0.to_owned(), KEPT_START.1.to_owned()),
+    };
+    let (after_name, after_text) = file(&match after {
         Some(path) => path.to_path_buf(),
         None => newest_run()?,
-    };
-    let (rev_a, load_a, a) = read(&before)?;
-    let (rev_b, load_b, b) = read(&after)?;
-    println!("before {rev_a} ({}; load average at its end {load_a})", before.display());
-    println!("after  {rev_b} ({}; load average at its end {load_b})\n", after.display());
+    })?;
+    let (rev_a, load_a, a) = read_run(&before_name, &before_text)?;
+    let (rev_b, load_b, b) = read_run(&after_name, &after_text)?;
+    println!("before {rev_a} ({before_name}; load average at its end {load_a})");
+    println!("after  {rev_b} ({after_name}; load average at its end {load_b})\n");
     println!("{}", targets::compare_table(&targets::evaluate(&a), &targets::evaluate(&b)));
     let width = a.iter().chain(&b).map(|(n, _, _)| n.len()).max().unwrap_or(6);
     println!("{:<width$}  {:>12} {:>12} {:>8}  unit", "figure", "before", "after", "after/before");
@@ -676,6 +716,22 @@ mod tests {
         let bench = <Bench as clap::Parser>::try_parse_from(std::iter::once("bench").chain(line.split_whitespace()))
             .map_err(|e| e.to_string())?;
         bench.args.options().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_start_the_repository_keeps_is_d0cdadbs_run_with_every_target_measured() {
+        let (revision, _, figures) = read_run(KEPT_START.0, KEPT_START.1).unwrap();
+        assert!(revision.starts_with("d0cdadb"), "{revision}");
+        let rows = targets::evaluate(&figures);
+        let unmeasured: Vec<_> = rows.iter().filter(|row| row.value.is_none()).map(|row| row.what).collect();
+        assert!(unmeasured.is_empty(), "{unmeasured:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_run_is_refused_by_name() {
+        let refused = |text: &str| read_run("x.json", text).unwrap_err().to_string();
+        assert_eq!(refused("{"), "x.json is not a run's JSON");
+        assert_eq!(refused(r#"{"revision": "abc"}"#), "x.json has no figures");
     }
 
     #[test]

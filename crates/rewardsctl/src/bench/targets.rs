@@ -51,6 +51,9 @@ pub struct Target {
 
 pub const CPU_PER_MISSION: &str = "cpu.at_1000.ms_per_mission";
 pub const CPU_PER_PROCESS: &str = "cpu.at_1000.ms_per_mission.";
+pub const SWITCHES_PER_MISSION: &str = "cpu.at_1000.switches_per_mission";
+pub const CPU_PER_SWITCH: &str = "cpu.at_1000.cpu_us_per_switch";
+pub const EXCHANGE_CPU: &str = "exchange.healthy.cpu_ms_per_call";
 pub const HELD_RATE: &str = "throughput.held_per_s";
 pub const LATENCY_P50: &str = "latency.at_1000.p50_ms";
 pub const LATENCY_P99: &str = "latency.at_1000.p99_ms";
@@ -64,6 +67,7 @@ pub const NGINX_ADDED: &str = "nginx.added_p50_ms";
 pub const NGINX_KEPT: &str = "nginx.throughput_kept_pct";
 pub const BARE_RATE: &str = "bare_chain.missions_per_s";
 pub const BARE_CPU: &str = "bare_chain.cpu_ms_per_mission";
+pub const BARE_SWITCHES: &str = "bare_chain.switches_per_mission";
 pub const CHAIN_OF_BARE_RATE: &str = "chain.throughput_of_bare_pct";
 pub const CHAIN_OF_BARE_CPU: &str = "chain.cpu_of_bare_x";
 pub const ECHO_P50: &str = "baseline.echo.p50_ms";
@@ -75,7 +79,13 @@ pub const TARGETS: &[Target] = &[
         what: "CPU per mission at 1,000/s (services + nats-server)",
         figure: CPU_PER_MISSION,
         limit: Limit::AtMost(0.5),
-        beside: &[("bare chain", BARE_CPU), ("chain / bare", CHAIN_OF_BARE_CPU)],
+        beside: &[
+            ("bare chain", BARE_CPU),
+            ("chain / bare", CHAIN_OF_BARE_CPU),
+            ("context switches / mission", SWITCHES_PER_MISSION),
+            ("bare chain's", BARE_SWITCHES),
+            ("CPU per switch", CPU_PER_SWITCH),
+        ],
         breakdown: Some(CPU_PER_PROCESS),
     },
     Target {
@@ -103,7 +113,11 @@ pub const TARGETS: &[Target] = &[
         what: "exchange p99 at 1,000/s, gift healthy",
         figure: EXCHANGE_P99,
         limit: Limit::AtMost(5.0),
-        beside: &[("echo p99", ECHO_P99), ("failed calls", "exchange.healthy.failed_calls")],
+        beside: &[
+            ("echo p99", ECHO_P99),
+            ("failed calls", "exchange.healthy.failed_calls"),
+            ("CPU per call", EXCHANGE_CPU),
+        ],
         breakdown: None,
     },
     Target {
