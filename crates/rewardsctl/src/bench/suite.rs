@@ -338,11 +338,10 @@ fn shapes_table(
             value(b.get(kind).copied()),
         ));
     }
-    let total = |m: &BTreeMap<String, f64>| m.iter().filter(|(k, _)| *k != LOAD_GENERATOR).map(|(_, v)| v).sum();
     rows.push((
         "CPU-s per 1,000 missions at 1,000/s: all but the load".into(),
-        value(Some(total(&a))),
-        value(Some(total(&b))),
+        value(Some(system_total(&a))),
+        value(Some(system_total(&b))),
     ));
     let width = rows.iter().map(|(n, _, _)| n.len()).max().unwrap_or(10);
     let mut table = format!("{:<width$}  {:>18}  {:>18}\n", "the two shapes, same run", "single box", "cluster");
@@ -532,13 +531,13 @@ fn cpu_per_mission(f: &mut Figures, runs: &[Step]) {
     if per_process.is_empty() {
         return;
     }
-    let total = per_process.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, ms)| ms).sum::<f64>();
+    let total = system_total(&per_process);
     f.add(targets::CPU_PER_MISSION, total, "CPU-ms").at_most(0.5);
     let switches = switches_per_mission(runs);
-    let all_switches = switches.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, n)| n).sum::<f64>();
+    let all_switches = system_total(&switches);
     f.add(targets::SWITCHES_PER_MISSION, all_switches, "switches");
-    if all_switches > 0.0 {
-        f.add(targets::CPU_PER_SWITCH, 1_000.0 * total / all_switches, "CPU-µs");
+    if let Some(per_switch) = cpu_us_per_switch(total, all_switches) {
+        f.add(targets::CPU_PER_SWITCH, per_switch, "CPU-µs");
     }
     for (kind, n) in switches.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR) {
         f.add(format!("{}.{kind}", targets::SWITCHES_PER_MISSION), *n, "switches");
@@ -557,15 +556,26 @@ fn cpu_per_mission(f: &mut Figures, runs: &[Step]) {
 /// in all (the services and nats-server; the load generator apart).
 pub fn print_cpu_per_mission(step: &Step) {
     let per_process = cpu_ms_per_mission(std::slice::from_ref(step));
-    let total = per_process.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, ms)| ms).sum::<f64>();
+    let total = system_total(&per_process);
     let each: Vec<String> = per_process.iter().map(|(kind, ms)| format!("{kind} {ms:.3}")).collect();
     println!("    CPU-ms per mission: {total:.3} in all ({}; the load generator not counted)", each.join(", "));
     let switches = switches_per_mission(std::slice::from_ref(step));
-    let all = switches.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, n)| n).sum::<f64>();
+    let all = system_total(&switches);
     let each: Vec<String> = switches.iter().map(|(kind, n)| format!("{kind} {n:.1}")).collect();
     let per_switch =
-        if all > 0.0 { format!("; {:.0} CPU-µs per switch", 1_000.0 * total / all) } else { String::new() };
+        cpu_us_per_switch(total, all).map_or_else(String::new, |us| format!("; {us:.0} CPU-µs per switch"));
     println!("    context switches per mission: {all:.1} in all ({}){per_switch}", each.join(", "));
+}
+
+/// The sum over every kind of process but the load generator: what the
+/// system itself spent.
+fn system_total(by_kind: &BTreeMap<String, f64>) -> f64 {
+    by_kind.iter().filter(|(kind, _)| kind.as_str() != LOAD_GENERATOR).map(|(_, value)| value).sum()
+}
+
+/// CPU microseconds per context switch, from CPU-ms and switches per mission.
+fn cpu_us_per_switch(cpu_ms: f64, switches: f64) -> Option<f64> {
+    (switches > 0.0).then(|| 1_000.0 * cpu_ms / switches)
 }
 
 /// Context switches per mission answered, by kind of process, over `runs`:
