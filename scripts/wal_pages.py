@@ -2,10 +2,10 @@
 """Which tables and indexes a SQLite store's commits write, read off its WAL.
 
 Every commit in WAL mode appends one frame per page it dirtied; a frame's
-header names the page. This copies a store's database and WAL while the
-service runs (the copy may end mid-commit: frames after the last commit
-frame are left out), maps each page to the table or index that owns it with
-SQLite's `dbstat`, and prints pages per commit by owner.
+header names the page. This reads a store's WAL while the service runs (the
+read may end mid-commit: frames after the last commit frame are left out),
+maps each page to the table or index that owns it with SQLite's `dbstat` on
+a read-only connection, and prints pages per commit by owner.
 
     scripts/wal_pages.py [--window SECS] .run/bench-<time>/chain/data/mission.sqlite ...
 
@@ -16,17 +16,14 @@ against the missions the benchmark drove in it. Without it, the WAL holds
 what was committed since the last checkpoint restarted it.
 
 Read-only on the live files. Frames are counted only while their salt
-matches the WAL header's, so a restart during the copy leaves fewer frames,
+matches the WAL header's, so a restart during the read leaves fewer frames,
 not wrong ones.
 """
 
 import collections
-import os
-import shutil
 import sqlite3
 import struct
 import sys
-import tempfile
 import time
 
 WAL_HEADER = 32
@@ -63,16 +60,11 @@ def valid_frames(db: str) -> int:
 
 
 def report(db: str, seconds: float, skip: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = os.path.join(tmp, "store.db")
-        # The WAL first: a checkpoint between the two copies then leaves a
-        # database newer than the frames, which only makes pages look owned
-        # by where they are now.
-        wal = open(db + "-wal", "rb").read()
-        shutil.copyfile(db, copy)
-        with open(copy + "-wal", "wb") as f:
-            f.write(wal)
-        owner = owners(copy)
+    with open(db + "-wal", "rb") as f:
+        wal = f.read()
+    # Read after the WAL: a page the store allocated since is named by its
+    # owner; one freed since shows as "(free or new)".
+    owner = owners(db)
 
     commits = 0
     by_owner = collections.Counter()
